@@ -1,0 +1,137 @@
+//! The error envelope `{"error": {"code", "message"}}` and its stable codes.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A stable, machine-readable error code. Clients branch on it, never on the message.
+///
+/// Unknown codes sent by a newer server decode as [`ErrorCode::Unknown`] so old clients survive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The request body, query or path could not be understood.
+    InvalidRequest,
+    /// The key has the generated shape but its checksum is wrong (a typo).
+    InvalidKeyFormat,
+    /// The instance URL is not an acceptable http(s) URL.
+    InvalidUrl,
+    /// Missing or wrong admin credentials.
+    Unauthorized,
+    /// No such resource.
+    NotFound,
+    /// The registration key is unknown.
+    KeyNotFound,
+    /// The registration key was revoked.
+    KeyRevoked,
+    /// The registration key is past its `expires_at`.
+    KeyExpired,
+    /// The key's subscription is suspended.
+    SubscriptionSuspended,
+    /// The key is bound to another URL or UID.
+    KeyAlreadyBound,
+    /// The URL is bound to another key.
+    UrlAlreadyRegistered,
+    /// The UID is bound to another key.
+    UidAlreadyRegistered,
+    /// The request conflicts with the resource's state (e.g. resuming a cancelled subscription).
+    Conflict,
+    /// The offer requested does not exist, or a plugin needs a higher offer.
+    OfferRequired,
+    /// Too many failed attempts from this client.
+    RateLimited,
+    /// The request body is larger than the server accepts.
+    PayloadTooLarge,
+    /// The method is not allowed on this path.
+    MethodNotAllowed,
+    /// Something failed inside the server; details are in its log.
+    Internal,
+    /// A code this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The snake_case wire name of the code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidKeyFormat => "invalid_key_format",
+            ErrorCode::InvalidUrl => "invalid_url",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::KeyNotFound => "key_not_found",
+            ErrorCode::KeyRevoked => "key_revoked",
+            ErrorCode::KeyExpired => "key_expired",
+            ErrorCode::SubscriptionSuspended => "subscription_suspended",
+            ErrorCode::KeyAlreadyBound => "key_already_bound",
+            ErrorCode::UrlAlreadyRegistered => "url_already_registered",
+            ErrorCode::UidAlreadyRegistered => "uid_already_registered",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::OfferRequired => "offer_required",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The inner object of the error envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiErrorBody {
+    /// Stable code.
+    pub code: ErrorCode,
+    /// Human text; may change between versions.
+    pub message: String,
+}
+
+/// `{"error": {"code": ..., "message": ...}}`, the body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorEnvelope {
+    /// The error.
+    pub error: ApiErrorBody,
+}
+
+impl ErrorEnvelope {
+    /// Builds an envelope from a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorEnvelope {
+            error: ApiErrorBody {
+                code,
+                message: message.into(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_codes_decode_to_the_fallback() {
+        let env: ErrorEnvelope =
+            serde_json::from_str(r#"{"error":{"code":"brand_new_code","message":"x"}}"#).unwrap();
+        assert_eq!(env.error.code, ErrorCode::Unknown);
+    }
+
+    #[test]
+    fn as_str_matches_the_serde_name() {
+        for code in [
+            ErrorCode::InvalidKeyFormat,
+            ErrorCode::UrlAlreadyRegistered,
+            ErrorCode::UidAlreadyRegistered,
+            ErrorCode::SubscriptionSuspended,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
+    }
+}

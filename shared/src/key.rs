@@ -1,0 +1,255 @@
+//! Registration keys: generation, the checksum rule, hashing and the display prefix.
+//!
+//! A generated key reads `GLPI-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX`: 28 symbols of the RFC 4648
+//! base32 alphabet, of which 26 are random (130 bits from the system CSPRNG) and 2 are a
+//! checksum. The first check symbol is a weighted sum with odd weights modulo 32, so *every*
+//! single-symbol substitution is caught; the second is 5 bits of SHA-256 over the rest, which
+//! catches most other typos (transpositions, double substitutions) with probability 31/32.
+//!
+//! Strings that do not have the generated shape are accepted as they are (fixtures and imported
+//! keys may use their own strings); only a generated-shape string with a wrong checksum is
+//! refused before any lookup.
+
+use ring::digest;
+use ring::rand::{SecureRandom, SystemRandom};
+use std::fmt;
+
+/// The prefix of generated keys.
+pub const KEY_PREFIX: &str = "GLPI-";
+const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+const RANDOM_SYMBOLS: usize = 26;
+const SYMBOLS: usize = RANDOM_SYMBOLS + 2;
+const GROUP: usize = 4;
+/// Length of a generated key: prefix, 7 groups of 4, 6 dashes.
+pub const GENERATED_LEN: usize = KEY_PREFIX.len() + SYMBOLS + SYMBOLS / GROUP - 1;
+/// The longest key string accepted at all.
+pub const MAX_KEY_LEN: usize = 256;
+
+/// Why a key string was refused before any lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFormatError {
+    /// Empty after trimming.
+    #[error("the registration key is empty")]
+    Empty,
+    /// Longer than [`MAX_KEY_LEN`].
+    #[error("the registration key is longer than {MAX_KEY_LEN} characters")]
+    TooLong,
+    /// Contains a control character.
+    #[error("the registration key contains a control character")]
+    ControlCharacter,
+    /// Has the generated shape but a wrong checksum: a typo.
+    #[error("the registration key has a wrong checksum (mistyped?)")]
+    BadChecksum,
+}
+
+/// A registration key in plaintext. Its `Debug` shows only the display prefix.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistrationKey(String);
+
+impl RegistrationKey {
+    /// Parses a key as received: trims surrounding whitespace, refuses empty, overlong or
+    /// control-character strings, and refuses a generated-shape key with a wrong checksum.
+    pub fn parse(raw: &str) -> Result<Self, KeyFormatError> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err(KeyFormatError::Empty);
+        }
+        if s.len() > MAX_KEY_LEN {
+            return Err(KeyFormatError::TooLong);
+        }
+        if s.chars().any(char::is_control) {
+            return Err(KeyFormatError::ControlCharacter);
+        }
+        if let Some(symbols) = generated_symbols(s) {
+            if !checksum_ok(&symbols) {
+                return Err(KeyFormatError::BadChecksum);
+            }
+        }
+        Ok(RegistrationKey(s.to_owned()))
+    }
+
+    /// Generates a new random key from the system CSPRNG.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; RANDOM_SYMBOLS];
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .expect("the system random generator failed");
+        let mut values: Vec<u8> = bytes.iter().map(|b| b & 31).collect();
+        let (c1, c2) = check_symbols(&values);
+        values.push(c1);
+        values.push(c2);
+        let mut out = String::with_capacity(GENERATED_LEN);
+        out.push_str(KEY_PREFIX);
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 && i % GROUP == 0 {
+                out.push('-');
+            }
+            out.push(ALPHABET[*v as usize] as char);
+        }
+        RegistrationKey(out)
+    }
+
+    /// Whether this key has the generated shape (as opposed to a custom fixture string).
+    pub fn is_generated(&self) -> bool {
+        generated_symbols(&self.0).is_some()
+    }
+
+    /// The plaintext. Only for showing it once at issue, or sending it to the server.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The hash stored at rest and used for look-ups (SHA-256, lower-case hex).
+    pub fn hash(&self) -> String {
+        hash_key_str(&self.0)
+    }
+
+    /// A short prefix safe to log and show: `GLPI-XXXX` for generated keys, at most a third
+    /// (and at most 8 characters) of a custom string.
+    pub fn display_prefix(&self) -> String {
+        let n = if self.is_generated() {
+            KEY_PREFIX.len() + GROUP
+        } else {
+            (self.0.chars().count() / 3).min(8)
+        };
+        self.0.chars().take(n).collect()
+    }
+}
+
+impl fmt::Debug for RegistrationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RegistrationKey({}…)", self.display_prefix())
+    }
+}
+
+/// SHA-256 hex of a trimmed key string (the at-rest form).
+pub fn hash_key_str(s: &str) -> String {
+    hex::encode(digest::digest(&digest::SHA256, s.as_bytes()))
+}
+
+/// The symbol values of a generated-shape key, or `None` when the string has another shape.
+fn generated_symbols(s: &str) -> Option<Vec<u8>> {
+    let rest = s.strip_prefix(KEY_PREFIX)?;
+    if s.len() != GENERATED_LEN {
+        return None;
+    }
+    let mut values = Vec::with_capacity(SYMBOLS);
+    for (i, group) in rest.split('-').enumerate() {
+        if i >= SYMBOLS / GROUP || group.len() != GROUP {
+            return None;
+        }
+        for b in group.bytes() {
+            values.push(ALPHABET.iter().position(|a| *a == b)? as u8);
+        }
+    }
+    (values.len() == SYMBOLS).then_some(values)
+}
+
+fn check_symbols(values: &[u8]) -> (u8, u8) {
+    let c1 = values
+        .iter()
+        .enumerate()
+        .fold(0u32, |acc, (i, v)| acc + (2 * i as u32 + 1) * u32::from(*v))
+        % 32;
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(values);
+    ctx.update(&[c1 as u8]);
+    let c2 = ctx.finish().as_ref()[0] & 31;
+    (c1 as u8, c2)
+}
+
+fn checksum_ok(values: &[u8]) -> bool {
+    let (c1, c2) = check_symbols(&values[..RANDOM_SYMBOLS]);
+    values[RANDOM_SYMBOLS] == c1 && values[RANDOM_SYMBOLS + 1] == c2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn generated_keys_have_the_documented_shape() {
+        let k = RegistrationKey::generate();
+        let s = k.expose();
+        assert_eq!(s.len(), GENERATED_LEN);
+        assert!(s.starts_with("GLPI-"));
+        assert_eq!(s.split('-').count(), 8);
+        assert!(k.is_generated());
+        assert_eq!(k.display_prefix().len(), 9);
+        assert_ne!(RegistrationKey::generate(), k);
+    }
+
+    #[test]
+    fn debug_never_shows_the_whole_key() {
+        let k = RegistrationKey::generate();
+        let dbg = format!("{k:?}");
+        assert!(!dbg.contains(k.expose()));
+        assert!(dbg.contains(&k.display_prefix()));
+    }
+
+    #[test]
+    fn custom_strings_are_accepted_as_they_are() {
+        let k = RegistrationKey::parse("  my-fixture-key-0001 \n").unwrap();
+        assert_eq!(k.expose(), "my-fixture-key-0001");
+        assert!(!k.is_generated());
+        assert_eq!(k.display_prefix(), "my-fix");
+        assert_eq!(RegistrationKey::parse(" \t"), Err(KeyFormatError::Empty));
+        assert_eq!(
+            RegistrationKey::parse(&"x".repeat(300)),
+            Err(KeyFormatError::TooLong)
+        );
+        assert_eq!(
+            RegistrationKey::parse("ab\u{0}cd"),
+            Err(KeyFormatError::ControlCharacter)
+        );
+    }
+
+    #[test]
+    fn hash_is_sha256_hex_of_the_trimmed_key() {
+        let k = RegistrationKey::parse(" abc ").unwrap();
+        assert_eq!(
+            k.hash(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn generated_keys_round_trip(_seed in 0u8..255) {
+            let k = RegistrationKey::generate();
+            let again = RegistrationKey::parse(&format!(" {} ", k.expose())).unwrap();
+            prop_assert_eq!(&again, &k);
+            prop_assert_eq!(again.hash(), k.hash());
+        }
+
+        #[test]
+        fn any_single_symbol_typo_is_refused(pos in 0usize..SYMBOLS, sym in 0usize..32) {
+            let k = RegistrationKey::generate();
+            let mut bytes = k.expose().as_bytes().to_vec();
+            // index of the pos-th symbol after the prefix, skipping dashes
+            let idx = KEY_PREFIX.len() + pos + pos / GROUP;
+            prop_assume!(bytes[idx] != ALPHABET[sym]);
+            bytes[idx] = ALPHABET[sym];
+            let typo = String::from_utf8(bytes).unwrap();
+            prop_assert_eq!(RegistrationKey::parse(&typo), Err(KeyFormatError::BadChecksum));
+        }
+
+        #[test]
+        fn any_other_single_character_typo_changes_the_key(pos in 0usize..GENERATED_LEN, c in proptest::char::any()) {
+            let k = RegistrationKey::generate();
+            let mut chars: Vec<char> = k.expose().chars().collect();
+            prop_assume!(chars[pos] != c);
+            chars[pos] = c;
+            let typo: String = chars.into_iter().collect();
+            // Either refused outright, or a different string that can only miss in a look-up.
+            match RegistrationKey::parse(&typo) {
+                Err(_) => {}
+                Ok(other) => {
+                    prop_assert_ne!(other.hash(), k.hash());
+                    prop_assert!(!other.is_generated());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The canonical form of a GLPI instance URL.
+//!
+//! http or https only; scheme and host lower-cased; IDN hosts in punycode; the default port
+//! dropped; trailing `/` and a trailing `/index.php` dropped; userinfo, query and fragment
+//! refused. `https://GLPI.example.com:443/glpi/` and `https://glpi.example.com/glpi` are the
+//! same instance.
+
+use std::fmt;
+
+/// The longest URL accepted.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// Why an instance URL was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// Not a URL at all.
+    #[error("not a valid URL: {0}")]
+    Malformed(String),
+    /// Longer than [`MAX_URL_LEN`].
+    #[error("the URL is longer than {MAX_URL_LEN} characters")]
+    TooLong,
+    /// A scheme other than http or https.
+    #[error("only http and https URLs are accepted, not {0}")]
+    Scheme(String),
+    /// Carries a user name or password.
+    #[error("the URL must not carry a user name or password")]
+    Userinfo,
+    /// Carries a query string.
+    #[error("the URL must not carry a query string")]
+    Query,
+    /// Carries a fragment.
+    #[error("the URL must not carry a fragment")]
+    Fragment,
+    /// Has no host.
+    #[error("the URL has no host")]
+    NoHost,
+}
+
+/// A canonical instance URL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InstanceUrl(String);
+
+impl InstanceUrl {
+    /// Parses and canonicalises an instance URL.
+    pub fn parse(raw: &str) -> Result<Self, UrlError> {
+        let raw = raw.trim();
+        if raw.len() > MAX_URL_LEN {
+            return Err(UrlError::TooLong);
+        }
+        let u = url::Url::parse(raw).map_err(|e| UrlError::Malformed(e.to_string()))?;
+        match u.scheme() {
+            "http" | "https" => {}
+            other => return Err(UrlError::Scheme(other.to_owned())),
+        }
+        if !u.username().is_empty() || u.password().is_some() {
+            return Err(UrlError::Userinfo);
+        }
+        if u.query().is_some() {
+            return Err(UrlError::Query);
+        }
+        if u.fragment().is_some() {
+            return Err(UrlError::Fragment);
+        }
+        let host = u.host_str().filter(|h| !h.is_empty()).ok_or(UrlError::NoHost)?;
+        let mut path = u.path().trim_end_matches('/');
+        while let Some(p) = path.strip_suffix("/index.php") {
+            path = p.trim_end_matches('/');
+        }
+        let mut out = format!("{}://{}", u.scheme(), host);
+        if let Some(port) = u.port() {
+            out.push_str(&format!(":{port}"));
+        }
+        out.push_str(path);
+        Ok(InstanceUrl(out))
+    }
+
+    /// The canonical string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Consumes the URL into its canonical string.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for InstanceUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn canon(s: &str) -> String {
+        InstanceUrl::parse(s).unwrap().into_string()
+    }
+
+    #[test]
+    fn equivalent_spellings_agree() {
+        let c = "https://glpi.example.com/glpi";
+        for s in [
+            "https://GLPI.example.com:443/glpi/",
+            "https://glpi.example.com/glpi",
+            "HTTPS://glpi.EXAMPLE.com/glpi/index.php",
+            "https://glpi.example.com/glpi//",
+            "  https://glpi.example.com/glpi/index.php/ ",
+            "https://glpi.example.com/x/../glpi",
+            "https://glpi.example.com/glpi/index.php/index.php",
+        ] {
+            assert_eq!(canon(s), c, "{s}");
+        }
+        assert_eq!(canon("http://Example.COM:80/"), "http://example.com");
+        assert_eq!(canon("http://example.com:8080/"), "http://example.com:8080");
+        assert_eq!(canon("https://bücher.example/glpi"), "https://xn--bcher-kva.example/glpi");
+        assert_eq!(canon("http://[::1]:8080/glpi/"), "http://[::1]:8080/glpi");
+    }
+
+    #[test]
+    fn paths_keep_their_case_and_ports_matter() {
+        assert_ne!(canon("https://h/GLPI"), canon("https://h/glpi"));
+        assert_ne!(canon("https://h:8443/glpi"), canon("https://h/glpi"));
+        assert_ne!(canon("http://h/glpi"), canon("https://h/glpi"));
+    }
+
+    #[test]
+    fn bad_urls_are_refused_precisely() {
+        assert!(matches!(InstanceUrl::parse("glpi.example.com"), Err(UrlError::Malformed(_))));
+        assert_eq!(InstanceUrl::parse("ftp://h/x"), Err(UrlError::Scheme("ftp".into())));
+        assert_eq!(InstanceUrl::parse("https://u:p@h/x"), Err(UrlError::Userinfo));
+        assert_eq!(InstanceUrl::parse("https://u@h/x"), Err(UrlError::Userinfo));
+        assert_eq!(InstanceUrl::parse("https://h/x?a=1"), Err(UrlError::Query));
+        assert_eq!(InstanceUrl::parse("https://h/x?"), Err(UrlError::Query));
+        assert_eq!(InstanceUrl::parse("https://h/x#top"), Err(UrlError::Fragment));
+        assert_eq!(
+            InstanceUrl::parse(&format!("https://h/{}", "a".repeat(3000))),
+            Err(UrlError::TooLong)
+        );
+        assert!(InstanceUrl::parse("").is_err());
+        assert!(InstanceUrl::parse("https://").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn canonicalisation_is_idempotent(
+            scheme in "(http|https|HTTP|HttpS)",
+            host in "[a-zA-Z][a-zA-Z0-9-]{0,10}(\\.[a-zA-Z]{2,5}){0,2}",
+            port in proptest::option::of(1u16..),
+            path in "(/[a-zA-Z0-9_.~-]{0,8}){0,4}(/index\\.php)?/{0,2}",
+        ) {
+            let raw = match port {
+                Some(p) => format!("{scheme}://{host}:{p}{path}"),
+                None => format!("{scheme}://{host}{path}"),
+            };
+            let once = InstanceUrl::parse(&raw).unwrap();
+            let twice = InstanceUrl::parse(once.as_str()).unwrap();
+            prop_assert_eq!(&once, &twice);
+            prop_assert!(!once.as_str().ends_with('/'));
+            prop_assert!(!once.as_str().ends_with("/index.php"));
+            prop_assert_eq!(once.as_str(), once.as_str().to_string());
+        }
+
+        #[test]
+        fn host_case_default_port_and_trailing_slash_do_not_matter(
+            host in "[a-z][a-z0-9]{0,10}\\.[a-z]{2,4}",
+            path in "(/[a-z0-9]{1,8}){0,3}",
+        ) {
+            let a = InstanceUrl::parse(&format!("https://{host}{path}")).unwrap();
+            let b = InstanceUrl::parse(&format!("HTTPS://{}:443{path}/", host.to_uppercase())).unwrap();
+            let c = InstanceUrl::parse(&format!("https://{host}{path}/index.php")).unwrap();
+            prop_assert_eq!(&a, &b);
+            prop_assert_eq!(&a, &c);
+        }
+
+        #[test]
+        fn parsing_never_panics(s in "\\PC{0,64}") {
+            let _ = InstanceUrl::parse(&s);
+        }
+    }
+}
