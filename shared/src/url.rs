@@ -61,7 +61,10 @@ impl InstanceUrl {
         if u.fragment().is_some() {
             return Err(UrlError::Fragment);
         }
-        let host = u.host_str().filter(|h| !h.is_empty()).ok_or(UrlError::NoHost)?;
+        let host = u
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or(UrlError::NoHost)?;
         let mut path = u.path().trim_end_matches('/');
         while let Some(p) = path.strip_suffix("/index.php") {
             path = p.trim_end_matches('/');
@@ -116,7 +119,10 @@ mod tests {
         }
         assert_eq!(canon("http://Example.COM:80/"), "http://example.com");
         assert_eq!(canon("http://example.com:8080/"), "http://example.com:8080");
-        assert_eq!(canon("https://bücher.example/glpi"), "https://xn--bcher-kva.example/glpi");
+        assert_eq!(
+            canon("https://bücher.example/glpi"),
+            "https://xn--bcher-kva.example/glpi"
+        );
         assert_eq!(canon("http://[::1]:8080/glpi/"), "http://[::1]:8080/glpi");
     }
 
@@ -129,13 +135,25 @@ mod tests {
 
     #[test]
     fn bad_urls_are_refused_precisely() {
-        assert!(matches!(InstanceUrl::parse("glpi.example.com"), Err(UrlError::Malformed(_))));
-        assert_eq!(InstanceUrl::parse("ftp://h/x"), Err(UrlError::Scheme("ftp".into())));
-        assert_eq!(InstanceUrl::parse("https://u:p@h/x"), Err(UrlError::Userinfo));
+        assert!(matches!(
+            InstanceUrl::parse("glpi.example.com"),
+            Err(UrlError::Malformed(_))
+        ));
+        assert_eq!(
+            InstanceUrl::parse("ftp://h/x"),
+            Err(UrlError::Scheme("ftp".into()))
+        );
+        assert_eq!(
+            InstanceUrl::parse("https://u:p@h/x"),
+            Err(UrlError::Userinfo)
+        );
         assert_eq!(InstanceUrl::parse("https://u@h/x"), Err(UrlError::Userinfo));
         assert_eq!(InstanceUrl::parse("https://h/x?a=1"), Err(UrlError::Query));
         assert_eq!(InstanceUrl::parse("https://h/x?"), Err(UrlError::Query));
-        assert_eq!(InstanceUrl::parse("https://h/x#top"), Err(UrlError::Fragment));
+        assert_eq!(
+            InstanceUrl::parse("https://h/x#top"),
+            Err(UrlError::Fragment)
+        );
         assert_eq!(
             InstanceUrl::parse(&format!("https://h/{}", "a".repeat(3000))),
             Err(UrlError::TooLong)

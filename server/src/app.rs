@@ -1,0 +1,123 @@
+//! `Application`: the one start-up path shared by `main` and the tests.
+
+use crate::auth::{AdminSecret, load_or_create_admin_token};
+use crate::config::Settings;
+use crate::db::{self, Pool};
+use crate::domain::clock::Clock;
+use crate::error;
+use crate::routes;
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware, web};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+/// Largest JSON body accepted.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: Pool,
+    pub clock: Clock,
+    pub admin: AdminSecret,
+    pub public_url: Arc<str>,
+}
+
+/// A built server, bound to its port, not yet running.
+pub struct Application {
+    server: Server,
+    port: u16,
+    state: AppState,
+    admin_token: String,
+}
+
+/// Opens the database (running migrations) and makes sure the data directory exists.
+pub fn open_pool(settings: &Settings) -> anyhow::Result<Pool> {
+    std::fs::create_dir_all(&settings.data_dir)?;
+    db::open(&settings.database_url(), 16)
+}
+
+impl Application {
+    /// Opens the database, loads or creates the admin token, and binds the listener.
+    pub fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let pool = open_pool(settings)?;
+        let (admin_token, generated) =
+            load_or_create_admin_token(settings.admin_token.as_deref(), &settings.data_dir)?;
+        if generated {
+            tracing::info!(
+                path = %settings.data_dir.join("admin-token").display(),
+                "generated a new admin token"
+            );
+        }
+        let listener = TcpListener::bind(&settings.bind)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
+        let addr = listener.local_addr()?;
+        let public_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let state = AppState {
+            pool,
+            clock: Clock::default(),
+            admin: AdminSecret::new(&admin_token),
+            public_url: public_url.into(),
+        };
+        let data = web::Data::new(state.clone());
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(MAX_JSON_BODY)
+                        .error_handler(error::json_error),
+                )
+                .app_data(web::QueryConfig::default().error_handler(error::query_error))
+                .app_data(web::PathConfig::default().error_handler(error::path_error))
+                .wrap(
+                    middleware::DefaultHeaders::new()
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("Cache-Control", "no-store")),
+                )
+                .wrap(
+                    middleware::Logger::new("%a \"%r\" %s %Dms")
+                        .log_target("glpi_network_server::http"),
+                )
+                .configure(routes::configure)
+        })
+        .listen(listener)?
+        .shutdown_timeout(5);
+        if let Some(w) = settings.workers {
+            server = server.workers(w.max(1));
+        }
+        Ok(Application {
+            server: server.run(),
+            port: addr.port(),
+            state,
+            admin_token,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The admin token in force (for tests and embedding).
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,113 @@
+//! The admin bearer token: generated on first start (or configured), compared in constant time.
+//! Handlers that take an [`AdminAuth`] argument require it.
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use std::future::{Ready, ready};
+use std::io::Write;
+use std::path::Path;
+
+/// Holds only an HMAC tag of the admin token, so verification is `hmac::verify` (constant
+/// time) and the token itself is not kept in memory.
+#[derive(Clone)]
+pub struct AdminSecret {
+    key: hmac::Key,
+    tag: Vec<u8>,
+}
+
+impl std::fmt::Debug for AdminSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminSecret(<redacted>)")
+    }
+}
+
+impl AdminSecret {
+    pub fn new(token: &str) -> Self {
+        let rng = SystemRandom::new();
+        let key =
+            hmac::Key::generate(hmac::HMAC_SHA256, &rng).expect("system random generator failed");
+        let tag = hmac::sign(&key, token.as_bytes()).as_ref().to_vec();
+        AdminSecret { key, tag }
+    }
+
+    /// Constant-time check of a presented token.
+    pub fn verify(&self, presented: &str) -> bool {
+        hmac::verify(&self.key, presented.as_bytes(), &self.tag).is_ok()
+    }
+}
+
+/// The admin token to use: the configured one, or the one in `<data-dir>/admin-token`,
+/// created (mode 0600) with 256 random bits on first start. Returns the token and whether it
+/// was just generated.
+pub fn load_or_create_admin_token(
+    configured: Option<&str>,
+    data_dir: &Path,
+) -> anyhow::Result<(String, bool)> {
+    if let Some(t) = configured.map(str::trim).filter(|t| !t.is_empty()) {
+        if t.len() < 16 {
+            anyhow::bail!("the admin token must be at least 16 characters");
+        }
+        return Ok((t.to_owned(), false));
+    }
+    let path = data_dir.join("admin-token");
+    if path.exists() {
+        let t = std::fs::read_to_string(&path)?.trim().to_owned();
+        if t.is_empty() {
+            anyhow::bail!(
+                "{} is empty; delete it to generate a new token",
+                path.display()
+            );
+        }
+        return Ok((t, false));
+    }
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("system random generator failed"))?;
+    let token = hex::encode(bytes);
+    write_secret_file(&path, token.as_bytes())?;
+    Ok((token, true))
+}
+
+/// Writes a file readable by its owner only (0600), refusing to overwrite.
+pub fn write_secret_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Extractor: present in a handler's arguments means "admin only".
+#[derive(Debug)]
+pub struct AdminAuth;
+
+impl FromRequest for AdminAuth {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(state) = req.app_data::<web::Data<AppState>>() else {
+            return ready(Err(ApiError::internal(anyhow::anyhow!("no app state"))));
+        };
+        let presented = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            });
+        ready(match presented {
+            Some(t) if state.admin.verify(t) => Ok(AdminAuth),
+            _ => Err(ApiError::unauthorized()),
+        })
+    }
+}

@@ -1,0 +1,157 @@
+//! The admin subcommands of `glpi-network-server`: the same operations as the admin API,
+//! run directly on the configured database. Each prints one JSON document on stdout.
+
+use crate::app::open_pool;
+use crate::config::*;
+use crate::db::subscriptions::Action;
+use crate::db::{
+    self, audit, audit::Actor, keys, offers, registrations, subscribers, subscriptions,
+};
+use crate::domain::clock::Clock;
+use crate::views::*;
+use serde::Serialize;
+
+fn print<T: Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn query(p: &PageArgs) -> ListQuery {
+    ListQuery {
+        limit: p.limit,
+        cursor: p.cursor.clone(),
+        ..Default::default()
+    }
+}
+
+/// Runs one admin subcommand.
+pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
+    let pool = open_pool(settings)?;
+    let mut conn = pool.get()?;
+    let c = &mut *conn;
+    let now = Clock::default().now_naive();
+    let actor = Actor::new("cli", None);
+    match command {
+        Command::Serve => unreachable!("serve is handled by main"),
+        Command::Migrate => {
+            let n = db::migrate(c)?;
+            eprintln!("migrations up to date ({n} applied now)");
+        }
+        Command::Subscribers(cmd) => match cmd {
+            SubscribersCmd::Create { name, email } => print(&SubscriberView::from(
+                subscribers::create(c, &name, email.as_deref(), now)?,
+            ))?,
+            SubscribersCmd::List(p) => print(&subscribers::list(c, &query(&p))?)?,
+            SubscribersCmd::Show { id } => print(&SubscriberView::from(subscribers::get(c, &id)?))?,
+        },
+        Command::Subscriptions(cmd) => {
+            let transition = |c: &mut db::AnyConnection, id: &str, a| {
+                subscriptions::transition(c, id, a, now, &actor)
+                    .map(|r| SubscriptionView::new(r, now.date()))
+            };
+            match cmd {
+                SubscriptionsCmd::Create {
+                    subscriber_id,
+                    offer,
+                    begin_date,
+                    end_date,
+                    trial_days,
+                } => {
+                    let req = CreateSubscriptionRequest {
+                        subscriber_id,
+                        offer,
+                        begin_date,
+                        end_date,
+                        trial_days,
+                    };
+                    print(&SubscriptionView::new(
+                        subscriptions::create(c, &req, now, &actor)?,
+                        now.date(),
+                    ))?
+                }
+                SubscriptionsCmd::List(p) => print(&subscriptions::list(c, &query(&p), now)?)?,
+                SubscriptionsCmd::Show { id } => print(&SubscriptionView::new(
+                    subscriptions::get(c, &id)?,
+                    now.date(),
+                ))?,
+                SubscriptionsCmd::Suspend { id } => print(&transition(c, &id, Action::Suspend)?)?,
+                SubscriptionsCmd::Resume { id } => print(&transition(c, &id, Action::Resume)?)?,
+                SubscriptionsCmd::Cancel { id } => print(&transition(c, &id, Action::Cancel)?)?,
+            }
+        }
+        Command::Keys(cmd) => match cmd {
+            KeysCmd::Issue {
+                subscription,
+                subscriber,
+                offer,
+                trial_days,
+                end_date,
+                expires_at,
+            } => {
+                let subscription_id = match (subscription, subscriber, offer) {
+                    (Some(id), _, _) => id,
+                    (None, Some(name), Some(offer)) => {
+                        let sub = match subscribers::find_by_name(c, &name)? {
+                            Some(s) => s,
+                            None => subscribers::create(c, &name, None, now)?,
+                        };
+                        let req = CreateSubscriptionRequest {
+                            subscriber_id: sub.id,
+                            offer,
+                            begin_date: None,
+                            end_date,
+                            trial_days,
+                        };
+                        subscriptions::create(c, &req, now, &actor)?.id
+                    }
+                    _ => {
+                        anyhow::bail!("give --subscription ID, or --subscriber NAME --offer OFFER")
+                    }
+                };
+                let (row, plaintext) = keys::issue(
+                    c,
+                    &subscription_id,
+                    expires_at.map(|t| t.naive_utc()),
+                    now,
+                    &actor,
+                )?;
+                let mut view = KeyView::new(row, now);
+                view.key = Some(plaintext.expose().to_owned());
+                print(&view)?
+            }
+            KeysCmd::List {
+                page,
+                subscription,
+                status,
+            } => {
+                let mut q = query(&page);
+                q.subscription_id = subscription;
+                q.status = status;
+                print(&keys::list(c, &q, now)?)?
+            }
+            KeysCmd::Show { id } => print(&KeyView::new(keys::get(c, &id)?, now))?,
+            KeysCmd::Revoke { id } => {
+                print(&KeyView::new(keys::revoke(c, &id, now, &actor)?, now))?
+            }
+            KeysCmd::Regenerate { id } => {
+                let (row, plaintext) = keys::regenerate(c, &id, now, &actor)?;
+                let mut view = KeyView::new(row, now);
+                view.key = Some(plaintext.expose().to_owned());
+                print(&view)?
+            }
+        },
+        Command::Registrations(cmd) => match cmd {
+            RegistrationsCmd::List(p) => print(&registrations::list(c, &query(&p))?)?,
+            RegistrationsCmd::Release { id } => {
+                let row = registrations::release_by_id(c, &id, now, &actor)?;
+                print(&registrations::view(c, row)?)?
+            }
+        },
+        Command::Offers(OffersCmd::List) => {
+            let items: Vec<OfferView> = offers::list(c)?.into_iter().map(OfferView::from).collect();
+            print(&items)?
+        }
+        Command::Audit(AuditCmd::List(p)) => print(&audit::list(c, &query(&p))?)?,
+    }
+    Ok(())
+}

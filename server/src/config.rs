@@ -1,0 +1,239 @@
+//! Settings and the command line. Every flag has an environment variable:
+//!
+//! | flag | env | default |
+//! |---|---|---|
+//! | `--bind` | `GLPI_NETWORK_BIND` | `127.0.0.1:8080` |
+//! | `--database-url` | `DATABASE_URL` | `sqlite://<data-dir>/glpi-network.db` |
+//! | `--data-dir` | `GLPI_NETWORK_DATA_DIR` | `./data` |
+//! | `--admin-token` | `GLPI_NETWORK_ADMIN_TOKEN` | generated into `<data-dir>/admin-token` |
+//! | `--public-url` | `GLPI_NETWORK_PUBLIC_URL` | `http://<bind address>` |
+//! | `--workers` | `GLPI_NETWORK_WORKERS` | number of cores |
+//! | `--log-format` | `GLPI_NETWORK_LOG_FORMAT` | `text` (or `json`) |
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "glpi-network-server",
+    version,
+    about = "GLPI Network licensing server"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Server settings (shared by `serve` and the admin subcommands).
+#[derive(Args, Clone)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "GLPI_NETWORK_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub bind: String,
+    /// `sqlite://PATH`, `sqlite::memory:` or `postgres://...`.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Where the SQLite database, the admin token and the master key live.
+    #[arg(
+        long,
+        env = "GLPI_NETWORK_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// The admin bearer token (default: generated into `<data-dir>/admin-token`).
+    #[arg(
+        long,
+        env = "GLPI_NETWORK_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub admin_token: Option<String>,
+    /// The public base URL (token `iss`, archive URLs). Default `http://<bind>`.
+    #[arg(long, env = "GLPI_NETWORK_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "GLPI_NETWORK_WORKERS", global = true)]
+    pub workers: Option<usize>,
+    /// Log format.
+    #[arg(
+        long,
+        env = "GLPI_NETWORK_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Settings for a server on `bind` with its data in `data_dir` (tests, embedding).
+    pub fn new(bind: &str, data_dir: PathBuf) -> Self {
+        Settings {
+            bind: bind.to_owned(),
+            database_url: None,
+            data_dir,
+            admin_token: None,
+            public_url: None,
+            workers: None,
+            log_format: LogFormat::Text,
+        }
+    }
+
+    /// The database URL, defaulting to SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                self.data_dir.join("glpi-network.db").display()
+            )
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Run pending database migrations and exit.
+    Migrate,
+    /// Manage subscribers.
+    #[command(subcommand)]
+    Subscribers(SubscribersCmd),
+    /// Manage subscriptions.
+    #[command(subcommand)]
+    Subscriptions(SubscriptionsCmd),
+    /// Issue and manage registration keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// List and release registrations.
+    #[command(subcommand)]
+    Registrations(RegistrationsCmd),
+    /// List the offers.
+    #[command(subcommand)]
+    Offers(OffersCmd),
+    /// Read the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Args, Clone, Debug, Default)]
+pub struct PageArgs {
+    /// Page size (1..=500).
+    #[arg(long)]
+    pub limit: Option<i64>,
+    /// Cursor from a previous page.
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum SubscribersCmd {
+    /// Create a subscriber.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// List subscribers.
+    List(PageArgs),
+    /// Show one subscriber.
+    Show { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum SubscriptionsCmd {
+    /// Create a subscription.
+    Create {
+        #[arg(long)]
+        subscriber_id: String,
+        #[arg(long)]
+        offer: String,
+        #[arg(long)]
+        begin_date: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        end_date: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        trial_days: Option<u32>,
+    },
+    /// List subscriptions.
+    List(PageArgs),
+    /// Show one subscription.
+    Show { id: String },
+    /// Suspend a subscription.
+    Suspend { id: String },
+    /// Resume a suspended subscription.
+    Resume { id: String },
+    /// Cancel a subscription.
+    Cancel { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCmd {
+    /// Issue a key: for an existing `--subscription`, or for `--subscriber NAME --offer OFFER`
+    /// (creating the subscriber and subscription as needed).
+    Issue {
+        #[arg(long, conflicts_with_all = ["subscriber", "offer"])]
+        subscription: Option<String>,
+        #[arg(long, requires = "offer")]
+        subscriber: Option<String>,
+        #[arg(long, requires = "subscriber")]
+        offer: Option<String>,
+        #[arg(long, requires = "subscriber")]
+        trial_days: Option<u32>,
+        #[arg(long, requires = "subscriber")]
+        end_date: Option<chrono::NaiveDate>,
+        /// RFC 3339 instant after which the key is refused.
+        #[arg(long)]
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// List keys.
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+        #[arg(long)]
+        subscription: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Show one key.
+    Show { id: String },
+    /// Revoke a key.
+    Revoke { id: String },
+    /// Replace a key by a new one (revokes it and releases its binding).
+    Regenerate { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum RegistrationsCmd {
+    /// List active registrations.
+    List(PageArgs),
+    /// Release a registration.
+    Release { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum OffersCmd {
+    /// List the offers.
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum AuditCmd {
+    /// List audit events, newest first.
+    List(PageArgs),
+}

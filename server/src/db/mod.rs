@@ -1,0 +1,248 @@
+//! Storage: one binary, two backends (SQLite and PostgreSQL) through diesel's MultiConnection.
+//!
+//! The backend follows the URL scheme (`postgres://`/`postgresql://` or `sqlite://path`,
+//! `sqlite::memory:`, or a bare file path). Connections are built by our own r2d2 manager so a
+//! PostgreSQL URL never silently falls back to creating an SQLite file.
+
+pub mod audit;
+pub mod keys;
+pub mod models;
+pub mod offers;
+pub mod registrations;
+pub mod schema;
+pub mod subscribers;
+pub mod subscriptions;
+
+use crate::error::ApiError;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection, R2D2Connection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use std::time::Duration;
+
+/// The connection type every query is written against.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// The connection pool.
+pub type Pool = r2d2::Pool<Manager>;
+/// A pooled connection.
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+/// Advisory lock id held while migrations run on PostgreSQL ("glpinet" in ASCII).
+const MIGRATION_LOCK: i64 = 0x676c_7069_6e65_74;
+
+/// Which database a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Postgres(String),
+    Sqlite(String),
+}
+
+impl Backend {
+    /// Picks the backend from the URL scheme.
+    pub fn from_url(url: &str) -> anyhow::Result<Backend> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Backend::Postgres(url.to_owned()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty() {
+            anyhow::bail!("empty SQLite path in database URL");
+        }
+        if path.contains("://") {
+            anyhow::bail!("unsupported database URL scheme (use postgres:// or sqlite://)");
+        }
+        Ok(Backend::Sqlite(path.to_owned()))
+    }
+
+    fn is_memory(&self) -> bool {
+        matches!(self, Backend::Sqlite(p) if p == ":memory:")
+    }
+}
+
+/// An r2d2 manager that builds the right backend and configures SQLite connections
+/// (WAL, `foreign_keys`, `busy_timeout`).
+#[derive(Debug)]
+pub struct Manager {
+    backend: Backend,
+}
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+        match &self.backend {
+            Backend::Postgres(url) => diesel::PgConnection::establish(url)
+                .map(AnyConnection::Postgresql)
+                .map_err(r2d2::Error::ConnectionError),
+            Backend::Sqlite(path) => {
+                let mut c = diesel::SqliteConnection::establish(path)
+                    .map_err(r2d2::Error::ConnectionError)?;
+                c.batch_execute(
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(AnyConnection::Sqlite(c))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
+        conn.ping().map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// Opens a pool on `url`, checks the database answers (with the driver's real error), and runs
+/// pending migrations.
+pub fn open(url: &str, max_size: u32) -> anyhow::Result<Pool> {
+    let backend = Backend::from_url(url)?;
+    if let Backend::Postgres(u) = &backend {
+        // Surface the real libpq error (the pool would only say "timed out").
+        diesel::PgConnection::establish(u)
+            .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;
+    }
+    if let Backend::Sqlite(path) = &backend {
+        if !backend.is_memory() {
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir)?;
+                }
+            }
+        }
+    }
+    let size = if backend.is_memory() {
+        1
+    } else {
+        max_size.max(1)
+    };
+    let pool = r2d2::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(10))
+        .build(Manager { backend })?;
+    migrate(&mut *pool.get()?)?;
+    Ok(pool)
+}
+
+/// Runs pending migrations (on PostgreSQL under an advisory lock, so several processes may
+/// start together).
+pub fn migrate(conn: &mut AnyConnection) -> anyhow::Result<usize> {
+    let n = match conn {
+        AnyConnection::Sqlite(c) => c
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?
+            .len(),
+        AnyConnection::Postgresql(c) => {
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+            let res = c
+                .run_pending_migrations(PG_MIGRATIONS)
+                .map(|v| v.len())
+                .map_err(|e| anyhow::anyhow!("migration failed: {e}"));
+            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+            res?
+        }
+    };
+    Ok(n)
+}
+
+/// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write lock is
+/// taken up front and concurrent writers wait on `busy_timeout` instead of failing on a lock
+/// upgrade. `f` must not open a transaction itself.
+pub fn write_txn<T, E: From<DieselError>>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+) -> Result<T, E> {
+    match conn {
+        AnyConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
+        AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    match f(conn) {
+        Ok(v) => {
+            match <AnyConnection as Connection>::TransactionManager::commit_transaction(conn) {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    let _ = <AnyConnection as Connection>::TransactionManager::rollback_transaction(
+                        conn,
+                    );
+                    Err(e.into())
+                }
+            }
+        }
+        Err(e) => {
+            <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn)?;
+            Err(e)
+        }
+    }
+}
+
+/// Which unique index a violation hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UniqueHit {
+    RegistrationKey,
+    RegistrationUrl,
+    RegistrationUid,
+    KeyHash,
+    Other,
+}
+
+/// Classifies a unique violation by the index or column it names (PostgreSQL reports the
+/// index name, SQLite the columns; both contain the column name).
+pub fn unique_violation(e: &DieselError) -> Option<UniqueHit> {
+    let DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) = e else {
+        return None;
+    };
+    let text = format!(
+        "{} {}",
+        info.message(),
+        info.constraint_name().unwrap_or("")
+    );
+    Some(if text.contains("instance_url") {
+        UniqueHit::RegistrationUrl
+    } else if text.contains("instance_uid") {
+        UniqueHit::RegistrationUid
+    } else if text.contains("key_hash") {
+        UniqueHit::KeyHash
+    } else if text.contains("key_id") {
+        UniqueHit::RegistrationKey
+    } else {
+        UniqueHit::Other
+    })
+}
+
+/// Runs blocking database work on actix's blocking pool with a pooled connection.
+pub async fn run<T, F>(pool: &Pool, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get().map_err(ApiError::internal)?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+/// Whether the database answers (for `/readyz`).
+pub fn ping(conn: &mut AnyConnection) -> Result<(), ApiError> {
+    conn.batch_execute("SELECT 1").map_err(ApiError::internal)
+}

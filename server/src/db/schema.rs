@@ -1,0 +1,101 @@
+//! Diesel schema, written by hand so that one definition serves SQLite and PostgreSQL.
+
+diesel::table! {
+    offers (reference) {
+        reference -> Text,
+        title -> Text,
+        rank -> Integer,
+        entitlements -> Text,
+    }
+}
+
+diesel::table! {
+    subscribers (id) {
+        id -> Text,
+        name -> Text,
+        email -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    subscriptions (id) {
+        id -> Text,
+        subscriber_id -> Text,
+        offer -> Text,
+        begin_date -> Date,
+        end_date -> Nullable<Date>,
+        status -> Text,
+        trial -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    registration_keys (id) {
+        id -> Text,
+        subscription_id -> Text,
+        key_hash -> Text,
+        key_prefix -> Text,
+        status -> Text,
+        expires_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        replaced_by -> Nullable<Text>,
+        ver -> BigInt,
+    }
+}
+
+diesel::table! {
+    registrations (id) {
+        id -> Text,
+        key_id -> Text,
+        instance_url -> Nullable<Text>,
+        instance_uid -> Nullable<Text>,
+        bound_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        released_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        outcome -> Text,
+        key_id -> Nullable<Text>,
+        key_prefix -> Nullable<Text>,
+        instance_url -> Nullable<Text>,
+        instance_uid -> Nullable<Text>,
+        client_addr -> Nullable<Text>,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        public_key -> Binary,
+        private_key_enc -> Binary,
+        created_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+        active -> Bool,
+    }
+}
+
+diesel::joinable!(subscriptions -> subscribers (subscriber_id));
+diesel::joinable!(registration_keys -> subscriptions (subscription_id));
+diesel::joinable!(registrations -> registration_keys (key_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    offers,
+    subscribers,
+    subscriptions,
+    registration_keys,
+    registrations,
+    audit_events,
+    signing_keys,
+);

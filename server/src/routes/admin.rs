@@ -1,0 +1,243 @@
+//! The admin API under `/v1/admin` (bearer admin token).
+
+use super::{client_addr, created};
+use crate::app::AppState;
+use crate::auth::AdminAuth;
+use crate::db::subscriptions::Action;
+use crate::db::{
+    self, audit, audit::Actor, keys, offers, registrations, subscribers, subscriptions,
+};
+use crate::error::ApiError;
+use crate::views::*;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+type Res = Result<HttpResponse, ApiError>;
+
+fn admin(req: &HttpRequest) -> Actor {
+    Actor::new("admin", client_addr(req))
+}
+
+fn ok<T: serde::Serialize>(body: &T) -> HttpResponse {
+    HttpResponse::Ok().json(body)
+}
+
+pub async fn list_offers(_: AdminAuth, state: web::Data<AppState>) -> Res {
+    let rows = db::run(&state.pool, offers::list).await?;
+    let items: Vec<OfferView> = rows.into_iter().map(OfferView::from).collect();
+    Ok(ok(&Page {
+        items,
+        next_cursor: None,
+    }))
+}
+
+pub async fn create_subscriber(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    body: web::Json<CreateSubscriberRequest>,
+) -> Res {
+    let now = state.clock.now_naive();
+    let row = db::run(&state.pool, move |c| {
+        subscribers::create(c, &body.name, body.email.as_deref(), now)
+    })
+    .await?;
+    Ok(created(&SubscriberView::from(row)))
+}
+
+pub async fn list_subscribers(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> Res {
+    Ok(ok(
+        &db::run(&state.pool, move |c| subscribers::list(c, &q)).await?
+    ))
+}
+
+pub async fn get_subscriber(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Res {
+    let row = db::run(&state.pool, move |c| subscribers::get(c, &id)).await?;
+    Ok(ok(&SubscriberView::from(row)))
+}
+
+pub async fn create_subscription(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<CreateSubscriptionRequest>,
+) -> Res {
+    let now = state.clock.now_naive();
+    let actor = admin(&req);
+    let row = db::run(&state.pool, move |c| {
+        subscriptions::create(c, &body, now, &actor)
+    })
+    .await?;
+    Ok(created(&SubscriptionView::new(row, now.date())))
+}
+
+pub async fn list_subscriptions(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> Res {
+    let now = state.clock.now_naive();
+    Ok(ok(&db::run(&state.pool, move |c| {
+        subscriptions::list(c, &q, now)
+    })
+    .await?))
+}
+
+pub async fn get_subscription(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Res {
+    let now = state.clock.now_naive();
+    let row = db::run(&state.pool, move |c| subscriptions::get(c, &id)).await?;
+    Ok(ok(&SubscriptionView::new(row, now.date())))
+}
+
+async fn transition(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: String,
+    action: Action,
+) -> Res {
+    let now = state.clock.now_naive();
+    let actor = admin(&req);
+    let row = db::run(&state.pool, move |c| {
+        subscriptions::transition(c, &id, action, now, &actor)
+    })
+    .await?;
+    Ok(ok(&SubscriptionView::new(row, now.date())))
+}
+
+pub async fn suspend_subscription(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Res {
+    transition(state, req, id.into_inner(), Action::Suspend).await
+}
+
+pub async fn resume_subscription(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Res {
+    transition(state, req, id.into_inner(), Action::Resume).await
+}
+
+pub async fn cancel_subscription(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Res {
+    transition(state, req, id.into_inner(), Action::Cancel).await
+}
+
+pub async fn create_key(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<CreateKeyRequest>,
+) -> Res {
+    let now = state.clock.now_naive();
+    let actor = admin(&req);
+    let expires = body.expires_at.map(|t| t.naive_utc());
+    let (row, plaintext) = db::run(&state.pool, move |c| {
+        keys::issue(c, &body.subscription_id, expires, now, &actor)
+    })
+    .await?;
+    let mut view = KeyView::new(row, now);
+    view.key = Some(plaintext.expose().to_owned());
+    Ok(created(&view))
+}
+
+pub async fn list_keys(_: AdminAuth, state: web::Data<AppState>, q: web::Query<ListQuery>) -> Res {
+    let now = state.clock.now_naive();
+    Ok(ok(
+        &db::run(&state.pool, move |c| keys::list(c, &q, now)).await?
+    ))
+}
+
+pub async fn get_key(_: AdminAuth, state: web::Data<AppState>, id: web::Path<String>) -> Res {
+    let now = state.clock.now_naive();
+    let row = db::run(&state.pool, move |c| keys::get(c, &id)).await?;
+    Ok(ok(&KeyView::new(row, now)))
+}
+
+pub async fn revoke_key(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Res {
+    let now = state.clock.now_naive();
+    let actor = admin(&req);
+    let row = db::run(&state.pool, move |c| keys::revoke(c, &id, now, &actor)).await?;
+    Ok(ok(&KeyView::new(row, now)))
+}
+
+pub async fn regenerate_key(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Res {
+    let now = state.clock.now_naive();
+    let actor = admin(&req);
+    let (row, plaintext) =
+        db::run(&state.pool, move |c| keys::regenerate(c, &id, now, &actor)).await?;
+    let mut view = KeyView::new(row, now);
+    view.key = Some(plaintext.expose().to_owned());
+    Ok(created(&view))
+}
+
+pub async fn list_registrations(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> Res {
+    Ok(ok(&db::run(&state.pool, move |c| {
+        registrations::list(c, &q)
+    })
+    .await?))
+}
+
+pub async fn get_registration(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Res {
+    let view = db::run(&state.pool, move |c| {
+        let row = registrations::get(c, &id)?;
+        registrations::view(c, row)
+    })
+    .await?;
+    Ok(ok(&view))
+}
+
+pub async fn release_registration(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Res {
+    let now = state.clock.now_naive();
+    let actor = admin(&req);
+    db::run(&state.pool, move |c| {
+        registrations::release_by_id(c, &id, now, &actor)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn list_audit(_: AdminAuth, state: web::Data<AppState>, q: web::Query<ListQuery>) -> Res {
+    Ok(ok(&db::run(&state.pool, move |c| audit::list(c, &q)).await?))
+}

@@ -1,0 +1,84 @@
+//! The whole route table on one screen.
+
+mod admin;
+mod instance;
+mod ops;
+
+use crate::error::ApiError;
+use actix_web::{HttpRequest, HttpResponse, Resource, http::StatusCode, web};
+use glpi_network_shared::ErrorCode;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(res("/healthz").get(ops::healthz))
+        .service(res("/readyz").get(ops::readyz))
+        // instance API (the key is the credential)
+        .service(
+            res("/v1/registrations")
+                .post(instance::register_instance)
+                .delete(instance::release_instance),
+        )
+        .service(res("/v1/validations").post(instance::validate_instance))
+        // admin API (bearer token)
+        .service(
+            web::scope("/v1/admin")
+                .service(res("/offers").get(admin::list_offers))
+                .service(
+                    res("/subscribers")
+                        .post(admin::create_subscriber)
+                        .get(admin::list_subscribers),
+                )
+                .service(res("/subscribers/{id}").get(admin::get_subscriber))
+                .service(
+                    res("/subscriptions")
+                        .post(admin::create_subscription)
+                        .get(admin::list_subscriptions),
+                )
+                .service(res("/subscriptions/{id}").get(admin::get_subscription))
+                .service(res("/subscriptions/{id}/suspend").post(admin::suspend_subscription))
+                .service(res("/subscriptions/{id}/resume").post(admin::resume_subscription))
+                .service(res("/subscriptions/{id}/cancel").post(admin::cancel_subscription))
+                .service(res("/keys").post(admin::create_key).get(admin::list_keys))
+                .service(res("/keys/{id}").get(admin::get_key))
+                .service(res("/keys/{id}/revoke").post(admin::revoke_key))
+                .service(res("/keys/{id}/regenerate").post(admin::regenerate_key))
+                .service(res("/registrations").get(admin::list_registrations))
+                .service(
+                    res("/registrations/{id}")
+                        .get(admin::get_registration)
+                        .delete(admin::release_registration),
+                )
+                .service(res("/audit").get(admin::list_audit)),
+        )
+        .default_service(web::to(not_found));
+}
+
+/// A resource whose other methods answer `405` in the error envelope.
+fn res(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::MethodNotAllowed,
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    ))
+}
+
+/// The client address as seen by this server.
+pub(crate) fn client_addr(req: &HttpRequest) -> Option<String> {
+    req.peer_addr().map(|a| a.ip().to_string())
+}
+
+/// `201 Created` with a JSON body.
+pub(crate) fn created<T: serde::Serialize>(body: &T) -> HttpResponse {
+    HttpResponse::Created().json(body)
+}

@@ -1,0 +1,243 @@
+//! Admin API bodies: what the admin routes and the CLI read and print.
+
+use crate::db::models::*;
+use crate::domain::status;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use glpi_network_shared::wire::Registration;
+use serde::{Deserialize, Serialize};
+
+pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+/// `{"items": [...], "next_cursor": ...}`
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OfferView {
+    pub reference: String,
+    pub title: String,
+    pub rank: i32,
+    pub entitlements: Vec<String>,
+}
+
+impl From<OfferRow> for OfferView {
+    fn from(r: OfferRow) -> Self {
+        OfferView {
+            entitlements: r.entitlement_list(),
+            reference: r.reference,
+            title: r.title,
+            rank: r.rank,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateSubscriberRequest {
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SubscriberView {
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<SubscriberRow> for SubscriberView {
+    fn from(r: SubscriberRow) -> Self {
+        SubscriberView {
+            id: r.id,
+            name: r.name,
+            email: r.email,
+            created_at: utc(r.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CreateSubscriptionRequest {
+    pub subscriber_id: String,
+    pub offer: String,
+    #[serde(default)]
+    pub begin_date: Option<NaiveDate>,
+    #[serde(default)]
+    pub end_date: Option<NaiveDate>,
+    #[serde(default)]
+    pub trial_days: Option<u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SubscriptionView {
+    pub id: String,
+    pub subscriber_id: String,
+    pub offer: String,
+    pub begin_date: NaiveDate,
+    pub end_date: Option<NaiveDate>,
+    pub status: String,
+    pub trial: bool,
+    /// Whether it is running today (active and within its dates).
+    pub running: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl SubscriptionView {
+    pub fn new(r: SubscriptionRow, today: NaiveDate) -> Self {
+        SubscriptionView {
+            running: status::is_running(&r, today),
+            id: r.id,
+            subscriber_id: r.subscriber_id,
+            offer: r.offer,
+            begin_date: r.begin_date,
+            end_date: r.end_date,
+            status: r.status,
+            trial: r.trial,
+            created_at: utc(r.created_at),
+            updated_at: utc(r.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateKeyRequest {
+    pub subscription_id: String,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct KeyView {
+    pub id: String,
+    pub subscription_id: String,
+    pub key_prefix: String,
+    pub status: String,
+    /// Whether `expires_at` has passed.
+    pub expired: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub replaced_by: Option<String>,
+    pub ver: i64,
+    /// The plaintext key: present only in the answer that creates the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl KeyView {
+    pub fn new(r: KeyRow, now: NaiveDateTime) -> Self {
+        KeyView {
+            expired: status::key_expired(&r, now),
+            id: r.id,
+            subscription_id: r.subscription_id,
+            key_prefix: r.key_prefix,
+            status: r.status,
+            expires_at: r.expires_at.map(utc),
+            created_at: utc(r.created_at),
+            revoked_at: r.revoked_at.map(utc),
+            replaced_by: r.replaced_by,
+            ver: r.ver,
+            key: None,
+        }
+    }
+}
+
+pub fn registration_view(r: RegistrationRow, key_prefix: String) -> Registration {
+    Registration {
+        id: r.id,
+        key_id: r.key_id,
+        key_prefix,
+        instance_url: r.instance_url,
+        instance_uid: r.instance_uid,
+        bound_at: utc(r.bound_at),
+        last_seen_at: utc(r.last_seen_at),
+        released_at: r.released_at.map(utc),
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AuditView {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub outcome: String,
+    pub key_id: Option<String>,
+    pub key_prefix: Option<String>,
+    pub instance_url: Option<String>,
+    pub instance_uid: Option<String>,
+    pub client_addr: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl From<AuditRow> for AuditView {
+    fn from(r: AuditRow) -> Self {
+        AuditView {
+            id: r.id,
+            at: utc(r.at),
+            actor: r.actor,
+            action: r.action,
+            outcome: r.outcome,
+            key_id: r.key_id,
+            key_prefix: r.key_prefix,
+            instance_url: r.instance_url,
+            instance_uid: r.instance_uid,
+            client_addr: r.client_addr,
+            detail: r.detail,
+        }
+    }
+}
+
+/// `?limit=&cursor=` plus the filters some lists take.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub limit: Option<i64>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub subscription_id: Option<String>,
+    #[serde(default)]
+    pub subscriber_id: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// Registrations: include released ones (default false).
+    #[serde(default)]
+    pub include_released: Option<bool>,
+}
+
+impl ListQuery {
+    /// The page size: default 50, clamped to 1..=500.
+    pub fn limit(&self) -> i64 {
+        self.limit.unwrap_or(50).clamp(1, 500)
+    }
+}
+
+/// Cuts a fetched `limit + 1` rows into a page and its next cursor.
+pub fn paginate<R, T>(
+    mut rows: Vec<R>,
+    limit: i64,
+    cursor_of: impl Fn(&R) -> String,
+    view: impl Fn(R) -> T,
+) -> Page<T> {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more {
+        rows.last().map(&cursor_of)
+    } else {
+        None
+    };
+    Page {
+        items: rows.into_iter().map(view).collect(),
+        next_cursor,
+    }
+}
