@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 /// A movable clock. `Clock::default()` is real time.
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
-    offset_ms: Arc<AtomicI64>,
+    offset_ns: Arc<AtomicI64>,
 }
 
 impl Clock {
     /// The current instant.
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+        Utc::now() + Duration::nanoseconds(self.offset_ns.load(Ordering::Relaxed))
     }
 
     /// The current instant as the naive UTC value stored in the database, to the microsecond.
@@ -27,19 +27,19 @@ impl Clock {
 
     /// Makes `now()` read `t` from this moment on (time keeps flowing from there).
     pub fn set(&self, t: DateTime<Utc>) {
-        let off = (t - Utc::now()).num_milliseconds();
-        self.offset_ms.store(off, Ordering::Relaxed);
+        let off = (t - Utc::now()).num_nanoseconds().unwrap_or(i64::MAX);
+        self.offset_ns.store(off, Ordering::Relaxed);
     }
 
     /// Moves the clock forward (or back, with a negative value).
     pub fn advance(&self, seconds: i64) {
-        self.offset_ms
-            .fetch_add(seconds.saturating_mul(1000), Ordering::Relaxed);
+        self.offset_ns
+            .fetch_add(seconds.saturating_mul(1_000_000_000), Ordering::Relaxed);
     }
 
     /// Back to real time.
     pub fn reset(&self) {
-        self.offset_ms.store(0, Ordering::Relaxed);
+        self.offset_ns.store(0, Ordering::Relaxed);
     }
 }
 

@@ -1,0 +1,314 @@
+//! `spawn_app`: the real server on a random port, on a fresh SQLite file or a fresh
+//! PostgreSQL database (dropped afterwards), with helpers per endpoint.
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use glpi_network_server::domain::clock::Clock;
+use glpi_network_server::{Application, Settings};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub admin_token: String,
+    pub clock: Clock,
+    pub client: reqwest::Client,
+    pub db: Db,
+    handle: actix_web::dev::ServerHandle,
+    pg: Option<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+/// A fresh PostgreSQL database named after a random id; returns (server URL, db URL, name).
+fn create_pg_database() -> Option<(String, String, String)> {
+    let base = match std::env::var("TEST_DATABASE_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            if std::env::var_os("CI").is_some() {
+                panic!(
+                    "TEST_DATABASE_URL must be set in CI: the PostgreSQL tests cannot be skipped there"
+                );
+            }
+            eprintln!("skipping a PostgreSQL test: TEST_DATABASE_URL is not set");
+            return None;
+        }
+    };
+    let name = format!("gn_test_{}", uuid_simple());
+    let mut conn = PgConnection::establish(&base)
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at TEST_DATABASE_URL: {e}"));
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .expect("CREATE DATABASE");
+    let mut url = url::Url::parse(&base).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&name);
+    Some((base, url.to_string(), name))
+}
+
+fn uuid_simple() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{nanos:x}{:x}", std::process::id())
+}
+
+/// Starts the server; `None` when the backend is unavailable on a developer machine.
+pub async fn spawn_app(db: Db) -> Option<TestApp> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::new("127.0.0.1:0", dir.path().to_path_buf());
+    settings.workers = Some(2);
+    let mut pg = None;
+    if db == Db::Postgres {
+        let (base, url, name) = create_pg_database()?;
+        settings.database_url = Some(url);
+        pg = Some((base, name));
+    }
+    let app = Application::build(&settings).expect("server builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let admin_token = app.admin_token().to_owned();
+    let clock = app.state().clock.clone();
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    Some(TestApp {
+        address,
+        admin_token,
+        clock,
+        client: reqwest::Client::new(),
+        db,
+        handle,
+        pg,
+        _dir: dir,
+    })
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let stop = self.handle.stop(false);
+        drop(stop);
+        if let Some((base, name)) = self.pg.take() {
+            if let Ok(mut conn) = PgConnection::establish(&base) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn);
+            }
+        }
+    }
+}
+
+/// A decoded answer.
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Answer {
+    pub async fn from(resp: Response) -> Answer {
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+        };
+        Answer { status, body }
+    }
+
+    /// The error code of an error answer.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("<none>")
+    }
+
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected answer: {}",
+            self.body
+        );
+        self.body
+    }
+
+    #[track_caller]
+    pub fn expect_error(self, status: u16, code: &str) {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected answer: {}",
+            self.body
+        );
+        assert_eq!(self.code(), code, "unexpected answer: {}", self.body);
+        assert!(
+            self.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn admin_get(&self, path: &str) -> Answer {
+        Answer::from(
+            self.client
+                .get(self.url(path))
+                .bearer_auth(&self.admin_token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn admin_post(&self, path: &str, body: Value) -> Answer {
+        Answer::from(
+            self.client
+                .post(self.url(path))
+                .bearer_auth(&self.admin_token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn admin_delete(&self, path: &str) -> Answer {
+        Answer::from(
+            self.client
+                .delete(self.url(path))
+                .bearer_auth(&self.admin_token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        Answer::from(
+            self.client
+                .post(self.url(path))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Creates a subscriber and a subscription; returns the subscription id.
+    pub async fn subscription(&self, offer: &str, extra: Value) -> String {
+        let sub = self
+            .admin_post(
+                "/v1/admin/subscribers",
+                json!({"name": "ACME Corp", "email": "it@acme.test"}),
+            )
+            .await
+            .expect(201);
+        let mut body = json!({"subscriber_id": sub["id"], "offer": offer});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        self.admin_post("/v1/admin/subscriptions", body)
+            .await
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Issues a key for a subscription; returns (key id, plaintext).
+    pub async fn issue_key(&self, subscription_id: &str) -> (String, String) {
+        let k = self
+            .admin_post(
+                "/v1/admin/keys",
+                json!({"subscription_id": subscription_id}),
+            )
+            .await
+            .expect(201);
+        (
+            k["id"].as_str().unwrap().to_owned(),
+            k["key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// A fresh `basic` subscription with one key: (key id, plaintext).
+    pub async fn new_key(&self) -> (String, String) {
+        let sub = self.subscription("basic", json!({})).await;
+        self.issue_key(&sub).await
+    }
+
+    pub async fn register(&self, key: &str, url: &str) -> Answer {
+        self.post(
+            "/v1/registrations",
+            json!({"registration_key": key, "instance_url": url}),
+        )
+        .await
+    }
+
+    pub async fn validate(&self, key: &str, url: &str) -> Answer {
+        self.post(
+            "/v1/validations",
+            json!({"registration_key": key, "instance_url": url}),
+        )
+        .await
+    }
+
+    pub async fn release(&self, key: &str, url: &str) -> Answer {
+        Answer::from(
+            self.client
+                .delete(self.url("/v1/registrations"))
+                .json(&json!({"registration_key": key, "instance_url": url}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// The key's `ver` as the admin API reports it.
+    pub async fn key_ver(&self, key_id: &str) -> i64 {
+        self.admin_get(&format!("/v1/admin/keys/{key_id}"))
+            .await
+            .expect(200)["ver"]
+            .as_i64()
+            .unwrap()
+    }
+}
+
+/// Declares each scenario `async fn name(app: TestApp)` as two tests, `sqlite::name` and
+/// `postgres::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Db::Sqlite).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Db::Postgres).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}

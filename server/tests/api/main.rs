@@ -1,0 +1,7 @@
+//! Integration tests: the real server on a random port, on SQLite and on PostgreSQL.
+
+mod admin;
+mod concurrency;
+mod errors;
+mod helpers;
+mod registrations;
