@@ -60,10 +60,8 @@ impl RegistrationKey {
         if s.chars().any(char::is_control) {
             return Err(KeyFormatError::ControlCharacter);
         }
-        if let Some(symbols) = generated_symbols(s) {
-            if !checksum_ok(&symbols) {
-                return Err(KeyFormatError::BadChecksum);
-            }
+        if generated_symbols(s).is_some_and(|symbols| !checksum_ok(&symbols)) {
+            return Err(KeyFormatError::BadChecksum);
         }
         Ok(RegistrationKey(s.to_owned()))
     }

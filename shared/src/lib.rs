@@ -5,10 +5,12 @@
 pub mod error;
 pub mod key;
 pub mod status;
+pub mod token;
 pub mod url;
 pub mod wire;
 
 pub use error::{ApiErrorBody, ErrorCode, ErrorEnvelope};
 pub use key::{KeyFormatError, RegistrationKey};
 pub use status::ValidationStatus;
+pub use token::{Claims, TokenError, Verifier};
 pub use url::{InstanceUrl, UrlError};

@@ -36,7 +36,7 @@ pub type PooledConn = r2d2::PooledConnection<Manager>;
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 /// Advisory lock id held while migrations run on PostgreSQL ("glpinet" in ASCII).
-const MIGRATION_LOCK: i64 = 0x676c_7069_6e65_74;
+const MIGRATION_LOCK: i64 = 0x0067_6c70_696e_6574;
 
 /// Which database a URL names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,14 +117,12 @@ pub fn open(url: &str, max_size: u32) -> anyhow::Result<Pool> {
         diesel::PgConnection::establish(u)
             .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;
     }
-    if let Backend::Sqlite(path) = &backend {
-        if !backend.is_memory() {
-            if let Some(dir) = std::path::Path::new(path).parent() {
-                if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir)?;
-                }
-            }
-        }
+    if let Backend::Sqlite(path) = &backend
+        && !backend.is_memory()
+        && let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)?;
     }
     let size = if backend.is_memory() {
         1

@@ -151,23 +151,28 @@ fn event(
     ev
 }
 
+/// What was refused, for the audit trail.
+struct Refusal<'a> {
+    action: &'a str,
+    key_id: Option<&'a str>,
+    url: Option<&'a str>,
+    uid: Option<&'a str>,
+    outcome: &'a str,
+}
+
 /// Records a refused attempt outside the (rolled back) transaction. Best effort: a failure
 /// to audit is logged, not answered.
 fn record_refusal(
     c: &mut AnyConnection,
     actor: &Actor,
-    action: &str,
     key: &RegistrationKey,
-    key_id: Option<&str>,
-    url: Option<&str>,
-    uid: Option<&str>,
-    outcome: &str,
     now: NaiveDateTime,
+    r: Refusal<'_>,
 ) {
-    let mut ev = event(actor, action, outcome, now, key);
-    ev.key_id = key_id.map(str::to_owned);
-    ev.instance_url = url.map(str::to_owned);
-    ev.instance_uid = uid.map(str::to_owned);
+    let mut ev = event(actor, r.action, r.outcome, now, key);
+    ev.key_id = r.key_id.map(str::to_owned);
+    ev.instance_url = r.url.map(str::to_owned);
+    ev.instance_uid = r.uid.map(str::to_owned);
     if let Err(e) = audit::record(c, &ev) {
         tracing::error!(error = %e, "could not record an audit event");
     }
@@ -193,17 +198,14 @@ pub fn register(
     };
     if let Err(e) = &result {
         let key_id = keys::find_by_key(c, key).ok().flatten().map(|k| k.id);
-        record_refusal(
-            c,
-            actor,
-            "registration.bind",
-            key,
-            key_id.as_deref(),
-            url.map(InstanceUrl::as_str),
+        let refusal = Refusal {
+            action: "registration.bind",
+            key_id: key_id.as_deref(),
+            url: url.map(InstanceUrl::as_str),
             uid,
-            e.code().as_str(),
-            now,
-        );
+            outcome: e.code().as_str(),
+        };
+        record_refusal(c, actor, key, now, refusal);
     }
     result
 }
@@ -249,15 +251,15 @@ fn bind_inner(
         }
         let attach_url = url.filter(|_| mine.instance_url.is_none());
         let attach_uid = uid.filter(|_| mine.instance_uid.is_none());
-        if let Some(u) = attach_url {
-            if active_for_url(c, u)?.is_some() {
-                return Err(url_taken().into());
-            }
+        if let Some(u) = attach_url
+            && active_for_url(c, u)?.is_some()
+        {
+            return Err(url_taken().into());
         }
-        if let Some(i) = attach_uid {
-            if active_for_uid(c, i)?.is_some() {
-                return Err(uid_taken().into());
-            }
+        if let Some(i) = attach_uid
+            && active_for_uid(c, i)?.is_some()
+        {
+            return Err(uid_taken().into());
         }
         if attach_url.is_some() || attach_uid.is_some() {
             diesel::update(r::registrations.find(&mine.id))
@@ -287,15 +289,15 @@ fn bind_inner(
         });
     }
 
-    if let Some(u) = url {
-        if active_for_url(c, u)?.is_some() {
-            return Err(url_taken().into());
-        }
+    if let Some(u) = url
+        && active_for_url(c, u)?.is_some()
+    {
+        return Err(url_taken().into());
     }
-    if let Some(i) = uid {
-        if active_for_uid(c, i)?.is_some() {
-            return Err(uid_taken().into());
-        }
+    if let Some(i) = uid
+        && active_for_uid(c, i)?.is_some()
+    {
+        return Err(uid_taken().into());
     }
     let row = RegistrationRow {
         id: new_id(),
@@ -338,17 +340,14 @@ pub fn validate(
     let state = match load_state(c, key) {
         Ok(s) => s,
         Err(e) => {
-            record_refusal(
-                c,
-                actor,
-                "validation",
-                key,
-                None,
-                Some(url.as_str()),
-                None,
-                e.code().as_str(),
-                now,
-            );
+            let refusal = Refusal {
+                action: "validation",
+                key_id: None,
+                url: Some(url.as_str()),
+                uid: None,
+                outcome: e.code().as_str(),
+            };
+            record_refusal(c, actor, key, now, refusal);
             return Err(e);
         }
     };
@@ -359,28 +358,24 @@ pub fn validate(
         url.as_str(),
         now,
     );
-    if let Some(reg) = &state.registration {
-        if status.is_valid()
-            && now - reg.last_seen_at > Duration::seconds(LAST_SEEN_GRANULARITY_SECS)
-        {
-            diesel::update(r::registrations.find(&reg.id))
-                .filter(r::last_seen_at.lt(now))
-                .set(r::last_seen_at.eq(now))
-                .execute(c)?;
-        }
+    if let Some(reg) = &state.registration
+        && status.is_valid()
+        && now - reg.last_seen_at > Duration::seconds(LAST_SEEN_GRANULARITY_SECS)
+    {
+        diesel::update(r::registrations.find(&reg.id))
+            .filter(r::last_seen_at.lt(now))
+            .set(r::last_seen_at.eq(now))
+            .execute(c)?;
     }
     if !status.is_valid() {
-        record_refusal(
-            c,
-            actor,
-            "validation",
-            key,
-            Some(&state.key.id),
-            Some(url.as_str()),
-            None,
-            status.as_str(),
-            now,
-        );
+        let refusal = Refusal {
+            action: "validation",
+            key_id: Some(&state.key.id),
+            url: Some(url.as_str()),
+            uid: None,
+            outcome: status.as_str(),
+        };
+        record_refusal(c, actor, key, now, refusal);
     }
     Ok(Validated { state, status })
 }

@@ -20,10 +20,10 @@ pub fn create(
         return Err(ApiError::bad_request("name must be 1 to 200 characters"));
     }
     let email = email.map(str::trim).filter(|e| !e.is_empty());
-    if let Some(e) = email {
-        if e.len() > 254 || !e.contains('@') || e.chars().any(char::is_whitespace) {
-            return Err(ApiError::bad_request("email is not a valid address"));
-        }
+    if let Some(e) = email
+        && (e.len() > 254 || !e.contains('@') || e.chars().any(char::is_whitespace))
+    {
+        return Err(ApiError::bad_request("email is not a valid address"));
     }
     let row = SubscriberRow {
         id: new_id(),

@@ -18,7 +18,6 @@ pub struct TestApp {
     pub admin_token: String,
     pub clock: Clock,
     pub client: reqwest::Client,
-    pub db: Db,
     handle: actix_web::dev::ServerHandle,
     pg: Option<(String, String)>,
     _dir: tempfile::TempDir,
@@ -80,7 +79,6 @@ pub async fn spawn_app(db: Db) -> Option<TestApp> {
         admin_token,
         clock,
         client: reqwest::Client::new(),
-        db,
         handle,
         pg,
         _dir: dir,
@@ -91,11 +89,11 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         let stop = self.handle.stop(false);
         drop(stop);
-        if let Some((base, name)) = self.pg.take() {
-            if let Ok(mut conn) = PgConnection::establish(&base) {
-                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn);
-            }
+        if let Some((base, name)) = self.pg.take()
+            && let Ok(mut conn) = PgConnection::establish(&base)
+        {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn);
         }
     }
 }

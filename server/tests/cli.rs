@@ -1,0 +1,161 @@
+//! The real `glpi-network-server` binary: admin subcommands and `serve`, black-box.
+
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn server(data_dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_glpi-network-server"));
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("GLPI_NETWORK_ADMIN_TOKEN");
+    cmd
+}
+
+fn run_json(cmd: &mut Command) -> Value {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn keys_issued_by_the_cli_register_through_the_served_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = run_json(server(dir.path()).args([
+        "keys",
+        "issue",
+        "--subscriber",
+        "ACME Corp",
+        "--offer",
+        "standard",
+    ]));
+    let plaintext = key["key"].as_str().unwrap().to_owned();
+    assert!(plaintext.starts_with("GLPI-"));
+    // the same subscriber is reused for a second key
+    run_json(server(dir.path()).args([
+        "keys",
+        "issue",
+        "--subscriber",
+        "ACME Corp",
+        "--offer",
+        "basic",
+    ]));
+    let subs = run_json(server(dir.path()).args(["subscribers", "list"]));
+    assert_eq!(subs["items"].as_array().unwrap().len(), 1);
+    let keys = run_json(server(dir.path()).args(["keys", "list"]));
+    assert_eq!(keys["items"].as_array().unwrap().len(), 2);
+    assert!(
+        !keys.to_string().contains(&plaintext),
+        "lists never show the plaintext"
+    );
+    let offers = run_json(server(dir.path()).args(["offers", "list"]));
+    assert_eq!(offers.as_array().unwrap().len(), 4);
+
+    let port = free_port();
+    let child = server(dir.path())
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = Killed(child);
+    let client = reqwest::blocking::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.get(format!("{base}/healthz")).send().is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let token_file = dir.path().join("admin-token");
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let token = std::fs::read_to_string(token_file).unwrap();
+    let r = client
+        .post(format!("{base}/v1/registrations"))
+        .json(&serde_json::json!({"registration_key": plaintext, "instance_url": "https://glpi.acme.test"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let regs: Value = client
+        .get(format!("{base}/v1/admin/registrations"))
+        .bearer_auth(token.trim())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(regs["items"][0]["instance_url"], "https://glpi.acme.test");
+
+    // the CLI sees what the server wrote, and revokes through the same database
+    let key_id = key["id"].as_str().unwrap();
+    let revoked = run_json(server(dir.path()).args(["keys", "revoke", key_id]));
+    assert_eq!(revoked["status"], "revoked");
+    let v: Value = client
+        .post(format!("{base}/v1/validations"))
+        .json(&serde_json::json!({"registration_key": plaintext, "instance_url": "https://glpi.acme.test"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["status"], "key_revoked");
+    let audit = run_json(server(dir.path()).args(["audit", "list", "--limit", "500"]));
+    assert!(
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "key.revoke" && e["actor"] == "cli")
+    );
+}
+
+#[test]
+fn usage_errors_and_bad_references_fail_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = server(dir.path()).args(["keys", "issue"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--subscriber"));
+    let out = server(dir.path())
+        .args(["keys", "issue", "--subscription", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no subscription nope"));
+    let out = server(dir.path())
+        .args(["keys", "frobnicate"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "clap usage errors exit 2");
+    let out = server(dir.path()).args(["migrate"]).output().unwrap();
+    assert!(out.status.success());
+    let out = server(dir.path())
+        .args([
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/none",
+            "migrate",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect to PostgreSQL"));
+}

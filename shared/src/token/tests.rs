@@ -1,0 +1,260 @@
+use super::*;
+use ring::rand::SystemRandom;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+
+const ISS: &str = "https://licensing.example.com";
+const URL: &str = "https://glpi.example.com";
+const NOW: i64 = 1_800_000_000;
+
+struct TestKey {
+    kid: String,
+    enc: EncodingKey,
+    public: Vec<u8>,
+}
+
+fn key(kid: &str) -> TestKey {
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+    let kp = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    TestKey {
+        kid: kid.to_owned(),
+        enc: EncodingKey::from_ed_der(pkcs8.as_ref()),
+        public: kp.public_key().as_ref().to_vec(),
+    }
+}
+
+fn jwks(keys: &[&TestKey]) -> JwkSet {
+    JwkSet {
+        keys: keys
+            .iter()
+            .map(|k| ed25519_jwk(&k.kid, &k.public).unwrap())
+            .collect(),
+    }
+}
+
+fn claims() -> Claims {
+    Claims {
+        iss: ISS.into(),
+        aud: AUDIENCE.into(),
+        sub: "key-id".into(),
+        iat: NOW,
+        nbf: NOW,
+        exp: NOW + DEFAULT_TTL_SECS,
+        jti: "jti-1".into(),
+        status: ValidationStatus::Valid,
+        valid: true,
+        instance_url: Some(URL.into()),
+        instance_uid: None,
+        offer: "basic".into(),
+        offer_title: "GLPI Network Basic".into(),
+        entitlements: vec!["marketplace".into()],
+        subscription_begin: Some("2026-01-01".into()),
+        subscription_end: None,
+        owner: "ACME".into(),
+        grace_until: NOW + DEFAULT_TTL_SECS + DEFAULT_GRACE_SECS,
+        ver: 3,
+        nonce: Some("n-1".into()),
+    }
+}
+
+fn b64(v: &serde_json::Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+}
+
+#[test]
+fn a_signed_token_verifies_and_round_trips_its_claims() {
+    let k = key("k1");
+    let token = sign(&claims(), &k.kid, &k.enc).unwrap();
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(
+        (header.alg, header.typ.as_deref(), header.kid.as_deref()),
+        (Algorithm::EdDSA, Some("JWT"), Some("k1"))
+    );
+    let v = Verifier::new(ISS, &jwks(&[&k])).unwrap();
+    let expect = Expect {
+        instance_url: Some(URL),
+        nonce: Some("n-1"),
+    };
+    assert_eq!(v.verify(&token, NOW + 10, &expect).unwrap(), claims());
+    // ring verifies jsonwebtoken's signature too: the formats agree
+    let (signing_input, sig) = token.rsplit_once('.').unwrap();
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &k.public)
+        .verify(
+            signing_input.as_bytes(),
+            &URL_SAFE_NO_PAD.decode(sig).unwrap(),
+        )
+        .unwrap();
+}
+
+#[test]
+fn a_tampered_payload_is_refused() {
+    let k = key("k1");
+    let token = sign(&claims(), &k.kid, &k.enc).unwrap();
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut c = serde_json::to_value(claims()).unwrap();
+    c["offer"] = "advanced".into();
+    let forged = format!("{}.{}.{}", parts[0], b64(&c), parts[2]);
+    let v = Verifier::new(ISS, &jwks(&[&k])).unwrap();
+    assert_eq!(
+        v.verify(&forged, NOW, &Expect::default()),
+        Err(TokenError::BadSignature)
+    );
+    // another key's signature under this kid
+    let other = key("k1");
+    let token = sign(&claims(), "k1", &other.enc).unwrap();
+    assert_eq!(
+        v.verify(&token, NOW, &Expect::default()),
+        Err(TokenError::BadSignature)
+    );
+}
+
+#[test]
+fn alg_none_and_hs256_with_the_public_key_are_refused() {
+    let k = key("k1");
+    let v = Verifier::new(ISS, &jwks(&[&k])).unwrap();
+    let payload = b64(&serde_json::to_value(claims()).unwrap());
+    let none = format!(
+        "{}.{}.",
+        b64(&serde_json::json!({"alg": "none", "typ": "JWT", "kid": "k1"})),
+        payload
+    );
+    assert_eq!(
+        v.verify(&none, NOW, &Expect::default()),
+        Err(TokenError::Algorithm)
+    );
+    let mut h = Header::new(Algorithm::HS256);
+    h.kid = Some("k1".into());
+    let hs = jsonwebtoken::encode(&h, &claims(), &EncodingKey::from_secret(&k.public)).unwrap();
+    assert_eq!(
+        v.verify(&hs, NOW, &Expect::default()),
+        Err(TokenError::Algorithm)
+    );
+    let jwk_b64 = ed25519_jwk("k1", &k.public).unwrap();
+    let AlgorithmParameters::OctetKeyPair(p) = &jwk_b64.algorithm else {
+        unreachable!()
+    };
+    let hs2 =
+        jsonwebtoken::encode(&h, &claims(), &EncodingKey::from_secret(p.x.as_bytes())).unwrap();
+    assert_eq!(
+        v.verify(&hs2, NOW, &Expect::default()),
+        Err(TokenError::Algorithm)
+    );
+}
+
+#[test]
+fn unknown_or_missing_kid_is_refused() {
+    let k = key("k1");
+    let v = Verifier::new(ISS, &jwks(&[&k])).unwrap();
+    let token = sign(&claims(), "k2", &k.enc).unwrap();
+    assert_eq!(
+        v.verify(&token, NOW, &Expect::default()),
+        Err(TokenError::UnknownKid("k2".into()))
+    );
+    assert_eq!(Verifier::peek_kid(&token).unwrap().as_deref(), Some("k2"));
+    assert!(!v.knows("k2"));
+    let h = Header::new(Algorithm::EdDSA);
+    let token = jsonwebtoken::encode(&h, &claims(), &k.enc).unwrap();
+    assert_eq!(
+        v.verify(&token, NOW, &Expect::default()),
+        Err(TokenError::MissingKid)
+    );
+}
+
+#[test]
+fn wrong_audience_issuer_instance_and_nonce_are_refused() {
+    let k = key("k1");
+    let v = Verifier::new(ISS, &jwks(&[&k])).unwrap();
+    let mut c = claims();
+    c.aud = "someone-else".into();
+    let t = sign(&c, "k1", &k.enc).unwrap();
+    assert_eq!(
+        v.verify(&t, NOW, &Expect::default()),
+        Err(TokenError::Audience)
+    );
+    let mut c = claims();
+    c.iss = "https://evil.example.com".into();
+    let t = sign(&c, "k1", &k.enc).unwrap();
+    assert_eq!(
+        v.verify(&t, NOW, &Expect::default()),
+        Err(TokenError::Issuer)
+    );
+    let t = sign(&claims(), "k1", &k.enc).unwrap();
+    let other = Expect {
+        instance_url: Some("https://other.example.com"),
+        nonce: None,
+    };
+    assert_eq!(v.verify(&t, NOW, &other), Err(TokenError::InstanceMismatch));
+    let replay = Expect {
+        instance_url: Some(URL),
+        nonce: Some("n-2"),
+    };
+    assert_eq!(v.verify(&t, NOW, &replay), Err(TokenError::NonceMismatch));
+}
+
+#[test]
+fn expiry_and_not_before_respect_the_leeway() {
+    let k = key("k1");
+    let v = Verifier::new(ISS, &jwks(&[&k])).unwrap().with_leeway(30);
+    let t = sign(&claims(), "k1", &k.enc).unwrap();
+    let exp = claims().exp;
+    assert!(v.verify(&t, exp + 30, &Expect::default()).is_ok());
+    assert_eq!(
+        v.verify(&t, exp + 31, &Expect::default()),
+        Err(TokenError::Expired)
+    );
+    assert!(v.verify(&t, NOW - 30, &Expect::default()).is_ok());
+    assert_eq!(
+        v.verify(&t, NOW - 31, &Expect::default()),
+        Err(TokenError::NotYetValid)
+    );
+}
+
+#[test]
+fn short_or_foreign_keys_are_refused_without_panicking() {
+    for x in [vec![7u8; 16], vec![7u8; 31], vec![], vec![7u8; 44]] {
+        let jwk: Jwk = serde_json::from_value(serde_json::json!({
+            "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": "short", "x": URL_SAFE_NO_PAD.encode(&x)
+        }))
+        .unwrap();
+        assert!(
+            matches!(ed25519_decoding_key(&jwk), Err(TokenError::InvalidKey(_))),
+            "{} bytes",
+            x.len()
+        );
+        assert!(Verifier::new(ISS, &JwkSet { keys: vec![jwk] }).is_err());
+    }
+    let x25519: Jwk = serde_json::from_value(serde_json::json!({
+        "kty": "OKP", "crv": "X25519", "kid": "x", "x": URL_SAFE_NO_PAD.encode([1u8; 32])
+    }))
+    .unwrap();
+    assert!(matches!(
+        ed25519_decoding_key(&x25519),
+        Err(TokenError::InvalidKey(_))
+    ));
+    let rsa: Jwk =
+        serde_json::from_value(serde_json::json!({"kty": "oct", "k": "c2VjcmV0", "kid": "h"}))
+            .unwrap();
+    assert!(matches!(
+        ed25519_decoding_key(&rsa),
+        Err(TokenError::InvalidKey(_))
+    ));
+    let jwk = ed25519_jwk("k", &[1u8; 32]).unwrap();
+    let v = serde_json::to_value(&jwk).unwrap();
+    assert_eq!(
+        (
+            v["kty"].as_str(),
+            v["crv"].as_str(),
+            v["alg"].as_str(),
+            v["kid"].as_str()
+        ),
+        (Some("OKP"), Some("Ed25519"), Some("EdDSA"), Some("k"))
+    );
+}
+
+#[test]
+fn garbage_is_malformed() {
+    let k = key("k1");
+    let v = Verifier::new(ISS, &jwks(&[&k])).unwrap();
+    for t in ["", "a.b", "a.b.c", "....", "eyJhbGciOiJFZERTQSJ9.e30.AAAA"] {
+        assert!(v.verify(t, NOW, &Expect::default()).is_err(), "{t}");
+    }
+}
