@@ -4,8 +4,10 @@ use crate::auth::{AdminSecret, load_or_create_admin_token};
 use crate::config::Settings;
 use crate::db::{self, Pool};
 use crate::domain::clock::Clock;
+use crate::domain::token::OfferCatalog;
 use crate::error;
 use crate::routes;
+use crate::signing::{Lifetimes, MasterKey, Signer};
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
 use std::net::TcpListener;
@@ -21,6 +23,8 @@ pub struct AppState {
     pub clock: Clock,
     pub admin: AdminSecret,
     pub public_url: Arc<str>,
+    pub signer: Arc<Signer>,
+    pub offers: Arc<OfferCatalog>,
 }
 
 /// A built server, bound to its port, not yet running.
@@ -35,6 +39,35 @@ pub struct Application {
 pub fn open_pool(settings: &Settings) -> anyhow::Result<Pool> {
     std::fs::create_dir_all(&settings.data_dir)?;
     db::open(&settings.database_url(), 16)
+}
+
+/// Loads the master key and the signing keys (creating both on a fresh deployment). A master
+/// key that is missing while the database already holds signing keys, or that cannot open
+/// them, is a start-up error, never a silent new key.
+pub fn open_signer(settings: &Settings, pool: &Pool, clock: &Clock) -> anyhow::Result<Signer> {
+    let mut conn = pool.get()?;
+    let has_keys = db::signing_keys::active(&mut conn)?.is_some();
+    let master = match MasterKey::load(
+        settings.master_key.as_deref(),
+        &settings.data_dir,
+        !has_keys,
+    )? {
+        Some(m) => m,
+        None => anyhow::bail!(
+            "the database already holds signing keys but there is no master key: restore {} or pass --master-key",
+            settings.data_dir.join("master.key").display()
+        ),
+    };
+    let lifetimes = Lifetimes {
+        ttl_secs: settings.token_ttl,
+        grace_secs: settings.grace_period,
+    };
+    Signer::init(&mut conn, master, lifetimes, clock.now_naive())
+}
+
+fn load_offers(pool: &Pool) -> anyhow::Result<OfferCatalog> {
+    let rows = db::offers::list(&mut *pool.get()?)?;
+    Ok(rows.into_iter().map(|o| (o.reference.clone(), o)).collect())
 }
 
 impl Application {
@@ -58,11 +91,16 @@ impl Application {
             .unwrap_or_else(|| format!("http://{addr}"))
             .trim_end_matches('/')
             .to_owned();
+        let clock = Clock::default();
+        let signer = open_signer(settings, &pool, &clock)?;
+        let offers = load_offers(&pool)?;
         let state = AppState {
             pool,
-            clock: Clock::default(),
+            clock,
             admin: AdminSecret::new(&admin_token),
             public_url: public_url.into(),
+            signer: Arc::new(signer),
+            offers: Arc::new(offers),
         };
         let data = web::Data::new(state.clone());
         let mut server = HttpServer::new(move || {

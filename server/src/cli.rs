@@ -152,6 +152,24 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
             print(&items)?
         }
         Command::Audit(AuditCmd::List(p)) => print(&audit::list(c, &query(&p))?)?,
+        Command::SigningKeys(cmd) => {
+            let clock = Clock::default();
+            let signer = crate::app::open_signer(settings, &pool, &clock)?;
+            match cmd {
+                SigningKeysCmd::List => {
+                    let items: Vec<SigningKeyView> = crate::db::signing_keys::all(c)?
+                        .into_iter()
+                        .map(|r| SigningKeyView::new(r, &signer, now))
+                        .collect();
+                    print(&items)?
+                }
+                SigningKeysCmd::Rotate => print(&SigningKeyView::new(
+                    signer.rotate(c, now, &actor)?,
+                    &signer,
+                    now,
+                ))?,
+            }
+        }
     }
     Ok(())
 }

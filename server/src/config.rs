@@ -7,6 +7,9 @@
 //! | `--data-dir` | `GLPI_NETWORK_DATA_DIR` | `./data` |
 //! | `--admin-token` | `GLPI_NETWORK_ADMIN_TOKEN` | generated into `<data-dir>/admin-token` |
 //! | `--public-url` | `GLPI_NETWORK_PUBLIC_URL` | `http://<bind address>` |
+//! | `--master-key` | `GLPI_NETWORK_MASTER_KEY` | `<data-dir>/master.key` (64 hex chars, created on first start) |
+//! | `--token-ttl` | `GLPI_NETWORK_TOKEN_TTL` | `86400` seconds |
+//! | `--grace-period` | `GLPI_NETWORK_GRACE_PERIOD` | `604800` seconds (7 days after `exp`) |
 //! | `--workers` | `GLPI_NETWORK_WORKERS` | number of cores |
 //! | `--log-format` | `GLPI_NETWORK_LOG_FORMAT` | `text` (or `json`) |
 
@@ -59,6 +62,23 @@ pub struct Settings {
     /// The public base URL (token `iss`, archive URLs). Default `http://<bind>`.
     #[arg(long, env = "GLPI_NETWORK_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
+    /// The master key sealing signing keys at rest, 64 hex characters (default: read from, or
+    /// created in, `<data-dir>/master.key`).
+    #[arg(
+        long,
+        env = "GLPI_NETWORK_MASTER_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub master_key: Option<String>,
+    /// Token lifetime in seconds (`exp - iat`).
+    #[arg(long, env = "GLPI_NETWORK_TOKEN_TTL", default_value_t = glpi_network_shared::token::DEFAULT_TTL_SECS,
+          value_parser = clap::value_parser!(i64).range(60..=31_536_000), global = true)]
+    pub token_ttl: i64,
+    /// Offline grace in seconds after `exp` (`grace_until - exp`).
+    #[arg(long, env = "GLPI_NETWORK_GRACE_PERIOD", default_value_t = glpi_network_shared::token::DEFAULT_GRACE_SECS,
+          value_parser = clap::value_parser!(i64).range(0..=31_536_000), global = true)]
+    pub grace_period: i64,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "GLPI_NETWORK_WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -82,6 +102,9 @@ impl Settings {
             data_dir,
             admin_token: None,
             public_url: None,
+            master_key: None,
+            token_ttl: glpi_network_shared::token::DEFAULT_TTL_SECS,
+            grace_period: glpi_network_shared::token::DEFAULT_GRACE_SECS,
             workers: None,
             log_format: LogFormat::Text,
         }
@@ -128,6 +151,17 @@ pub enum Command {
     /// Read the audit trail.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Manage token signing keys.
+    #[command(subcommand)]
+    SigningKeys(SigningKeysCmd),
+}
+
+#[derive(Subcommand)]
+pub enum SigningKeysCmd {
+    /// List signing keys (active, retired, published).
+    List,
+    /// Retire the active key and make a new one; running servers pick it up within seconds.
+    Rotate,
 }
 
 #[derive(Args, Clone, Debug, Default)]

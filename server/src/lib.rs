@@ -9,6 +9,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod routes;
+pub mod signing;
 pub mod views;
 
 pub use app::{AppState, Application};

@@ -241,3 +241,30 @@ pub fn paginate<R, T>(
         next_cursor,
     }
 }
+
+/// A signing key as the admin API shows it (never the private half).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SigningKeyView {
+    pub kid: String,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub retired_at: Option<DateTime<Utc>>,
+    /// Whether it is still in the JWKS.
+    pub published: bool,
+}
+
+impl SigningKeyView {
+    pub fn new(
+        r: crate::db::signing_keys::SigningKeyRow,
+        signer: &crate::signing::Signer,
+        now: NaiveDateTime,
+    ) -> Self {
+        SigningKeyView {
+            published: signer.still_published(r.retired_at, now),
+            kid: r.kid,
+            active: r.active,
+            created_at: utc(r.created_at),
+            retired_at: r.retired_at.map(utc),
+        }
+    }
+}

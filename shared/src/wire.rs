@@ -84,9 +84,8 @@ pub struct RegisterResponse {
     pub valid: bool,
     /// The key's status for this instance.
     pub status: ValidationStatus,
-    /// The signed validation token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
+    /// The signed validation token (EdDSA JWT).
+    pub token: String,
 }
 
 /// Answer to `POST /v1/validations`.
@@ -96,7 +95,6 @@ pub struct ValidationResponse {
     pub valid: bool,
     /// The key's status for this instance.
     pub status: ValidationStatus,
-    /// The signed validation token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
+    /// The signed validation token (EdDSA JWT).
+    pub token: String,
 }

@@ -85,3 +85,5 @@ CREATE TABLE signing_keys (
     retired_at TIMESTAMP,
     active BOOLEAN NOT NULL
 );
+-- At most one active signing key: concurrent first starts cannot create two.
+CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys(active) WHERE active;

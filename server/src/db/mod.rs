@@ -10,6 +10,7 @@ pub mod models;
 pub mod offers;
 pub mod registrations;
 pub mod schema;
+pub mod signing_keys;
 pub mod subscribers;
 pub mod subscriptions;
 

@@ -7,7 +7,7 @@
 use super::audit::{self, Actor};
 use super::models::{KeyRow, NewAuditEvent, RegistrationRow, SubscriptionRow, new_id};
 use super::schema::registrations::dsl as r;
-use super::{AnyConnection, UniqueHit, keys, subscriptions, unique_violation, write_txn};
+use super::{AnyConnection, UniqueHit, keys, unique_violation, write_txn};
 use crate::domain::status::{self, KEY_REVOKED};
 use crate::error::ApiError;
 use crate::views::{ListQuery, Page, paginate, registration_view};
@@ -27,6 +27,8 @@ const RACE_RETRIES: usize = 3;
 pub struct KeyState {
     pub key: KeyRow,
     pub subscription: SubscriptionRow,
+    /// The subscriber's name.
+    pub owner: String,
     pub registration: Option<RegistrationRow>,
 }
 
@@ -129,12 +131,21 @@ fn active_for_uid(c: &mut AnyConnection, uid: &str) -> QueryResult<Option<Regist
 
 /// Loads a key by plaintext with its subscription and binding; `404 key_not_found` if unknown.
 pub fn load_state(c: &mut AnyConnection, key: &RegistrationKey) -> Result<KeyState, ApiError> {
-    let k = keys::find_by_key(c, key)?.ok_or_else(ApiError::key_not_found)?;
-    let subscription = subscriptions::get(c, &k.subscription_id)?;
-    let registration = active_for_key(c, &k.id)?;
+    use super::schema::{
+        registration_keys::dsl as k, subscribers::dsl as o, subscriptions::dsl as s,
+    };
+    let (key_row, subscription, owner) = k::registration_keys
+        .inner_join(s::subscriptions.inner_join(o::subscribers))
+        .filter(k::key_hash.eq(key.hash()))
+        .select((KeyRow::as_select(), SubscriptionRow::as_select(), o::name))
+        .first::<(KeyRow, SubscriptionRow, String)>(c)
+        .optional()?
+        .ok_or_else(ApiError::key_not_found)?;
+    let registration = active_for_key(c, &key_row.id)?;
     Ok(KeyState {
-        key: k,
+        key: key_row,
         subscription,
+        owner,
         registration,
     })
 }

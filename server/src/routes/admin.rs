@@ -241,3 +241,25 @@ pub async fn release_registration(
 pub async fn list_audit(_: AdminAuth, state: web::Data<AppState>, q: web::Query<ListQuery>) -> Res {
     Ok(ok(&db::run(&state.pool, move |c| audit::list(c, &q)).await?))
 }
+
+pub async fn list_signing_keys(_: AdminAuth, state: web::Data<AppState>) -> Res {
+    let now = state.clock.now_naive();
+    let signer = state.signer.clone();
+    let rows = db::run(&state.pool, db::signing_keys::all).await?;
+    let items: Vec<SigningKeyView> = rows
+        .into_iter()
+        .map(|r| SigningKeyView::new(r, &signer, now))
+        .collect();
+    Ok(ok(&Page {
+        items,
+        next_cursor: None,
+    }))
+}
+
+pub async fn rotate_signing_key(_: AdminAuth, state: web::Data<AppState>, req: HttpRequest) -> Res {
+    let now = state.clock.now_naive();
+    let actor = admin(&req);
+    let signer = state.signer.clone();
+    let row = db::run(&state.pool, move |c| signer.rotate(c, now, &actor)).await?;
+    Ok(created(&SigningKeyView::new(row, &state.signer, now)))
+}

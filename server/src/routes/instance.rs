@@ -2,10 +2,13 @@
 
 use super::client_addr;
 use crate::app::AppState;
+use crate::db::models::RegistrationRow;
+use crate::db::registrations::KeyState;
 use crate::db::{self, audit::Actor, registrations};
-use crate::domain::status;
+use crate::domain::{status, token};
 use crate::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
+use glpi_network_shared::ValidationStatus;
 use glpi_network_shared::wire::{
     RegisterRequest, RegisterResponse, ReleaseRequest, ValidateRequest, ValidationResponse,
 };
@@ -25,6 +28,34 @@ fn check_nonce(nonce: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
+/// Signs a token for `ks` as seen by the instance at `instance_url`.
+pub(crate) fn issue_token(
+    state: &AppState,
+    ks: &KeyState,
+    registration: Option<&RegistrationRow>,
+    instance_url: Option<&str>,
+    status: ValidationStatus,
+    nonce: Option<&str>,
+) -> Result<String, ApiError> {
+    let input = token::TokenInput {
+        key: &ks.key,
+        subscription: &ks.subscription,
+        owner: &ks.owner,
+        registration,
+        instance_url,
+        status,
+        nonce,
+    };
+    let claims = token::claims(
+        &input,
+        &state.offers,
+        &state.public_url,
+        state.signer.lifetimes(),
+        state.clock.now(),
+    );
+    state.signer.sign(&claims)
+}
+
 /// `POST /v1/registrations`: `201` for a new binding, `200` for the same one again.
 pub async fn register_instance(
     state: web::Data<AppState>,
@@ -41,7 +72,9 @@ pub async fn register_instance(
     check_nonce(body.nonce.as_deref())?;
     let now = state.clock.now_naive();
     let actor = Actor::new("instance", client_addr(&req));
+    let signer = state.signer.clone();
     let (bound, view) = db::run(&state.pool, move |c| {
+        signer.refresh_if_stale(c, now)?;
         let bound = registrations::register(c, &key, Some(&url), uid.as_deref(), now, &actor)?;
         let view = registrations::view(c, bound.registration.clone())?;
         Ok((bound, view))
@@ -54,11 +87,19 @@ pub async fn register_instance(
         view.instance_url.as_deref().unwrap_or_default(),
         now,
     );
+    let token = issue_token(
+        &state,
+        &bound.state,
+        Some(&bound.registration),
+        bound.registration.instance_url.as_deref(),
+        st,
+        body.nonce.as_deref(),
+    )?;
     let body = RegisterResponse {
         registration: view,
         valid: st.is_valid(),
         status: st,
-        token: None,
+        token,
     };
     Ok(if bound.created {
         HttpResponse::Created().json(body)
@@ -78,14 +119,30 @@ pub async fn validate_instance(
     check_nonce(body.nonce.as_deref())?;
     let now = state.clock.now_naive();
     let actor = Actor::new("instance", client_addr(&req));
+    let signer = state.signer.clone();
+    let canonical = url.as_str().to_owned();
     let v = db::run(&state.pool, move |c| {
+        signer.refresh_if_stale(c, now)?;
         registrations::validate(c, &key, &url, now, &actor)
     })
     .await?;
+    let mine = v
+        .state
+        .registration
+        .as_ref()
+        .filter(|r| r.instance_url.as_deref() == Some(canonical.as_str()));
+    let token = issue_token(
+        &state,
+        &v.state,
+        mine,
+        Some(&canonical),
+        v.status,
+        body.nonce.as_deref(),
+    )?;
     Ok(HttpResponse::Ok().json(ValidationResponse {
         valid: v.status.is_valid(),
         status: v.status,
-        token: None,
+        token,
     }))
 }
 

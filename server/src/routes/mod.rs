@@ -11,6 +11,7 @@ use glpi_network_shared::ErrorCode;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(res("/healthz").get(ops::healthz))
         .service(res("/readyz").get(ops::readyz))
+        .service(res("/.well-known/jwks.json").get(ops::jwks))
         // instance API (the key is the credential)
         .service(
             res("/v1/registrations")
@@ -47,6 +48,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .get(admin::get_registration)
                         .delete(admin::release_registration),
                 )
+                .service(res("/signing-keys").get(admin::list_signing_keys))
+                .service(res("/signing-keys/rotate").post(admin::rotate_signing_key))
                 .service(res("/audit").get(admin::list_audit)),
         )
         .default_service(web::to(not_found));

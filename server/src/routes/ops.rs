@@ -11,6 +11,14 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// `GET /.well-known/jwks.json`: every public key that may still verify a live token.
+pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now_naive();
+    let signer = state.signer.clone();
+    db::run(&state.pool, move |c| signer.refresh_if_stale(c, now)).await?;
+    Ok(HttpResponse::Ok().json(state.signer.jwks()))
+}
+
 /// `GET /readyz`: the database answers.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     match db::run(&state.pool, db::ping).await {

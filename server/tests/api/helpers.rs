@@ -310,3 +310,26 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+impl TestApp {
+    /// The server's JWKS.
+    pub async fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+        let resp = self
+            .client
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
+    /// Verifies a token against the server's current JWKS, at the server's clock.
+    pub async fn verify(
+        &self,
+        token: &str,
+    ) -> Result<glpi_network_shared::Claims, glpi_network_shared::TokenError> {
+        let v = glpi_network_shared::Verifier::new(&self.address, &self.jwks().await).unwrap();
+        v.verify(token, self.clock.now().timestamp(), &Default::default())
+    }
+}

@@ -5,3 +5,4 @@ mod concurrency;
 mod errors;
 mod helpers;
 mod registrations;
+mod tokens;

@@ -1,0 +1,340 @@
+//! Token signing: the master key, the signing-key ring shared through the database, rotation
+//! and the JWKS.
+//!
+//! Private keys are PKCS#8 Ed25519 documents sealed with AES-256-GCM under a 32-byte master
+//! key (`--master-key`, or `<data-dir>/master.key`, created with mode 0600 on first start), with
+//! the `kid` as associated data. Every process sharing a database signs with the one active
+//! key; a process re-reads the ring at most every [`RELOAD_SECS`] seconds, so a rotation made by
+//! another process is picked up within that time.
+
+use crate::auth::write_secret_file;
+use crate::db::audit::{self, Actor};
+use crate::db::signing_keys::{self, SigningKeyRow};
+use crate::db::{AnyConnection, write_txn};
+use crate::error::ApiError;
+use chrono::{Duration, NaiveDateTime};
+use glpi_network_shared::token::{self, Claims};
+use jsonwebtoken::EncodingKey;
+use jsonwebtoken::jwk::JwkSet;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use std::path::Path;
+use std::sync::RwLock;
+use std::time::Instant;
+
+/// How often a process re-reads the signing keys from the database.
+pub const RELOAD_SECS: u64 = 5;
+
+/// The key that seals signing keys at rest.
+pub struct MasterKey(LessSafeKey);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+impl MasterKey {
+    fn from_hex(hex_str: &str, origin: &str) -> anyhow::Result<Self> {
+        let bytes = hex::decode(hex_str.trim())
+            .map_err(|_| anyhow::anyhow!("the master key in {origin} is not hex"))?;
+        if bytes.len() != 32 {
+            anyhow::bail!("the master key in {origin} must be 32 bytes (64 hex characters)");
+        }
+        Ok(MasterKey(LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| anyhow::anyhow!("bad master key"))?,
+        )))
+    }
+
+    /// The configured key, or the one in `<data-dir>/master.key`. With `create`, a missing file
+    /// is created with 256 random bits (mode 0600).
+    pub fn load(
+        configured: Option<&str>,
+        data_dir: &Path,
+        create: bool,
+    ) -> anyhow::Result<Option<Self>> {
+        if let Some(k) = configured.filter(|k| !k.trim().is_empty()) {
+            return Self::from_hex(k, "--master-key").map(Some);
+        }
+        let path = data_dir.join("master.key");
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)?;
+            return Self::from_hex(&text, &path.display().to_string()).map(Some);
+        }
+        if !create {
+            return Ok(None);
+        }
+        let mut bytes = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| anyhow::anyhow!("system random generator failed"))?;
+        write_secret_file(&path, hex::encode(bytes).as_bytes())?;
+        tracing::info!(path = %path.display(), "generated a new master key");
+        Self::from_hex(&hex::encode(bytes), "generated key").map(Some)
+    }
+
+    fn seal(&self, kid: &str, plaintext: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .expect("system random generator failed");
+        let mut buf = plaintext.to_vec();
+        self.0
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(kid.as_bytes()),
+                &mut buf,
+            )
+            .expect("AES-GCM sealing cannot fail for small inputs");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        out
+    }
+
+    fn open(&self, kid: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, ct) = sealed.split_at(NONCE_LEN);
+        let mut buf = ct.to_vec();
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let plain = self
+            .0
+            .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf)
+            .ok()?;
+        Some(plain.to_vec())
+    }
+}
+
+/// A new key pair sealed under `master`.
+fn new_key(master: &MasterKey, now: NaiveDateTime) -> Result<SigningKeyRow, ApiError> {
+    let rng = SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("keygen failed")))?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("keygen failed")))?;
+    let public = pair.public_key().as_ref().to_vec();
+    let jwk = token::ed25519_jwk("", &public).map_err(ApiError::internal)?;
+    let kid = jwk
+        .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+        .map_err(ApiError::internal)?;
+    Ok(SigningKeyRow {
+        private_key_enc: master.seal(&kid, pkcs8.as_ref()),
+        kid,
+        public_key: public,
+        created_at: now,
+        retired_at: None,
+        active: true,
+    })
+}
+
+struct Ring {
+    kid: String,
+    enc: EncodingKey,
+    jwks: JwkSet,
+    loaded_at: Instant,
+}
+
+/// Lifetimes of the tokens a server signs.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    /// `exp - iat`.
+    pub ttl_secs: i64,
+    /// `grace_until - exp`.
+    pub grace_secs: i64,
+}
+
+/// Signs tokens with the active key; publishes the JWKS.
+pub struct Signer {
+    master: MasterKey,
+    lifetimes: Lifetimes,
+    ring: RwLock<Ring>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("kid", &self.active_kid())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// Makes sure an active key exists (creating one on a fresh database) and loads the ring.
+    /// A master key that cannot open the active key is a start-up error.
+    pub fn init(
+        c: &mut AnyConnection,
+        master: MasterKey,
+        lifetimes: Lifetimes,
+        now: NaiveDateTime,
+    ) -> anyhow::Result<Self> {
+        if signing_keys::active(c)?.is_none() {
+            let row = new_key(&master, now)?;
+            match signing_keys::insert(c, &row) {
+                Ok(_) => tracing::info!(kid = %row.kid, "created the first signing key"),
+                // another process created it first: use theirs
+                Err(e) if crate::db::unique_violation(&e).is_some() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let ring = load_ring(c, &master, lifetimes, now)?;
+        Ok(Signer {
+            master,
+            lifetimes,
+            ring: RwLock::new(ring),
+        })
+    }
+
+    pub fn lifetimes(&self) -> Lifetimes {
+        self.lifetimes
+    }
+
+    pub fn active_kid(&self) -> String {
+        self.ring.read().expect("signing ring lock").kid.clone()
+    }
+
+    /// Re-reads the keys when the ring is older than [`RELOAD_SECS`].
+    pub fn refresh_if_stale(
+        &self,
+        c: &mut AnyConnection,
+        now: NaiveDateTime,
+    ) -> Result<(), ApiError> {
+        let stale = self
+            .ring
+            .read()
+            .expect("signing ring lock")
+            .loaded_at
+            .elapsed()
+            .as_secs()
+            >= RELOAD_SECS;
+        if stale { self.reload(c, now) } else { Ok(()) }
+    }
+
+    /// Re-reads the keys now.
+    pub fn reload(&self, c: &mut AnyConnection, now: NaiveDateTime) -> Result<(), ApiError> {
+        let ring = load_ring(c, &self.master, self.lifetimes, now).map_err(ApiError::internal)?;
+        *self.ring.write().expect("signing ring lock") = ring;
+        Ok(())
+    }
+
+    /// Retires the active key and makes a new one active; the retired key stays in the JWKS
+    /// until every token it signed is past `grace_until`.
+    pub fn rotate(
+        &self,
+        c: &mut AnyConnection,
+        now: NaiveDateTime,
+        actor: &Actor,
+    ) -> Result<SigningKeyRow, ApiError> {
+        let row = new_key(&self.master, now)?;
+        write_txn(c, |c| {
+            let retired = signing_keys::active(c)?;
+            signing_keys::retire_active(c, now)?;
+            signing_keys::insert(c, &row)?;
+            let mut ev = actor.event("signing_key.rotate", "ok", now);
+            ev.detail = Some(format!(
+                "new kid {}; retired {}",
+                row.kid,
+                retired.map(|r| r.kid).unwrap_or_else(|| "none".into())
+            ));
+            audit::record(c, &ev)
+        })?;
+        self.reload(c, now)?;
+        Ok(row)
+    }
+
+    /// Signs claims with the active key.
+    pub fn sign(&self, claims: &Claims) -> Result<String, ApiError> {
+        let ring = self.ring.read().expect("signing ring lock");
+        token::sign(claims, &ring.kid, &ring.enc).map_err(ApiError::internal)
+    }
+
+    /// The published keys.
+    pub fn jwks(&self) -> JwkSet {
+        self.ring.read().expect("signing ring lock").jwks.clone()
+    }
+
+    /// Whether a key retired at `retired_at` may still verify a live token.
+    pub fn still_published(&self, retired_at: Option<NaiveDateTime>, now: NaiveDateTime) -> bool {
+        retired_at.is_none_or(|r| {
+            r + Duration::seconds(self.lifetimes.ttl_secs + self.lifetimes.grace_secs) > now
+        })
+    }
+}
+
+fn load_ring(
+    c: &mut AnyConnection,
+    master: &MasterKey,
+    lt: Lifetimes,
+    now: NaiveDateTime,
+) -> anyhow::Result<Ring> {
+    let rows = signing_keys::all(c)?;
+    let active = rows
+        .iter()
+        .find(|r| r.active)
+        .ok_or_else(|| anyhow::anyhow!("no active signing key in the database"))?;
+    let pkcs8 = master.open(&active.kid, &active.private_key_enc).ok_or_else(|| {
+        anyhow::anyhow!(
+            "cannot decrypt signing key {}: the master key does not match the one this database was \
+             created with (restore <data-dir>/master.key or pass the original --master-key)",
+            active.kid
+        )
+    })?;
+    Ed25519KeyPair::from_pkcs8(&pkcs8)
+        .map_err(|_| anyhow::anyhow!("signing key {} is corrupt", active.kid))?;
+    let window = Duration::seconds(lt.ttl_secs + lt.grace_secs);
+    let mut keys = Vec::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.retired_at.is_none_or(|t| t + window > now))
+    {
+        keys.push(token::ed25519_jwk(&r.kid, &r.public_key)?);
+    }
+    Ok(Ring {
+        kid: active.kid.clone(),
+        enc: EncodingKey::from_ed_der(&pkcs8),
+        jwks: JwkSet { keys },
+        loaded_at: Instant::now(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_keys_open_only_with_the_same_master_key_and_kid() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = MasterKey::load(None, dir.path(), true).unwrap().unwrap();
+        let sealed = m.seal("kid-1", b"secret pkcs8");
+        assert_eq!(
+            m.open("kid-1", &sealed).as_deref(),
+            Some(&b"secret pkcs8"[..])
+        );
+        assert!(
+            m.open("kid-2", &sealed).is_none(),
+            "the kid is bound as associated data"
+        );
+        let mut flipped = sealed.clone();
+        flipped[20] ^= 1;
+        assert!(m.open("kid-1", &flipped).is_none());
+        // the same file loads the same key
+        let again = MasterKey::load(None, dir.path(), false).unwrap().unwrap();
+        assert!(again.open("kid-1", &sealed).is_some());
+        let other = MasterKey::load(Some(&"ab".repeat(32)), dir.path(), false)
+            .unwrap()
+            .unwrap();
+        assert!(other.open("kid-1", &sealed).is_none());
+        assert!(MasterKey::load(Some("abcd"), dir.path(), false).is_err());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.path().join("master.key"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(
+            !format!("{m:?}")
+                .contains(&std::fs::read_to_string(dir.path().join("master.key")).unwrap())
+        );
+    }
+}
