@@ -260,15 +260,15 @@ impl Verifier {
         if now < c.nbf.saturating_sub(self.leeway) {
             return Err(TokenError::NotYetValid);
         }
-        if let Some(url) = expect.instance_url {
-            if c.instance_url.as_deref() != Some(url) {
-                return Err(TokenError::InstanceMismatch);
-            }
+        if let Some(url) = expect.instance_url
+            && c.instance_url.as_deref() != Some(url)
+        {
+            return Err(TokenError::InstanceMismatch);
         }
-        if let Some(nonce) = expect.nonce {
-            if c.nonce.as_deref() != Some(nonce) {
-                return Err(TokenError::NonceMismatch);
-            }
+        if let Some(nonce) = expect.nonce
+            && c.nonce.as_deref() != Some(nonce)
+        {
+            return Err(TokenError::NonceMismatch);
         }
         Ok(c)
     }
