@@ -53,36 +53,58 @@ pub fn load_or_create_admin_token(
         return Ok((t.to_owned(), false));
     }
     let path = data_dir.join("admin-token");
-    if path.exists() {
-        let t = std::fs::read_to_string(&path)?.trim().to_owned();
-        if t.is_empty() {
-            anyhow::bail!(
-                "{} is empty; delete it to generate a new token",
-                path.display()
-            );
-        }
-        return Ok((t, false));
+    let (token, created) = read_or_create_secret(&path, || {
+        let mut bytes = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| anyhow::anyhow!("system random generator failed"))?;
+        Ok(hex::encode(bytes))
+    })?;
+    if token.is_empty() {
+        anyhow::bail!(
+            "{} is empty; delete it to generate a new token",
+            path.display()
+        );
     }
-    let mut bytes = [0u8; 32];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| anyhow::anyhow!("system random generator failed"))?;
-    let token = hex::encode(bytes);
-    write_secret_file(&path, token.as_bytes())?;
-    Ok((token, true))
+    Ok((token, created))
 }
 
-/// Writes a file readable by its owner only (0600), refusing to overwrite.
-pub fn write_secret_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+/// Reads a secret file, or creates it (mode 0600) with `generate()` when it does not exist.
+/// Creation is atomic (temp file, fsync, hard link), so several processes starting together
+/// on one data directory agree on one secret. Returns the trimmed contents and whether this
+/// call created the file.
+pub fn read_or_create_secret(
+    path: &Path,
+    generate: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<(String, bool)> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    Ok(())
+    if path.exists() {
+        return Ok((std::fs::read_to_string(path)?.trim().to_owned(), false));
+    }
+    let value = generate()?;
+    let tmp = path.with_extension(format!(
+        "tmp-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(value.as_bytes())?;
+        f.sync_all()?;
+    }
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok((value, true)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok((std::fs::read_to_string(path)?.trim().to_owned(), false))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Extractor: present in a handler's arguments means "admin only".

@@ -7,7 +7,7 @@
 //! key; a process re-reads the ring at most every [`RELOAD_SECS`] seconds, so a rotation made by
 //! another process is picked up within that time.
 
-use crate::auth::write_secret_file;
+use crate::auth::read_or_create_secret;
 use crate::db::audit::{self, Actor};
 use crate::db::signing_keys::{self, SigningKeyRow};
 use crate::db::{AnyConnection, write_txn};
@@ -58,20 +58,20 @@ impl MasterKey {
             return Self::from_hex(k, "--master-key").map(Some);
         }
         let path = data_dir.join("master.key");
-        if path.exists() {
-            let text = std::fs::read_to_string(&path)?;
-            return Self::from_hex(&text, &path.display().to_string()).map(Some);
-        }
-        if !create {
+        if !create && !path.exists() {
             return Ok(None);
         }
-        let mut bytes = [0u8; 32];
-        SystemRandom::new()
-            .fill(&mut bytes)
-            .map_err(|_| anyhow::anyhow!("system random generator failed"))?;
-        write_secret_file(&path, hex::encode(bytes).as_bytes())?;
-        tracing::info!(path = %path.display(), "generated a new master key");
-        Self::from_hex(&hex::encode(bytes), "generated key").map(Some)
+        let (text, created) = read_or_create_secret(&path, || {
+            let mut bytes = [0u8; 32];
+            SystemRandom::new()
+                .fill(&mut bytes)
+                .map_err(|_| anyhow::anyhow!("system random generator failed"))?;
+            Ok(hex::encode(bytes))
+        })?;
+        if created {
+            tracing::info!(path = %path.display(), "generated a new master key");
+        }
+        Self::from_hex(&text, &path.display().to_string()).map(Some)
     }
 
     fn seal(&self, kid: &str, plaintext: &[u8]) -> Vec<u8> {

@@ -24,7 +24,7 @@ pub struct TestApp {
 }
 
 /// A fresh PostgreSQL database named after a random id; returns (server URL, db URL, name).
-fn create_pg_database() -> Option<(String, String, String)> {
+pub fn create_pg_database() -> Option<(String, String, String)> {
     let base = match std::env::var("TEST_DATABASE_URL") {
         Ok(u) if !u.is_empty() => u,
         _ => {
@@ -89,12 +89,17 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         let stop = self.handle.stop(false);
         drop(stop);
-        if let Some((base, name)) = self.pg.take()
-            && let Ok(mut conn) = PgConnection::establish(&base)
-        {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut conn);
+        if let Some((base, name)) = self.pg.take() {
+            drop_pg_database(&base, &name);
         }
+    }
+}
+
+/// Drops a test database, closing whatever connections are left.
+pub fn drop_pg_database(base: &str, name: &str) {
+    if let Ok(mut conn) = PgConnection::establish(base) {
+        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn);
     }
 }
 

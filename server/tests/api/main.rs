@@ -4,5 +4,6 @@ mod admin;
 mod concurrency;
 mod errors;
 mod helpers;
+mod processes;
 mod registrations;
 mod tokens;

@@ -1,0 +1,245 @@
+//! Two real server processes on one PostgreSQL database: they start together, share one
+//! signing key, verify each other's tokens, and follow a rotation made by the other.
+
+use crate::helpers::{create_pg_database, drop_pg_database};
+use glpi_network_shared::{Verifier, token::Expect};
+use jsonwebtoken::jwk::JwkSet;
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ADMIN: &str = "process-test-admin-token";
+
+struct Proc {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(db_url: &str, data_dir: &std::path::Path) -> Proc {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_glpi-network-server"))
+        .args([
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            db_url,
+            "--admin-token",
+            ADMIN,
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--public-url", "https://licensing.example.com"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Proc {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn wait_ready(client: &reqwest::Client, p: &mut Proc) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = client.get(format!("{}/readyz", p.base)).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        if let Ok(Some(status)) = p.child.try_wait() {
+            panic!("server exited early: {status}");
+        }
+        assert!(Instant::now() < deadline, "server did not become ready");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn post(client: &reqwest::Client, url: String, body: Value, admin: bool) -> Value {
+    let mut req = client.post(url).json(&body);
+    if admin {
+        req = req.bearer_auth(ADMIN);
+    }
+    let resp = req.send().await.unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    resp.json().await.unwrap()
+}
+
+async fn jwks(client: &reqwest::Client, p: &Proc) -> JwkSet {
+    client
+        .get(format!("{}/.well-known/jwks.json", p.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn kid(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+#[actix_web::test]
+async fn two_processes_on_one_postgres_share_keys_and_verify_each_others_tokens() {
+    let Some((base, db_url, name)) = create_pg_database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    // started together on a fresh database and data directory
+    let mut a = start(&db_url, dir.path());
+    let mut b = start(&db_url, dir.path());
+    wait_ready(&client, &mut a).await;
+    wait_ready(&client, &mut b).await;
+    let (ja, jb) = (jwks(&client, &a).await, jwks(&client, &b).await);
+    assert_eq!(ja.keys.len(), 1, "one signing key for the deployment");
+    assert_eq!(
+        serde_json::to_value(&ja).unwrap(),
+        serde_json::to_value(&jb).unwrap()
+    );
+
+    let sub = post(
+        &client,
+        format!("{}/v1/admin/subscribers", a.base),
+        json!({"name": "ACME"}),
+        true,
+    )
+    .await;
+    let subscription = post(
+        &client,
+        format!("{}/v1/admin/subscriptions", b.base),
+        json!({"subscriber_id": sub["id"], "offer": "basic"}),
+        true,
+    )
+    .await;
+    let key = post(
+        &client,
+        format!("{}/v1/admin/keys", a.base),
+        json!({"subscription_id": subscription["id"]}),
+        true,
+    )
+    .await;
+    let key = key["key"].as_str().unwrap();
+    let url = "https://glpi.example.com";
+    let reg = post(
+        &client,
+        format!("{}/v1/registrations", a.base),
+        json!({"registration_key": key, "instance_url": url}),
+        false,
+    )
+    .await;
+    let val = post(
+        &client,
+        format!("{}/v1/validations", b.base),
+        json!({"registration_key": key, "instance_url": url, "nonce": "n1"}),
+        false,
+    )
+    .await;
+    let now = chrono::Utc::now().timestamp();
+    let va = Verifier::new("https://licensing.example.com", &ja).unwrap();
+    let vb = Verifier::new("https://licensing.example.com", &jb).unwrap();
+    let from_a = vb
+        .verify(reg["token"].as_str().unwrap(), now, &Expect::default())
+        .unwrap();
+    let from_b = va
+        .verify(
+            val["token"].as_str().unwrap(),
+            now,
+            &Expect {
+                instance_url: Some(url),
+                nonce: Some("n1"),
+            },
+        )
+        .unwrap();
+    assert_eq!(from_a.sub, from_b.sub);
+    assert_eq!(from_a.ver, from_b.ver);
+
+    // a rotation made through A reaches B within its reload interval
+    let rotated = post(
+        &client,
+        format!("{}/v1/admin/signing-keys/rotate", a.base),
+        json!({}),
+        true,
+    )
+    .await;
+    let new_kid = rotated["kid"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = post(
+            &client,
+            format!("{}/v1/validations", b.base),
+            json!({"registration_key": key, "instance_url": url}),
+            false,
+        )
+        .await;
+        if kid(v["token"].as_str().unwrap()) == new_kid {
+            let ja = jwks(&client, &a).await;
+            Verifier::new("https://licensing.example.com", &ja)
+                .unwrap()
+                .verify(
+                    v["token"].as_str().unwrap(),
+                    chrono::Utc::now().timestamp(),
+                    &Expect::default(),
+                )
+                .unwrap();
+            assert_eq!(ja.keys.len(), 2, "the retired key stays published");
+            break;
+        }
+        assert!(Instant::now() < deadline, "B never picked up the rotation");
+        actix_web::rt::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(a);
+    drop(b);
+    drop_pg_database(&base, &name);
+}
+
+#[actix_web::test]
+async fn a_wrong_master_key_is_a_clear_start_up_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_glpi-network-server"))
+            .args(["--database-url", &db])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(extra)
+            .args(["signing-keys", "list"])
+            .output()
+            .unwrap()
+    };
+    let ok = run(&[]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let wrong = run(&["--master-key", &"ab".repeat(32)]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("master key does not match"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+    std::fs::remove_file(dir.path().join("master.key")).unwrap();
+    let missing = run(&[]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no master key"));
+}
