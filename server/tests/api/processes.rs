@@ -57,10 +57,10 @@ fn start(db_url: &str, data_dir: &std::path::Path) -> Proc {
 async fn wait_ready(client: &reqwest::Client, p: &mut Proc) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(r) = client.get(format!("{}/readyz", p.base)).send().await {
-            if r.status() == 200 {
-                return;
-            }
+        if let Ok(r) = client.get(format!("{}/readyz", p.base)).send().await
+            && r.status() == 200
+        {
+            return;
         }
         if let Ok(Some(status)) = p.child.try_wait() {
             panic!("server exited early: {status}");
