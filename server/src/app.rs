@@ -94,6 +94,16 @@ impl Application {
         let clock = Clock::default();
         let signer = open_signer(settings, &pool, &clock)?;
         let offers = load_offers(&pool)?;
+        {
+            let mut c = pool.get()?;
+            if crate::catalogue::seed_demo_once(&mut c, clock.now_naive())? {
+                tracing::info!("seeded the demo plugins");
+            }
+            if let Some(file) = &settings.catalogue {
+                let n = crate::catalogue::import_file(&mut c, file, clock.now_naive())?;
+                tracing::info!(plugins = n, file = %file.display(), "imported the plugin catalogue");
+            }
+        }
         let state = AppState {
             pool,
             clock,

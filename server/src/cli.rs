@@ -152,6 +152,22 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
             print(&items)?
         }
         Command::Audit(AuditCmd::List(p)) => print(&audit::list(c, &query(&p))?)?,
+        Command::Plugins(cmd) => {
+            crate::catalogue::seed_demo_once(c, now)?;
+            match cmd {
+                PluginsCmd::List => {
+                    let items: Vec<crate::catalogue::PluginRecord> = crate::db::plugins::all(c)?
+                        .iter()
+                        .map(|(r, v)| crate::catalogue::record(r, v, "", true))
+                        .collect();
+                    print(&items)?
+                }
+                PluginsCmd::Import { file } => {
+                    let n = crate::catalogue::import_file(c, &file, now)?;
+                    eprintln!("imported {n} plugin(s) from {}", file.display());
+                }
+            }
+        }
         Command::SigningKeys(cmd) => {
             let clock = Clock::default();
             let signer = crate::app::open_signer(settings, &pool, &clock)?;

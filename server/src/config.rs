@@ -10,6 +10,7 @@
 //! | `--master-key` | `GLPI_NETWORK_MASTER_KEY` | `<data-dir>/master.key` (64 hex chars, created on first start) |
 //! | `--token-ttl` | `GLPI_NETWORK_TOKEN_TTL` | `86400` seconds |
 //! | `--grace-period` | `GLPI_NETWORK_GRACE_PERIOD` | `604800` seconds (7 days after `exp`) |
+//! | `--catalogue` | `GLPI_NETWORK_CATALOGUE` | none (a JSON plugin catalogue imported at start) |
 //! | `--workers` | `GLPI_NETWORK_WORKERS` | number of cores |
 //! | `--log-format` | `GLPI_NETWORK_LOG_FORMAT` | `text` (or `json`) |
 
@@ -79,6 +80,9 @@ pub struct Settings {
     #[arg(long, env = "GLPI_NETWORK_GRACE_PERIOD", default_value_t = glpi_network_shared::token::DEFAULT_GRACE_SECS,
           value_parser = clap::value_parser!(i64).range(0..=31_536_000), global = true)]
     pub grace_period: i64,
+    /// A JSON plugin catalogue (`{"plugins": [...]}`) imported at start.
+    #[arg(long, env = "GLPI_NETWORK_CATALOGUE", global = true)]
+    pub catalogue: Option<PathBuf>,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "GLPI_NETWORK_WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -103,6 +107,7 @@ impl Settings {
             admin_token: None,
             public_url: None,
             master_key: None,
+            catalogue: None,
             token_ttl: glpi_network_shared::token::DEFAULT_TTL_SECS,
             grace_period: glpi_network_shared::token::DEFAULT_GRACE_SECS,
             workers: None,
@@ -154,6 +159,17 @@ pub enum Command {
     /// Manage token signing keys.
     #[command(subcommand)]
     SigningKeys(SigningKeysCmd),
+    /// Manage the plugin catalogue.
+    #[command(subcommand)]
+    Plugins(PluginsCmd),
+}
+
+#[derive(Subcommand)]
+pub enum PluginsCmd {
+    /// List the catalogue.
+    List,
+    /// Import a JSON catalogue file (creates or updates plugins, adds missing versions).
+    Import { file: PathBuf },
 }
 
 #[derive(Subcommand)]

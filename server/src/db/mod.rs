@@ -8,6 +8,7 @@ pub mod audit;
 pub mod keys;
 pub mod models;
 pub mod offers;
+pub mod plugins;
 pub mod registrations;
 pub mod schema;
 pub mod signing_keys;

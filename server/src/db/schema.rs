@@ -99,3 +99,45 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     signing_keys,
 );
+
+diesel::table! {
+    plugins (key) {
+        key -> Text,
+        name -> Text,
+        logo_url -> Text,
+        homepage_url -> Text,
+        issues_url -> Text,
+        readme_url -> Text,
+        changelog_url -> Text,
+        license -> Text,
+        note -> Double,
+        download_count -> BigInt,
+        authors -> Text,
+        descriptions -> Text,
+        tags -> Text,
+        required_offers -> Nullable<Text>,
+        date_added -> Timestamp,
+        date_updated -> Timestamp,
+    }
+}
+
+diesel::table! {
+    plugin_versions (plugin_key, num) {
+        plugin_key -> Text,
+        num -> Text,
+        stability -> Text,
+        archive -> Binary,
+        archive_sha256 -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    meta (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
+diesel::joinable!(plugin_versions -> plugins (plugin_key));
+diesel::allow_tables_to_appear_in_same_query!(plugins, plugin_versions);

@@ -1,5 +1,7 @@
 //! Pure domain rules: the clock, statuses and entitlements. No actix, no diesel.
 
+pub mod archive;
 pub mod clock;
+pub mod glpi;
 pub mod status;
 pub mod token;

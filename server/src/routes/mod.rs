@@ -1,9 +1,13 @@
 //! The whole route table on one screen.
 
 mod admin;
+mod glpi;
 mod instance;
+mod marketplace;
 mod ops;
+mod plugins;
 
+use crate::domain::archive::MAX_ARCHIVE_BYTES;
 use crate::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, Resource, http::StatusCode, web};
 use glpi_network_shared::ErrorCode;
@@ -50,9 +54,43 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(res("/signing-keys").get(admin::list_signing_keys))
                 .service(res("/signing-keys/rotate").post(admin::rotate_signing_key))
-                .service(res("/audit").get(admin::list_audit)),
+                .service(res("/audit").get(admin::list_audit))
+                .service(
+                    res("/plugins")
+                        .post(plugins::create_plugin)
+                        .get(plugins::list_plugins),
+                )
+                .service(
+                    res("/plugins/{key}")
+                        .get(plugins::get_plugin)
+                        .put(plugins::update_plugin)
+                        .delete(plugins::delete_plugin),
+                )
+                .service(
+                    res("/plugins/{key}/versions")
+                        .app_data(web::PayloadConfig::new(MAX_ARCHIVE_BYTES))
+                        .post(plugins::add_version),
+                ),
         )
+        // GLPI-compatible API (protocol §13)
+        .service(res("/api/ping").get(glpi::ping))
+        .service(res("/api/registration").get(glpi::ping))
+        .service(res("/api/registration/").get(glpi::ping))
+        .service(res("/api/registration/info").get(glpi::registration_info))
+        .service(res("/api/registration/offers").get(glpi::offers))
+        .service(marketplace_scope("/api/marketplace"))
+        .service(marketplace_scope("/api/glpi-plugins"))
         .default_service(web::to(not_found));
+}
+
+/// The marketplace, mounted under both prefixes GLPI has used.
+fn marketplace_scope(prefix: &str) -> actix_web::Scope {
+    web::scope(prefix)
+        .service(res("/plugins").get(marketplace::list_plugins))
+        .service(res("/tags/top").get(marketplace::top_tags))
+        .service(res("/tags/{tag}/plugin").get(marketplace::tag_plugins))
+        .service(res("/plugin/{key}/download/{version}").get(marketplace::count_download))
+        .service(res("/archives/{file}").get(marketplace::archive))
 }
 
 /// A resource whose other methods answer `405` in the error envelope.

@@ -1,0 +1,3 @@
+DROP TABLE meta;
+DROP TABLE plugin_versions;
+DROP TABLE plugins;

@@ -1,0 +1,153 @@
+//! The GLPI-compatible registration endpoints (protocol §4.1–§4.3): availability, `/info`
+//! (which binds the key to the instance's UID) and `/offers`. Every answer is JSON.
+
+use super::client_addr;
+use crate::app::AppState;
+use crate::db::registrations::{self, KeyState};
+use crate::db::{self, audit::Actor};
+use crate::domain::glpi::{Info, Lang, Outcome, Owner, Subscription};
+use crate::domain::status::{self, KEY_REVOKED};
+use crate::error::ApiError;
+use actix_web::{HttpRequest, HttpResponse, web};
+use glpi_network_shared::{ErrorCode, RegistrationKey, ValidationStatus};
+use serde_json::json;
+
+/// A request header as a trimmed string (`None` when absent, empty or not visible ASCII).
+pub(crate) fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// `GET /api/ping` and `GET /api/registration/`: GLPI only needs a non-empty body.
+pub async fn ping() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok", "service": "glpi-network"}))
+}
+
+/// `GET /api/registration/offers`: `[{offer_reference, title}]` by rank.
+pub async fn offers(state: web::Data<AppState>) -> HttpResponse {
+    let mut list: Vec<_> = state.offers.values().collect();
+    list.sort_by_key(|o| o.rank);
+    let body: Vec<_> = list
+        .into_iter()
+        .map(|o| json!({"offer_reference": o.reference, "title": o.title}))
+        .collect();
+    HttpResponse::Ok().json(body)
+}
+
+fn outcome_of(e: &ApiError) -> Option<Outcome> {
+    Some(match e.code() {
+        ErrorCode::KeyNotFound | ErrorCode::InvalidKeyFormat => Outcome::InvalidKey,
+        ErrorCode::KeyRevoked => Outcome::Revoked,
+        ErrorCode::KeyExpired => Outcome::Expired,
+        ErrorCode::KeyAlreadyBound => Outcome::UsedElsewhere,
+        ErrorCode::UidAlreadyRegistered => Outcome::UidTaken,
+        _ => return None,
+    })
+}
+
+/// Checks a key as GLPI's `/info` does, binding it to `uid` on the first valid call.
+fn check(
+    c: &mut db::AnyConnection,
+    key: &RegistrationKey,
+    uid: Option<&str>,
+    now: chrono::NaiveDateTime,
+    actor: &Actor,
+) -> Result<KeyState, ApiError> {
+    match uid {
+        Some(uid) => registrations::register(c, key, None, Some(uid), now, actor).map(|b| b.state),
+        None => {
+            // Without a UID nothing can be bound; a key already bound to a UID is another
+            // instance's.
+            let st = registrations::load_state(c, key)?;
+            if st.key.status == KEY_REVOKED {
+                return Err(ApiError::forbidden(ErrorCode::KeyRevoked, "revoked"));
+            }
+            if status::key_expired(&st.key, now) {
+                return Err(ApiError::forbidden(ErrorCode::KeyExpired, "expired"));
+            }
+            if st
+                .registration
+                .as_ref()
+                .is_some_and(|r| r.instance_uid.is_some())
+            {
+                return Err(ApiError::conflict(ErrorCode::KeyAlreadyBound, "bound"));
+            }
+            Ok(st)
+        }
+    }
+}
+
+/// The `/info` answer for a usable key.
+pub(crate) fn valid_info(state: &AppState, ks: &KeyState, lang: Lang) -> Info {
+    let sub = &ks.subscription;
+    let today = state.clock.now().date_naive();
+    let outcome = match status::subscription_status(sub, today) {
+        ValidationStatus::Valid => Outcome::Running,
+        ValidationStatus::SubscriptionSuspended => Outcome::Suspended,
+        _ => Outcome::Ended,
+    };
+    Info {
+        is_valid: true,
+        validation_message: outcome.message(lang).to_owned(),
+        owner: Some(Owner {
+            name: ks.owner.clone(),
+        }),
+        subscription: Some(Subscription {
+            title: state
+                .offers
+                .get(&sub.offer)
+                .map(|o| o.title.clone())
+                .unwrap_or_else(|| sub.offer.clone()),
+            offer_reference: sub.offer.clone(),
+            is_running: outcome == Outcome::Running,
+            begin_date: sub.begin_date.format("%Y-%m-%d").to_string(),
+            end_date: sub.end_date.map(|d| d.format("%Y-%m-%d").to_string()),
+        }),
+    }
+}
+
+/// `GET /api/registration/info`: `X-Registration-Key`, `X-Glpi-Network-Uid`,
+/// `Accept-Language`. Always `200` with the §4.2 shape, except when the server itself fails
+/// (`503` with the error envelope, which GLPI does not cache).
+pub async fn registration_info(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let lang = Lang::from_header(header(&req, "accept-language"));
+    let Some(raw_key) = header(&req, "x-registration-key") else {
+        return Ok(HttpResponse::Ok().json(Info::invalid(Outcome::NoKey, lang)));
+    };
+    let Ok(key) = RegistrationKey::parse(raw_key) else {
+        return Ok(HttpResponse::Ok().json(Info::invalid(Outcome::InvalidKey, lang)));
+    };
+    // A malformed UID cannot bind anything: treat it as absent.
+    let uid = header(&req, "x-glpi-network-uid").and_then(|u| registrations::parse_uid(u).ok());
+    let now = state.clock.now_naive();
+    let actor = Actor::new("glpi", client_addr(&req));
+    let result = db::run(&state.pool, move |c| {
+        match check(c, &key, uid.as_deref(), now, &actor) {
+            Ok(ks) => Ok(Ok(ks)),
+            Err(e) => match outcome_of(&e) {
+                Some(o) => Ok(Err(o)),
+                None => Err(e),
+            },
+        }
+    })
+    .await;
+    match result {
+        Ok(Ok(ks)) => Ok(HttpResponse::Ok().json(valid_info(&state, &ks, lang))),
+        Ok(Err(outcome)) => Ok(HttpResponse::Ok().json(Info::invalid(outcome, lang))),
+        Err(ApiError::Internal(e)) => {
+            tracing::error!(error = format!("{e:#}"), "registration info failed");
+            Err(ApiError::new(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Internal,
+                "registration information is temporarily unavailable",
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}

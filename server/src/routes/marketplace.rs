@@ -1,0 +1,200 @@
+//! The marketplace GLPI reads (protocol §4.4–§4.8), served under both `/api/marketplace/` and
+//! `/api/glpi-plugins/`: `X-Range` paging that ends with `[]`, tags, the download counter and
+//! archives gated by the key's offer.
+
+use super::glpi::header;
+use crate::app::AppState;
+use crate::catalogue::{self, PluginRecord};
+use crate::db::registrations::{self, KeyState};
+use crate::db::{self, plugins};
+use crate::domain::status::{self, KEY_REVOKED};
+use crate::error::ApiError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use glpi_network_shared::{ErrorCode, RegistrationKey};
+use serde_json::json;
+
+/// GLPI's page size; also the page served without `X-Range`.
+pub const DEFAULT_PAGE: usize = 200;
+/// The most records one request returns.
+pub const MAX_PAGE: usize = 1000;
+
+fn unauthorized() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthorized,
+        "a valid GLPI Network registration key is required (X-Registration-Key)",
+    )
+}
+
+/// The caller's key, checked as `/info` would: it exists, is neither revoked nor expired, and
+/// is not bound to another instance's UID. Anything else is `401`.
+async fn access(state: &AppState, req: &HttpRequest) -> Result<KeyState, ApiError> {
+    let key = header(req, "x-registration-key")
+        .and_then(|k| RegistrationKey::parse(k).ok())
+        .ok_or_else(unauthorized)?;
+    let uid = header(req, "x-glpi-network-uid").map(str::to_owned);
+    let now = state.clock.now_naive();
+    let ks = db::run(&state.pool, move |c| {
+        match registrations::load_state(c, &key) {
+            Err(e) if e.code() == ErrorCode::KeyNotFound => Err(unauthorized()),
+            other => other,
+        }
+    })
+    .await?;
+    let bound_elsewhere = ks
+        .registration
+        .as_ref()
+        .and_then(|r| r.instance_uid.as_deref())
+        .is_some_and(|bound| uid.as_deref() != Some(bound));
+    if ks.key.status == KEY_REVOKED || status::key_expired(&ks.key, now) || bound_elsewhere {
+        return Err(unauthorized());
+    }
+    Ok(ks)
+}
+
+/// Whether this key may download a plugin that requires `required` offers.
+fn unlocks(state: &AppState, ks: &KeyState, required: Option<&[String]>) -> bool {
+    match required {
+        None => true,
+        Some(list) => {
+            status::is_running(&ks.subscription, state.clock.now().date_naive())
+                && list.iter().any(|o| *o == ks.subscription.offer)
+        }
+    }
+}
+
+/// Parses `X-Range: a-b` (inclusive, 0-based).
+fn range(req: &HttpRequest) -> Result<(usize, usize), ApiError> {
+    let Some(raw) = header(req, "x-range") else {
+        return Ok((0, DEFAULT_PAGE - 1));
+    };
+    let bad = || ApiError::bad_request("X-Range must be `start-end` with start <= end");
+    let (a, b) = raw.split_once('-').ok_or_else(bad)?;
+    let (a, b): (usize, usize) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
+    if a > b {
+        return Err(bad());
+    }
+    Ok((a, b.min(a.saturating_add(MAX_PAGE - 1))))
+}
+
+async fn records(
+    state: &web::Data<AppState>,
+    ks: &KeyState,
+    tag: Option<String>,
+) -> Result<Vec<PluginRecord>, ApiError> {
+    let all = db::run(&state.pool, plugins::all).await?;
+    Ok(all
+        .iter()
+        .map(|(row, versions)| {
+            let show = unlocks(state, ks, catalogue::required_offers(row).as_deref());
+            catalogue::record(row, versions, &state.public_url, show)
+        })
+        .filter(|r| {
+            tag.as_ref()
+                .is_none_or(|t| r.tags.iter().any(|x| &x.key == t))
+        })
+        .collect())
+}
+
+fn page(records: Vec<PluginRecord>, (a, b): (usize, usize)) -> HttpResponse {
+    let slice: Vec<PluginRecord> = records.into_iter().skip(a).take(b - a + 1).collect();
+    HttpResponse::Ok().json(slice)
+}
+
+/// `GET {MP}plugins`.
+pub async fn list_plugins(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let ks = access(&state, &req).await?;
+    let r = range(&req)?;
+    Ok(page(records(&state, &ks, None).await?, r))
+}
+
+/// `GET {MP}tags/{tag}/plugin`.
+pub async fn tag_plugins(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    tag: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let ks = access(&state, &req).await?;
+    let r = range(&req)?;
+    Ok(page(records(&state, &ks, Some(tag.into_inner())).await?, r))
+}
+
+/// `GET {MP}tags/top`: the ten most used tags.
+pub async fn top_tags(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let ks = access(&state, &req).await?;
+    let mut counts: Vec<(String, String, usize)> = Vec::new();
+    for r in records(&state, &ks, None).await? {
+        for t in r.tags {
+            match counts.iter_mut().find(|(k, _, _)| *k == t.key) {
+                Some(c) => c.2 += 1,
+                None => counts.push((t.key, t.tag, 1)),
+            }
+        }
+    }
+    counts.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    let body: Vec<_> = counts
+        .into_iter()
+        .take(10)
+        .map(|(key, tag, _)| json!({"key": key, "tag": tag}))
+        .collect();
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `GET {MP}plugin/{key}/download/{version}`: counts a download.
+pub async fn count_download(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    access(&state, &req).await?;
+    let (key, _version) = path.into_inner();
+    let found = db::run(&state.pool, move |c| plugins::count_download(c, &key)).await?;
+    if !found {
+        return Err(ApiError::not_found("no such plugin"));
+    }
+    Ok(HttpResponse::Ok().json(json!({})))
+}
+
+/// `GET {MP}archives/<key>-<version>.tar.gz`: the archive, for a key whose running offer is
+/// in the plugin's `required_offers` (or any valid key for a free plugin).
+pub async fn archive(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    file: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let ks = access(&state, &req).await?;
+    let file = file.into_inner();
+    let (key, num) = catalogue::parse_archive_name(&file)
+        .ok_or_else(|| ApiError::not_found("no such archive"))?;
+    let (key, num) = (key.to_owned(), num.to_owned());
+    let k2 = key.clone();
+    let row = db::run(&state.pool, move |c| plugins::find(c, &k2))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such plugin"))?;
+    if !unlocks(&state, &ks, catalogue::required_offers(&row).as_deref()) {
+        return Err(ApiError::forbidden(
+            ErrorCode::OfferRequired,
+            "this plugin is a GLPI Network exclusive: it needs a running subscription to one of its required offers",
+        ));
+    }
+    let bytes = db::run(&state.pool, move |c| plugins::archive(c, &key, &num))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such version"))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/gzip")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{file}\""),
+        ))
+        .body(bytes))
+}

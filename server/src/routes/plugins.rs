@@ -1,0 +1,173 @@
+//! The plugin catalogue under `/v1/admin/plugins` (bearer admin token).
+
+use super::created;
+use crate::app::AppState;
+use crate::auth::AdminAuth;
+use crate::catalogue::{self, PluginInput, PluginRecord};
+use crate::db::{self, plugins};
+use crate::error::ApiError;
+use crate::views::{ListQuery, Page};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+type Res = Result<HttpResponse, ApiError>;
+
+/// A version as the admin API shows it.
+#[derive(Debug, Serialize)]
+pub struct VersionView {
+    pub plugin_key: String,
+    pub num: String,
+    pub stability: String,
+    pub download_url: String,
+    pub archive_sha256: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn record_of(
+    state: &AppState,
+    key: String,
+) -> impl FnOnce(&mut db::AnyConnection) -> Result<PluginRecord, ApiError> + use<> {
+    let public = state.public_url.clone();
+    move |c| {
+        let (row, versions) = plugins::get(c, &key)?;
+        Ok(catalogue::record(&row, &versions, &public, true))
+    }
+}
+
+pub async fn create_plugin(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    body: web::Json<PluginInput>,
+) -> Res {
+    let now = state.clock.now_naive();
+    let row = db::run(&state.pool, move |c| catalogue::create(c, &body, now)).await?;
+    let rec = db::run(&state.pool, record_of(&state, row.key)).await?;
+    Ok(created(&rec))
+}
+
+pub async fn list_plugins(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> Res {
+    let public = state.public_url.clone();
+    let all = db::run(&state.pool, plugins::all).await?;
+    let limit = q.limit() as usize;
+    let rest: Vec<_> = all
+        .into_iter()
+        .filter(|(r, _)| {
+            q.cursor
+                .as_ref()
+                .is_none_or(|c| r.key.as_str() > c.as_str())
+        })
+        .collect();
+    let more = rest.len() > limit;
+    let items: Vec<PluginRecord> = rest
+        .iter()
+        .take(limit)
+        .map(|(r, v)| catalogue::record(r, v, &public, true))
+        .collect();
+    let next_cursor = if more {
+        items.last().map(|r| r.key.clone())
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
+}
+
+pub async fn get_plugin(_: AdminAuth, state: web::Data<AppState>, key: web::Path<String>) -> Res {
+    Ok(HttpResponse::Ok().json(db::run(&state.pool, record_of(&state, key.into_inner())).await?))
+}
+
+pub async fn update_plugin(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+    body: web::Json<PluginInput>,
+) -> Res {
+    let now = state.clock.now_naive();
+    let key = key.into_inner();
+    let k = key.clone();
+    db::run(&state.pool, move |c| catalogue::update(c, &k, &body, now)).await?;
+    Ok(HttpResponse::Ok().json(db::run(&state.pool, record_of(&state, key)).await?))
+}
+
+pub async fn delete_plugin(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+) -> Res {
+    let deleted = db::run(&state.pool, move |c| {
+        db::write_txn(c, |c| plugins::delete(c, &key))
+    })
+    .await?;
+    if !deleted {
+        return Err(ApiError::not_found("no such plugin"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct VersionQuery {
+    #[serde(default)]
+    pub num: Option<String>,
+    #[serde(default)]
+    pub stability: Option<String>,
+}
+
+/// `POST /v1/admin/plugins/{key}/versions`: the archive as the body
+/// (`Content-Type: application/gzip`, `?num=&stability=`), or a JSON `{"num", "stability"}`
+/// body and the server generates the archive.
+pub async fn add_version(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: web::Path<String>,
+    q: web::Query<VersionQuery>,
+    body: web::Bytes,
+) -> Res {
+    let ctype = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let (num, stability, archive) = match ctype.as_str() {
+        "application/json" => {
+            let v: VersionQuery = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+            (v.num, v.stability, None)
+        }
+        "application/gzip" | "application/x-gzip" | "application/octet-stream" => {
+            (q.num.clone(), q.stability.clone(), Some(body.to_vec()))
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "send the archive with Content-Type: application/gzip, or JSON {\"num\", \"stability\"}",
+            ));
+        }
+    };
+    let num = num.ok_or_else(|| ApiError::bad_request("num is required"))?;
+    let now = state.clock.now_naive();
+    let key = key.into_inner();
+    let row = db::run(&state.pool, move |c| {
+        catalogue::add_version(c, &key, &num, stability.as_deref(), archive, now)
+    })
+    .await?;
+    Ok(created(&VersionView {
+        download_url: format!(
+            "{}{}",
+            state.public_url,
+            catalogue::archive_path(&row.plugin_key, &row.num)
+        ),
+        plugin_key: row.plugin_key,
+        num: row.num,
+        stability: row.stability,
+        archive_sha256: row.archive_sha256,
+        created_at: row.created_at.and_utc(),
+    }))
+}
