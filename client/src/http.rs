@@ -1,0 +1,157 @@
+//! The blocking HTTP layer: one ureq agent with bounded timeouts, no redirects, and answers
+//! read up to a size limit so a huge body is refused without being read whole.
+
+use crate::error::Error;
+use glpi_network_shared::ErrorEnvelope;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// The largest answer body the client reads (1 MiB); a larger one is refused.
+pub const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
+
+/// An answer: status, `Date` header and body (at most [`MAX_RESPONSE_BYTES`]).
+pub(crate) struct Reply {
+    pub status: u16,
+    pub date: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// The agent and its limits.
+#[derive(Clone)]
+pub(crate) struct Http {
+    agent: ureq::Agent,
+    max_body: u64,
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http")
+            .field("max_body", &self.max_body)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Http {
+    /// An agent whose connection phase is bounded by `connect` and whole calls by `total`.
+    pub fn new(connect: Duration, total: Duration) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(connect))
+            .timeout_global(Some(total))
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .user_agent(concat!("glpi-network-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        Http {
+            agent,
+            max_body: MAX_RESPONSE_BYTES,
+        }
+    }
+
+    /// `GET base + path`.
+    pub fn get(&self, base: &str, path: &str) -> Result<Reply, Error> {
+        let res = self.agent.get(&url(base, path)).call();
+        self.read(res)
+    }
+
+    /// `POST base + path` with a JSON body.
+    pub fn post<B: Serialize>(&self, base: &str, path: &str, body: &B) -> Result<Reply, Error> {
+        let res = self.agent.post(&url(base, path)).send_json(body);
+        self.read(res)
+    }
+
+    /// `DELETE base + path` with a JSON body.
+    pub fn delete<B: Serialize>(&self, base: &str, path: &str, body: &B) -> Result<Reply, Error> {
+        let res = self
+            .agent
+            .delete(&url(base, path))
+            .force_send_body()
+            .send_json(body);
+        self.read(res)
+    }
+
+    fn read(
+        &self,
+        res: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Reply, Error> {
+        let res = res.map_err(transport_error)?;
+        let status = res.status().as_u16();
+        let date = res
+            .headers()
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = res
+            .into_body()
+            .into_with_config()
+            .limit(self.max_body)
+            .read_to_vec()
+            .map_err(transport_error)?;
+        Ok(Reply { status, date, body })
+    }
+}
+
+fn url(base: &str, path: &str) -> String {
+    format!("{}{}", base.trim_end_matches('/'), path)
+}
+
+fn transport_error(e: ureq::Error) -> Error {
+    match e {
+        ureq::Error::BodyExceedsLimit(n) => {
+            Error::InvalidResponse(format!("the answer is larger than {n} bytes"))
+        }
+        ureq::Error::Timeout(t) => Error::Unreachable(format!("timed out ({t})")),
+        ureq::Error::Protocol(p) => Error::InvalidResponse(format!("not valid HTTP: {p}")),
+        ureq::Error::BadUri(u) => Error::Config(format!("invalid server URL: {u}")),
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            Error::Unreachable(format!("timed out ({io})"))
+        }
+        other => Error::Unreachable(other.to_string()),
+    }
+}
+
+impl Reply {
+    /// Whether the status is `2xx`.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body as `T` for a `2xx`, or the server's error for anything else.
+    pub fn json<T: DeserializeOwned>(self) -> Result<T, Error> {
+        self.expect_success()?;
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Error::InvalidResponse(format!("not the expected JSON: {e}")))
+    }
+
+    /// `Ok` for a `2xx`; the server's error (from its envelope when it sent one) otherwise.
+    pub fn expect_success(&self) -> Result<(), Error> {
+        if self.is_success() {
+            return Ok(());
+        }
+        Err(match serde_json::from_slice::<ErrorEnvelope>(&self.body) {
+            Ok(env) => Error::Server {
+                status: self.status,
+                code: Some(env.error.code),
+                message: env.error.message,
+            },
+            Err(_) => Error::Server {
+                status: self.status,
+                code: None,
+                message: snippet(&self.body),
+            },
+        })
+    }
+}
+
+/// The start of a body, for messages about answers that are not the error envelope.
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(120)]);
+    let text: String = text.chars().filter(|c| !c.is_control()).collect();
+    if text.is_empty() {
+        "no error body".to_owned()
+    } else {
+        text
+    }
+}

@@ -1,0 +1,183 @@
+//! What the client concludes: the state (`valid`, `cached`, `grace` or refused with a reason)
+//! and the claims behind it; and the offline rules that derive it from a cached token.
+
+use crate::cache::Entry;
+use glpi_network_shared::{Claims, ValidationStatus};
+use std::fmt;
+
+/// Why an instance may not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The token is past `grace_until`, or the server says the key expired.
+    Expired,
+    /// The server revoked the key.
+    Revoked,
+    /// The key's subscription is suspended.
+    Suspended,
+    /// The key is bound to another instance, or the cache speaks of another instance.
+    InstanceMismatch,
+    /// The wall clock is well behind the latest server time seen (or the server's token is
+    /// not yet valid by it).
+    ClockRollback,
+    /// The server knows the key but it is bound to no instance.
+    NotRegistered,
+    /// A refusal this version does not know.
+    Unknown,
+}
+
+impl Reason {
+    /// The snake_case name (`expired`, `revoked`, `suspended`, `instance_mismatch`,
+    /// `clock_rollback`, `not_registered`, `unknown`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Expired => "expired",
+            Reason::Revoked => "revoked",
+            Reason::Suspended => "suspended",
+            Reason::InstanceMismatch => "instance_mismatch",
+            Reason::ClockRollback => "clock_rollback",
+            Reason::NotRegistered => "not_registered",
+            Reason::Unknown => "unknown",
+        }
+    }
+
+    /// The reason behind a server status that does not allow running.
+    pub fn from_server_status(status: ValidationStatus) -> Reason {
+        match status {
+            ValidationStatus::KeyRevoked => Reason::Revoked,
+            ValidationStatus::KeyExpired => Reason::Expired,
+            ValidationStatus::SubscriptionSuspended => Reason::Suspended,
+            ValidationStatus::KeyAlreadyBound => Reason::InstanceMismatch,
+            ValidationStatus::NotRegistered => Reason::NotRegistered,
+            _ => Reason::Unknown,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The client's conclusion, in order of freshness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum State {
+    /// The server just answered with a verified token that allows running.
+    Valid,
+    /// A verified cached token allows running and is not yet due for a refresh.
+    Cached,
+    /// The server could not be asked (unreachable, `5xx`) or the cached token is past `exp`,
+    /// but it is still before `grace_until`: running is allowed for now.
+    Grace,
+    /// Running is not allowed.
+    Refused(Reason),
+}
+
+impl State {
+    /// `valid`, `cached`, `grace` or `refused`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Valid => "valid",
+            State::Cached => "cached",
+            State::Grace => "grace",
+            State::Refused(_) => "refused",
+        }
+    }
+
+    /// Whether the instance may run (`valid`, `cached` or `grace`).
+    pub fn is_usable(self) -> bool {
+        !matches!(self, State::Refused(_))
+    }
+
+    /// The reason of a refusal.
+    pub fn reason(self) -> Option<Reason> {
+        match self {
+            State::Refused(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            State::Refused(r) => write!(f, "refused ({r})"),
+            s => f.write_str(s.as_str()),
+        }
+    }
+}
+
+/// The outcome of `register`, `validate`, `check` or `status`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Status {
+    /// The conclusion.
+    pub state: State,
+    /// The verified claims it rests on (absent only when a fresh token could not be trusted
+    /// at this clock, as for a `clock_rollback` found online).
+    pub claims: Option<Claims>,
+    /// The local time of the decision (Unix seconds, from the client's clock).
+    pub checked_at: i64,
+    /// Why the server was not used, when the answer came from the cache after a failure.
+    pub offline_reason: Option<String>,
+}
+
+impl Status {
+    /// Whether the instance may run.
+    pub fn is_usable(&self) -> bool {
+        self.state.is_usable()
+    }
+
+    /// What the instance may use now (empty when refused).
+    pub fn entitlements(&self) -> &[String] {
+        match (&self.claims, self.is_usable()) {
+            (Some(c), true) => &c.entitlements,
+            _ => &[],
+        }
+    }
+}
+
+/// The offline rules, applied to a verified cached entry at `now`:
+/// a signed refusal sticks; then a clock well behind the latest server time seen is a
+/// `clock_rollback`; past `grace_until` is `expired`; before `exp` (with the leeway) is
+/// `cached`; in between is `grace`.
+pub(crate) fn evaluate(entry: &Entry, now: i64, policy: &Policy) -> State {
+    let c = &entry.claims;
+    if !c.valid {
+        return State::Refused(Reason::from_server_status(c.status));
+    }
+    if now.saturating_add(policy.rollback_tolerance) < entry.last_server_time {
+        return State::Refused(Reason::ClockRollback);
+    }
+    if now > c.grace_until {
+        return State::Refused(Reason::Expired);
+    }
+    if now <= c.exp.saturating_add(policy.leeway) {
+        State::Cached
+    } else {
+        State::Grace
+    }
+}
+
+/// The tolerances of the offline rules.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Policy {
+    /// Seconds the clock may lag the latest server time seen before `clock_rollback`.
+    pub rollback_tolerance: i64,
+    /// Seconds of leeway on `exp` and `nbf`.
+    pub leeway: i64,
+    /// Seconds after `iat` when `check` asks the server again (None: half the lifetime).
+    pub refresh_after: Option<i64>,
+}
+
+impl Policy {
+    /// Whether a cached token is due for a refresh at `now`.
+    pub fn due_for_refresh(&self, c: &Claims, now: i64) -> bool {
+        let after = self
+            .refresh_after
+            .unwrap_or_else(|| (c.exp - c.iat).max(0) / 2);
+        now >= c.iat.saturating_add(after)
+    }
+}
