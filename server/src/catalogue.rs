@@ -494,12 +494,18 @@ pub fn import_file(
 }
 
 /// Seeds the demo plugins once per database (on first start).
+/// Several processes starting together on one database agree through a claim row in `meta`:
+/// only the one that inserts it seeds.
 pub fn seed_demo_once(c: &mut AnyConnection, now: NaiveDateTime) -> Result<bool, ApiError> {
-    if plugins::meta_get(c, DEMO_SEEDED)?.is_some() {
+    if plugins::meta_get(c, DEMO_SEEDED)?.is_some()
+        || !plugins::meta_claim(c, DEMO_SEEDED, &now.to_string())?
+    {
         return Ok(false);
     }
-    restore_demo(c, now)?;
-    plugins::meta_set(c, DEMO_SEEDED, &now.to_string())?;
+    if let Err(e) = restore_demo(c, now) {
+        let _ = plugins::meta_delete(c, DEMO_SEEDED);
+        return Err(e);
+    }
     Ok(true)
 }
 

@@ -25,7 +25,11 @@ fn claims(now: i64) -> Claims {
         instance_uid: Some("a".repeat(40)),
         offer: "standard".into(),
         offer_title: "GLPI Network Standard".into(),
-        entitlements: vec!["marketplace".into(), "support".into(), "exclusive_plugins".into()],
+        entitlements: vec![
+            "marketplace".into(),
+            "support".into(),
+            "exclusive_plugins".into(),
+        ],
         subscription_begin: Some("2026-01-01".into()),
         subscription_end: Some("2026-12-31".into()),
         owner: "ACME Corp".into(),
@@ -50,7 +54,9 @@ fn bench(c: &mut Criterion) {
         instance_url: Some("https://glpi.example.com/glpi"),
         nonce: Some("3f9d2c"),
     };
-    c.bench_function("sign one token", |b| b.iter(|| token::sign(black_box(&cl), "k1", &enc).unwrap()));
+    c.bench_function("sign one token", |b| {
+        b.iter(|| token::sign(black_box(&cl), "k1", &enc).unwrap())
+    });
     c.bench_function("verify one token", |b| {
         b.iter(|| verifier.verify(black_box(&signed), now, &expect).unwrap())
     });

@@ -183,15 +183,23 @@ pub fn meta_get(c: &mut AnyConnection, name: &str) -> Result<Option<String>, Api
     Ok(m::meta.find(name).select(m::value).first(c).optional()?)
 }
 
-pub fn meta_set(c: &mut AnyConnection, name: &str, value: &str) -> Result<(), ApiError> {
-    if meta_get(c, name)?.is_some() {
-        diesel::update(m::meta.find(name))
-            .set(m::value.eq(value))
-            .execute(c)?;
-    } else {
-        diesel::insert_into(m::meta)
-            .values((m::name.eq(name), m::value.eq(value)))
-            .execute(c)?;
+/// Inserts `name` unless it exists; `false` when another caller got there first (the row is
+/// a once-only claim that holds across processes).
+pub fn meta_claim(c: &mut AnyConnection, name: &str, value: &str) -> Result<bool, ApiError> {
+    match diesel::insert_into(m::meta)
+        .values((m::name.eq(name), m::value.eq(value)))
+        .execute(c)
+    {
+        Ok(_) => Ok(true),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Ok(false),
+        Err(e) => Err(e.into()),
     }
+}
+
+pub fn meta_delete(c: &mut AnyConnection, name: &str) -> Result<(), ApiError> {
+    diesel::delete(m::meta.find(name)).execute(c)?;
     Ok(())
 }

@@ -300,15 +300,27 @@ fn bind_inner(
         });
     }
 
+    // Under READ COMMITTED each statement sees the latest commits: a row found here that
+    // belongs to this very key was committed by a concurrent request after `load_state` ran.
+    // That is a race, retried so this request answers as the idempotent case does.
+    let ours = |r: &RegistrationRow| r.key_id == state.key.id;
     if let Some(u) = url
-        && active_for_url(c, u)?.is_some()
+        && let Some(found) = active_for_url(c, u)?
     {
-        return Err(url_taken().into());
+        return Err(if ours(&found) {
+            BindError::Race(UniqueHit::RegistrationKey)
+        } else {
+            url_taken().into()
+        });
     }
     if let Some(i) = uid
-        && active_for_uid(c, i)?.is_some()
+        && let Some(found) = active_for_uid(c, i)?
     {
-        return Err(uid_taken().into());
+        return Err(if ours(&found) {
+            BindError::Race(UniqueHit::RegistrationKey)
+        } else {
+            uid_taken().into()
+        });
     }
     let row = RegistrationRow {
         id: new_id(),

@@ -59,7 +59,7 @@ fn unlocks(state: &AppState, ks: &KeyState, required: Option<&[String]>) -> bool
         None => true,
         Some(list) => {
             status::is_running(&ks.subscription, state.clock.now().date_naive())
-                && list.iter().any(|o| *o == ks.subscription.offer)
+                && list.contains(&ks.subscription.offer)
         }
     }
 }

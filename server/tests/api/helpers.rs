@@ -19,6 +19,7 @@ pub struct TestApp {
     pub clock: Clock,
     pub client: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
     pg: Option<(String, String)>,
     _dir: tempfile::TempDir,
 }
@@ -58,6 +59,10 @@ fn uuid_simple() -> String {
 }
 
 /// Starts the server; `None` when the backend is unavailable on a developer machine.
+///
+/// The server runs on its own thread and actix system, so dropping the `TestApp` can stop it
+/// and wait for its workers (and their database connections) to finish before the test
+/// database is dropped and the process exits.
 pub async fn spawn_app(db: Db) -> Option<TestApp> {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::new("127.0.0.1:0", dir.path().to_path_buf());
@@ -68,18 +73,28 @@ pub async fn spawn_app(db: Db) -> Option<TestApp> {
         settings.database_url = Some(url);
         pg = Some((base, name));
     }
-    let app = Application::build(&settings).expect("server builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let admin_token = app.admin_token().to_owned();
-    let clock = app.state().clock.clone();
-    let handle = app.handle();
-    actix_web::rt::spawn(app.run_until_stopped());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let app = Application::build(&settings).expect("server builds");
+            tx.send((
+                app.port(),
+                app.admin_token().to_owned(),
+                app.state().clock.clone(),
+                app.handle(),
+            ))
+            .unwrap();
+            app.run_until_stopped().await.unwrap();
+        })
+    });
+    let (port, admin_token, clock, handle) = rx.recv().expect("server thread started");
     Some(TestApp {
-        address,
+        address: format!("http://127.0.0.1:{port}"),
         admin_token,
         clock,
         client: reqwest::Client::new(),
         handle,
+        thread: Some(thread),
         pg,
         _dir: dir,
     })
@@ -87,8 +102,10 @@ pub async fn spawn_app(db: Db) -> Option<TestApp> {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        let stop = self.handle.stop(false);
-        drop(stop);
+        futures::executor::block_on(self.handle.stop(true));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
         if let Some((base, name)) = self.pg.take() {
             drop_pg_database(&base, &name);
         }

@@ -3,6 +3,7 @@
 mod admin;
 mod concurrency;
 mod errors;
+mod glpi;
 mod helpers;
 mod processes;
 mod registrations;
