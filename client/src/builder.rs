@@ -1,11 +1,11 @@
 //! `ClientBuilder`: every setting of a [`Client`], checked once at `build`.
 
+use crate::Client;
 use crate::cache::CacheFile;
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::http::Http;
 use crate::status::Policy;
-use crate::Client;
 use glpi_network_shared::{InstanceUrl, RegistrationKey};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -131,7 +131,11 @@ impl ClientBuilder {
 
     /// Checks the settings and builds the client. Nothing is read or sent yet.
     pub fn build(self) -> Result<Client, Error> {
-        let server_url = self.server_url.as_deref().map(parse_server_url).transpose()?;
+        let server_url = self
+            .server_url
+            .as_deref()
+            .map(parse_server_url)
+            .transpose()?;
         let instance_url = self
             .instance_url
             .as_deref()

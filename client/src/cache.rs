@@ -213,7 +213,11 @@ fn temp_path(path: &Path) -> PathBuf {
     let mut rnd = [0u8; 6];
     let _ = SystemRandom::new().fill(&mut rnd);
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!(".{name}.{}.{}.tmp", std::process::id(), hex::encode(rnd)))
+    path.with_file_name(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        hex::encode(rnd)
+    ))
 }
 
 /// Creates `path` (which must not exist) with mode 0600, writes `bytes` and fsyncs.
@@ -256,4 +260,4 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

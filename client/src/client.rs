@@ -92,7 +92,10 @@ impl Client {
             instance_uid: None,
             nonce: Some(nonce.clone()),
         };
-        let resp: RegisterResponse = self.http.post(&t.server, "/v1/registrations", &req)?.json()?;
+        let resp: RegisterResponse = self
+            .http
+            .post(&t.server, "/v1/registrations", &req)?
+            .json()?;
         self.accept(&t, cached.as_ref(), &resp.token, &nonce, now, Write::Always)
     }
 
@@ -142,7 +145,12 @@ impl Client {
         let e = self.load().ok_or(Error::NotRegistered)?;
         let t = self.target(Some(&e), None)?;
         if e.instance_url != t.instance.as_str() {
-            return Ok(status(State::Refused(Reason::InstanceMismatch), Some(e), now, None));
+            return Ok(status(
+                State::Refused(Reason::InstanceMismatch),
+                Some(e),
+                now,
+                None,
+            ));
         }
         if !t.matches(&e) {
             return Err(Error::NotRegistered);
@@ -290,7 +298,11 @@ impl Client {
     }
 
     /// The server, issuer, instance and key in force: the configured ones, else the cached.
-    fn target(&self, cached: Option<&Entry>, key: Option<&RegistrationKey>) -> Result<Target, Error> {
+    fn target(
+        &self,
+        cached: Option<&Entry>,
+        key: Option<&RegistrationKey>,
+    ) -> Result<Target, Error> {
         let server = self
             .server_url
             .clone()
@@ -309,13 +321,19 @@ impl Client {
             (None, Some(e)) => RegistrationKey::parse(&e.key)
                 .map_err(|e| Error::Config(format!("cached key: {e}")))?,
             (None, None) => {
-                return Err(Error::Config("no registration key configured or cached".into()));
+                return Err(Error::Config(
+                    "no registration key configured or cached".into(),
+                ));
             }
         };
         let issuer = self
             .issuer
             .clone()
-            .or_else(|| cached.filter(|e| e.server_url == server).map(|e| e.issuer.clone()))
+            .or_else(|| {
+                cached
+                    .filter(|e| e.server_url == server)
+                    .map(|e| e.issuer.clone())
+            })
             .unwrap_or_else(|| server.clone());
         Ok(Target {
             server,

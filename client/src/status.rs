@@ -181,3 +181,73 @@ impl Policy {
         now >= c.iat.saturating_add(after)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::tests::sample_entry;
+
+    const POLICY: Policy = Policy {
+        rollback_tolerance: 300,
+        leeway: 60,
+        refresh_after: None,
+    };
+
+    #[test]
+    fn states_follow_the_token_times() {
+        let e = sample_entry(); // iat 1000, exp 2000, grace_until 3000
+        assert_eq!(evaluate(&e, 1_500, &POLICY), State::Cached);
+        assert_eq!(evaluate(&e, 2_060, &POLICY), State::Cached);
+        assert_eq!(evaluate(&e, 2_061, &POLICY), State::Grace);
+        assert_eq!(evaluate(&e, 3_000, &POLICY), State::Grace);
+        assert_eq!(evaluate(&e, 3_001, &POLICY), State::Refused(Reason::Expired));
+    }
+
+    #[test]
+    fn a_clock_well_behind_the_last_server_time_is_a_rollback() {
+        let mut e = sample_entry();
+        e.last_server_time = 1_800;
+        assert_eq!(evaluate(&e, 1_500, &POLICY), State::Cached);
+        assert_eq!(
+            evaluate(&e, 1_499, &POLICY),
+            State::Refused(Reason::ClockRollback)
+        );
+    }
+
+    #[test]
+    fn a_signed_refusal_sticks_whatever_the_time() {
+        let mut e = sample_entry();
+        e.claims.valid = false;
+        e.claims.status = ValidationStatus::KeyRevoked;
+        for now in [1_000, 2_500, 9_999] {
+            assert_eq!(evaluate(&e, now, &POLICY), State::Refused(Reason::Revoked));
+        }
+    }
+
+    #[test]
+    fn refresh_is_due_at_half_the_lifetime_by_default() {
+        let c = sample_entry().claims;
+        assert!(!POLICY.due_for_refresh(&c, 1_499));
+        assert!(POLICY.due_for_refresh(&c, 1_500));
+        let every_minute = Policy {
+            refresh_after: Some(60),
+            ..POLICY
+        };
+        assert!(every_minute.due_for_refresh(&c, 1_060));
+    }
+
+    #[test]
+    fn server_statuses_map_to_reasons() {
+        use ValidationStatus as S;
+        assert_eq!(Reason::from_server_status(S::KeyRevoked), Reason::Revoked);
+        assert_eq!(Reason::from_server_status(S::KeyExpired), Reason::Expired);
+        assert_eq!(
+            Reason::from_server_status(S::SubscriptionSuspended),
+            Reason::Suspended
+        );
+        assert_eq!(
+            Reason::from_server_status(S::KeyAlreadyBound),
+            Reason::InstanceMismatch
+        );
+    }
+}

@@ -1,1 +1,224 @@
-fn main() {}
+//! `glpi-network`: register this instance, validate it, read its cached state, test the
+//! service, release the binding. Exit codes: 0 usable, 1 refused, 2 usage, 3 unreachable with
+//! no usable cache.
+
+mod output;
+mod probe;
+mod spinner;
+
+use clap::{CommandFactory, Parser, Subcommand, error::ErrorKind};
+use glpi_network_client::{Client, Error, RegistrationKey};
+use output::Out;
+use spinner::Spinner;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit code: usable (`valid`, `cached`, `grace`), or every check passed.
+const EXIT_OK: u8 = 0;
+/// Exit code: refused, or the service answered wrongly.
+const EXIT_REFUSED: u8 = 1;
+/// Exit code: usage error.
+const EXIT_USAGE: u8 = 2;
+/// Exit code: the service cannot be reached and nothing usable is cached.
+const EXIT_UNREACHABLE: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "glpi-network",
+    version,
+    about = "GLPI Network licensing client: register, validate and keep working offline",
+    after_help = "Exit codes: 0 usable (valid, cached, grace), 1 refused, 2 usage, \
+                  3 unreachable with no usable cache."
+)]
+struct Cli {
+    /// The licensing server's base URL (default: the one cached at registration).
+    #[arg(long, env = "GLPI_NETWORK_SERVER", global = true, value_name = "URL")]
+    server: Option<String>,
+    /// The cache file [default: glpi-network/state.json under the user's cache directory].
+    #[arg(long, global = true, value_name = "PATH")]
+    cache: Option<PathBuf>,
+    /// The registration key, overriding the cached one.
+    #[arg(
+        long,
+        env = "GLPI_NETWORK_KEY",
+        hide_env_values = true,
+        global = true,
+        value_name = "KEY"
+    )]
+    key: Option<String>,
+    /// This instance's URL, overriding the cached one (required by `register`).
+    #[arg(long, global = true, value_name = "URL")]
+    url: Option<String>,
+    /// The token issuer to expect [default: the server URL].
+    #[arg(long, env = "GLPI_NETWORK_ISSUER", global = true, value_name = "URL")]
+    issuer: Option<String>,
+    /// Seconds allowed for each request to the server.
+    #[arg(long, global = true, default_value_t = 20, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    timeout: u64,
+    /// Print exactly one JSON object on stdout instead of human text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Clone, PartialEq, Eq)]
+enum Command {
+    /// Bind a registration key to this instance (`--url`) and cache the signed token.
+    Register {
+        /// The registration key, e.g. GLPI-XXXX-XXXX-...
+        #[arg(value_name = "KEY", id = "registration_key")]
+        registration_key: String,
+    },
+    /// Ask the server; fall back to the cache (grace) when it cannot be reached.
+    Validate,
+    /// The state from the cache alone, without contacting the server.
+    Status,
+    /// Check the service: ping, JWKS, TLS and clock skew, one line per check.
+    Test,
+    /// Release this instance's binding and delete the cache.
+    Release,
+}
+
+impl Command {
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Register { .. } => "register",
+            Command::Validate => "validate",
+            Command::Status => "status",
+            Command::Test => "test",
+            Command::Release => "release",
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let out = Out::new(cli.json, cli.command.name());
+    ExitCode::from(run(&cli, &out))
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("GLPI_NETWORK_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}
+
+fn run(cli: &Cli, out: &Out) -> u8 {
+    if matches!(cli.command, Command::Register { .. }) && cli.url.is_none() {
+        let msg = "register needs the instance URL: --url URL";
+        return usage(out, ErrorKind::MissingRequiredArgument, msg);
+    }
+    let key_text = match &cli.command {
+        Command::Register { registration_key } => Some(registration_key),
+        _ => cli.key.as_ref(),
+    };
+    let key = match key_text.map(|k| RegistrationKey::parse(k)).transpose() {
+        Ok(k) => k,
+        Err(e) => {
+            let msg = format!("invalid registration key: {e}");
+            return usage(out, ErrorKind::InvalidValue, &msg);
+        }
+    };
+    let client = match build(cli, key.clone()) {
+        Ok(c) => c,
+        Err(e) => return failed(out, &e),
+    };
+    let server = client.server_url().unwrap_or_default();
+    let waiting = |what: &str| Spinner::start(format!("{what} {server}"));
+    match &cli.command {
+        Command::Register { .. } => {
+            let key = key.expect("register has a positional key");
+            let r = {
+                let _s = waiting("registering with");
+                client.register(&key)
+            };
+            report(out, &client, r)
+        }
+        Command::Validate => {
+            let r = {
+                let _s = waiting("validating with");
+                client.validate()
+            };
+            report(out, &client, r)
+        }
+        Command::Status => report(out, &client, client.status()),
+        Command::Release => {
+            let r = {
+                let _s = waiting("releasing with");
+                client.release()
+            };
+            match r {
+                Ok(()) => {
+                    out.released(&client);
+                    EXIT_OK
+                }
+                Err(e) => failed(out, &e),
+            }
+        }
+        Command::Test => probe::run(&client, out),
+    }
+}
+
+fn build(cli: &Cli, key: Option<RegistrationKey>) -> Result<Client, Error> {
+    let mut b = Client::builder().timeout(Duration::from_secs(cli.timeout));
+    if let Some(s) = &cli.server {
+        b = b.server_url(s);
+    }
+    if let Some(u) = &cli.url {
+        b = b.instance_url(u);
+    }
+    if let Some(k) = key {
+        b = b.key(k);
+    }
+    if let Some(i) = &cli.issuer {
+        b = b.issuer(i);
+    }
+    if let Some(c) = &cli.cache {
+        b = b.cache_path(c);
+    }
+    b.build()
+}
+
+fn report(out: &Out, client: &Client, r: Result<glpi_network_client::Status, Error>) -> u8 {
+    match r {
+        Ok(st) => {
+            out.status(client, &st);
+            if st.is_usable() { EXIT_OK } else { EXIT_REFUSED }
+        }
+        Err(e) => failed(out, &e),
+    }
+}
+
+/// Prints an error and maps it to its exit code.
+fn failed(out: &Out, e: &Error) -> u8 {
+    let code = exit_code(e);
+    out.error(e, code);
+    code
+}
+
+fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::Config(_) => EXIT_USAGE,
+        e if e.is_unavailable() => EXIT_UNREACHABLE,
+        _ => EXIT_REFUSED,
+    }
+}
+
+/// A usage error found after parsing: clap's format on stderr (JSON on stdout with `--json`).
+fn usage(out: &Out, kind: ErrorKind, msg: &str) -> u8 {
+    if out.json {
+        out.error(&Error::Config(msg.to_owned()), EXIT_USAGE);
+    } else {
+        let _ = Cli::command().error(kind, msg).print();
+    }
+    EXIT_USAGE
+}

@@ -1,0 +1,169 @@
+//! What the CLI prints: human text by default, exactly one JSON object on stdout with `--json`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use glpi_network_client::{Client, Error, State, Status};
+use serde_json::{Value, json};
+
+/// The output mode and the command being run.
+pub struct Out {
+    pub json: bool,
+    command: &'static str,
+}
+
+fn rfc3339(secs: i64) -> Value {
+    DateTime::<Utc>::from_timestamp(secs, 0)
+        .map(|d| Value::String(d.to_rfc3339_opts(SecondsFormat::Secs, true)))
+        .unwrap_or(Value::Null)
+}
+
+fn human(secs: i64) -> String {
+    DateTime::<Utc>::from_timestamp(secs, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// A one-line explanation of a refusal.
+fn explain(state: State) -> &'static str {
+    use glpi_network_client::Reason::*;
+    match state.reason() {
+        Some(Expired) => "the key expired, or the cached token is past its offline grace",
+        Some(Revoked) => "the key was revoked",
+        Some(Suspended) => "the subscription is suspended",
+        Some(InstanceMismatch) => "the key is bound to another instance, or the cache is for another URL",
+        Some(ClockRollback) => "this machine's clock is well behind the server's time",
+        Some(NotRegistered) => "the key is not registered to any instance",
+        _ => "the server refused this instance",
+    }
+}
+
+impl Out {
+    pub fn new(json: bool, command: &'static str) -> Self {
+        Out { json, command }
+    }
+
+    fn emit(&self, v: Value) {
+        println!("{v}");
+    }
+
+    /// A conclusion from register, validate or status.
+    pub fn status(&self, client: &Client, st: &Status) {
+        if self.json {
+            let c = st.claims.as_ref();
+            self.emit(json!({
+                "command": self.command,
+                "state": st.state.as_str(),
+                "usable": st.is_usable(),
+                "reason": st.state.reason().map(|r| r.as_str()),
+                "server_status": c.map(|c| c.status.as_str()),
+                "instance_url": c.and_then(|c| c.instance_url.clone()),
+                "offer": c.map(|c| c.offer.clone()),
+                "offer_title": c.map(|c| c.offer_title.clone()),
+                "owner": c.map(|c| c.owner.clone()),
+                "entitlements": st.entitlements(),
+                "subscription_end": c.and_then(|c| c.subscription_end.clone()),
+                "expires_at": c.map(|c| rfc3339(c.exp)).unwrap_or(Value::Null),
+                "grace_until": c.map(|c| rfc3339(c.grace_until)).unwrap_or(Value::Null),
+                "ver": c.map(|c| c.ver),
+                "checked_at": rfc3339(st.checked_at),
+                "offline_reason": st.offline_reason,
+                "cache": client.cache_path().display().to_string(),
+            }));
+            return;
+        }
+        let headline = match st.state {
+            State::Valid => "valid: the server confirmed this instance".to_owned(),
+            State::Cached => "cached: the cached token is verified and current".to_owned(),
+            State::Grace => "grace: running on the cached token for now".to_owned(),
+            State::Refused(r) => format!("refused ({r}): {}", explain(st.state)),
+            other => other.to_string(),
+        };
+        println!("{headline}");
+        if let Some(why) = &st.offline_reason {
+            println!("  server:       not used ({why})");
+        }
+        if let Some(c) = &st.claims {
+            let url = c.instance_url.as_deref().unwrap_or("-");
+            println!("  instance:     {url}");
+            println!("  offer:        {} ({}) for {}", c.offer_title, c.offer, c.owner);
+            println!("  status:       {} (signed by the server)", c.status);
+            if st.is_usable() {
+                let ents = if c.entitlements.is_empty() {
+                    "-".to_owned()
+                } else {
+                    c.entitlements.join(", ")
+                };
+                println!("  entitlements: {ents}");
+                println!("  refresh by:   {}", human(c.exp));
+                println!("  grace until:  {}", human(c.grace_until));
+            }
+        }
+    }
+
+    /// The binding was released.
+    pub fn released(&self, client: &Client) {
+        let cache = client.cache_path().display().to_string();
+        if self.json {
+            self.emit(json!({"command": self.command, "released": true, "cache": cache}));
+        } else {
+            println!("released: this instance's binding is gone and the cache {cache} deleted");
+        }
+    }
+
+    /// A failure and its exit code.
+    pub fn error(&self, e: &Error, exit_code: u8) {
+        let kind = match e {
+            Error::Unreachable(_) => "unreachable",
+            Error::Server { .. } => "server",
+            Error::InvalidResponse(_) => "invalid_response",
+            Error::Token(_) => "token",
+            Error::StaleVersion { .. } => "stale_version",
+            Error::Config(_) => "usage",
+            Error::NotRegistered => "not_registered",
+            Error::Cache { .. } => "cache",
+            _ => "other",
+        };
+        if self.json {
+            self.emit(json!({
+                "command": self.command,
+                "state": "error",
+                "usable": false,
+                "error": {
+                    "kind": kind,
+                    "message": e.to_string(),
+                    "status": e.status(),
+                    "code": e.code().map(|c| c.as_str()),
+                },
+                "exit_code": exit_code,
+            }));
+        } else {
+            eprintln!("error: {e}");
+            if let Error::NotRegistered = e {
+                eprintln!("hint: glpi-network register KEY --url URL --server URL");
+            }
+        }
+    }
+
+    /// One check of `test`.
+    pub fn check_line(&self, ok: Option<bool>, name: &str, detail: &str) {
+        if !self.json {
+            let tag = match ok {
+                Some(true) => "ok  ",
+                Some(false) => "FAIL",
+                None => "skip",
+            };
+            println!("{tag}  {name:<6} {detail}");
+        }
+    }
+
+    /// The JSON object of `test`.
+    pub fn checks(&self, ok: bool, checks: Vec<Value>, exit_code: u8) {
+        if self.json {
+            self.emit(json!({
+                "command": self.command,
+                "ok": ok,
+                "checks": checks,
+                "exit_code": exit_code,
+            }));
+        }
+    }
+}
