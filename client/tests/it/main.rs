@@ -1,0 +1,8 @@
+//! Integration tests of the client and the `glpi-network` CLI: against the real server run
+//! in-process, and against hostile servers written here.
+
+mod cli;
+mod helpers;
+mod hostile;
+mod hostile_server;
+mod lifecycle;
