@@ -25,6 +25,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     pub signer: Arc<Signer>,
     pub offers: Arc<OfferCatalog>,
+    /// Present only with `--test-mode`.
+    pub test_mode: Option<Arc<crate::testmode::TestMode>>,
 }
 
 /// A built server, bound to its port, not yet running.
@@ -62,7 +64,11 @@ pub fn open_signer(settings: &Settings, pool: &Pool, clock: &Clock) -> anyhow::R
         ttl_secs: settings.token_ttl,
         grace_secs: settings.grace_period,
     };
-    Signer::init(&mut conn, master, lifetimes, clock.now_naive())
+    let seed = settings
+        .test_mode
+        .then_some(settings.signing_seed.as_deref())
+        .flatten();
+    Signer::init(&mut conn, master, lifetimes, clock.now_naive(), seed)
 }
 
 fn load_offers(pool: &Pool) -> anyhow::Result<OfferCatalog> {
@@ -111,7 +117,29 @@ impl Application {
             public_url: public_url.into(),
             signer: Arc::new(signer),
             offers: Arc::new(offers),
+            test_mode: settings
+                .test_mode
+                .then(|| Arc::new(crate::testmode::TestMode::default())),
         };
+        if settings.test_mode {
+            tracing::warn!(
+                "TEST MODE IS ON: /_test routes (clock, fixtures, faults, journal, reset) are exposed \
+                 without authentication; never run a production server like this"
+            );
+            if let Some(file) = &settings.fixtures {
+                let fx = crate::fixtures::read_file(file)?;
+                let actor = crate::db::audit::Actor::new("test", None);
+                let loaded = crate::fixtures::load(
+                    &mut *state.pool.get()?,
+                    &fx,
+                    state.clock.now_naive(),
+                    &actor,
+                )
+                .map_err(|e| anyhow::anyhow!("fixtures {}: {e}", file.display()))?;
+                tracing::info!(file = %file.display(), keys = loaded.keys.len(), "loaded the fixtures");
+            }
+        }
+        let test_mode = settings.test_mode;
         let data = web::Data::new(state.clone());
         let mut server = HttpServer::new(move || {
             App::new()
@@ -128,11 +156,20 @@ impl Application {
                         .add(("X-Content-Type-Options", "nosniff"))
                         .add(("Cache-Control", "no-store")),
                 )
+                .wrap(middleware::Condition::new(
+                    test_mode,
+                    middleware::from_fn(crate::testmode::middleware),
+                ))
                 .wrap(
                     middleware::Logger::new("%a \"%r\" %s %Dms")
                         .log_target("glpi_network_server::http"),
                 )
-                .configure(routes::configure)
+                .configure(|cfg| {
+                    if test_mode {
+                        routes::configure_test_mode(cfg);
+                    }
+                    routes::configure(cfg);
+                })
         })
         .listen(listener)?
         .shutdown_timeout(5);

@@ -11,6 +11,9 @@
 //! | `--token-ttl` | `GLPI_NETWORK_TOKEN_TTL` | `86400` seconds |
 //! | `--grace-period` | `GLPI_NETWORK_GRACE_PERIOD` | `604800` seconds (7 days after `exp`) |
 //! | `--catalogue` | `GLPI_NETWORK_CATALOGUE` | none (a JSON plugin catalogue imported at start) |
+//! | `--test-mode` | `GLPI_NETWORK_TEST_MODE` | off |
+//! | `--fixtures` | `GLPI_NETWORK_FIXTURES` | none (test mode only) |
+//! | `--signing-seed` | `GLPI_NETWORK_SIGNING_SEED` | none (test mode only) |
 //! | `--workers` | `GLPI_NETWORK_WORKERS` | number of cores |
 //! | `--log-format` | `GLPI_NETWORK_LOG_FORMAT` | `text` (or `json`) |
 
@@ -83,6 +86,27 @@ pub struct Settings {
     /// A JSON plugin catalogue (`{"plugins": [...]}`) imported at start.
     #[arg(long, env = "GLPI_NETWORK_CATALOGUE", global = true)]
     pub catalogue: Option<PathBuf>,
+    /// Test mode: exposes the `/_test` routes (clock, fixtures, faults, journal). Never in
+    /// production.
+    #[arg(long, env = "GLPI_NETWORK_TEST_MODE", global = true)]
+    pub test_mode: bool,
+    /// Test mode: fixtures (JSON, or TOML by the `.toml` extension) loaded at start.
+    #[arg(
+        long,
+        env = "GLPI_NETWORK_FIXTURES",
+        global = true,
+        requires = "test_mode"
+    )]
+    pub fixtures: Option<PathBuf>,
+    /// Test mode: derive the first signing key from this string, so the JWKS is known in
+    /// advance.
+    #[arg(
+        long,
+        env = "GLPI_NETWORK_SIGNING_SEED",
+        global = true,
+        requires = "test_mode"
+    )]
+    pub signing_seed: Option<String>,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "GLPI_NETWORK_WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -108,6 +132,9 @@ impl Settings {
             public_url: None,
             master_key: None,
             catalogue: None,
+            test_mode: false,
+            fixtures: None,
+            signing_seed: None,
             token_ttl: glpi_network_shared::token::DEFAULT_TTL_SECS,
             grace_period: glpi_network_shared::token::DEFAULT_GRACE_SECS,
             workers: None,

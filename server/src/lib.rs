@@ -9,8 +9,11 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod fixtures;
 pub mod routes;
 pub mod signing;
+pub mod testing;
+pub mod testmode;
 pub mod views;
 
 pub use app::{AppState, Application};

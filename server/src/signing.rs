@@ -107,13 +107,37 @@ impl MasterKey {
     }
 }
 
-/// A new key pair sealed under `master`.
-fn new_key(master: &MasterKey, now: NaiveDateTime) -> Result<SigningKeyRow, ApiError> {
-    let rng = SystemRandom::new();
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("keygen failed")))?;
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("keygen failed")))?;
+/// The PKCS#8 v1 document of an Ed25519 private key given by its 32-byte seed (RFC 8410).
+fn pkcs8_from_seed(seed: &[u8; 32]) -> Vec<u8> {
+    let mut doc = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    doc.extend_from_slice(seed);
+    doc
+}
+
+/// A new key pair sealed under `master`: random, or derived from `seed` (test mode's
+/// `--signing-seed`, so a suite can pin the JWKS).
+fn new_key(
+    master: &MasterKey,
+    now: NaiveDateTime,
+    seed: Option<&str>,
+) -> Result<SigningKeyRow, ApiError> {
+    let keygen_failed = || ApiError::internal(anyhow::anyhow!("keygen failed"));
+    let pkcs8: Vec<u8> = match seed {
+        Some(s) => {
+            let digest = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
+            let mut bytes = [0u8; 32];
+            bytes.copy_from_slice(digest.as_ref());
+            pkcs8_from_seed(&bytes)
+        }
+        None => Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+            .map_err(|_| keygen_failed())?
+            .as_ref()
+            .to_vec(),
+    };
+    let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).map_err(|_| keygen_failed())?;
     let public = pair.public_key().as_ref().to_vec();
     let jwk = token::ed25519_jwk("", &public).map_err(ApiError::internal)?;
     let kid = jwk
@@ -168,9 +192,10 @@ impl Signer {
         master: MasterKey,
         lifetimes: Lifetimes,
         now: NaiveDateTime,
+        seed: Option<&str>,
     ) -> anyhow::Result<Self> {
         if signing_keys::active(c)?.is_none() {
-            let row = new_key(&master, now)?;
+            let row = new_key(&master, now, seed)?;
             match signing_keys::insert(c, &row) {
                 Ok(_) => tracing::info!(kid = %row.kid, "created the first signing key"),
                 // another process created it first: use theirs
@@ -226,7 +251,7 @@ impl Signer {
         now: NaiveDateTime,
         actor: &Actor,
     ) -> Result<SigningKeyRow, ApiError> {
-        let row = new_key(&self.master, now)?;
+        let row = new_key(&self.master, now, None)?;
         write_txn(c, |c| {
             let retired = signing_keys::active(c)?;
             signing_keys::retire_active(c, now)?;
@@ -280,7 +305,7 @@ fn load_ring(
             active.kid
         )
     })?;
-    Ed25519KeyPair::from_pkcs8(&pkcs8)
+    Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8)
         .map_err(|_| anyhow::anyhow!("signing key {} is corrupt", active.kid))?;
     let window = Duration::seconds(lt.ttl_secs + lt.grace_secs);
     let mut keys = Vec::new();
@@ -336,5 +361,37 @@ mod tests {
             !format!("{m:?}")
                 .contains(&std::fs::read_to_string(dir.path().join("master.key")).unwrap())
         );
+    }
+
+    #[test]
+    fn a_signing_seed_gives_the_same_key_every_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = MasterKey::load(None, dir.path(), true).unwrap().unwrap();
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0)
+            .unwrap()
+            .naive_utc();
+        let a = new_key(&m, now, Some("suite-1")).unwrap();
+        let b = new_key(&m, now, Some("suite-1")).unwrap();
+        let c = new_key(&m, now, Some("suite-2")).unwrap();
+        let r = new_key(&m, now, None).unwrap();
+        assert_eq!((a.kid.clone(), a.public_key.clone()), (b.kid, b.public_key));
+        assert_ne!(a.kid, c.kid);
+        assert_ne!(a.kid, r.kid);
+        // the sealed v1 PKCS#8 document opens, and jsonwebtoken signs with it
+        let pkcs8 = m.open(&a.kid, &a.private_key_enc).unwrap();
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
+            &serde_json::json!({"sub": "x"}),
+            &EncodingKey::from_ed_der(&pkcs8),
+        )
+        .unwrap();
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        use base64::Engine;
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig)
+            .unwrap();
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &a.public_key)
+            .verify(input.as_bytes(), &sig)
+            .unwrap();
     }
 }

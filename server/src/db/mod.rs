@@ -163,11 +163,19 @@ pub fn migrate(conn: &mut AnyConnection) -> anyhow::Result<usize> {
 
 /// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write lock is
 /// taken up front and concurrent writers wait on `busy_timeout` instead of failing on a lock
-/// upgrade. `f` must not open a transaction itself.
+/// upgrade. Called inside another `write_txn`, `f` joins the outer transaction, so several
+/// operations (e.g. a fixture file) can be all-or-nothing.
 pub fn write_txn<T, E: From<DieselError>>(
     conn: &mut AnyConnection,
     f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
 ) -> Result<T, E> {
+    type Tm = <AnyConnection as Connection>::TransactionManager;
+    let depth = Tm::transaction_manager_status_mut(conn)
+        .transaction_depth()
+        .map_err(E::from)?;
+    if depth.is_some() {
+        return f(conn);
+    }
     match conn {
         AnyConnection::Sqlite(c) => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
@@ -175,19 +183,15 @@ pub fn write_txn<T, E: From<DieselError>>(
         AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
     match f(conn) {
-        Ok(v) => {
-            match <AnyConnection as Connection>::TransactionManager::commit_transaction(conn) {
-                Ok(()) => Ok(v),
-                Err(e) => {
-                    let _ = <AnyConnection as Connection>::TransactionManager::rollback_transaction(
-                        conn,
-                    );
-                    Err(e.into())
-                }
+        Ok(v) => match Tm::commit_transaction(conn) {
+            Ok(()) => Ok(v),
+            Err(e) => {
+                let _ = Tm::rollback_transaction(conn);
+                Err(e.into())
             }
-        }
+        },
         Err(e) => {
-            <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn)?;
+            Tm::rollback_transaction(conn)?;
             Err(e)
         }
     }

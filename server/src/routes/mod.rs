@@ -6,11 +6,30 @@ mod instance;
 mod marketplace;
 mod ops;
 mod plugins;
+mod testing;
 
 use crate::domain::archive::MAX_ARCHIVE_BYTES;
 use crate::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, Resource, http::StatusCode, web};
 use glpi_network_shared::ErrorCode;
+
+/// The `/_test` routes, registered only in test mode.
+pub fn configure_test_mode(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        res("/_test/clock")
+            .get(testing::get_clock)
+            .post(testing::set_clock),
+    )
+    .service(
+        res("/_test/faults")
+            .get(testing::list_faults)
+            .post(testing::arm_faults)
+            .delete(testing::clear_faults),
+    )
+    .service(res("/_test/requests").get(testing::journal))
+    .service(res("/_test/fixtures").post(testing::load_fixtures))
+    .service(res("/_test/reset").post(testing::reset));
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(res("/healthz").get(ops::healthz))

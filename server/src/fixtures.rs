@@ -1,0 +1,253 @@
+//! Test-mode fixtures: subscribers, subscriptions, keys with fixed plaintext, registrations and
+//! plugins, loaded all-or-nothing in one transaction, with errors that name the bad entry.
+
+use crate::catalogue::{self, PluginInput};
+use crate::db::audit::Actor;
+use crate::db::schema;
+use crate::db::{AnyConnection, keys, registrations, subscribers, subscriptions, write_txn};
+use crate::domain::status::{KEY_ACTIVE, KEY_REVOKED, SUB_ACTIVE, SUB_CANCELLED, SUB_SUSPENDED};
+use crate::error::ApiError;
+use crate::views::CreateSubscriptionRequest;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use glpi_network_shared::{InstanceUrl, RegistrationKey};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SubscriberFx {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SubscriptionFx {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub subscriber: String,
+    pub offer: String,
+    #[serde(default)]
+    pub begin_date: Option<NaiveDate>,
+    #[serde(default)]
+    pub end_date: Option<NaiveDate>,
+    #[serde(default)]
+    pub trial_days: Option<u32>,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct KeyFx {
+    /// The fixed plaintext.
+    pub key: String,
+    pub subscription: String,
+    #[serde(default, rename = "ref")]
+    pub reference: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RegistrationFx {
+    pub key: String,
+    #[serde(default)]
+    pub instance_url: Option<String>,
+    #[serde(default)]
+    pub instance_uid: Option<String>,
+}
+
+/// The fixture document (`POST /_test/fixtures`, `--fixtures FILE`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Fixtures {
+    #[serde(default)]
+    pub subscribers: Vec<SubscriberFx>,
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionFx>,
+    #[serde(default)]
+    pub keys: Vec<KeyFx>,
+    #[serde(default)]
+    pub registrations: Vec<RegistrationFx>,
+    #[serde(default)]
+    pub plugins: Vec<PluginInput>,
+}
+
+/// What was created: each `ref` mapped to its id.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Loaded {
+    pub subscribers: BTreeMap<String, String>,
+    pub subscriptions: BTreeMap<String, String>,
+    /// Keys by their `ref`, or by `keys[i]` when they have none.
+    pub keys: BTreeMap<String, String>,
+    pub registrations: Vec<String>,
+    pub plugins: Vec<String>,
+}
+
+fn named(what: String) -> impl Fn(ApiError) -> ApiError {
+    move |e| match e {
+        ApiError::Client {
+            status,
+            code,
+            message,
+        } => ApiError::Client {
+            status,
+            code,
+            message: format!("{what}: {message}"),
+        },
+        other => other,
+    }
+}
+
+fn bad(what: &str, msg: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("{what}: {msg}"))
+}
+
+/// Reads a fixture file: TOML when it ends in `.toml`, JSON otherwise.
+pub fn read_file(path: &Path) -> anyhow::Result<Fixtures> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read fixtures {}: {e}", path.display()))?;
+    let fx = if path.extension().is_some_and(|e| e == "toml") {
+        toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("fixtures {} are not valid TOML: {e}", path.display()))?
+    } else {
+        serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("fixtures {} are not valid JSON: {e}", path.display()))?
+    };
+    Ok(fx)
+}
+
+/// Loads fixtures in one transaction: all of them, or (on the first bad entry) none.
+pub fn load(
+    c: &mut AnyConnection,
+    fx: &Fixtures,
+    now: NaiveDateTime,
+    actor: &Actor,
+) -> Result<Loaded, ApiError> {
+    write_txn(c, |c| load_inner(c, fx, now, actor))
+}
+
+fn load_inner(
+    c: &mut AnyConnection,
+    fx: &Fixtures,
+    now: NaiveDateTime,
+    actor: &Actor,
+) -> Result<Loaded, ApiError> {
+    let mut out = Loaded::default();
+    for (i, s) in fx.subscribers.iter().enumerate() {
+        let what = format!("subscribers[{i}] (ref {:?})", s.reference);
+        if out.subscribers.contains_key(&s.reference) {
+            return Err(bad(&what, "duplicate ref"));
+        }
+        let row = subscribers::create(c, &s.name, s.email.as_deref(), now).map_err(named(what))?;
+        out.subscribers.insert(s.reference.clone(), row.id);
+    }
+    for (i, s) in fx.subscriptions.iter().enumerate() {
+        let what = format!("subscriptions[{i}] (ref {:?})", s.reference);
+        if out.subscriptions.contains_key(&s.reference) {
+            return Err(bad(&what, "duplicate ref"));
+        }
+        let subscriber_id = out
+            .subscribers
+            .get(&s.subscriber)
+            .ok_or_else(|| bad(&what, format!("unknown subscriber ref {:?}", s.subscriber)))?
+            .clone();
+        let status = s.status.as_deref().unwrap_or(SUB_ACTIVE);
+        if ![SUB_ACTIVE, SUB_SUSPENDED, SUB_CANCELLED].contains(&status) {
+            return Err(bad(
+                &what,
+                format!("status must be active, suspended or cancelled, not {status:?}"),
+            ));
+        }
+        let req = CreateSubscriptionRequest {
+            subscriber_id,
+            offer: s.offer.clone(),
+            begin_date: s.begin_date,
+            end_date: s.end_date,
+            trial_days: s.trial_days,
+        };
+        let row = subscriptions::create(c, &req, now, actor).map_err(named(what))?;
+        if status != SUB_ACTIVE {
+            use schema::subscriptions::dsl as t;
+            diesel::update(t::subscriptions.find(&row.id))
+                .set(t::status.eq(status))
+                .execute(c)?;
+        }
+        out.subscriptions.insert(s.reference.clone(), row.id);
+    }
+    for (i, k) in fx.keys.iter().enumerate() {
+        let what = format!("keys[{i}]");
+        let plaintext = RegistrationKey::parse(&k.key).map_err(|e| bad(&what, e))?;
+        let sub_id = out.subscriptions.get(&k.subscription).ok_or_else(|| {
+            bad(
+                &what,
+                format!("unknown subscription ref {:?}", k.subscription),
+            )
+        })?;
+        let status = k.status.as_deref().unwrap_or(KEY_ACTIVE);
+        if ![KEY_ACTIVE, KEY_REVOKED].contains(&status) {
+            return Err(bad(
+                &what,
+                format!("status must be active or revoked, not {status:?}"),
+            ));
+        }
+        let row = keys::insert(
+            c,
+            sub_id,
+            &plaintext,
+            status,
+            k.expires_at.map(|t| t.naive_utc()),
+            now,
+            actor,
+        )
+        .map_err(named(what.clone()))?;
+        out.keys.insert(k.reference.clone().unwrap_or(what), row.id);
+    }
+    for (i, r) in fx.registrations.iter().enumerate() {
+        let what = format!("registrations[{i}]");
+        let key = RegistrationKey::parse(&r.key).map_err(|e| bad(&what, e))?;
+        let url = r
+            .instance_url
+            .as_deref()
+            .map(InstanceUrl::parse)
+            .transpose()
+            .map_err(|e| bad(&what, e))?;
+        let uid = r
+            .instance_uid
+            .as_deref()
+            .map(registrations::parse_uid)
+            .transpose()
+            .map_err(named(what.clone()))?;
+        if url.is_none() && uid.is_none() {
+            return Err(bad(&what, "give instance_url, instance_uid or both"));
+        }
+        let bound = registrations::register(c, &key, url.as_ref(), uid.as_deref(), now, actor)
+            .map_err(named(what))?;
+        out.registrations.push(bound.registration.id);
+    }
+    if !fx.plugins.is_empty() {
+        catalogue::import(c, &fx.plugins, None, now)?;
+        out.plugins = fx.plugins.iter().filter_map(|p| p.key.clone()).collect();
+    }
+    Ok(out)
+}
+
+/// Empties subscribers, subscriptions, keys, registrations, audit events and plugins, then
+/// puts the demo plugins back. Offers and signing keys stay.
+pub fn reset(c: &mut AnyConnection, now: NaiveDateTime) -> Result<(), ApiError> {
+    use schema::*;
+    write_txn(c, |c| {
+        diesel::delete(registrations::table).execute(c)?;
+        diesel::delete(registration_keys::table).execute(c)?;
+        diesel::delete(subscriptions::table).execute(c)?;
+        diesel::delete(subscribers::table).execute(c)?;
+        diesel::delete(audit_events::table).execute(c)?;
+        diesel::delete(plugin_versions::table).execute(c)?;
+        diesel::delete(plugins::table).execute(c)?;
+        catalogue::restore_demo(c, now)
+    })
+}

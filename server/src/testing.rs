@@ -1,0 +1,176 @@
+//! `TestServer`: the real server in-process, for Rust integration tests of programs that talk to
+//! GLPI Network. It listens on a random port of 127.0.0.1 with a temporary SQLite database and
+//! test mode on, and stops (joining its threads) when dropped.
+//!
+//! ```
+//! use glpi_network_server::testing::TestServer;
+//!
+//! let server = TestServer::builder()
+//!     .signing_seed("my-suite")
+//!     .fixtures_json(serde_json::json!({
+//!         "subscribers": [{"ref": "acme", "name": "ACME"}],
+//!         "subscriptions": [{"ref": "s", "subscriber": "acme", "offer": "standard"}],
+//!         "keys": [{"key": "TEST-KEY-0001", "subscription": "s"}]
+//!     }))
+//!     .start()
+//!     .unwrap();
+//! let health = std::net::TcpStream::connect(server.url().trim_start_matches("http://"));
+//! assert!(health.is_ok());
+//! server.clock().advance(86_400); // the server's clock, shared with every rule
+//! ```
+
+use crate::app::Application;
+use crate::config::Settings;
+use crate::db::audit::Actor;
+use crate::domain::clock::Clock;
+use crate::fixtures::{self, Fixtures};
+use std::sync::mpsc;
+
+/// A running in-process server in test mode.
+pub struct TestServer {
+    url: String,
+    admin_token: String,
+    clock: Clock,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Options for [`TestServer`].
+#[derive(Default)]
+pub struct TestServerBuilder {
+    fixtures: Option<Fixtures>,
+    signing_seed: Option<String>,
+    database_url: Option<String>,
+    admin_token: Option<String>,
+}
+
+impl TestServerBuilder {
+    /// Fixtures loaded before the server answers.
+    pub fn fixtures(mut self, fx: Fixtures) -> Self {
+        self.fixtures = Some(fx);
+        self
+    }
+
+    /// Fixtures as JSON (the `POST /_test/fixtures` body). Panics on a malformed document.
+    pub fn fixtures_json(self, fx: serde_json::Value) -> Self {
+        self.fixtures(serde_json::from_value(fx).expect("fixtures JSON has the documented shape"))
+    }
+
+    /// Derive the signing key from this string, so the JWKS is known in advance.
+    pub fn signing_seed(mut self, seed: &str) -> Self {
+        self.signing_seed = Some(seed.to_owned());
+        self
+    }
+
+    /// Use this database instead of a temporary SQLite file (e.g. a PostgreSQL test database).
+    pub fn database_url(mut self, url: &str) -> Self {
+        self.database_url = Some(url.to_owned());
+        self
+    }
+
+    /// Use this admin token instead of a generated one.
+    pub fn admin_token(mut self, token: &str) -> Self {
+        self.admin_token = Some(token.to_owned());
+        self
+    }
+
+    /// Starts the server and waits until it listens.
+    pub fn start(self) -> anyhow::Result<TestServer> {
+        let dir = tempfile::tempdir()?;
+        let mut settings = Settings::new("127.0.0.1:0", dir.path().to_path_buf());
+        settings.test_mode = true;
+        settings.workers = Some(2);
+        settings.signing_seed = self.signing_seed;
+        settings.database_url = self.database_url;
+        settings.admin_token = self.admin_token;
+        let fx = self.fixtures;
+        let (tx, rx) =
+            mpsc::channel::<anyhow::Result<(u16, String, Clock, actix_web::dev::ServerHandle)>>();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let app = match Application::build(&settings) {
+                    Ok(app) => app,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                if let Some(fx) = fx {
+                    let state = app.state();
+                    let loaded = state
+                        .pool
+                        .get()
+                        .map_err(anyhow::Error::from)
+                        .and_then(|mut c| {
+                            fixtures::load(
+                                &mut c,
+                                &fx,
+                                state.clock.now_naive(),
+                                &Actor::new("test", None),
+                            )
+                            .map_err(|e| anyhow::anyhow!("fixtures: {e}"))
+                        });
+                    if let Err(e) = loaded {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+                let _ = tx.send(Ok((
+                    app.port(),
+                    app.admin_token().to_owned(),
+                    app.state().clock.clone(),
+                    app.handle(),
+                )));
+                let _ = app.run_until_stopped().await;
+            })
+        });
+        let (port, admin_token, clock, handle) = rx
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the test server thread died"))??;
+        Ok(TestServer {
+            url: format!("http://127.0.0.1:{port}"),
+            admin_token,
+            clock,
+            handle,
+            thread: Some(thread),
+            _dir: dir,
+        })
+    }
+}
+
+impl TestServer {
+    /// A server with default options.
+    pub fn start() -> anyhow::Result<TestServer> {
+        Self::builder().start()
+    }
+
+    /// Options.
+    pub fn builder() -> TestServerBuilder {
+        TestServerBuilder::default()
+    }
+
+    /// `http://127.0.0.1:<port>`, also the tokens' `iss`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The admin bearer token.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// The server's clock: move it and every rule (expiry, trial end, token times) follows.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        futures::executor::block_on(self.handle.stop(true));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
