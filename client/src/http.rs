@@ -22,6 +22,7 @@ pub(crate) struct Reply {
 pub(crate) struct Http {
     agent: ureq::Agent,
     max_body: u64,
+    total: Duration,
 }
 
 impl std::fmt::Debug for Http {
@@ -47,6 +48,7 @@ impl Http {
         Http {
             agent,
             max_body: MAX_RESPONSE_BYTES,
+            total,
         }
     }
 
@@ -76,7 +78,8 @@ impl Http {
         &self,
         res: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<Reply, Error> {
-        let res = res.map_err(transport_error)?;
+        let err = |e| transport_error(e, self.total);
+        let res = res.map_err(err)?;
         let status = res.status().as_u16();
         let date = res
             .headers()
@@ -88,7 +91,7 @@ impl Http {
             .into_with_config()
             .limit(self.max_body)
             .read_to_vec()
-            .map_err(transport_error)?;
+            .map_err(err)?;
         Ok(Reply { status, date, body })
     }
 }
@@ -97,17 +100,22 @@ fn url(base: &str, path: &str) -> String {
     format!("{}{}", base.trim_end_matches('/'), path)
 }
 
-fn transport_error(e: ureq::Error) -> Error {
+fn transport_error(e: ureq::Error, total: Duration) -> Error {
+    let within = format!("no complete answer within {} s", total.as_secs_f32());
+    let timed_out = |t: Option<ureq::Timeout>| match t {
+        Some(ureq::Timeout::Connect | ureq::Timeout::Resolve) => {
+            Error::Unreachable("timed out while connecting".into())
+        }
+        _ => Error::Unreachable(format!("timed out: {within}")),
+    };
     match e {
         ureq::Error::BodyExceedsLimit(n) => {
             Error::InvalidResponse(format!("the answer is larger than {n} bytes"))
         }
-        ureq::Error::Timeout(t) => Error::Unreachable(format!("timed out ({t})")),
+        ureq::Error::Timeout(t) => timed_out(Some(t)),
         ureq::Error::Protocol(p) => Error::InvalidResponse(format!("not valid HTTP: {p}")),
         ureq::Error::BadUri(u) => Error::Config(format!("invalid server URL: {u}")),
-        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
-            Error::Unreachable(format!("timed out ({io})"))
-        }
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => timed_out(None),
         other => Error::Unreachable(other.to_string()),
     }
 }

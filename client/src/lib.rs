@@ -1,6 +1,96 @@
-//! Client for the GLPI Network licensing server.
+//! Client for the GLPI Network licensing server: register an instance, verify and cache the
+//! server's signed tokens, and keep working offline for a bounded grace period.
 //!
-//! TODO doc example.
+//! ```
+//! use glpi_network_client::{Client, RegistrationKey, State};
+//! # use std::error::Error;
+//! # fn main() -> Result<(), Box<dyn Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let (server_url, key, stop) = demo::start(dir.path())?;
+//!
+//! let client = Client::builder()
+//!     .server_url(&server_url)
+//!     .instance_url("https://glpi.example.com/glpi/")
+//!     .cache_path(dir.path().join("state.json"))
+//!     .build()?;
+//!
+//! // Once: bind the key to this instance. The signed token is verified and cached.
+//! let status = client.register(&RegistrationKey::parse(&key)?)?;
+//! assert_eq!(status.state, State::Valid);
+//! let claims = status.claims.as_ref().expect("a verified token");
+//! assert_eq!(claims.instance_url.as_deref(), Some("https://glpi.example.com/glpi"));
+//!
+//! // At each start: the cache while it is fresh, the server when it is due.
+//! let status = client.check()?;
+//! assert!(status.is_usable());
+//! println!("{} for {}: {:?}", claims.offer_title, claims.owner, status.entitlements());
+//!
+//! // The server goes away: the verified cache keeps the instance running until
+//! // `grace_until`, after which the answer is `Refused(Expired)`.
+//! stop();
+//! assert_eq!(client.validate()?.state, State::Grace);
+//! assert_eq!(client.status()?.state, State::Cached); // offline, from the cache alone
+//! # Ok(())
+//! # }
+//! # mod demo {
+//! #     // Starts the real server in-process and issues a key through its admin API.
+//! #     use glpi_network_server::{Application, Settings};
+//! #     pub fn start(dir: &std::path::Path)
+//! #         -> Result<(String, String, impl FnOnce()), Box<dyn std::error::Error>> {
+//! #         let mut settings = Settings::new("127.0.0.1:0", dir.join("server"));
+//! #         settings.workers = Some(1);
+//! #         let (tx, rx) = std::sync::mpsc::channel();
+//! #         let thread = std::thread::spawn(move || {
+//! #             actix_web::rt::System::new().block_on(async move {
+//! #                 let app = Application::build(&settings).unwrap();
+//! #                 tx.send((app.port(), app.admin_token().to_owned(), app.handle())).unwrap();
+//! #                 app.run_until_stopped().await.unwrap();
+//! #             })
+//! #         });
+//! #         let (port, token, handle) = rx.recv()?;
+//! #         let url = format!("http://127.0.0.1:{port}");
+//! #         let auth = format!("Bearer {token}");
+//! #         let post = |path: &str, body: serde_json::Value| -> Result<serde_json::Value, ureq::Error> {
+//! #             ureq::post(&format!("{url}/v1/admin/{path}"))
+//! #                 .header("Authorization", &auth).send_json(body)?.body_mut().read_json()
+//! #         };
+//! #         let sub = post("subscribers", serde_json::json!({"name": "ACME Corp"}))?;
+//! #         let subscription = post("subscriptions",
+//! #             serde_json::json!({"subscriber_id": sub["id"], "offer": "standard"}))?;
+//! #         let key = post("keys", serde_json::json!({"subscription_id": subscription["id"]}))?;
+//! #         let stop = move || {
+//! #             actix_web::rt::System::new().block_on(handle.stop(true));
+//! #             thread.join().unwrap();
+//! #         };
+//! #         Ok((url, key["key"].as_str().unwrap().to_owned(), stop))
+//! #     }
+//! # }
+//! ```
+//!
+//! # What is checked
+//! Every token is verified through [`shared::Verifier`]: pinned to EdDSA and a `kid` of the
+//! server's JWKS (an unknown `kid` refreshes the JWKS once, no more), `iss` (the server URL
+//! unless [`ClientBuilder::issuer`] says otherwise), `aud`, `exp`/`nbf` with a one-minute
+//! leeway, the instance URL, and the nonce: every request sends a fresh random one and the
+//! token must echo it. A token whose `ver` is lower than one already seen for the key is
+//! refused. Answers are read up to [`MAX_RESPONSE_BYTES`] and every call is bounded by the
+//! timeouts, so a hostile or broken server can neither flood nor hang the client.
+//!
+//! # States
+//! [`State::Valid`] (fresh from the server), [`State::Cached`] (a verified cached token not yet
+//! due for a refresh), [`State::Grace`] (the server is unavailable, or the token is past `exp`,
+//! but it is before `grace_until`), then [`State::Refused`] with a [`Reason`]: `expired`,
+//! `revoked`, `suspended`, `instance_mismatch`, `clock_rollback` (the wall clock is more than
+//! five minutes behind the latest server time seen), `not_registered`. A signed refusal from
+//! the server is cached and sticks, offline too.
+//!
+//! # The cache
+//! One JSON file (default [`default_cache_path`]) per instance, written atomically (temp file,
+//! fsync, rename) with mode 0600, and sealed with HMAC-SHA256 under a local secret kept next
+//! to it (`<file>.key`, mode 0600). It holds the key, the instance and server URLs, the latest
+//! token and the JWKS that verified it, the highest `ver` seen and the latest server time seen.
+//! A corrupt, truncated, edited or foreign file is discarded with a `tracing` warning and the
+//! next call to the server refetches; it is never trusted and never a panic.
 
 mod builder;
 mod cache;
