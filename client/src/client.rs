@@ -258,13 +258,12 @@ impl Client {
             jwks: jwks.expect("verification leaves a key set"),
             claims,
         };
-        if write == Write::Always || cached.is_none() || same.is_some() {
-            if let Err(e) = self.cache.write(&entry) {
-                if write == Write::Always {
-                    return Err(e);
-                }
-                tracing::warn!("{e}");
+        let replace = write == Write::Always || cached.is_none() || same.is_some();
+        if replace && let Err(e) = self.cache.write(&entry) {
+            if write == Write::Always {
+                return Err(e);
             }
+            tracing::warn!("{e}");
         }
         let state = if entry.claims.valid {
             State::Valid

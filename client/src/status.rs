@@ -200,7 +200,10 @@ mod tests {
         assert_eq!(evaluate(&e, 2_060, &POLICY), State::Cached);
         assert_eq!(evaluate(&e, 2_061, &POLICY), State::Grace);
         assert_eq!(evaluate(&e, 3_000, &POLICY), State::Grace);
-        assert_eq!(evaluate(&e, 3_001, &POLICY), State::Refused(Reason::Expired));
+        assert_eq!(
+            evaluate(&e, 3_001, &POLICY),
+            State::Refused(Reason::Expired)
+        );
     }
 
     #[test]

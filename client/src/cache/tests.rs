@@ -98,7 +98,10 @@ fn a_truncated_or_garbage_cache_is_refused_without_panicking() {
     let original = fs::read(cache.path()).unwrap();
     for len in [0, 1, original.len() / 2, original.len() - 2] {
         fs::write(cache.path(), &original[..len]).unwrap();
-        assert!(matches!(cache.read(), Err(Discard::NotSealed)), "length {len}");
+        assert!(
+            matches!(cache.read(), Err(Discard::NotSealed)),
+            "length {len}"
+        );
     }
     fs::write(cache.path(), [0xff, 0xfe, 0x00, 0x7b]).unwrap();
     assert!(matches!(cache.read(), Err(Discard::NotSealed)));

@@ -38,7 +38,14 @@ fn register_validate_status_and_release_exit_0() {
     let cache = CacheDir::new();
     let (_, _, key) = server.new_key("standard");
     cli(&cache)
-        .args(["--server", &server.url, "register", key.expose(), "--url", INSTANCE])
+        .args([
+            "--server",
+            &server.url,
+            "register",
+            key.expose(),
+            "--url",
+            INSTANCE,
+        ])
         .assert()
         .code(0)
         .stdout(predicate::str::starts_with("valid:"))
@@ -90,7 +97,14 @@ fn a_stopped_server_is_grace_and_exit_0_but_nothing_cached_is_exit_3() {
     let (_, _, key) = server.new_key("basic");
     let url = server.url.clone();
     cli(&cache)
-        .args(["--server", &url, "register", key.expose(), "--url", INSTANCE])
+        .args([
+            "--server",
+            &url,
+            "register",
+            key.expose(),
+            "--url",
+            INSTANCE,
+        ])
         .assert()
         .code(0);
     server.stop();
@@ -108,7 +122,11 @@ fn a_stopped_server_is_grace_and_exit_0_but_nothing_cached_is_exit_3() {
         .assert()
         .code(3)
         .stderr(predicate::str::contains("cannot reach"));
-    let out = cli(&empty).args(args).args(["validate", "--json"]).assert().code(3);
+    let out = cli(&empty)
+        .args(args)
+        .args(["validate", "--json"])
+        .assert()
+        .code(3);
     let v = one_json(&out.get_output().stdout);
     assert_eq!(v["error"]["kind"], "unreachable");
     assert_eq!(v["exit_code"], 3);
@@ -120,7 +138,14 @@ fn a_revoked_key_exits_1_and_stays_refused_offline() {
     let cache = CacheDir::new();
     let (_, key_id, key) = server.new_key("basic");
     cli(&cache)
-        .args(["--server", &server.url, "register", key.expose(), "--url", INSTANCE])
+        .args([
+            "--server",
+            &server.url,
+            "register",
+            key.expose(),
+            "--url",
+            INSTANCE,
+        ])
         .assert()
         .code(0);
     server.revoke(&key_id);
@@ -143,7 +168,15 @@ fn a_server_refusal_exits_1_with_its_code() {
     let server = spawn_server();
     let cache = CacheDir::new();
     let out = cli(&cache)
-        .args(["--server", &server.url, "--json", "register", "NO-SUCH-KEY", "--url", INSTANCE])
+        .args([
+            "--server",
+            &server.url,
+            "--json",
+            "register",
+            "NO-SUCH-KEY",
+            "--url",
+            INSTANCE,
+        ])
         .assert()
         .code(1);
     let v = one_json(&out.get_output().stdout);
@@ -157,7 +190,14 @@ fn an_edited_cache_is_discarded_with_a_warning() {
     let cache = CacheDir::new();
     let (_, _, key) = server.new_key("basic");
     cli(&cache)
-        .args(["--server", &server.url, "register", key.expose(), "--url", INSTANCE])
+        .args([
+            "--server",
+            &server.url,
+            "register",
+            key.expose(),
+            "--url",
+            INSTANCE,
+        ])
         .assert()
         .code(0);
     let mut bytes = std::fs::read(cache.path()).unwrap();
@@ -170,7 +210,15 @@ fn an_edited_cache_is_discarded_with_a_warning() {
         .code(1)
         .stderr(predicate::str::contains("discarding the cache"));
     cli(&cache)
-        .args(["--server", &server.url, "--key", key.expose(), "--url", INSTANCE, "validate"])
+        .args([
+            "--server",
+            &server.url,
+            "--key",
+            key.expose(),
+            "--url",
+            INSTANCE,
+            "validate",
+        ])
         .assert()
         .code(0)
         .stdout(predicate::str::starts_with("valid:"));
@@ -187,24 +235,48 @@ fn usage_errors_exit_2() {
         .code(2)
         .stderr(predicate::str::contains("--url"));
     cli(&cache)
-        .args(["--server", "ftp://example.com", "--key", "K", "--url", INSTANCE, "validate"])
+        .args([
+            "--server",
+            "ftp://example.com",
+            "--key",
+            "K",
+            "--url",
+            INSTANCE,
+            "validate",
+        ])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("server URL"));
     cli(&cache)
-        .args(["--server", "http://127.0.0.1:9", "--url", "gopher://x", "--key", "K", "validate"])
+        .args([
+            "--server",
+            "http://127.0.0.1:9",
+            "--url",
+            "gopher://x",
+            "--key",
+            "K",
+            "validate",
+        ])
         .assert()
         .code(2);
     // A generated-shape key with a wrong checksum.
     cli(&cache)
-        .args(["register", "GLPI-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA", "--url", INSTANCE])
+        .args([
+            "register",
+            "GLPI-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA",
+            "--url",
+            INSTANCE,
+        ])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("checksum"));
     // Nothing cached and nothing given.
     let out = cli(&cache).args(["validate", "--json"]).assert().code(2);
     assert_eq!(one_json(&out.get_output().stdout)["error"]["kind"], "usage");
-    cli(&cache).args(["--timeout", "0", "status"]).assert().code(2);
+    cli(&cache)
+        .args(["--timeout", "0", "status"])
+        .assert()
+        .code(2);
 }
 
 #[test]

@@ -48,7 +48,11 @@ fn registered_then(
 fn refused_token(c: &Client) -> TokenError {
     let e = c.validate().unwrap_err();
     assert!(!e.is_unavailable(), "{e}");
-    assert_eq!(c.status().unwrap().state, State::Cached, "the cache is intact");
+    assert_eq!(
+        c.status().unwrap().state,
+        State::Cached,
+        "the cache is intact"
+    );
     match e {
         Error::Token(t) => t,
         other => panic!("expected a token error, got {other}"),
@@ -92,7 +96,10 @@ fn an_unknown_kid_refreshes_the_jwks_once_then_is_refused() {
     assert_eq!(h.fetches(), 1, "registration fetched the JWKS once");
     assert_eq!(refused_token(&c), TokenError::UnknownKid("k2".into()));
     assert_eq!(h.fetches(), 2, "one refresh, no more");
-    assert!(matches!(c.validate(), Err(Error::Token(TokenError::UnknownKid(_)))));
+    assert!(matches!(
+        c.validate(),
+        Err(Error::Token(TokenError::UnknownKid(_)))
+    ));
     assert_eq!(h.fetches(), 3, "one refresh per validation, no loop");
 }
 
@@ -169,7 +176,11 @@ fn a_lower_ver_than_one_already_seen_is_refused() {
     let st = c.status().unwrap();
     assert_eq!(st.claims.unwrap().ver, 5, "the older token was not cached");
     h.set(|f, r| f.honest(r, 5));
-    assert_eq!(c.validate().unwrap().state, State::Valid, "the same ver is fine");
+    assert_eq!(
+        c.validate().unwrap().state,
+        State::Valid,
+        "the same ver is fine"
+    );
 }
 
 #[test]
@@ -213,7 +224,10 @@ fn a_server_error_exposes_status_and_code_and_falls_back_to_the_cache() {
     let cache = CacheDir::new();
     let c = client(&h, &cache);
     let down = |_: &Forge, _: &Req| {
-        Reply::Json(503, serde_json::json!({"error": {"code": "internal", "message": "down"}}))
+        Reply::Json(
+            503,
+            serde_json::json!({"error": {"code": "internal", "message": "down"}}),
+        )
     };
     h.set(down);
     let e = c.validate().unwrap_err();
@@ -235,9 +249,15 @@ fn a_server_that_hangs_costs_no_more_than_the_timeout() {
     let start = Instant::now();
     let e = c.validate().unwrap_err();
     let took = start.elapsed();
-    assert!(matches!(e, Error::Unreachable(ref m) if m.contains("timed out")), "{e}");
+    assert!(
+        matches!(e, Error::Unreachable(ref m) if m.contains("timed out")),
+        "{e}"
+    );
     assert!(took >= Duration::from_secs(1), "{took:?}");
-    assert!(took < Duration::from_secs(6), "bounded by the 2 s timeout: {took:?}");
+    assert!(
+        took < Duration::from_secs(6),
+        "bounded by the 2 s timeout: {took:?}"
+    );
 }
 
 #[test]
@@ -254,7 +274,10 @@ fn a_50_mb_body_is_refused_without_being_read_whole() {
         .unwrap();
     h.set(|_, _| Reply::Endless);
     let e = c.validate().unwrap_err();
-    assert!(matches!(e, Error::InvalidResponse(ref m) if m.contains("larger")), "{e}");
+    assert!(
+        matches!(e, Error::InvalidResponse(ref m) if m.contains("larger")),
+        "{e}"
+    );
     let written = h
         .endless_done
         .lock()

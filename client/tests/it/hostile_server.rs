@@ -236,11 +236,14 @@ fn serve(
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
     };
     let h = handler.lock().unwrap().clone();
-    let date = chrono::Utc::now() + chrono::Duration::seconds(forge.date_offset.load(Ordering::SeqCst));
+    let date =
+        chrono::Utc::now() + chrono::Duration::seconds(forge.date_offset.load(Ordering::SeqCst));
     let date = date.format("%a, %d %b %Y %H:%M:%S GMT");
     let mut out = stream;
     let head = |status: u16, len: Option<usize>| {
-        let len = len.map(|n| format!("Content-Length: {n}\r\n")).unwrap_or_default();
+        let len = len
+            .map(|n| format!("Content-Length: {n}\r\n"))
+            .unwrap_or_default();
         format!(
             "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{len}Date: {date}\r\nConnection: close\r\n\r\n"
         )

@@ -21,7 +21,10 @@ fn registering_then_validating_is_valid_and_writes_a_private_cache() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(cache.path()).unwrap().permissions().mode();
+        let mode = std::fs::metadata(cache.path())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let text = std::fs::read_to_string(cache.path()).unwrap();
@@ -64,7 +67,10 @@ fn a_stopped_server_leaves_the_instance_in_grace_until_grace_until_then_expired(
     let st = client.validate().unwrap();
     assert_eq!(st.state, State::Refused(Reason::Expired));
     assert!(!st.is_usable() && st.entitlements().is_empty());
-    assert_eq!(client.status().unwrap().state, State::Refused(Reason::Expired));
+    assert_eq!(
+        client.status().unwrap().state,
+        State::Refused(Reason::Expired)
+    );
 }
 
 #[test]
@@ -85,8 +91,14 @@ fn a_revocation_is_refused_and_sticks_offline() {
     assert_eq!(st.state, State::Refused(Reason::Revoked));
     assert!(st.offline_reason.is_some());
     clock.advance(3600);
-    assert_eq!(client.status().unwrap().state, State::Refused(Reason::Revoked));
-    assert_eq!(client.check().unwrap().state, State::Refused(Reason::Revoked));
+    assert_eq!(
+        client.status().unwrap().state,
+        State::Refused(Reason::Revoked)
+    );
+    assert_eq!(
+        client.check().unwrap().state,
+        State::Refused(Reason::Revoked)
+    );
 }
 
 #[test]
@@ -99,7 +111,10 @@ fn a_suspension_is_refused_and_a_resume_is_valid_again_with_a_higher_ver() {
     server.suspend(&sub);
     let st = client.validate().unwrap();
     assert_eq!(st.state, State::Refused(Reason::Suspended));
-    assert_eq!(client.status().unwrap().state, State::Refused(Reason::Suspended));
+    assert_eq!(
+        client.status().unwrap().state,
+        State::Refused(Reason::Suspended)
+    );
     server.resume(&sub);
     let st = client.validate().unwrap();
     assert_eq!(st.state, State::Valid);
@@ -115,7 +130,11 @@ fn winding_the_clock_back_is_a_clock_rollback_online_and_offline() {
     client.register(&key).unwrap();
 
     clock.advance(-240);
-    assert_eq!(client.status().unwrap().state, State::Cached, "within tolerance");
+    assert_eq!(
+        client.status().unwrap().state,
+        State::Cached,
+        "within tolerance"
+    );
     clock.advance(-86_400);
     assert_eq!(
         client.status().unwrap().state,
@@ -151,7 +170,10 @@ fn an_edited_cache_is_discarded_and_refetched() {
     let server = spawn_server();
     let (cache, clock) = (CacheDir::new(), TestClock::default());
     let (_, _, key) = server.new_key("basic");
-    let client = builder(&server.url, &cache, &clock).key(key.clone()).build().unwrap();
+    let client = builder(&server.url, &cache, &clock)
+        .key(key.clone())
+        .build()
+        .unwrap();
     client.register(&key).unwrap();
 
     let mut bytes = std::fs::read(cache.path()).unwrap();
@@ -209,7 +231,11 @@ fn server_refusals_expose_the_status_and_the_code() {
     let e = client.register(&second).unwrap_err();
     assert_eq!(e.status(), Some(409));
     assert_eq!(e.code(), Some(ErrorCode::UrlAlreadyRegistered));
-    assert_eq!(client.status().unwrap().state, State::Cached, "the cache is intact");
+    assert_eq!(
+        client.status().unwrap().state,
+        State::Cached,
+        "the cache is intact"
+    );
 }
 
 #[test]

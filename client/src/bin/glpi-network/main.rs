@@ -103,7 +103,8 @@ fn main() -> ExitCode {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("GLPI_NETWORK_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter =
+        EnvFilter::try_from_env("GLPI_NETWORK_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)
@@ -192,7 +193,11 @@ fn report(out: &Out, client: &Client, r: Result<glpi_network_client::Status, Err
     match r {
         Ok(st) => {
             out.status(client, &st);
-            if st.is_usable() { EXIT_OK } else { EXIT_REFUSED }
+            if st.is_usable() {
+                EXIT_OK
+            } else {
+                EXIT_REFUSED
+            }
         }
         Err(e) => failed(out, &e),
     }

@@ -29,7 +29,9 @@ fn explain(state: State) -> &'static str {
         Some(Expired) => "the key expired, or the cached token is past its offline grace",
         Some(Revoked) => "the key was revoked",
         Some(Suspended) => "the subscription is suspended",
-        Some(InstanceMismatch) => "the key is bound to another instance, or the cache is for another URL",
+        Some(InstanceMismatch) => {
+            "the key is bound to another instance, or the cache is for another URL"
+        }
         Some(ClockRollback) => "this machine's clock is well behind the server's time",
         Some(NotRegistered) => "the key is not registered to any instance",
         _ => "the server refused this instance",
@@ -84,7 +86,10 @@ impl Out {
         if let Some(c) = &st.claims {
             let url = c.instance_url.as_deref().unwrap_or("-");
             println!("  instance:     {url}");
-            println!("  offer:        {} ({}) for {}", c.offer_title, c.offer, c.owner);
+            println!(
+                "  offer:        {} ({}) for {}",
+                c.offer_title, c.offer, c.owner
+            );
             println!("  status:       {} (signed by the server)", c.status);
             if st.is_usable() {
                 let ents = if c.entitlements.is_empty() {

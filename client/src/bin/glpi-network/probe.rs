@@ -68,17 +68,32 @@ pub fn run(client: &Client, out: &Out) -> u8 {
     let ping = match ping {
         Ok(p) => {
             let ms = p.elapsed.as_millis();
-            c.add("ping", Some(true), format!("{server}/healthz answered in {ms} ms"), EXIT_OK);
+            c.add(
+                "ping",
+                Some(true),
+                format!("{server}/healthz answered in {ms} ms"),
+                EXIT_OK,
+            );
             Some(p)
         }
         Err(e) => {
-            c.add("ping", Some(false), format!("{server}/healthz: {e}"), fail_code(&e));
+            c.add(
+                "ping",
+                Some(false),
+                format!("{server}/healthz: {e}"),
+                fail_code(&e),
+            );
             None
         }
     };
     if c.exit == EXIT_UNREACHABLE {
         for name in ["jwks", "tls", "clock"] {
-            c.add(name, None, "not tried: the service cannot be reached".into(), EXIT_OK);
+            c.add(
+                name,
+                None,
+                "not tried: the service cannot be reached".into(),
+                EXIT_OK,
+            );
         }
         out.checks(false, c.list, c.exit);
         return c.exit;
@@ -102,16 +117,37 @@ pub fn run(client: &Client, out: &Out) -> u8 {
         let detail = "certificate chain and host name verified".to_owned();
         c.add("tls", Some(true), detail, EXIT_OK);
     } else {
-        c.add("tls", Some(false), "no verified TLS connection (see ping)".into(), EXIT_REFUSED);
+        c.add(
+            "tls",
+            Some(false),
+            "no verified TLS connection (see ping)".into(),
+            EXIT_REFUSED,
+        );
     }
     match ping.as_ref().map(|p| p.server_date) {
         Some(Some(date)) => {
             let skew = client.now() - date;
-            let detail = format!("{skew:+} s from the server's Date header (at most ±{MAX_SKEW_SECS} s)");
-            c.add("clock", Some(skew.abs() <= MAX_SKEW_SECS), detail, EXIT_REFUSED);
+            let detail =
+                format!("{skew:+} s from the server's Date header (at most ±{MAX_SKEW_SECS} s)");
+            c.add(
+                "clock",
+                Some(skew.abs() <= MAX_SKEW_SECS),
+                detail,
+                EXIT_REFUSED,
+            );
         }
-        Some(None) => c.add("clock", Some(false), "the server sent no Date header".into(), EXIT_REFUSED),
-        None => c.add("clock", None, "not tried: no answer to ping".into(), EXIT_OK),
+        Some(None) => c.add(
+            "clock",
+            Some(false),
+            "the server sent no Date header".into(),
+            EXIT_REFUSED,
+        ),
+        None => c.add(
+            "clock",
+            None,
+            "not tried: no answer to ping".into(),
+            EXIT_OK,
+        ),
     }
     out.checks(c.exit == EXIT_OK, c.list, c.exit);
     c.exit
