@@ -2,12 +2,12 @@
 //! the CLI's `test` uses.
 
 use crate::builder::ClientBuilder;
-use crate::cache::{CacheFile, Discard, Entry};
+use crate::cache::{CacheFile, Entry};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::http::Http;
 use crate::status::{Policy, Reason, State, Status, evaluate};
-use crate::verify::{Target, nonce, reverify};
+use crate::verify::{Target, nonce};
 use glpi_network_shared::wire::{
     RegisterRequest, RegisterResponse, ReleaseRequest, ValidateRequest, ValidationResponse,
 };
@@ -294,78 +294,6 @@ impl Client {
         };
         tracing::warn!(state = %state, "the server cannot be used ({err}); answering from the cache");
         Ok(status(state, Some(e), now, Some(err.to_string())))
-    }
-
-    /// The server, issuer, instance and key in force: the configured ones, else the cached.
-    fn target(
-        &self,
-        cached: Option<&Entry>,
-        key: Option<&RegistrationKey>,
-    ) -> Result<Target, Error> {
-        let server = self
-            .server_url
-            .clone()
-            .or_else(|| cached.map(|e| e.server_url.clone()))
-            .ok_or_else(|| Error::Config("no server URL configured or cached".into()))?;
-        let instance = match (&self.instance_url, cached) {
-            (Some(u), _) => u.clone(),
-            (None, Some(e)) => InstanceUrl::parse(&e.instance_url)
-                .map_err(|e| Error::Config(format!("cached instance URL: {e}")))?,
-            (None, None) => {
-                return Err(Error::Config("no instance URL configured or cached".into()));
-            }
-        };
-        let key = match (key.or(self.key.as_ref()), cached) {
-            (Some(k), _) => k.clone(),
-            (None, Some(e)) => RegistrationKey::parse(&e.key)
-                .map_err(|e| Error::Config(format!("cached key: {e}")))?,
-            (None, None) => {
-                return Err(Error::Config(
-                    "no registration key configured or cached".into(),
-                ));
-            }
-        };
-        let issuer = self
-            .issuer
-            .clone()
-            .or_else(|| {
-                cached
-                    .filter(|e| e.server_url == server)
-                    .map(|e| e.issuer.clone())
-            })
-            .unwrap_or_else(|| server.clone());
-        Ok(Target {
-            server,
-            issuer,
-            instance,
-            key,
-        })
-    }
-
-    /// The cached entry, if there is one that unseals and verifies; anything else is
-    /// discarded with a warning.
-    pub(crate) fn load(&self) -> Option<Entry> {
-        let path = self.cache.path().display().to_string();
-        match self.cache.read() {
-            Ok(Some(e)) => match reverify(&e) {
-                Ok(()) => Some(e),
-                Err(err) => {
-                    tracing::warn!(%path, "discarding the cache: its token does not verify ({err})");
-                    self.cache.discard();
-                    None
-                }
-            },
-            Ok(None) => None,
-            Err(Discard::Unreadable(err)) => {
-                tracing::warn!(%path, "ignoring the cache: it cannot be read ({err})");
-                None
-            }
-            Err(why) => {
-                tracing::warn!(%path, "discarding the cache: {why}");
-                self.cache.discard();
-                None
-            }
-        }
     }
 }
 

@@ -1,12 +1,13 @@
 //! Token verification through shared's pinned `Verifier`: a fresh token is checked against the
 //! cached JWKS, refreshed once (no more) when its `kid` is unknown; a cached token is checked
-//! again, at the time it was issued, when the cache is read.
+//! again, at the time it was issued, when the cache is read. Also which server, instance and
+//! key a call is about.
 
 use crate::Client;
-use crate::cache::Entry;
+use crate::cache::{Discard, Entry};
 use crate::error::Error;
 use glpi_network_shared::token::Expect;
-use glpi_network_shared::{Claims, TokenError, Verifier};
+use glpi_network_shared::{Claims, InstanceUrl, RegistrationKey, TokenError, Verifier};
 use jsonwebtoken::jwk::JwkSet;
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -15,8 +16,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 pub(crate) struct Target {
     pub server: String,
     pub issuer: String,
-    pub instance: glpi_network_shared::InstanceUrl,
-    pub key: glpi_network_shared::RegistrationKey,
+    pub instance: InstanceUrl,
+    pub key: RegistrationKey,
 }
 
 impl Target {
@@ -38,6 +39,78 @@ pub(crate) fn nonce() -> String {
 }
 
 impl Client {
+    /// The server, issuer, instance and key in force: the configured ones, else the cached.
+    pub(crate) fn target(
+        &self,
+        cached: Option<&Entry>,
+        key: Option<&RegistrationKey>,
+    ) -> Result<Target, Error> {
+        let server = self
+            .server_url
+            .clone()
+            .or_else(|| cached.map(|e| e.server_url.clone()))
+            .ok_or_else(|| Error::Config("no server URL configured or cached".into()))?;
+        let instance = match (&self.instance_url, cached) {
+            (Some(u), _) => u.clone(),
+            (None, Some(e)) => InstanceUrl::parse(&e.instance_url)
+                .map_err(|e| Error::Config(format!("cached instance URL: {e}")))?,
+            (None, None) => {
+                return Err(Error::Config("no instance URL configured or cached".into()));
+            }
+        };
+        let key = match (key.or(self.key.as_ref()), cached) {
+            (Some(k), _) => k.clone(),
+            (None, Some(e)) => RegistrationKey::parse(&e.key)
+                .map_err(|e| Error::Config(format!("cached key: {e}")))?,
+            (None, None) => {
+                return Err(Error::Config(
+                    "no registration key configured or cached".into(),
+                ));
+            }
+        };
+        let issuer = self
+            .issuer
+            .clone()
+            .or_else(|| {
+                cached
+                    .filter(|e| e.server_url == server)
+                    .map(|e| e.issuer.clone())
+            })
+            .unwrap_or_else(|| server.clone());
+        Ok(Target {
+            server,
+            issuer,
+            instance,
+            key,
+        })
+    }
+
+    /// The cached entry, if there is one that unseals and verifies; anything else is
+    /// discarded with a warning.
+    pub(crate) fn load(&self) -> Option<Entry> {
+        let path = self.cache.path().display().to_string();
+        match self.cache.read() {
+            Ok(Some(e)) => match reverify(&e) {
+                Ok(()) => Some(e),
+                Err(err) => {
+                    tracing::warn!(%path, "discarding the cache: its token does not verify ({err})");
+                    self.cache.discard();
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(Discard::Unreadable(err)) => {
+                tracing::warn!(%path, "ignoring the cache: it cannot be read ({err})");
+                None
+            }
+            Err(why) => {
+                tracing::warn!(%path, "discarding the cache: {why}");
+                self.cache.discard();
+                None
+            }
+        }
+    }
+
     /// Fetches the JWKS of `server` (at most [`MAX_RESPONSE_BYTES`](crate::MAX_RESPONSE_BYTES)).
     pub(crate) fn get_jwks(&self, server: &str) -> Result<JwkSet, Error> {
         self.http.get(server, "/.well-known/jwks.json")?.json()
@@ -76,7 +149,7 @@ impl Client {
 
 /// Checks a cached entry again: its token must verify against its JWKS and issuer, as of the
 /// time it was issued, for its instance, and carry exactly the cached claims.
-pub(crate) fn reverify(e: &Entry) -> Result<(), TokenError> {
+fn reverify(e: &Entry) -> Result<(), TokenError> {
     let verifier = Verifier::new(&e.issuer, &e.jwks)?;
     let expect = Expect {
         instance_url: Some(&e.instance_url),

@@ -2,6 +2,7 @@
 //! in-process, and against hostile servers written here.
 
 mod cli;
+mod cli_probe;
 mod helpers;
 mod hostile;
 mod hostile_server;
