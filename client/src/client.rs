@@ -292,7 +292,7 @@ impl Client {
                 s => s,
             }
         };
-        tracing::warn!(state = %state, "the server cannot be used ({err}); answering from the cache");
+        tracing::info!(state = %state, "the server cannot be used ({err}); answering from the cache");
         Ok(status(state, Some(e), now, Some(err.to_string())))
     }
 }

@@ -276,3 +276,25 @@ fn nothing_cached_and_no_server_is_unreachable() {
     assert!(e.is_unavailable());
     assert!(matches!(client.status(), Err(Error::NotRegistered)));
 }
+
+#[test]
+fn check_answers_from_the_cache_until_half_the_lifetime_then_asks_the_server() {
+    let mut server = spawn_server();
+    let (cache, clock) = (CacheDir::new(), TestClock::default());
+    let client = builder(&server.url, &cache, &clock).build().unwrap();
+    let (_, _, key) = server.new_key("basic");
+    let first = client.register(&key).unwrap().claims.unwrap();
+    clock.advance(3600);
+    assert_eq!(client.check().unwrap().state, State::Cached);
+    clock.advance(12 * 3600);
+    server.clock.advance(13 * 3600);
+    let st = client.check().unwrap();
+    assert_eq!(
+        st.state,
+        State::Valid,
+        "due for a refresh: asked the server"
+    );
+    assert_ne!(st.claims.unwrap().jti, first.jti);
+    server.stop();
+    assert_eq!(client.check().unwrap().state, State::Cached, "fresh again");
+}
