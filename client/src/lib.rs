@@ -92,6 +92,8 @@
 //! A corrupt, truncated, edited or foreign file is discarded with a `tracing` warning and the
 //! next call to the server refetches; it is never trusted and never a panic.
 
+#![warn(missing_docs)]
+
 mod builder;
 mod cache;
 mod client;

@@ -13,6 +13,14 @@ fn registering_then_validating_is_valid_and_writes_a_private_cache() {
 
     let st = client.register(&key).unwrap();
     assert_eq!(st.state, State::Valid);
+    let keyed = builder(&server.url, &cache, &clock)
+        .key(key.clone())
+        .build()
+        .unwrap();
+    assert!(
+        !format!("{keyed:?}").contains(key.expose()),
+        "Debug never shows the key"
+    );
     let claims = st.claims.clone().unwrap();
     assert_eq!(claims.instance_url.as_deref(), Some(INSTANCE));
     assert_eq!(claims.offer, "standard");
