@@ -26,6 +26,13 @@ fn query(p: &PageArgs) -> ListQuery {
 
 /// Runs one admin subcommand.
 pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
+    if let Command::Migrate = command {
+        std::fs::create_dir_all(&settings.data_dir)?;
+        let pool = db::open_unmigrated(&settings.database_url(), 1)?;
+        let n = db::migrate(&mut *pool.get()?)?;
+        eprintln!("database migrated: {n} pending migration(s) applied");
+        return Ok(());
+    }
     let pool = open_pool(settings)?;
     let mut conn = pool.get()?;
     let c = &mut *conn;
@@ -33,10 +40,7 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
     let actor = Actor::new("cli", None);
     match command {
         Command::Serve => unreachable!("serve is handled by main"),
-        Command::Migrate => {
-            let n = db::migrate(c)?;
-            eprintln!("migrations up to date ({n} applied now)");
-        }
+        Command::Migrate => unreachable!("handled above"),
         Command::Subscribers(cmd) => match cmd {
             SubscribersCmd::Create { name, email } => print(&SubscriberView::from(
                 subscribers::create(c, &name, email.as_deref(), now)?,
@@ -88,33 +92,37 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 end_date,
                 expires_at,
             } => {
-                let subscription_id = match (subscription, subscriber, offer) {
-                    (Some(id), _, _) => id,
-                    (None, Some(name), Some(offer)) => {
-                        let sub = match subscribers::find_by_name(c, &name)? {
-                            Some(s) => s,
-                            None => subscribers::create(c, &name, None, now)?,
-                        };
-                        let req = CreateSubscriptionRequest {
-                            subscriber_id: sub.id,
-                            offer,
-                            begin_date: None,
-                            end_date,
-                            trial_days,
-                        };
-                        subscriptions::create(c, &req, now, &actor)?.id
-                    }
-                    _ => {
-                        anyhow::bail!("give --subscription ID, or --subscriber NAME --offer OFFER")
-                    }
-                };
-                let (row, plaintext) = keys::issue(
-                    c,
-                    &subscription_id,
-                    expires_at.map(|t| t.naive_utc()),
-                    now,
-                    &actor,
-                )?;
+                let (row, plaintext) = db::write_txn(c, |c| {
+                    let subscription_id = match (subscription, subscriber, offer) {
+                        (Some(id), _, _) => id,
+                        (None, Some(name), Some(offer)) => {
+                            let sub = match subscribers::find_by_name(c, &name)? {
+                                Some(s) => s,
+                                None => subscribers::create(c, &name, None, now)?,
+                            };
+                            let req = CreateSubscriptionRequest {
+                                subscriber_id: sub.id,
+                                offer,
+                                begin_date: None,
+                                end_date,
+                                trial_days,
+                            };
+                            subscriptions::create(c, &req, now, &actor)?.id
+                        }
+                        _ => {
+                            return Err(crate::error::ApiError::bad_request(
+                                "give --subscription ID, or --subscriber NAME --offer OFFER",
+                            ));
+                        }
+                    };
+                    keys::issue(
+                        c,
+                        &subscription_id,
+                        expires_at.map(|t| t.naive_utc()),
+                        now,
+                        &actor,
+                    )
+                })?;
                 let mut view = KeyView::new(row, now);
                 view.key = Some(plaintext.expose().to_owned());
                 print(&view)?

@@ -36,7 +36,7 @@ pub enum ErrorCode {
     UidAlreadyRegistered,
     /// The request conflicts with the resource's state (e.g. resuming a cancelled subscription).
     Conflict,
-    /// The offer requested does not exist, or a plugin needs a higher offer.
+    /// An exclusive plugin needs a running subscription to one of its required offers.
     OfferRequired,
     /// Too many failed attempts from this client.
     RateLimited,

@@ -61,3 +61,14 @@ pub fn list(conn: &mut AnyConnection, q: &ListQuery) -> Result<Page<AuditView>, 
     let rows = query.order(a::id.desc()).limit(limit + 1).load(conn)?;
     Ok(paginate(rows, limit, |r| r.id.to_string(), AuditView::from))
 }
+
+/// One event by id.
+pub fn get(conn: &mut AnyConnection, id: i64) -> Result<AuditView, ApiError> {
+    a::audit_events
+        .find(id)
+        .select(AuditRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(AuditView::from)
+        .ok_or_else(|| ApiError::not_found(format!("no audit event {id}")))
+}

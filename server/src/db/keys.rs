@@ -196,6 +196,10 @@ pub fn regenerate(
         )
         .set(r::released_at.eq(Some(now)))
         .execute(c)?;
+        if released > 0 {
+            // the binding changed even when the key was already revoked
+            bump_ver(c, id)?;
+        }
         let mut ev = actor.event("key.regenerate", "ok", now);
         ev.key_id = Some(old.id.clone());
         ev.key_prefix = Some(old.key_prefix.clone());

@@ -113,6 +113,16 @@ impl ManageConnection for Manager {
 /// Opens a pool on `url`, checks the database answers (with the driver's real error), and runs
 /// pending migrations.
 pub fn open(url: &str, max_size: u32) -> anyhow::Result<Pool> {
+    let pool = open_unmigrated(url, max_size)?;
+    let applied = migrate(&mut *pool.get()?)?;
+    if applied > 0 {
+        tracing::info!(applied, "ran database migrations");
+    }
+    Ok(pool)
+}
+
+/// Opens a pool on `url` without running migrations (`glpi-network-server migrate`).
+pub fn open_unmigrated(url: &str, max_size: u32) -> anyhow::Result<Pool> {
     let backend = Backend::from_url(url)?;
     if let Backend::Postgres(u) = &backend {
         // Surface the real libpq error (the pool would only say "timed out").
@@ -136,7 +146,6 @@ pub fn open(url: &str, max_size: u32) -> anyhow::Result<Pool> {
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(10))
         .build(Manager { backend })?;
-    migrate(&mut *pool.get()?)?;
     Ok(pool)
 }
 

@@ -263,3 +263,36 @@ pub async fn rotate_signing_key(_: AdminAuth, state: web::Data<AppState>, req: H
     let row = db::run(&state.pool, move |c| signer.rotate(c, now, &actor)).await?;
     Ok(created(&SigningKeyView::new(row, &state.signer, now)))
 }
+
+pub async fn get_offer(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    reference: web::Path<String>,
+) -> Res {
+    let row = state
+        .offers
+        .get(reference.as_str())
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("no offer {reference}")))?;
+    Ok(ok(&OfferView::from(row)))
+}
+
+pub async fn get_audit_event(_: AdminAuth, state: web::Data<AppState>, id: web::Path<i64>) -> Res {
+    let id = id.into_inner();
+    Ok(ok(&db::run(&state.pool, move |c| audit::get(c, id)).await?))
+}
+
+pub async fn get_signing_key(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    kid: web::Path<String>,
+) -> Res {
+    let now = state.clock.now_naive();
+    let kid = kid.into_inner();
+    let rows = db::run(&state.pool, db::signing_keys::all).await?;
+    let row = rows
+        .into_iter()
+        .find(|r| r.kid == kid)
+        .ok_or_else(|| ApiError::not_found(format!("no signing key {kid}")))?;
+    Ok(ok(&SigningKeyView::new(row, &state.signer, now)))
+}

@@ -8,7 +8,6 @@ mod ops;
 mod plugins;
 mod testing;
 
-use crate::domain::archive::MAX_ARCHIVE_BYTES;
 use crate::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, Resource, http::StatusCode, web};
 use glpi_network_shared::ErrorCode;
@@ -46,6 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/v1/admin")
                 .service(res("/offers").get(admin::list_offers))
+                .service(res("/offers/{reference}").get(admin::get_offer))
                 .service(
                     res("/subscribers")
                         .post(admin::create_subscriber)
@@ -73,7 +73,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(res("/signing-keys").get(admin::list_signing_keys))
                 .service(res("/signing-keys/rotate").post(admin::rotate_signing_key))
+                .service(res("/signing-keys/{kid}").get(admin::get_signing_key))
                 .service(res("/audit").get(admin::list_audit))
+                .service(res("/audit/{id}").get(admin::get_audit_event))
                 .service(
                     res("/plugins")
                         .post(plugins::create_plugin)
@@ -85,11 +87,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .put(plugins::update_plugin)
                         .delete(plugins::delete_plugin),
                 )
-                .service(
-                    res("/plugins/{key}/versions")
-                        .app_data(web::PayloadConfig::new(MAX_ARCHIVE_BYTES))
-                        .post(plugins::add_version),
-                ),
+                .service(res("/plugins/{key}/versions").post(plugins::add_version)),
         )
         // GLPI-compatible API (protocol §13)
         .service(res("/api/ping").get(glpi::ping))

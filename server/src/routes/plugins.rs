@@ -115,6 +115,25 @@ pub struct VersionQuery {
     pub stability: Option<String>,
 }
 
+/// Reads a body up to `limit` bytes; `413 payload_too_large` beyond.
+async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
+    use futures::StreamExt;
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                glpi_network_shared::ErrorCode::PayloadTooLarge,
+                format!("archives are limited to {limit} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// `POST /v1/admin/plugins/{key}/versions`: the archive as the body
 /// (`Content-Type: application/gzip`, `?num=&stability=`), or a JSON `{"num", "stability"}`
 /// body and the server generates the archive.
@@ -124,8 +143,9 @@ pub async fn add_version(
     req: HttpRequest,
     key: web::Path<String>,
     q: web::Query<VersionQuery>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Res {
+    let body = read_limited(payload, crate::domain::archive::MAX_ARCHIVE_BYTES).await?;
     let ctype = req
         .headers()
         .get("content-type")

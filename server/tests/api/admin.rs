@@ -150,8 +150,86 @@ async fn creation_validates_its_input(app: TestApp) {
     assert_eq!(all["items"].as_array().unwrap().len(), 2);
 }
 
+async fn every_collection_answers_get_by_id(app: TestApp) {
+    let offer = app.admin_get("/v1/admin/offers/standard").await.expect(200);
+    assert_eq!(
+        (offer["reference"].as_str(), offer["rank"].as_i64()),
+        (Some("standard"), Some(2))
+    );
+    app.admin_get("/v1/admin/offers/gold")
+        .await
+        .expect_error(404, "not_found");
+    let (_, _key) = app.new_key().await;
+    let audit = app.admin_get("/v1/admin/audit?limit=1").await.expect(200);
+    let id = audit["items"][0]["id"].as_i64().unwrap();
+    let one = app
+        .admin_get(&format!("/v1/admin/audit/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(one, audit["items"][0]);
+    app.admin_get("/v1/admin/audit/999999")
+        .await
+        .expect_error(404, "not_found");
+    app.admin_get("/v1/admin/audit/abc")
+        .await
+        .expect_error(400, "invalid_request");
+    let keys = app.admin_get("/v1/admin/signing-keys").await.expect(200);
+    let kid = keys["items"][0]["kid"].as_str().unwrap().to_owned();
+    let k = app
+        .admin_get(&format!("/v1/admin/signing-keys/{kid}"))
+        .await
+        .expect(200);
+    assert_eq!(k["active"], true);
+    app.admin_get("/v1/admin/signing-keys/nope")
+        .await
+        .expect_error(404, "not_found");
+}
+
+async fn regenerating_a_revoked_key_still_bumps_ver_when_it_frees_a_binding(app: TestApp) {
+    let (id, key) = app.new_key().await;
+    app.register(&key, "https://r.example.com")
+        .await
+        .expect(201);
+    app.admin_post(&format!("/v1/admin/keys/{id}/revoke"), json!({}))
+        .await
+        .expect(200);
+    let before = app.key_ver(&id).await;
+    app.admin_post(&format!("/v1/admin/keys/{id}/regenerate"), json!({}))
+        .await
+        .expect(201);
+    assert!(app.key_ver(&id).await > before);
+    let regs = app
+        .admin_get(&format!("/v1/admin/registrations?key_id={id}"))
+        .await
+        .expect(200);
+    assert_eq!(regs["items"], json!([]));
+}
+
+async fn an_oversized_archive_gets_the_error_envelope(app: TestApp) {
+    app.admin_post("/v1/admin/plugins", json!({"key": "big", "name": "Big"}))
+        .await
+        .expect(201);
+    let resp = app
+        .client
+        .post(app.url("/v1/admin/plugins/big/versions?num=1.0.0"))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "application/gzip")
+        .body(vec![0u8; 21 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::Answer::from(resp)
+        .await
+        .expect_error(413, "payload_too_large");
+    let shown = app.admin_get("/v1/admin/plugins/big").await.expect(200);
+    assert_eq!(shown["versions"], json!([]));
+}
+
 crate::on_both_backends!(
     lists_page_with_opaque_cursors,
     offers_are_seeded_with_ranks,
-    creation_validates_its_input
+    creation_validates_its_input,
+    every_collection_answers_get_by_id,
+    regenerating_a_revoked_key_still_bumps_ver_when_it_frees_a_binding,
+    an_oversized_archive_gets_the_error_envelope,
 );
