@@ -160,6 +160,13 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
             print(&items)?
         }
         Command::Audit(AuditCmd::List(p)) => print(&audit::list(c, &query(&p))?)?,
+        Command::Audit(AuditCmd::Verify) => match audit::verify_chain(c)? {
+            audit::ChainCheck::Intact { events } => println!("audit chain intact: {events} events"),
+            audit::ChainCheck::Broken { id, reason } => {
+                println!("audit chain broken at event {id}: {reason}");
+                std::process::exit(1);
+            }
+        },
         Command::Plugins(cmd) => {
             crate::catalogue::seed_demo_once(c, now)?;
             match cmd {

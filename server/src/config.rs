@@ -313,4 +313,6 @@ pub enum OffersCmd {
 pub enum AuditCmd {
     /// List audit events, newest first.
     List(PageArgs),
+    /// Check the hash chain; names the first broken event and exits 1 if there is one.
+    Verify,
 }

@@ -175,6 +175,10 @@ pub struct AuditView {
     pub instance_uid: Option<String>,
     pub client_addr: Option<String>,
     pub detail: Option<String>,
+    /// The hash of the previous event (the chain `audit verify` checks).
+    pub prev_hash: String,
+    /// SHA-256 of `prev_hash` and this event's content.
+    pub hash: String,
 }
 
 impl From<AuditRow> for AuditView {
@@ -191,6 +195,8 @@ impl From<AuditRow> for AuditView {
             instance_uid: r.instance_uid,
             client_addr: r.client_addr,
             detail: r.detail,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
         }
     }
 }

@@ -159,3 +159,70 @@ fn usage_errors_and_bad_references_fail_with_a_message() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect to PostgreSQL"));
 }
+
+#[test]
+fn audit_verify_names_the_first_edited_or_removed_event() {
+    use diesel::{Connection, RunQueryDsl};
+    let dir = tempfile::tempdir().unwrap();
+    for offer in ["basic", "standard", "advanced"] {
+        run_json(server(dir.path()).args([
+            "keys",
+            "issue",
+            "--subscriber",
+            "ACME",
+            "--offer",
+            offer,
+        ]));
+    }
+    let out = server(dir.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.starts_with("audit chain intact:"), "{text}");
+    let events: u64 = text.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!(events >= 6, "{text}");
+
+    let db = dir.path().join("glpi-network.db");
+    let mut conn = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+    diesel::sql_query("UPDATE audit_events SET outcome = 'forged' WHERE id = 3")
+        .execute(&mut conn)
+        .unwrap();
+    let out = server(dir.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("broken at event 3") && text.contains("edited"),
+        "{text}"
+    );
+
+    diesel::sql_query("UPDATE audit_events SET outcome = 'ok' WHERE id = 3")
+        .execute(&mut conn)
+        .unwrap();
+    assert!(
+        server(dir.path())
+            .args(["audit", "verify"])
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "restored"
+    );
+    diesel::sql_query("DELETE FROM audit_events WHERE id = 4")
+        .execute(&mut conn)
+        .unwrap();
+    let out = server(dir.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("broken at event 5") && text.contains("removed"),
+        "{text}"
+    );
+}

@@ -37,12 +37,162 @@ impl Actor {
     }
 }
 
-/// Appends one event.
+/// The `prev_hash` of the first event.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// Advisory lock id serialising audit appends on PostgreSQL ("glpiaud").
+const AUDIT_LOCK: i64 = 0x0067_6c70_6961_7564;
+
+/// SHA-256 (hex) over the previous hash and the event's content, in a fixed JSON layout.
+#[allow(clippy::too_many_arguments)]
+fn chain_hash(
+    prev: &str,
+    at: chrono::NaiveDateTime,
+    actor: &str,
+    action: &str,
+    outcome: &str,
+    key_id: Option<&str>,
+    key_prefix: Option<&str>,
+    instance_url: Option<&str>,
+    instance_uid: Option<&str>,
+    client_addr: Option<&str>,
+    detail: Option<&str>,
+) -> String {
+    let content = serde_json::json!([
+        prev,
+        at.and_utc().timestamp_micros(),
+        actor,
+        action,
+        outcome,
+        key_id,
+        key_prefix,
+        instance_url,
+        instance_uid,
+        client_addr,
+        detail
+    ]);
+    hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        content.to_string().as_bytes(),
+    ))
+}
+
+fn hash_of_new(prev: &str, e: &NewAuditEvent) -> String {
+    chain_hash(
+        prev,
+        e.at,
+        &e.actor,
+        &e.action,
+        &e.outcome,
+        e.key_id.as_deref(),
+        e.key_prefix.as_deref(),
+        e.instance_url.as_deref(),
+        e.instance_uid.as_deref(),
+        e.client_addr.as_deref(),
+        e.detail.as_deref(),
+    )
+}
+
+fn hash_of_row(prev: &str, r: &AuditRow) -> String {
+    chain_hash(
+        prev,
+        r.at,
+        &r.actor,
+        &r.action,
+        &r.outcome,
+        r.key_id.as_deref(),
+        r.key_prefix.as_deref(),
+        r.instance_url.as_deref(),
+        r.instance_uid.as_deref(),
+        r.client_addr.as_deref(),
+        r.detail.as_deref(),
+    )
+}
+
+/// Records one event. Inside a write transaction it is queued and appended when that
+/// transaction commits (so a rolled-back change leaves no event); outside one, it is appended
+/// in a transaction of its own.
 pub fn record(conn: &mut AnyConnection, ev: &NewAuditEvent) -> Result<(), ApiError> {
-    diesel::insert_into(a::audit_events)
-        .values(ev)
-        .execute(conn)?;
+    if super::queue_audit(ev) {
+        return Ok(());
+    }
+    super::write_txn(conn, |_| {
+        super::queue_audit(ev);
+        Ok::<_, ApiError>(())
+    })
+}
+
+/// Appends events to the chain (called by `write_txn` just before it commits). On PostgreSQL
+/// an advisory transaction lock serialises appends across processes so the chain never forks;
+/// on SQLite the write transaction already does.
+pub(crate) fn append_chained(
+    c: &mut AnyConnection,
+    events: &[NewAuditEvent],
+) -> diesel::QueryResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    if let AnyConnection::Postgresql(pg) = c {
+        use diesel::connection::SimpleConnection;
+        pg.batch_execute(&format!("SELECT pg_advisory_xact_lock({AUDIT_LOCK})"))?;
+    }
+    let mut prev: String = a::audit_events
+        .select(a::hash)
+        .order(a::id.desc())
+        .first(c)
+        .optional()?
+        .unwrap_or_else(|| GENESIS.to_owned());
+    for ev in events {
+        let hash = hash_of_new(&prev, ev);
+        diesel::insert_into(a::audit_events)
+            .values((ev, a::prev_hash.eq(&prev), a::hash.eq(&hash)))
+            .execute(c)?;
+        prev = hash;
+    }
     Ok(())
+}
+
+/// The outcome of `audit verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainCheck {
+    /// Every event links to the previous one and matches its hash.
+    Intact { events: u64 },
+    /// The first event that does not.
+    Broken { id: i64, reason: String },
+}
+
+/// Walks the chain in id order, in pages, and names the first broken event.
+pub fn verify_chain(conn: &mut AnyConnection) -> Result<ChainCheck, ApiError> {
+    let mut prev = GENESIS.to_owned();
+    let mut after = i64::MIN;
+    let mut events = 0u64;
+    loop {
+        let rows: Vec<AuditRow> = a::audit_events
+            .filter(a::id.gt(after))
+            .order(a::id.asc())
+            .limit(1000)
+            .select(AuditRow::as_select())
+            .load(conn)?;
+        if rows.is_empty() {
+            return Ok(ChainCheck::Intact { events });
+        }
+        for r in rows {
+            if r.prev_hash != prev {
+                return Ok(ChainCheck::Broken {
+                    id: r.id,
+                    reason: "its prev_hash is not the hash of the event before it (an event was removed or reordered)".into(),
+                });
+            }
+            if hash_of_row(&prev, &r) != r.hash {
+                return Ok(ChainCheck::Broken {
+                    id: r.id,
+                    reason: "its content does not match its hash (the event was edited)".into(),
+                });
+            }
+            prev = r.hash;
+            after = r.id;
+            events += 1;
+        }
+    }
 }
 
 /// Newest first, paged by id.

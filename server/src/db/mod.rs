@@ -170,10 +170,32 @@ pub fn migrate(conn: &mut AnyConnection) -> anyhow::Result<usize> {
     Ok(n)
 }
 
+thread_local! {
+    /// Audit events recorded inside the current write transaction of this thread, appended to
+    /// the chain just before it commits (see [`audit::record`]).
+    static PENDING_AUDIT: std::cell::RefCell<Option<Vec<models::NewAuditEvent>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Queues an audit event in the current write transaction; `false` when there is none.
+pub(crate) fn queue_audit(ev: &models::NewAuditEvent) -> bool {
+    PENDING_AUDIT.with(|p| match p.borrow_mut().as_mut() {
+        Some(list) => {
+            list.push(ev.clone());
+            true
+        }
+        None => false,
+    })
+}
+
 /// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write lock is
 /// taken up front and concurrent writers wait on `busy_timeout` instead of failing on a lock
 /// upgrade. Called inside another `write_txn`, `f` joins the outer transaction, so several
 /// operations (e.g. a fixture file) can be all-or-nothing.
+///
+/// Audit events recorded by `f` are appended to the hash chain last, just before the commit:
+/// the lock that serialises the chain is then always the last one a transaction takes, so it
+/// cannot deadlock with row locks.
 pub fn write_txn<T, E: From<DieselError>>(
     conn: &mut AnyConnection,
     f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
@@ -191,7 +213,17 @@ pub fn write_txn<T, E: From<DieselError>>(
         }
         AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
-    match f(conn) {
+    PENDING_AUDIT.with(|p| *p.borrow_mut() = Some(Vec::new()));
+    let result = f(conn);
+    let pending = PENDING_AUDIT
+        .with(|p| p.borrow_mut().take())
+        .unwrap_or_default();
+    let result = result.and_then(|v| {
+        audit::append_chained(conn, &pending)
+            .map(|()| v)
+            .map_err(E::from)
+    });
+    match result {
         Ok(v) => match Tm::commit_transaction(conn) {
             Ok(()) => Ok(v),
             Err(e) => {

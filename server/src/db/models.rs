@@ -84,6 +84,8 @@ pub struct AuditRow {
     pub instance_uid: Option<String>,
     pub client_addr: Option<String>,
     pub detail: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
 }
 
 #[derive(Debug, Clone, Default, Insertable)]

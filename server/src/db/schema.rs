@@ -72,6 +72,8 @@ diesel::table! {
         instance_uid -> Nullable<Text>,
         client_addr -> Nullable<Text>,
         detail -> Nullable<Text>,
+        prev_hash -> Text,
+        hash -> Text,
     }
 }
 

@@ -296,3 +296,15 @@ pub async fn get_signing_key(
         .ok_or_else(|| ApiError::not_found(format!("no signing key {kid}")))?;
     Ok(ok(&SigningKeyView::new(row, &state.signer, now)))
 }
+
+pub async fn verify_audit(_: AdminAuth, state: web::Data<AppState>) -> Res {
+    let check = db::run(&state.pool, audit::verify_chain).await?;
+    Ok(ok(&match check {
+        audit::ChainCheck::Intact { events } => {
+            serde_json::json!({"intact": true, "events": events})
+        }
+        audit::ChainCheck::Broken { id, reason } => {
+            serde_json::json!({"intact": false, "broken_at": id, "reason": reason})
+        }
+    }))
+}

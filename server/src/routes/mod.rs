@@ -75,6 +75,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(res("/signing-keys/rotate").post(admin::rotate_signing_key))
                 .service(res("/signing-keys/{kid}").get(admin::get_signing_key))
                 .service(res("/audit").get(admin::list_audit))
+                .service(res("/audit/verify").get(admin::verify_audit))
                 .service(res("/audit/{id}").get(admin::get_audit_event))
                 .service(
                     res("/plugins")

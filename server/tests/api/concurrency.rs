@@ -35,6 +35,21 @@ async fn fifty_keys_racing_for_one_url_leave_exactly_one_binding(app: TestApp) {
         .await
         .expect(200);
     assert_eq!(regs["items"].as_array().unwrap().len(), 1);
+    // the audit chain stayed one chain under concurrent appends
+    let chain = app.admin_get("/v1/admin/audit/verify").await.expect(200);
+    assert_eq!(chain["intact"], true, "{chain}");
+    let audit = app.admin_get("/v1/admin/audit?limit=500").await.expect(200);
+    let binds = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "registration.bind");
+    let (ok, refused): (Vec<_>, Vec<_>) = binds.partition(|e| e["outcome"] == "ok");
+    assert_eq!(
+        (ok.len(), refused.len()),
+        (1, 49),
+        "the audit trail agrees with the answers"
+    );
 }
 
 async fn one_key_racing_for_one_url_binds_once_and_answers_200_to_the_rest(app: TestApp) {
