@@ -25,6 +25,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     pub signer: Arc<Signer>,
     pub offers: Arc<OfferCatalog>,
+    pub metrics: Arc<crate::observe::Metrics>,
+    pub limits: Arc<crate::ratelimit::Limits>,
     /// Present only with `--test-mode`.
     pub test_mode: Option<Arc<crate::testmode::TestMode>>,
 }
@@ -120,6 +122,18 @@ impl Application {
             test_mode: settings
                 .test_mode
                 .then(|| Arc::new(crate::testmode::TestMode::default())),
+            metrics: Arc::new(crate::observe::Metrics::new()),
+            limits: Arc::new(crate::ratelimit::Limits {
+                failed_lookups: crate::ratelimit::Limiter::new(
+                    settings.failed_lookups_per_minute,
+                    60,
+                ),
+                registrations: crate::ratelimit::Limiter::new(
+                    settings.registrations_per_key_per_minute,
+                    60,
+                ),
+                trusted_proxies: settings.trusted_proxies.clone(),
+            }),
         };
         if settings.test_mode {
             tracing::warn!(
@@ -151,19 +165,19 @@ impl Application {
                 )
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
+                .app_data(web::PayloadConfig::new(MAX_JSON_BODY))
                 .wrap(
                     middleware::DefaultHeaders::new()
                         .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("Cache-Control", "no-store")),
+                        .add(("Cache-Control", "no-store"))
+                        .add(("X-Frame-Options", "DENY"))
+                        .add(("Referrer-Policy", "no-referrer")),
                 )
                 .wrap(middleware::Condition::new(
                     test_mode,
                     middleware::from_fn(crate::testmode::middleware),
                 ))
-                .wrap(
-                    middleware::Logger::new("%a \"%r\" %s %Dms")
-                        .log_target("glpi_network_server::http"),
-                )
+                .wrap(middleware::from_fn(crate::observe::middleware))
                 .configure(|cfg| {
                     if test_mode {
                         routes::configure_test_mode(cfg);
@@ -172,6 +186,10 @@ impl Application {
                 })
         })
         .listen(listener)?
+        // slow clients: the request head must arrive within 5 s; idle keep-alive ends at 30 s
+        .client_request_timeout(std::time::Duration::from_secs(5))
+        .client_disconnect_timeout(std::time::Duration::from_secs(2))
+        .keep_alive(std::time::Duration::from_secs(30))
         .shutdown_timeout(5);
         if let Some(w) = settings.workers {
             server = server.workers(w.max(1));

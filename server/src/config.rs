@@ -14,6 +14,9 @@
 //! | `--test-mode` | `GLPI_NETWORK_TEST_MODE` | off |
 //! | `--fixtures` | `GLPI_NETWORK_FIXTURES` | none (test mode only) |
 //! | `--signing-seed` | `GLPI_NETWORK_SIGNING_SEED` | none (test mode only) |
+//! | `--failed-lookups-per-minute` | `GLPI_NETWORK_FAILED_LOOKUPS_PER_MINUTE` | `30` |
+//! | `--registrations-per-key-per-minute` | `GLPI_NETWORK_REGISTRATIONS_PER_KEY_PER_MINUTE` | `30` |
+//! | `--trusted-proxy` | `GLPI_NETWORK_TRUSTED_PROXIES` | none |
 //! | `--workers` | `GLPI_NETWORK_WORKERS` | number of cores |
 //! | `--log-format` | `GLPI_NETWORK_LOG_FORMAT` | `text` (or `json`) |
 
@@ -107,6 +110,32 @@ pub struct Settings {
         requires = "test_mode"
     )]
     pub signing_seed: Option<String>,
+    /// Failed key look-ups (unknown or malformed keys) allowed per client address per minute;
+    /// beyond, every key look-up from that address is refused until the minute ends.
+    #[arg(
+        long,
+        env = "GLPI_NETWORK_FAILED_LOOKUPS_PER_MINUTE",
+        default_value_t = 30,
+        global = true
+    )]
+    pub failed_lookups_per_minute: u32,
+    /// Registration attempts allowed per key per minute.
+    #[arg(
+        long,
+        env = "GLPI_NETWORK_REGISTRATIONS_PER_KEY_PER_MINUTE",
+        default_value_t = 30,
+        global = true
+    )]
+    pub registrations_per_key_per_minute: u32,
+    /// Reverse proxies whose `X-Forwarded-For` gives the client address (repeat, or
+    /// comma-separated in the environment).
+    #[arg(
+        long = "trusted-proxy",
+        env = "GLPI_NETWORK_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "GLPI_NETWORK_WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -133,6 +162,9 @@ impl Settings {
             master_key: None,
             catalogue: None,
             test_mode: false,
+            failed_lookups_per_minute: 30,
+            registrations_per_key_per_minute: 30,
+            trusted_proxies: Vec::new(),
             fixtures: None,
             signing_seed: None,
             token_ttl: glpi_network_shared::token::DEFAULT_TTL_SECS,

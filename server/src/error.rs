@@ -15,6 +15,9 @@ pub enum ApiError {
         code: ErrorCode,
         message: String,
     },
+    /// Over a rate limit: `429` with `Retry-After` and `RateLimit-*` headers.
+    #[error("rate_limited: retry after {retry_after} s")]
+    RateLimited { retry_after: u64, limit: u32 },
     /// A server-side failure: logged, answered as an opaque `500`.
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
@@ -62,6 +65,7 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::Client { code, .. } => *code,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -97,6 +101,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Client { status, .. } => *status,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -104,6 +109,10 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let envelope = match self {
             ApiError::Client { code, message, .. } => ErrorEnvelope::new(*code, message.clone()),
+            ApiError::RateLimited { retry_after, .. } => ErrorEnvelope::new(
+                ErrorCode::RateLimited,
+                format!("too many failed attempts from this client; retry in {retry_after} s"),
+            ),
             ApiError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");
                 ErrorEnvelope::new(ErrorCode::Internal, "internal error")
@@ -112,6 +121,12 @@ impl ResponseError for ApiError {
         let mut resp = HttpResponse::build(self.status_code());
         if self.status_code() == StatusCode::UNAUTHORIZED {
             resp.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let ApiError::RateLimited { retry_after, limit } = self {
+            resp.insert_header(("Retry-After", retry_after.to_string()))
+                .insert_header(("RateLimit-Limit", limit.to_string()))
+                .insert_header(("RateLimit-Remaining", "0"))
+                .insert_header(("RateLimit-Reset", retry_after.to_string()));
         }
         resp.json(envelope)
     }

@@ -10,6 +10,8 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod fixtures;
+pub mod observe;
+pub mod ratelimit;
 pub mod routes;
 pub mod signing;
 pub mod testing;

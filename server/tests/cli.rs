@@ -226,3 +226,111 @@ fn audit_verify_names_the_first_edited_or_removed_event() {
         "{text}"
     );
 }
+
+#[test]
+fn a_full_run_logs_one_json_line_per_request_and_never_a_plaintext_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut keys = Vec::new();
+    for offer in ["basic", "standard"] {
+        let k = run_json(server(dir.path()).args([
+            "keys",
+            "issue",
+            "--subscriber",
+            "ACME",
+            "--offer",
+            offer,
+        ]));
+        keys.push(k["key"].as_str().unwrap().to_owned());
+    }
+    let fixtures = dir.path().join("fx.json");
+    std::fs::write(
+        &fixtures,
+        r#"{"subscribers":[{"ref":"o","name":"Fixture Co"}],"subscriptions":[{"ref":"s","subscriber":"o","offer":"advanced"}],"keys":[{"key":"FIXTURE-SECRET-KEY-42","subscription":"s"}]}"#,
+    )
+    .unwrap();
+    keys.push("FIXTURE-SECRET-KEY-42".to_owned());
+    let log_path = dir.path().join("server.log");
+    let port = free_port();
+    let child = server(dir.path())
+        .args([
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "json",
+            "--test-mode",
+        ])
+        .arg("--fixtures")
+        .arg(&fixtures)
+        .env("RUST_LOG", "debug")
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let guard = Killed(child);
+    let client = reqwest::blocking::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.get(format!("{base}/healthz")).send().is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut requests = 1;
+    for (i, key) in keys.iter().enumerate() {
+        let url = format!("https://glpi{i}.example.com");
+        let body = serde_json::json!({"registration_key": key, "instance_url": url});
+        assert!(
+            client
+                .post(format!("{base}/v1/registrations"))
+                .json(&body)
+                .send()
+                .unwrap()
+                .status()
+                .is_success()
+        );
+        client
+            .post(format!("{base}/v1/validations"))
+            .json(&body)
+            .send()
+            .unwrap();
+        client
+            .get(format!("{base}/api/registration/info"))
+            .header("X-Registration-Key", key)
+            .header("X-Glpi-Network-Uid", "u".repeat(40))
+            .send()
+            .unwrap();
+        client
+            .get(format!("{base}/api/marketplace/plugins"))
+            .header("X-Registration-Key", key)
+            .send()
+            .unwrap();
+        // a mistyped key and a key in a malformed body
+        client
+            .post(format!("{base}/v1/validations"))
+            .body(format!(
+                "{{\"registration_key\": \"{key}\", \"instance_url\": 5}}"
+            ))
+            .header("content-type", "application/json")
+            .send()
+            .unwrap();
+        requests += 5;
+    }
+    drop(guard);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    for key in &keys {
+        assert!(!log.contains(key.as_str()), "the log holds a plaintext key");
+    }
+    let request_lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "request")
+        .collect();
+    assert_eq!(request_lines.len(), requests, "one line per request");
+    let reg = request_lines
+        .iter()
+        .find(|v| v["fields"]["route"] == "/v1/registrations")
+        .unwrap();
+    for f in ["request_id", "status", "latency_ms", "method", "client"] {
+        assert!(!reg["fields"][f].is_null(), "{f} missing in {reg}");
+    }
+    assert_eq!(reg["fields"]["key_prefix"], keys[0][..9]);
+    assert!(log.contains("TEST MODE IS ON"), "test mode says so loudly");
+}

@@ -1,7 +1,7 @@
 //! The GLPI-compatible registration endpoints (protocol §4.1–§4.3): availability, `/info`
 //! (which binds the key to the instance's UID) and `/offers`. Every answer is JSON.
 
-use super::client_addr;
+use super::guard;
 use crate::app::AppState;
 use crate::db::registrations::{self, KeyState};
 use crate::db::{self, audit::Actor};
@@ -120,13 +120,21 @@ pub async fn registration_info(
     let Some(raw_key) = header(&req, "x-registration-key") else {
         return Ok(HttpResponse::Ok().json(Info::invalid(Outcome::NoKey, lang)));
     };
-    let Ok(key) = RegistrationKey::parse(raw_key) else {
+    // Over the failed look-up limit: an answer GLPI can show (and will cache for a day).
+    let caller = match guard::caller(&state, &req) {
+        Ok(c) => c,
+        Err(ApiError::RateLimited { .. }) => {
+            return Ok(HttpResponse::Ok().json(Info::invalid(Outcome::RateLimited, lang)));
+        }
+        Err(e) => return Err(e),
+    };
+    let Ok(key) = caller.parse_key(&state, &req, raw_key) else {
         return Ok(HttpResponse::Ok().json(Info::invalid(Outcome::InvalidKey, lang)));
     };
     // A malformed UID cannot bind anything: treat it as absent.
     let uid = header(&req, "x-glpi-network-uid").and_then(|u| registrations::parse_uid(u).ok());
     let now = state.clock.now_naive();
-    let actor = Actor::new("glpi", client_addr(&req));
+    let actor = Actor::new("glpi", Some(caller.addr.clone()));
     let result = db::run(&state.pool, move |c| {
         match check(c, &key, uid.as_deref(), now, &actor) {
             Ok(ks) => Ok(Ok(ks)),
@@ -137,6 +145,9 @@ pub async fn registration_info(
         }
     })
     .await;
+    if let Ok(Err(Outcome::InvalidKey)) = result {
+        caller.failed(&state);
+    }
     match result {
         Ok(Ok(ks)) => Ok(HttpResponse::Ok().json(valid_info(&state, &ks, lang))),
         Ok(Err(outcome)) => Ok(HttpResponse::Ok().json(Info::invalid(outcome, lang))),

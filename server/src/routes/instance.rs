@@ -1,6 +1,6 @@
 //! The instance API: the registration key is the credential.
 
-use super::client_addr;
+use super::guard;
 use crate::app::AppState;
 use crate::db::models::RegistrationRow;
 use crate::db::registrations::KeyState;
@@ -8,11 +8,11 @@ use crate::db::{self, audit::Actor, registrations};
 use crate::domain::{status, token};
 use crate::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
+use glpi_network_shared::InstanceUrl;
 use glpi_network_shared::ValidationStatus;
 use glpi_network_shared::wire::{
     RegisterRequest, RegisterResponse, ReleaseRequest, ValidateRequest, ValidationResponse,
 };
-use glpi_network_shared::{InstanceUrl, RegistrationKey};
 
 /// The longest nonce echoed in tokens.
 pub const MAX_NONCE_LEN: usize = 128;
@@ -53,7 +53,13 @@ pub(crate) fn issue_token(
         state.signer.lifetimes(),
         state.clock.now(),
     );
-    state.signer.sign(&claims)
+    let started = std::time::Instant::now();
+    let token = state.signer.sign(&claims);
+    state
+        .metrics
+        .signing
+        .observe(started.elapsed().as_secs_f64());
+    token
 }
 
 /// `POST /v1/registrations`: `201` for a new binding, `200` for the same one again.
@@ -62,7 +68,8 @@ pub async fn register_instance(
     req: HttpRequest,
     body: web::Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = RegistrationKey::parse(&body.registration_key)?;
+    let caller = guard::caller(&state, &req)?;
+    let key = caller.parse_key(&state, &req, &body.registration_key)?;
     let url = InstanceUrl::parse(&body.instance_url)?;
     let uid = body
         .instance_uid
@@ -70,16 +77,22 @@ pub async fn register_instance(
         .map(registrations::parse_uid)
         .transpose()?;
     check_nonce(body.nonce.as_deref())?;
+    guard::registration_attempt(&state, &key)?;
     let now = state.clock.now_naive();
-    let actor = Actor::new("instance", client_addr(&req));
+    let actor = Actor::new("instance", Some(caller.addr.clone()));
     let signer = state.signer.clone();
-    let (bound, view) = db::run(&state.pool, move |c| {
+    let result = db::run(&state.pool, move |c| {
         signer.refresh_if_stale(c, now)?;
         let bound = registrations::register(c, &key, Some(&url), uid.as_deref(), now, &actor)?;
         let view = registrations::view(c, bound.registration.clone())?;
         Ok((bound, view))
     })
-    .await?;
+    .await;
+    caller.note(&state, &result);
+    let (bound, view) = result?;
+    if bound.created {
+        state.metrics.registrations_bound.inc();
+    }
     let st = status::native_status(
         &bound.state.key,
         &bound.state.subscription,
@@ -114,18 +127,26 @@ pub async fn validate_instance(
     req: HttpRequest,
     body: web::Json<ValidateRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = RegistrationKey::parse(&body.registration_key)?;
+    let caller = guard::caller(&state, &req)?;
+    let key = caller.parse_key(&state, &req, &body.registration_key)?;
     let url = InstanceUrl::parse(&body.instance_url)?;
     check_nonce(body.nonce.as_deref())?;
     let now = state.clock.now_naive();
-    let actor = Actor::new("instance", client_addr(&req));
+    let actor = Actor::new("instance", Some(caller.addr.clone()));
     let signer = state.signer.clone();
     let canonical = url.as_str().to_owned();
-    let v = db::run(&state.pool, move |c| {
+    let result = db::run(&state.pool, move |c| {
         signer.refresh_if_stale(c, now)?;
         registrations::validate(c, &key, &url, now, &actor)
     })
-    .await?;
+    .await;
+    caller.note(&state, &result);
+    let v = result?;
+    state
+        .metrics
+        .validations
+        .with_label_values(&[v.status.as_str()])
+        .inc();
     let mine = v
         .state
         .registration
@@ -152,13 +173,16 @@ pub async fn release_instance(
     req: HttpRequest,
     body: web::Json<ReleaseRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = RegistrationKey::parse(&body.registration_key)?;
+    let caller = guard::caller(&state, &req)?;
+    let key = caller.parse_key(&state, &req, &body.registration_key)?;
     let url = InstanceUrl::parse(&body.instance_url)?;
     let now = state.clock.now_naive();
-    let actor = Actor::new("instance", client_addr(&req));
-    db::run(&state.pool, move |c| {
+    let actor = Actor::new("instance", Some(caller.addr.clone()));
+    let result = db::run(&state.pool, move |c| {
         registrations::release_by_key(c, &key, &url, now, &actor)
     })
-    .await?;
+    .await;
+    caller.note(&state, &result);
+    result?;
     Ok(HttpResponse::NoContent().finish())
 }

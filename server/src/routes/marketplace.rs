@@ -3,6 +3,7 @@
 //! archives gated by the key's offer.
 
 use super::glpi::header;
+use super::guard;
 use crate::app::AppState;
 use crate::catalogue::{self, PluginRecord};
 use crate::db::registrations::{self, KeyState};
@@ -11,7 +12,7 @@ use crate::domain::status::{self, KEY_REVOKED};
 use crate::error::ApiError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use glpi_network_shared::{ErrorCode, RegistrationKey};
+use glpi_network_shared::ErrorCode;
 use serde_json::json;
 
 /// GLPI's page size; also the page served without `X-Range`.
@@ -30,18 +31,22 @@ fn unauthorized() -> ApiError {
 /// The caller's key, checked as `/info` would: it exists, is neither revoked nor expired, and
 /// is not bound to another instance's UID. Anything else is `401`.
 async fn access(state: &AppState, req: &HttpRequest) -> Result<KeyState, ApiError> {
-    let key = header(req, "x-registration-key")
-        .and_then(|k| RegistrationKey::parse(k).ok())
-        .ok_or_else(unauthorized)?;
+    let raw = header(req, "x-registration-key").ok_or_else(unauthorized)?;
+    let caller = guard::caller(state, req)?;
+    let key = caller
+        .parse_key(state, req, raw)
+        .map_err(|_| unauthorized())?;
     let uid = header(req, "x-glpi-network-uid").map(str::to_owned);
     let now = state.clock.now_naive();
-    let ks = db::run(&state.pool, move |c| {
-        match registrations::load_state(c, &key) {
-            Err(e) if e.code() == ErrorCode::KeyNotFound => Err(unauthorized()),
-            other => other,
+    let result = db::run(&state.pool, move |c| registrations::load_state(c, &key)).await;
+    caller.note(state, &result);
+    let ks = result.map_err(|e| {
+        if e.code() == ErrorCode::KeyNotFound {
+            unauthorized()
+        } else {
+            e
         }
-    })
-    .await?;
+    })?;
     let bound_elsewhere = ks
         .registration
         .as_ref()

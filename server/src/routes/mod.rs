@@ -2,6 +2,7 @@
 
 mod admin;
 mod glpi;
+pub(crate) mod guard;
 mod instance;
 mod marketplace;
 mod ops;
@@ -33,6 +34,7 @@ pub fn configure_test_mode(cfg: &mut web::ServiceConfig) {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(res("/healthz").get(ops::healthz))
         .service(res("/readyz").get(ops::readyz))
+        .service(res("/metrics").get(ops::metrics))
         .service(res("/.well-known/jwks.json").get(ops::jwks))
         // instance API (the key is the credential)
         .service(
@@ -132,9 +134,18 @@ async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> 
     ))
 }
 
-/// The client address as seen by this server.
+/// The client address: the peer, or `X-Forwarded-For` when the peer is a trusted proxy.
 pub(crate) fn client_addr(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
+    let trusted = req
+        .app_data::<web::Data<crate::app::AppState>>()
+        .map(|s| s.limits.trusted_proxies.clone())
+        .unwrap_or_default();
+    let xff = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    crate::ratelimit::client_ip(req.peer_addr().map(|a| a.ip()), xff, &trusted)
+        .map(|ip| ip.to_string())
 }
 
 /// `201 Created` with a JSON body.

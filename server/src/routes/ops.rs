@@ -29,3 +29,18 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         }
     }
 }
+
+/// `GET /metrics`: Prometheus text exposition.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let pool = state.pool.state();
+    let m = &state.metrics;
+    m.pool
+        .with_label_values(&["idle"])
+        .set(i64::from(pool.idle_connections));
+    m.pool
+        .with_label_values(&["in_use"])
+        .set(i64::from(pool.connections - pool.idle_connections));
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(m.render())
+}

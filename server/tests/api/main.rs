@@ -5,6 +5,7 @@ mod concurrency;
 mod errors;
 mod glpi;
 mod helpers;
+mod limits;
 mod processes;
 mod registrations;
 mod tokens;

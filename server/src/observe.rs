@@ -1,0 +1,195 @@
+//! Observability: Prometheus metrics (a registry per server, no globals) and one structured
+//! log line per request (request id, route, status, latency, key prefix, client).
+
+use crate::app::AppState;
+use actix_web::HttpMessage;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, web};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
+use std::time::Instant;
+
+/// The display prefix of the key a request carried, set by handlers for the request log.
+#[derive(Debug, Clone)]
+pub struct KeyPrefix(pub String);
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub latency: HistogramVec,
+    pub validations: IntCounterVec,
+    pub signing: Histogram,
+    pub rate_limited: IntCounterVec,
+    pub registrations_bound: IntCounter,
+    pub pool: IntGaugeVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry =
+            Registry::new_custom(Some("glpi_network".into()), None).expect("valid prefix");
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["route", "method"],
+        )
+        .expect("valid metric");
+        let validations = IntCounterVec::new(
+            Opts::new("validations_total", "Validations by resulting status"),
+            &["status"],
+        )
+        .expect("valid metric");
+        let signing = Histogram::with_opts(
+            HistogramOpts::new("token_signing_seconds", "Time to sign one token")
+                .buckets(vec![0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005]),
+        )
+        .expect("valid metric");
+        let rate_limited = IntCounterVec::new(
+            Opts::new("rate_limited_total", "Requests refused by a rate limit"),
+            &["limit"],
+        )
+        .expect("valid metric");
+        let registrations_bound = IntCounter::new(
+            "registrations_bound_total",
+            "New bindings of a key to an instance",
+        )
+        .expect("valid metric");
+        let pool = IntGaugeVec::new(
+            Opts::new("db_pool_connections", "Database pool connections by state"),
+            &["state"],
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(validations.clone()),
+            Box::new(signing.clone()),
+            Box::new(rate_limited.clone()),
+            Box::new(registrations_bound.clone()),
+            Box::new(pool.clone()),
+        ] {
+            registry.register(c).expect("metrics are registered once");
+        }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            validations,
+            signing,
+            rate_limited,
+            registrations_bound,
+            pool,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        prometheus::TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Counts and logs every request; answers carry `X-Request-Id`.
+pub async fn middleware<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, Error> {
+    let started = Instant::now();
+    let id = request_id(&req);
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let method = req.method().to_string();
+    let path = req.path().to_owned();
+    let client = crate::routes::client_addr(req.request()).unwrap_or_default();
+    if let Some(k) = req
+        .headers()
+        .get("x-registration-key")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| glpi_network_shared::RegistrationKey::parse(v).ok())
+    {
+        req.extensions_mut().insert(KeyPrefix(k.display_prefix()));
+    }
+    let mut res = next.call(req).await?;
+    let elapsed = started.elapsed();
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let status = res.status().as_u16();
+    let key_prefix = res
+        .request()
+        .extensions()
+        .get::<KeyPrefix>()
+        .map(|k| k.0.clone())
+        .unwrap_or_default();
+    if let Some(state) = state {
+        let m = &state.metrics;
+        m.requests
+            .with_label_values(&[route.as_str(), method.as_str(), &status.to_string()])
+            .inc();
+        m.latency
+            .with_label_values(&[route.as_str(), method.as_str()])
+            .observe(elapsed.as_secs_f64());
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), v);
+    }
+    tracing::info!(
+        target: "glpi_network_server::http",
+        request_id = %id,
+        method = %method,
+        route = %route,
+        path = %path,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        key_prefix = %key_prefix,
+        client = %client,
+        "request"
+    );
+    Ok(res)
+}
