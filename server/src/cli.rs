@@ -24,6 +24,65 @@ fn query(p: &PageArgs) -> ListQuery {
     }
 }
 
+/// Issues `n` keys in batches, printing each as a CSV or JSON line as its batch commits, with
+/// a progress line on stderr when it is a terminal.
+fn bulk_issue(
+    c: &mut db::AnyConnection,
+    subscription_id: &str,
+    n: usize,
+    expires: Option<chrono::NaiveDateTime>,
+    now: chrono::NaiveDateTime,
+    actor: &Actor,
+    format: BulkFormat,
+) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    if n == 0 {
+        anyhow::bail!("--count must be at least 1");
+    }
+    let tty = std::io::stderr().is_terminal();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if format == BulkFormat::Csv {
+        writeln!(out, "id,key,key_prefix,subscription_id")?;
+    }
+    let mut done = 0;
+    while done < n {
+        let batch = (n - done).min(keys::BATCH);
+        for (row, key) in keys::issue_batch(c, subscription_id, batch, expires, now, actor)? {
+            match format {
+                BulkFormat::Csv => writeln!(
+                    out,
+                    "{},{},{},{}",
+                    row.id,
+                    key.expose(),
+                    row.key_prefix,
+                    row.subscription_id
+                )?,
+                BulkFormat::Jsonl => {
+                    let mut view = KeyView::new(row, now);
+                    view.key = Some(key.expose().to_owned());
+                    writeln!(out, "{}", serde_json::to_string(&view)?)?
+                }
+            }
+        }
+        out.flush()?;
+        done += batch;
+        if tty {
+            let width = 30;
+            let filled = done * width / n;
+            eprint!(
+                "\r[{}{}] {done}/{n} keys",
+                "#".repeat(filled),
+                " ".repeat(width - filled)
+            );
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+    Ok(())
+}
+
 /// Runs one admin subcommand.
 pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
     if let Command::Migrate = command {
@@ -91,10 +150,13 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 trial_days,
                 end_date,
                 expires_at,
+                count,
+                format,
             } => {
-                let (row, plaintext) = db::write_txn(c, |c| {
-                    let subscription_id = match (subscription, subscriber, offer) {
-                        (Some(id), _, _) => id,
+                let expires = expires_at.map(|t| t.naive_utc());
+                let subscription_id =
+                    db::write_txn(c, |c| match (subscription, subscriber, offer) {
+                        (Some(id), _, _) => Ok(id),
                         (None, Some(name), Some(offer)) => {
                             let sub = match subscribers::find_by_name(c, &name)? {
                                 Some(s) => s,
@@ -107,25 +169,22 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
                                 end_date,
                                 trial_days,
                             };
-                            subscriptions::create(c, &req, now, &actor)?.id
+                            Ok(subscriptions::create(c, &req, now, &actor)?.id)
                         }
-                        _ => {
-                            return Err(crate::error::ApiError::bad_request(
-                                "give --subscription ID, or --subscriber NAME --offer OFFER",
-                            ));
-                        }
-                    };
-                    keys::issue(
-                        c,
-                        &subscription_id,
-                        expires_at.map(|t| t.naive_utc()),
-                        now,
-                        &actor,
-                    )
-                })?;
-                let mut view = KeyView::new(row, now);
-                view.key = Some(plaintext.expose().to_owned());
-                print(&view)?
+                        _ => Err(crate::error::ApiError::bad_request(
+                            "give --subscription ID, or --subscriber NAME --offer OFFER",
+                        )),
+                    })?;
+                match count {
+                    None => {
+                        let (row, plaintext) =
+                            keys::issue(c, &subscription_id, expires, now, &actor)?;
+                        let mut view = KeyView::new(row, now);
+                        view.key = Some(plaintext.expose().to_owned());
+                        print(&view)?
+                    }
+                    Some(n) => bulk_issue(c, &subscription_id, n, expires, now, &actor, format)?,
+                }
             }
             KeysCmd::List {
                 page,

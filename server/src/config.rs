@@ -309,6 +309,12 @@ pub enum KeysCmd {
         /// RFC 3339 instant after which the key is refused.
         #[arg(long)]
         expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// Issue this many keys (written in batches of 1000), printed one per line.
+        #[arg(long)]
+        count: Option<usize>,
+        /// With `--count`: `csv` (id,key,key_prefix,subscription_id) or `jsonl`.
+        #[arg(long, value_enum, default_value = "csv", requires = "count")]
+        format: BulkFormat,
     },
     /// List keys.
     List {
@@ -325,6 +331,13 @@ pub enum KeysCmd {
     Revoke { id: String },
     /// Replace a key by a new one (revokes it and releases its binding).
     Regenerate { id: String },
+}
+
+/// How `keys issue --count` prints keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BulkFormat {
+    Csv,
+    Jsonl,
 }
 
 #[derive(Subcommand)]

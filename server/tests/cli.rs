@@ -334,3 +334,73 @@ fn a_full_run_logs_one_json_line_per_request_and_never_a_plaintext_key() {
     assert_eq!(reg["fields"]["key_prefix"], keys[0][..9]);
     assert!(log.contains("TEST MODE IS ON"), "test mode says so loudly");
 }
+
+#[test]
+fn bulk_issue_writes_every_key_once_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = server(dir.path())
+        .args([
+            "keys",
+            "issue",
+            "--subscriber",
+            "Bulk",
+            "--offer",
+            "basic",
+            "--count",
+            "2500",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "id,key,key_prefix,subscription_id");
+    assert_eq!(lines.len(), 2501);
+    let keys: std::collections::HashSet<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(keys.len(), 2500);
+    assert!(keys.iter().all(|k| {
+        glpi_network_shared::RegistrationKey::parse(k)
+            .unwrap()
+            .is_generated()
+    }));
+    let listed = run_json(server(dir.path()).args(["keys", "list", "--limit", "500"]));
+    assert_eq!(listed["items"].as_array().unwrap().len(), 500);
+    assert!(listed["next_cursor"].is_string());
+    let out = server(dir.path())
+        .args([
+            "keys",
+            "issue",
+            "--subscriber",
+            "Bulk",
+            "--offer",
+            "basic",
+            "--count",
+            "2",
+            "--format",
+            "jsonl",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|r| r["key"].as_str().unwrap().starts_with("GLPI-"))
+    );
+    let out = server(dir.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}

@@ -220,3 +220,64 @@ pub fn bump_ver(conn: &mut AnyConnection, id: &str) -> Result<(), ApiError> {
         .execute(conn)?;
     Ok(())
 }
+
+/// The largest batch one transaction writes.
+pub const BATCH: usize = 1000;
+
+/// Issues `count` (at most [`BATCH`]) keys for one subscription in one transaction: one
+/// multi-row insert and one audit event for the batch. Returns rows and plaintexts.
+pub fn issue_batch(
+    conn: &mut AnyConnection,
+    subscription_id: &str,
+    count: usize,
+    expires_at: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+    actor: &Actor,
+) -> Result<Vec<(KeyRow, RegistrationKey)>, ApiError> {
+    if count == 0 || count > BATCH {
+        return Err(ApiError::bad_request(format!(
+            "a batch is 1 to {BATCH} keys"
+        )));
+    }
+    let issued: Vec<(KeyRow, RegistrationKey)> = (0..count)
+        .map(|_| {
+            let plaintext = RegistrationKey::generate();
+            let row = KeyRow {
+                id: new_id(),
+                subscription_id: subscription_id.to_owned(),
+                key_hash: plaintext.hash(),
+                key_prefix: plaintext.display_prefix(),
+                status: KEY_ACTIVE.to_owned(),
+                expires_at,
+                created_at: now,
+                revoked_at: None,
+                replaced_by: None,
+                ver: 1,
+            };
+            (row, plaintext)
+        })
+        .collect();
+    write_txn(conn, |c| {
+        subscriptions::get(c, subscription_id)?;
+        let rows: Vec<&KeyRow> = issued.iter().map(|(r, _)| r).collect();
+        // MultiConnection has no multi-row insert: use the backend's own connection (same
+        // transaction).
+        match c {
+            AnyConnection::Sqlite(s) => diesel::insert_into(k::registration_keys)
+                .values(rows)
+                .execute(s)?,
+            AnyConnection::Postgresql(p) => diesel::insert_into(k::registration_keys)
+                .values(rows)
+                .execute(p)?,
+        };
+        let mut ev = actor.event("key.issue_batch", "ok", now);
+        ev.detail = Some(format!(
+            "{count} keys for subscription {subscription_id}: {} .. {}",
+            issued[0].0.id,
+            issued[count - 1].0.id
+        ));
+        audit::record(c, &ev)?;
+        Ok::<_, ApiError>(())
+    })?;
+    Ok(issued)
+}

@@ -308,3 +308,62 @@ pub async fn verify_audit(_: AdminAuth, state: web::Data<AppState>) -> Res {
         }
     }))
 }
+
+/// `POST /v1/admin/keys/bulk` body.
+#[derive(Debug, serde::Deserialize)]
+pub struct BulkKeysRequest {
+    pub subscription_id: String,
+    pub count: usize,
+    #[serde(default)]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The most keys one bulk request issues.
+pub const MAX_BULK: usize = 10_000;
+
+pub async fn bulk_create_keys(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<BulkKeysRequest>,
+) -> Res {
+    let body = body.into_inner();
+    if body.count == 0 || body.count > MAX_BULK {
+        return Err(ApiError::bad_request(format!(
+            "count must be 1 to {MAX_BULK}"
+        )));
+    }
+    let now = state.clock.now_naive();
+    let actor = admin(&req);
+    let expires = body.expires_at.map(|t| t.naive_utc());
+    let issued = db::run(&state.pool, move |c| {
+        let mut all = Vec::with_capacity(body.count);
+        let mut left = body.count;
+        while left > 0 {
+            let n = left.min(keys::BATCH);
+            all.extend(keys::issue_batch(
+                c,
+                &body.subscription_id,
+                n,
+                expires,
+                now,
+                &actor,
+            )?);
+            left -= n;
+        }
+        Ok(all)
+    })
+    .await?;
+    let items: Vec<KeyView> = issued
+        .into_iter()
+        .map(|(row, key)| {
+            let mut v = KeyView::new(row, now);
+            v.key = Some(key.expose().to_owned());
+            v
+        })
+        .collect();
+    Ok(created(&Page {
+        items,
+        next_cursor: None,
+    }))
+}

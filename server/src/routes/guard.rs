@@ -68,9 +68,10 @@ impl Caller {
     /// Counts the look-up as failed when the key was unknown.
     pub fn note<T>(&self, state: &AppState, result: &Result<T, ApiError>) {
         if let Err(e) = result
-            && e.code() == ErrorCode::KeyNotFound {
-                self.failed(state);
-            }
+            && e.code() == ErrorCode::KeyNotFound
+        {
+            self.failed(state);
+        }
     }
 }
 

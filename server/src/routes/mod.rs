@@ -64,6 +64,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(res("/subscriptions/{id}/resume").post(admin::resume_subscription))
                 .service(res("/subscriptions/{id}/cancel").post(admin::cancel_subscription))
                 .service(res("/keys").post(admin::create_key).get(admin::list_keys))
+                .service(res("/keys/bulk").post(admin::bulk_create_keys))
                 .service(res("/keys/{id}").get(admin::get_key))
                 .service(res("/keys/{id}/revoke").post(admin::revoke_key))
                 .service(res("/keys/{id}/regenerate").post(admin::regenerate_key))

@@ -225,7 +225,50 @@ async fn an_oversized_archive_gets_the_error_envelope(app: TestApp) {
     assert_eq!(shown["versions"], json!([]));
 }
 
+async fn keys_are_issued_in_bulk_through_the_admin_api(app: TestApp) {
+    let sub = app.subscription("basic", json!({})).await;
+    let r = app
+        .admin_post(
+            "/v1/admin/keys/bulk",
+            json!({"subscription_id": sub, "count": 1500}),
+        )
+        .await
+        .expect(201);
+    let items = r["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1500);
+    let key = items[1499]["key"].as_str().unwrap();
+    app.register(key, "https://bulk.example.com")
+        .await
+        .expect(201);
+    app.admin_post(
+        "/v1/admin/keys/bulk",
+        json!({"subscription_id": sub, "count": 0}),
+    )
+    .await
+    .expect_error(400, "invalid_request");
+    app.admin_post(
+        "/v1/admin/keys/bulk",
+        json!({"subscription_id": sub, "count": 10001}),
+    )
+    .await
+    .expect_error(400, "invalid_request");
+    app.admin_post(
+        "/v1/admin/keys/bulk",
+        json!({"subscription_id": "ghost", "count": 5}),
+    )
+    .await
+    .expect_error(404, "not_found");
+    let listed = app
+        .admin_get(&format!("/v1/admin/keys?subscription_id={sub}&limit=500"))
+        .await
+        .expect(200);
+    assert!(listed["next_cursor"].is_string());
+    let chain = app.admin_get("/v1/admin/audit/verify").await.expect(200);
+    assert_eq!(chain["intact"], true);
+}
+
 crate::on_both_backends!(
+    keys_are_issued_in_bulk_through_the_admin_api,
     lists_page_with_opaque_cursors,
     offers_are_seeded_with_ranks,
     creation_validates_its_input,
