@@ -16,7 +16,8 @@ pub enum UrlError {
     /// Not a URL at all.
     #[error("not a valid URL: {0}")]
     Malformed(String),
-    /// Longer than [`MAX_URL_LEN`].
+    /// Longer than [`MAX_URL_LEN`], as received or once canonical (percent-encoding can make
+    /// the canonical form up to three times longer than the input).
     #[error("the URL is longer than {MAX_URL_LEN} characters")]
     TooLong,
     /// A scheme other than http or https.
@@ -74,6 +75,10 @@ impl InstanceUrl {
             out.push_str(&format!(":{port}"));
         }
         out.push_str(path);
+        // Checked again on the result, so every canonical form parses back to itself.
+        if out.len() > MAX_URL_LEN {
+            return Err(UrlError::TooLong);
+        }
         Ok(InstanceUrl(out))
     }
 
@@ -198,5 +203,53 @@ mod tests {
         fn parsing_never_panics(s in "\\PC{0,64}") {
             let _ = InstanceUrl::parse(&s);
         }
+
+        #[test]
+        fn any_accepted_text_canonicalises_to_a_fixed_point_within_the_limit(
+            head in "(?i)https?://[a-z0-9.-]{1,12}(:[0-9]{1,5})?",
+            tail in "\\PC{0,900}",
+        ) {
+            if let Ok(once) = InstanceUrl::parse(&format!("{head}/{tail}")) {
+                prop_assert!(once.as_str().len() <= MAX_URL_LEN);
+                prop_assert_eq!(InstanceUrl::parse(once.as_str()), Ok(once.clone()));
+            }
+        }
+    }
+
+    /// The input the `url_canonicalise` fuzz target found (minimised): 263 bytes, not UTF-8,
+    /// read lossily as the target does. Each invalid byte becomes U+FFFD, which the path
+    /// percent-encodes to nine characters, so the canonical form outgrew `MAX_URL_LEN` and
+    /// `parse(canonical)` refused it.
+    #[test]
+    fn fuzz_regression_canonical_form_longer_than_the_limit_is_refused() {
+        let runs: &[(&[u8], usize)] = &[
+            (b"HTTPS:0Xsa/0elerTPS:0Xc", 1),
+            (b"\xd5", 26),
+            (b"\x8c", 37),
+            (b"\xd5", 40),
+            (b"a/D", 1),
+            (b"\xd5", 25),
+            (b"a/D", 1),
+            (b"\x8c", 33),
+            (b"\xd5", 35),
+            (b"a/D", 1),
+            (b"\xd5", 4),
+            (b"a/D", 1),
+            (b"\xd5", 25),
+            (b"a/D", 1),
+        ];
+        let bytes: Vec<u8> = runs.iter().flat_map(|(b, n)| b.repeat(*n)).collect();
+        assert_eq!(bytes.len(), 263);
+        let raw = String::from_utf8_lossy(&bytes);
+        assert!(raw.len() <= MAX_URL_LEN);
+        assert_eq!(InstanceUrl::parse(&raw), Err(UrlError::TooLong));
+
+        // the same in readable form: 730 bytes in, 2170 once percent-encoded
+        let raw = format!("https://h/{}", "\u{FFFD}".repeat(240));
+        assert_eq!(InstanceUrl::parse(&raw), Err(UrlError::TooLong));
+        let fits = format!("https://h/{}", "\u{e9}".repeat(300));
+        let c = InstanceUrl::parse(&fits).unwrap();
+        assert_eq!(c.as_str().len(), 10 + 300 * 6);
+        assert_eq!(InstanceUrl::parse(c.as_str()), Ok(c));
     }
 }
