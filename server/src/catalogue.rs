@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::path::Path;
 
 /// `{id, name}` of a plugin author.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Author {
     #[serde(default)]
     pub id: i64,
@@ -18,7 +18,7 @@ pub struct Author {
 }
 
 /// A localised description.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Description {
     pub lang: String,
     #[serde(default)]
@@ -28,7 +28,7 @@ pub struct Description {
 }
 
 /// A tag: `key` in URLs, `tag` shown.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Tag {
     pub key: String,
     pub tag: String,
@@ -43,7 +43,7 @@ where
 }
 
 /// A version in a catalogue file: the archive is a path relative to the file, or generated.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct VersionInput {
     pub num: String,
     #[serde(default)]
@@ -54,7 +54,7 @@ pub struct VersionInput {
 
 /// Plugin fields for create (`key` and `name` required) and update (all optional;
 /// `"required_offers": null` makes the plugin free again).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct PluginInput {
     #[serde(default)]
     pub key: Option<String>,
@@ -88,7 +88,7 @@ pub struct PluginInput {
 }
 
 /// A version as GLPI reads it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VersionRecord {
     pub num: String,
     pub stability: String,
@@ -97,7 +97,7 @@ pub struct VersionRecord {
 
 /// A plugin record with every field GLPI reads (strings never null, `required_offers` null when
 /// free).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PluginRecord {
     pub key: String,
     pub name: String,

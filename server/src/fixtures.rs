@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct SubscriberFx {
     #[serde(rename = "ref")]
     pub reference: String,
@@ -24,7 +24,7 @@ pub struct SubscriberFx {
     pub email: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct SubscriptionFx {
     #[serde(rename = "ref")]
     pub reference: String,
@@ -40,7 +40,7 @@ pub struct SubscriptionFx {
     pub status: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct KeyFx {
     /// The fixed plaintext.
     pub key: String,
@@ -53,7 +53,7 @@ pub struct KeyFx {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct RegistrationFx {
     pub key: String,
     #[serde(default)]
@@ -63,7 +63,7 @@ pub struct RegistrationFx {
 }
 
 /// The fixture document (`POST /_test/fixtures`, `--fixtures FILE`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct Fixtures {
     #[serde(default)]
     pub subscribers: Vec<SubscriberFx>,
@@ -78,7 +78,7 @@ pub struct Fixtures {
 }
 
 /// What was created: each `ref` mapped to its id.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Loaded {
     pub subscribers: BTreeMap<String, String>,
     pub subscriptions: BTreeMap<String, String>,

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod fixtures;
 pub mod observe;
+pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
 pub mod signing;

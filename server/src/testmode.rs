@@ -28,7 +28,7 @@ pub const MAX_FAULT_MS: u64 = 120_000;
 pub const DEFAULT_HANG_MS: u64 = 30_000;
 
 /// What an armed rule does to a matching request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     /// Wait `ms`, then serve normally.
@@ -50,7 +50,7 @@ pub enum FaultKind {
 }
 
 /// One rule of `POST /_test/faults`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FaultRule {
     /// The path, `*` matching any run of characters (`/api/marketplace/*`).
     pub path: String,
@@ -95,7 +95,7 @@ impl FaultRule {
 }
 
 /// An armed rule and its counters.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ArmedFault {
     pub id: u64,
     #[serde(flatten)]
@@ -109,7 +109,7 @@ pub struct ArmedFault {
 }
 
 /// A journal entry: never the plaintext key.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JournalEntry {
     pub at: DateTime<Utc>,
     pub method: String,

@@ -17,7 +17,7 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OfferView {
     pub reference: String,
     pub title: String,
@@ -36,14 +36,14 @@ impl From<OfferRow> for OfferView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateSubscriberRequest {
     pub name: String,
     #[serde(default)]
     pub email: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SubscriberView {
     pub id: String,
     pub name: String,
@@ -62,7 +62,7 @@ impl From<SubscriberRow> for SubscriberView {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct CreateSubscriptionRequest {
     pub subscriber_id: String,
     pub offer: String,
@@ -74,7 +74,7 @@ pub struct CreateSubscriptionRequest {
     pub trial_days: Option<u32>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SubscriptionView {
     pub id: String,
     pub subscriber_id: String,
@@ -106,14 +106,14 @@ impl SubscriptionView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateKeyRequest {
     pub subscription_id: String,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyView {
     pub id: String,
     pub subscription_id: String,
@@ -162,7 +162,7 @@ pub fn registration_view(r: RegistrationRow, key_prefix: String) -> Registration
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditView {
     pub id: i64,
     pub at: DateTime<Utc>,
@@ -249,7 +249,7 @@ pub fn paginate<R, T>(
 }
 
 /// A signing key as the admin API shows it (never the private half).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SigningKeyView {
     pub kid: String,
     pub active: bool,

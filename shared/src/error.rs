@@ -6,6 +6,7 @@ use std::fmt;
 /// A stable, machine-readable error code. Clients branch on it, never on the message.
 ///
 /// Unknown codes sent by a newer server decode as [`ErrorCode::Unknown`] so old clients survive.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -85,6 +86,7 @@ impl fmt::Display for ErrorCode {
 }
 
 /// The inner object of the error envelope.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiErrorBody {
     /// Stable code.
@@ -94,6 +96,7 @@ pub struct ApiErrorBody {
 }
 
 /// `{"error": {"code": ..., "message": ...}}`, the body of every error answer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorEnvelope {
     /// The error.

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/registrations`: bind a key to an instance.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize, Deserialize)]
 pub struct RegisterRequest {
     /// The registration key, in plaintext.
@@ -20,6 +21,7 @@ pub struct RegisterRequest {
 }
 
 /// `POST /v1/validations`: check a key for an instance.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ValidateRequest {
     /// The registration key, in plaintext.
@@ -32,6 +34,7 @@ pub struct ValidateRequest {
 }
 
 /// `DELETE /v1/registrations`: an instance releases its own binding.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ReleaseRequest {
     /// The registration key, in plaintext.
@@ -55,6 +58,7 @@ macro_rules! redacted_debug {
 redacted_debug!(RegisterRequest, ValidateRequest, ReleaseRequest);
 
 /// A binding of a key to an instance.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registration {
     /// Registration id.
@@ -76,6 +80,7 @@ pub struct Registration {
 }
 
 /// Answer to `POST /v1/registrations`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RegisterResponse {
     /// The binding.
@@ -89,6 +94,7 @@ pub struct RegisterResponse {
 }
 
 /// Answer to `POST /v1/validations`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ValidationResponse {
     /// Whether the instance may run (`valid` or `subscription_ended`).

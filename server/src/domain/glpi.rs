@@ -95,13 +95,13 @@ impl Outcome {
 }
 
 /// `owner` as GLPI reads it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Owner {
     pub name: String,
 }
 
 /// `subscription` as GLPI reads it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Subscription {
     pub title: String,
     pub offer_reference: String,
@@ -111,7 +111,7 @@ pub struct Subscription {
 }
 
 /// The `/info` answer: `owner` and `subscription` are always present (null when invalid).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Info {
     pub is_valid: bool,
     pub validation_message: String,

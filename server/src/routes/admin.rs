@@ -310,7 +310,7 @@ pub async fn verify_audit(_: AdminAuth, state: web::Data<AppState>) -> Res {
 }
 
 /// `POST /v1/admin/keys/bulk` body.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct BulkKeysRequest {
     pub subscription_id: String,
     pub count: usize,

@@ -1,117 +1,197 @@
-//! The whole route table on one screen.
+//! The whole route table on one screen: each route once, with the documentation that
+//! `/openapi.json` is built from.
 
-mod admin;
+pub(crate) mod admin;
 mod glpi;
 pub(crate) mod guard;
 mod instance;
 mod marketplace;
 mod ops;
-mod plugins;
-mod testing;
+pub(crate) mod plugins;
+pub(crate) mod testing;
 
 use crate::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, Resource, http::StatusCode, web};
 use glpi_network_shared::ErrorCode;
 
+/// How a route is documented in `/openapi.json`.
+#[derive(Debug, Clone, Copy)]
+pub struct Doc {
+    pub tag: &'static str,
+    pub summary: &'static str,
+    /// JSON request body schema, when there is one.
+    pub body: Option<&'static str>,
+    /// Success status, its schema (`None`: no JSON body) and content type.
+    pub ok: (u16, Option<&'static str>, &'static str),
+    /// Error statuses this route answers, in the error envelope.
+    pub errors: &'static [u16],
+}
+
+const fn doc(tag: &'static str, summary: &'static str) -> Doc {
+    Doc {
+        tag,
+        summary,
+        body: None,
+        ok: (200, None, "application/json"),
+        errors: &[],
+    }
+}
+
+impl Doc {
+    const fn body(mut self, schema: &'static str) -> Self {
+        self.body = Some(schema);
+        self
+    }
+    const fn ok(mut self, status: u16, schema: &'static str) -> Self {
+        self.ok = (status, Some(schema), "application/json");
+        self
+    }
+    const fn raw(mut self, status: u16, content_type: &'static str) -> Self {
+        self.ok = (status, None, content_type);
+        self
+    }
+    const fn errors(mut self, errors: &'static [u16]) -> Self {
+        self.errors = errors;
+        self
+    }
+}
+
+/// One routed method on one path.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub path: &'static str,
+    pub method: &'static str,
+    pub doc: Doc,
+}
+
+/// Declares routes once: the function that registers them and the list `/openapi.json` is
+/// built from (so the document cannot miss a route).
+macro_rules! route_table {
+    ($configure:ident, $list:ident; $( $path:literal { $( $method:ident $handler:path => $doc:expr ),+ $(,)? } )*) => {
+        fn $configure(cfg: &mut web::ServiceConfig) {
+            $( cfg.service(res($path) $( .route(web::$method().to($handler)) )+ ); )*
+        }
+        /// Every routed (path, method) with its documentation.
+        pub fn $list() -> Vec<Route> {
+            vec![ $( $( Route { path: $path, method: stringify!($method), doc: $doc }, )+ )* ]
+        }
+    };
+}
+
+const ADMIN_ERRS: &[u16] = &[400, 401];
+const ADMIN_ONE: &[u16] = &[400, 401, 404];
+const KEY_ERRS: &[u16] = &[400, 404, 413, 429];
+const MP_LIST: &[u16] = &[400, 401, 429];
+const MP_ARCHIVE: &[u16] = &[401, 403, 404, 429];
+
+route_table! { configure_main, table;
+    "/healthz" { get ops::healthz => doc("operations", "The process is up").ok(200, "Status") }
+    "/readyz" { get ops::readyz => doc("operations", "The database answers (503 when not)").ok(200, "Status") }
+    "/metrics" { get ops::metrics => doc("operations", "Prometheus metrics").raw(200, "text/plain") }
+    "/.well-known/jwks.json" { get ops::jwks => doc("tokens", "Public keys that verify live tokens").ok(200, "Jwks") }
+    "/v1/registrations" {
+        post instance::register_instance => doc("instance", "Bind a key to an instance (201 new, 200 same again)")
+            .body("RegisterRequest").ok(201, "RegisterResponse").errors(&[400, 403, 404, 409, 413, 429]),
+        delete instance::release_instance => doc("instance", "Release this instance's binding")
+            .body("ReleaseRequest").raw(204, "").errors(KEY_ERRS),
+    }
+    "/v1/validations" {
+        post instance::validate_instance => doc("instance", "Validate a key for an instance (a signed answer for any known key)")
+            .body("ValidateRequest").ok(200, "ValidationResponse").errors(KEY_ERRS),
+    }
+    "/v1/admin/offers" { get admin::list_offers => doc("admin", "List offers").ok(200, "Page").errors(&[401]) }
+    "/v1/admin/offers/{reference}" { get admin::get_offer => doc("admin", "Show an offer").ok(200, "OfferView").errors(ADMIN_ONE) }
+    "/v1/admin/subscribers" {
+        post admin::create_subscriber => doc("admin", "Create a subscriber").body("CreateSubscriberRequest").ok(201, "SubscriberView").errors(ADMIN_ERRS),
+        get admin::list_subscribers => doc("admin", "List subscribers").ok(200, "Page").errors(ADMIN_ERRS),
+    }
+    "/v1/admin/subscribers/{id}" { get admin::get_subscriber => doc("admin", "Show a subscriber").ok(200, "SubscriberView").errors(ADMIN_ONE) }
+    "/v1/admin/subscriptions" {
+        post admin::create_subscription => doc("admin", "Create a subscription").body("CreateSubscriptionRequest").ok(201, "SubscriptionView").errors(ADMIN_ONE),
+        get admin::list_subscriptions => doc("admin", "List subscriptions (?subscriber_id, ?status)").ok(200, "Page").errors(ADMIN_ERRS),
+    }
+    "/v1/admin/subscriptions/{id}" { get admin::get_subscription => doc("admin", "Show a subscription").ok(200, "SubscriptionView").errors(ADMIN_ONE) }
+    "/v1/admin/subscriptions/{id}/suspend" { post admin::suspend_subscription => doc("admin", "Suspend a subscription").ok(200, "SubscriptionView").errors(&[401, 404, 409]) }
+    "/v1/admin/subscriptions/{id}/resume" { post admin::resume_subscription => doc("admin", "Resume a suspended subscription").ok(200, "SubscriptionView").errors(&[401, 404, 409]) }
+    "/v1/admin/subscriptions/{id}/cancel" { post admin::cancel_subscription => doc("admin", "Cancel a subscription").ok(200, "SubscriptionView").errors(&[401, 404]) }
+    "/v1/admin/keys" {
+        post admin::create_key => doc("admin", "Issue a key (the plaintext is in this answer only)").body("CreateKeyRequest").ok(201, "KeyView").errors(ADMIN_ONE),
+        get admin::list_keys => doc("admin", "List keys (?subscription_id, ?status)").ok(200, "Page").errors(ADMIN_ERRS),
+    }
+    "/v1/admin/keys/bulk" { post admin::bulk_create_keys => doc("admin", "Issue up to 10,000 keys at once").body("BulkKeysRequest").ok(201, "Page").errors(ADMIN_ONE) }
+    "/v1/admin/keys/{id}" { get admin::get_key => doc("admin", "Show a key").ok(200, "KeyView").errors(ADMIN_ONE) }
+    "/v1/admin/keys/{id}/revoke" { post admin::revoke_key => doc("admin", "Revoke a key").ok(200, "KeyView").errors(ADMIN_ONE) }
+    "/v1/admin/keys/{id}/regenerate" { post admin::regenerate_key => doc("admin", "Replace a key: revoke it, release its binding, issue a new one").ok(201, "KeyView").errors(&[401, 404, 409]) }
+    "/v1/admin/registrations" { get admin::list_registrations => doc("admin", "List registrations (?key_id, ?include_released)").ok(200, "Page").errors(ADMIN_ERRS) }
+    "/v1/admin/registrations/{id}" {
+        get admin::get_registration => doc("admin", "Show a registration").ok(200, "Registration").errors(ADMIN_ONE),
+        delete admin::release_registration => doc("admin", "Release a registration").raw(204, "").errors(ADMIN_ONE),
+    }
+    "/v1/admin/signing-keys" { get admin::list_signing_keys => doc("admin", "List signing keys").ok(200, "Page").errors(&[401]) }
+    "/v1/admin/signing-keys/rotate" { post admin::rotate_signing_key => doc("admin", "Rotate the signing key").ok(201, "SigningKeyView").errors(&[401]) }
+    "/v1/admin/signing-keys/{kid}" { get admin::get_signing_key => doc("admin", "Show a signing key").ok(200, "SigningKeyView").errors(&[401, 404]) }
+    "/v1/admin/audit" { get admin::list_audit => doc("admin", "Audit events, newest first").ok(200, "Page").errors(ADMIN_ERRS) }
+    "/v1/admin/audit/verify" { get admin::verify_audit => doc("admin", "Check the audit hash chain").ok(200, "ChainCheck").errors(&[401]) }
+    "/v1/admin/audit/{id}" { get admin::get_audit_event => doc("admin", "Show an audit event").ok(200, "AuditView").errors(ADMIN_ONE) }
+    "/v1/admin/plugins" {
+        post plugins::create_plugin => doc("admin", "Add a plugin to the catalogue").body("PluginInput").ok(201, "PluginRecord").errors(&[400, 401, 409]),
+        get plugins::list_plugins => doc("admin", "List the catalogue").ok(200, "Page").errors(ADMIN_ERRS),
+    }
+    "/v1/admin/plugins/{key}" {
+        get plugins::get_plugin => doc("admin", "Show a plugin").ok(200, "PluginRecord").errors(ADMIN_ONE),
+        put plugins::update_plugin => doc("admin", "Update a plugin (the fields sent are changed)").body("PluginInput").ok(200, "PluginRecord").errors(ADMIN_ONE),
+        delete plugins::delete_plugin => doc("admin", "Delete a plugin and its versions").raw(204, "").errors(ADMIN_ONE),
+    }
+    "/v1/admin/plugins/{key}/versions" {
+        post plugins::add_version => doc("admin", "Add a version: the archive as application/gzip with ?num=&stability=, or JSON and a generated archive")
+            .body("VersionQuery").ok(201, "VersionView").errors(&[400, 401, 404, 409, 413]),
+    }
+    "/api/ping" { get glpi::ping => doc("glpi", "Availability check (GLPI 11)").ok(200, "Status") }
+    "/api/registration" { get glpi::ping => doc("glpi", "Availability check").ok(200, "Status") }
+    "/api/registration/" { get glpi::ping => doc("glpi", "Availability check (GLPI 10.0)").ok(200, "Status") }
+    "/api/registration/info" { get glpi::registration_info => doc("glpi", "Registration information (X-Registration-Key, X-Glpi-Network-Uid, Accept-Language)").ok(200, "Info").errors(&[503]) }
+    "/api/registration/offers" { get glpi::offers => doc("glpi", "Offers as GLPI reads them").ok(200, "GlpiOffers") }
+    "/api/marketplace/plugins" { get marketplace::list_plugins => doc("marketplace", "Plugins, X-Range paging, [] past the end").ok(200, "PluginList").errors(MP_LIST) }
+    "/api/marketplace/tags/top" { get marketplace::top_tags => doc("marketplace", "The ten most used tags").ok(200, "TagList").errors(&[401, 429]) }
+    "/api/marketplace/tags/{tag}/plugin" { get marketplace::tag_plugins => doc("marketplace", "Plugins with a tag, X-Range paging").ok(200, "PluginList").errors(MP_LIST) }
+    "/api/marketplace/plugin/{key}/download/{version}" { get marketplace::count_download => doc("marketplace", "Count a download").ok(200, "Status").errors(&[401, 404, 429]) }
+    "/api/marketplace/archives/{file}" { get marketplace::archive => doc("marketplace", "A plugin archive <key>-<version>.tar.gz, gated by offer").raw(200, "application/gzip").errors(MP_ARCHIVE) }
+    "/api/glpi-plugins/plugins" { get marketplace::list_plugins => doc("marketplace", "Plugins (GLPI 10.0.0 to 10.0.7 path)").ok(200, "PluginList").errors(MP_LIST) }
+    "/api/glpi-plugins/tags/top" { get marketplace::top_tags => doc("marketplace", "Top tags (GLPI 10.0.0 to 10.0.7 path)").ok(200, "TagList").errors(&[401, 429]) }
+    "/api/glpi-plugins/tags/{tag}/plugin" { get marketplace::tag_plugins => doc("marketplace", "Plugins with a tag (GLPI 10.0.0 to 10.0.7 path)").ok(200, "PluginList").errors(MP_LIST) }
+    "/api/glpi-plugins/plugin/{key}/download/{version}" { get marketplace::count_download => doc("marketplace", "Count a download (GLPI 10.0.0 to 10.0.7 path)").ok(200, "Status").errors(&[401, 404, 429]) }
+    "/api/glpi-plugins/archives/{file}" { get marketplace::archive => doc("marketplace", "A plugin archive (GLPI 10.0.0 to 10.0.7 path)").raw(200, "application/gzip").errors(MP_ARCHIVE) }
+}
+
+route_table! { configure_test_routes, test_table;
+    "/_test/clock" {
+        get testing::get_clock => doc("test-mode", "The server's clock (test mode only)").ok(200, "Now"),
+        post testing::set_clock => doc("test-mode", "Move the clock: set, advance_seconds or real").body("ClockRequest").ok(200, "Now").errors(&[400]),
+    }
+    "/_test/faults" {
+        get testing::list_faults => doc("test-mode", "Armed faults and how often each fired").ok(200, "FaultList"),
+        post testing::arm_faults => doc("test-mode", "Arm fault rules").body("FaultsRequest").ok(201, "FaultList").errors(&[400]),
+        delete testing::clear_faults => doc("test-mode", "Clear every fault").raw(204, ""),
+    }
+    "/_test/requests" { get testing::journal => doc("test-mode", "The request journal (?path, ?uid, ?key_prefix, ?limit)").ok(200, "Journal") }
+    "/_test/fixtures" { post testing::load_fixtures => doc("test-mode", "Load fixtures, all or nothing").body("Fixtures").ok(201, "Loaded").errors(&[400, 409]) }
+    "/_test/reset" { post testing::reset => doc("test-mode", "Empty everything but offers, signing keys and demo plugins").raw(204, "") }
+}
+
 /// The `/_test` routes, registered only in test mode.
 pub fn configure_test_mode(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        res("/_test/clock")
-            .get(testing::get_clock)
-            .post(testing::set_clock),
-    )
-    .service(
-        res("/_test/faults")
-            .get(testing::list_faults)
-            .post(testing::arm_faults)
-            .delete(testing::clear_faults),
-    )
-    .service(res("/_test/requests").get(testing::journal))
-    .service(res("/_test/fixtures").post(testing::load_fixtures))
-    .service(res("/_test/reset").post(testing::reset));
+    configure_test_routes(cfg);
 }
 
+/// Every route, `/openapi.json` and Swagger UI at `/docs/` (served from the binary).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(res("/healthz").get(ops::healthz))
-        .service(res("/readyz").get(ops::readyz))
-        .service(res("/metrics").get(ops::metrics))
-        .service(res("/.well-known/jwks.json").get(ops::jwks))
-        // instance API (the key is the credential)
+    configure_main(cfg);
+    cfg.service(res("/openapi.json").get(crate::openapi::serve))
         .service(
-            res("/v1/registrations")
-                .post(instance::register_instance)
-                .delete(instance::release_instance),
+            utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+                .config(utoipa_swagger_ui::Config::from("/openapi.json")),
         )
-        .service(res("/v1/validations").post(instance::validate_instance))
-        // admin API (bearer token)
-        .service(
-            web::scope("/v1/admin")
-                .service(res("/offers").get(admin::list_offers))
-                .service(res("/offers/{reference}").get(admin::get_offer))
-                .service(
-                    res("/subscribers")
-                        .post(admin::create_subscriber)
-                        .get(admin::list_subscribers),
-                )
-                .service(res("/subscribers/{id}").get(admin::get_subscriber))
-                .service(
-                    res("/subscriptions")
-                        .post(admin::create_subscription)
-                        .get(admin::list_subscriptions),
-                )
-                .service(res("/subscriptions/{id}").get(admin::get_subscription))
-                .service(res("/subscriptions/{id}/suspend").post(admin::suspend_subscription))
-                .service(res("/subscriptions/{id}/resume").post(admin::resume_subscription))
-                .service(res("/subscriptions/{id}/cancel").post(admin::cancel_subscription))
-                .service(res("/keys").post(admin::create_key).get(admin::list_keys))
-                .service(res("/keys/bulk").post(admin::bulk_create_keys))
-                .service(res("/keys/{id}").get(admin::get_key))
-                .service(res("/keys/{id}/revoke").post(admin::revoke_key))
-                .service(res("/keys/{id}/regenerate").post(admin::regenerate_key))
-                .service(res("/registrations").get(admin::list_registrations))
-                .service(
-                    res("/registrations/{id}")
-                        .get(admin::get_registration)
-                        .delete(admin::release_registration),
-                )
-                .service(res("/signing-keys").get(admin::list_signing_keys))
-                .service(res("/signing-keys/rotate").post(admin::rotate_signing_key))
-                .service(res("/signing-keys/{kid}").get(admin::get_signing_key))
-                .service(res("/audit").get(admin::list_audit))
-                .service(res("/audit/verify").get(admin::verify_audit))
-                .service(res("/audit/{id}").get(admin::get_audit_event))
-                .service(
-                    res("/plugins")
-                        .post(plugins::create_plugin)
-                        .get(plugins::list_plugins),
-                )
-                .service(
-                    res("/plugins/{key}")
-                        .get(plugins::get_plugin)
-                        .put(plugins::update_plugin)
-                        .delete(plugins::delete_plugin),
-                )
-                .service(res("/plugins/{key}/versions").post(plugins::add_version)),
-        )
-        // GLPI-compatible API (protocol §13)
-        .service(res("/api/ping").get(glpi::ping))
-        .service(res("/api/registration").get(glpi::ping))
-        .service(res("/api/registration/").get(glpi::ping))
-        .service(res("/api/registration/info").get(glpi::registration_info))
-        .service(res("/api/registration/offers").get(glpi::offers))
-        .service(marketplace_scope("/api/marketplace"))
-        .service(marketplace_scope("/api/glpi-plugins"))
         .default_service(web::to(not_found));
-}
-
-/// The marketplace, mounted under both prefixes GLPI has used.
-fn marketplace_scope(prefix: &str) -> actix_web::Scope {
-    web::scope(prefix)
-        .service(res("/plugins").get(marketplace::list_plugins))
-        .service(res("/tags/top").get(marketplace::top_tags))
-        .service(res("/tags/{tag}/plugin").get(marketplace::tag_plugins))
-        .service(res("/plugin/{key}/download/{version}").get(marketplace::count_download))
-        .service(res("/archives/{file}").get(marketplace::archive))
 }
 
 /// A resource whose other methods answer `405` in the error envelope.

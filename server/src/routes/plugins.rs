@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 type Res = Result<HttpResponse, ApiError>;
 
 /// A version as the admin API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VersionView {
     pub plugin_key: String,
     pub num: String,
@@ -107,7 +107,7 @@ pub async fn delete_plugin(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct VersionQuery {
     #[serde(default)]
     pub num: Option<String>,

@@ -22,7 +22,7 @@ fn test_mode(state: &AppState) -> Result<Arc<TestMode>, ApiError> {
 }
 
 /// `{"set": RFC3339}`, `{"advance_seconds": N}` or `{"real": true}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ClockRequest {
     #[serde(default)]
     pub set: Option<DateTime<Utc>>,
@@ -51,7 +51,7 @@ pub async fn set_clock(state: web::Data<AppState>, body: web::Json<ClockRequest>
     Ok(HttpResponse::Ok().json(json!({"now": state.clock.now()})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct FaultsRequest {
     pub rules: Vec<FaultRule>,
 }
