@@ -198,6 +198,27 @@ pub fn register(
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<Bound, ApiError> {
+    // Fast path: the same instance again (GLPI's /info on every page, a client's periodic
+    // re-registration) needs no write transaction, so it does not queue behind SQLite's writer.
+    if let Ok(state) = load_state(c, key)
+        && let Some(mine) = state.registration.clone()
+        && state.key.status != KEY_REVOKED
+        && !status::key_expired(&state.key, now)
+        && url.is_none_or(|u| mine.instance_url.as_deref() == Some(u.as_str()))
+        && uid.is_none_or(|i| mine.instance_uid.as_deref() == Some(i))
+    {
+        if now - mine.last_seen_at > Duration::seconds(LAST_SEEN_GRANULARITY_SECS) {
+            diesel::update(r::registrations.find(&mine.id))
+                .filter(r::last_seen_at.lt(now))
+                .set(r::last_seen_at.eq(now))
+                .execute(c)?;
+        }
+        return Ok(Bound {
+            state,
+            registration: mine,
+            created: false,
+        });
+    }
     let mut attempt = 0;
     let result = loop {
         match write_txn(c, |c| bind_inner(c, key, url, uid, now, actor)) {
