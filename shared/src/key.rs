@@ -234,6 +234,27 @@ mod tests {
         }
 
         #[test]
+        fn arbitrary_strings_parse_to_their_trimmed_self_or_a_true_reason(
+            s in prop_oneof![any::<String>(), "[ \t]{0,2}GLPI(-[A-Z2-7]{4}){7}[ \n]{0,2}"],
+        ) {
+            match RegistrationKey::parse(&s) {
+                Ok(k) => {
+                    prop_assert_eq!(k.expose(), s.trim());
+                    prop_assert_eq!(RegistrationKey::parse(k.expose()), Ok(k.clone()));
+                    prop_assert!(k.display_prefix().len() < k.expose().len());
+                }
+                Err(KeyFormatError::Empty) => prop_assert!(s.trim().is_empty()),
+                Err(KeyFormatError::TooLong) => prop_assert!(s.trim().len() > MAX_KEY_LEN),
+                Err(KeyFormatError::ControlCharacter) => {
+                    prop_assert!(s.trim().chars().any(char::is_control))
+                }
+                Err(KeyFormatError::BadChecksum) => {
+                    prop_assert!(generated_symbols(s.trim()).is_some())
+                }
+            }
+        }
+
+        #[test]
         fn any_other_single_character_typo_changes_the_key(pos in 0usize..GENERATED_LEN, c in proptest::char::any()) {
             let k = RegistrationKey::generate();
             let mut chars: Vec<char> = k.expose().chars().collect();

@@ -258,3 +258,119 @@ fn garbage_is_malformed() {
         assert!(v.verify(t, NOW, &Expect::default()).is_err(), "{t}");
     }
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::LazyLock;
+
+    /// One key, its verifier and one genuine token, shared by every case.
+    struct Genuine {
+        verifier: Verifier,
+        token: String,
+        public: Vec<u8>,
+    }
+
+    static GENUINE: LazyLock<Genuine> = LazyLock::new(|| {
+        let k = key("k1");
+        let verifier = Verifier::new(ISS, &jwks(&[&k])).unwrap();
+        let token = sign(&claims(), &k.kid, &k.enc).unwrap();
+        assert!(verifier.verify(&token, NOW, &Expect::default()).is_ok());
+        Genuine {
+            verifier,
+            token,
+            public: k.public,
+        }
+    });
+
+    fn expect() -> Expect<'static> {
+        Expect {
+            instance_url: Some(URL),
+            nonce: Some("n-1"),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_strings_never_verify(s in "\\PC{0,300}", now in any::<i64>()) {
+            let g = &*GENUINE;
+            let _ = Verifier::peek_kid(&s);
+            prop_assert!(g.verifier.verify(&s, now, &Expect::default()).is_err());
+        }
+
+        #[test]
+        fn arbitrary_jwt_shaped_strings_never_verify(
+            h in "[A-Za-z0-9_-]{0,60}",
+            p in "[A-Za-z0-9_-]{0,200}",
+            s in "[A-Za-z0-9_-]{0,90}",
+        ) {
+            let g = &*GENUINE;
+            let t = format!("{h}.{p}.{s}");
+            prop_assert!(g.verifier.verify(&t, NOW, &Expect::default()).is_err());
+            // the genuine header and payload with a made-up signature
+            let (input, _) = g.token.rsplit_once('.').unwrap();
+            let forged = format!("{input}.{s}");
+            prop_assert!(g.verifier.verify(&forged, NOW, &Expect::default()).is_err());
+        }
+
+        #[test]
+        fn a_genuine_token_with_any_character_changed_never_verifies(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<char>()), 1..4),
+        ) {
+            let g = &*GENUINE;
+            let mut chars: Vec<char> = g.token.chars().collect();
+            for (at, c) in &edits {
+                let i = at.index(chars.len());
+                chars[i] = *c;
+            }
+            let t: String = chars.into_iter().collect();
+            prop_assume!(t != g.token);
+            prop_assert!(g.verifier.verify(&t, NOW, &expect()).is_err(), "{t}");
+        }
+
+        #[test]
+        fn a_genuine_token_with_any_signature_byte_changed_is_refused(
+            at in 0usize..64,
+            xor in 1u8..=255,
+        ) {
+            let g = &*GENUINE;
+            let (input, sig) = g.token.rsplit_once('.').unwrap();
+            let mut sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+            prop_assert_eq!(sig.len(), 64);
+            sig[at] ^= xor;
+            let forged = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&sig));
+            prop_assert_eq!(
+                g.verifier.verify(&forged, NOW, &expect()),
+                Err(TokenError::BadSignature)
+            );
+        }
+
+        #[test]
+        fn arbitrary_okp_keys_never_panic_and_only_the_real_one_verifies(
+            crv in prop::sample::select(vec!["Ed25519", "Ed448", "X25519", "P-256", ""]),
+            x in prop::collection::vec(any::<u8>(), 0..80),
+            raw_x in proptest::option::of("\\PC{0,60}"),
+            real in any::<bool>(),
+        ) {
+            let g = &*GENUINE;
+            let x = if real { g.public.clone() } else { x };
+            let x_text = raw_x.unwrap_or_else(|| URL_SAFE_NO_PAD.encode(&x));
+            let doc = serde_json::json!({"keys": [
+                {"kty": "OKP", "crv": crv, "alg": "EdDSA", "kid": "k1", "x": x_text}
+            ]});
+            let Ok(set) = serde_json::from_value::<JwkSet>(doc) else {
+                return Ok(());
+            };
+            match Verifier::new(ISS, &set) {
+                Ok(v) => {
+                    prop_assert_eq!(crv, "Ed25519");
+                    let ok = v.verify(&g.token, NOW, &expect()).is_ok();
+                    let decoded = URL_SAFE_NO_PAD.decode(x_text.trim_end_matches('=')).unwrap();
+                    prop_assert_eq!(decoded.len(), 32);
+                    prop_assert_eq!(ok, decoded == g.public);
+                }
+                Err(e) => prop_assert!(matches!(e, TokenError::InvalidKey(_)), "{e:?}"),
+            }
+        }
+    }
+}
