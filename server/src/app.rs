@@ -143,9 +143,11 @@ impl Application {
             if let Some(file) = &settings.fixtures {
                 let fx = crate::fixtures::read_file(file)?;
                 let actor = crate::db::audit::Actor::new("test", None);
-                let loaded = crate::fixtures::load(
+                let base = file.parent().unwrap_or_else(|| std::path::Path::new("."));
+                let loaded = crate::fixtures::load_file(
                     &mut *state.pool.get()?,
                     &fx,
+                    base,
                     state.clock.now_naive(),
                     &actor,
                 )

@@ -107,6 +107,38 @@ pub fn read_or_create_secret(
     }
 }
 
+/// A failed admin login: counted against the client's failed look-up allowance (`429` once
+/// over it) and audited while under it, so a flood cannot flood the audit trail.
+fn refuse(state: &web::Data<AppState>, req: &HttpRequest) -> ApiError {
+    let addr = crate::routes::client_addr(req).unwrap_or_else(|| "unknown".into());
+    let now = state.clock.now();
+    if let Err(over) = state.limits.failed_lookups.check(&addr, now.timestamp()) {
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&["failed_lookups"])
+            .inc();
+        return ApiError::RateLimited {
+            retry_after: over.retry_after,
+            limit: over.limit,
+        };
+    }
+    state.limits.failed_lookups.count(&addr, now.timestamp());
+    let mut ev = crate::db::audit::Actor::new("admin", Some(addr)).event(
+        "admin.login",
+        "unauthorized",
+        state.clock.now_naive(),
+    );
+    ev.detail = Some(format!("{} {}", req.method(), req.path()));
+    let pool = state.pool.clone();
+    actix_web::rt::spawn(async move {
+        if let Err(e) = crate::db::run(&pool, move |c| crate::db::audit::record(c, &ev)).await {
+            tracing::error!(error = %e, "could not record a failed admin login");
+        }
+    });
+    ApiError::unauthorized()
+}
+
 /// Extractor: present in a handler's arguments means "admin only".
 #[derive(Debug)]
 pub struct AdminAuth;
@@ -129,7 +161,7 @@ impl FromRequest for AdminAuth {
             });
         ready(match presented {
             Some(t) if state.admin.verify(t) => Ok(AdminAuth),
-            _ => Err(ApiError::unauthorized()),
+            _ => Err(refuse(state, req)),
         })
     }
 }

@@ -121,22 +121,46 @@ pub fn read_file(path: &Path) -> anyhow::Result<Fixtures> {
     Ok(fx)
 }
 
-/// Loads fixtures in one transaction: all of them, or (on the first bad entry) none.
+/// Loads fixtures in one transaction: all of them, or (on the first bad entry) none. Plugin
+/// versions get generated archives: an `archive` path is refused here (over HTTP it would let a
+/// caller read the server's files); only a fixture file may name archives, next to it.
 pub fn load(
     c: &mut AnyConnection,
     fx: &Fixtures,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<Loaded, ApiError> {
-    write_txn(c, |c| load_inner(c, fx, now, actor))
+    write_txn(c, |c| load_inner(c, fx, None, now, actor))
+}
+
+/// Loads a fixture file's fixtures; `archive` paths are relative to `base` (the file's folder).
+pub fn load_file(
+    c: &mut AnyConnection,
+    fx: &Fixtures,
+    base: &Path,
+    now: NaiveDateTime,
+    actor: &Actor,
+) -> Result<Loaded, ApiError> {
+    write_txn(c, |c| load_inner(c, fx, Some(base), now, actor))
 }
 
 fn load_inner(
     c: &mut AnyConnection,
     fx: &Fixtures,
+    base: Option<&Path>,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<Loaded, ApiError> {
+    if base.is_none() {
+        for (i, p) in fx.plugins.iter().enumerate() {
+            if let Some(j) = p.versions.iter().position(|v| v.archive.is_some()) {
+                return Err(bad(
+                    &format!("plugins[{i}].versions[{j}]"),
+                    "archive paths are only read from a fixture file; omit `archive` for a generated archive",
+                ));
+            }
+        }
+    }
     let mut out = Loaded::default();
     for (i, s) in fx.subscribers.iter().enumerate() {
         let what = format!("subscribers[{i}] (ref {:?})", s.reference);
@@ -230,7 +254,7 @@ fn load_inner(
         out.registrations.push(bound.registration.id);
     }
     if !fx.plugins.is_empty() {
-        catalogue::import(c, &fx.plugins, None, now)?;
+        catalogue::import(c, &fx.plugins, base, now)?;
         out.plugins = fx.plugins.iter().filter_map(|p| p.key.clone()).collect();
     }
     Ok(out)

@@ -463,3 +463,29 @@ fn without_test_mode_the_test_routes_do_not_exist() {
     futures::executor::block_on(handle.stop(true));
     t.join().unwrap();
 }
+
+#[test]
+fn fixtures_posted_over_http_cannot_name_archive_files() {
+    let s = TestServer::start().unwrap();
+    let c = client();
+    let (st, e) = post(
+        &c,
+        format!("{}/_test/fixtures", s.url()),
+        json!({"plugins": [{"key": "leak", "name": "Leak", "versions": [{"num": "1.0.0", "archive": "/etc/hostname"}]}]}),
+    );
+    assert_eq!(st, 400);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("plugins[0].versions[0]"),
+        "{e}"
+    );
+    // without a path, the archive is generated
+    let (st, _) = post(
+        &c,
+        format!("{}/_test/fixtures", s.url()),
+        json!({"plugins": [{"key": "fine", "name": "Fine", "versions": [{"num": "1.0.0"}]}]}),
+    );
+    assert_eq!(st, 201);
+}

@@ -154,7 +154,42 @@ async fn the_admin_api_needs_the_bearer_token(app: TestApp) {
     assert_eq!(resp.status(), 200);
 }
 
+async fn failed_admin_logins_are_audited_and_count_against_the_address(app: TestApp) {
+    for _ in 0..3 {
+        let r = app
+            .client
+            .get(app.url("/v1/admin/keys"))
+            .bearer_auth("wrong-token-xxxxxxxx")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    // the audit write happens off the request path: wait for it, boundedly
+    let mut found = 0;
+    for _ in 0..100 {
+        let audit = app.admin_get("/v1/admin/audit?limit=50").await.expect(200);
+        found = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "admin.login" && e["outcome"] == "unauthorized")
+            .count();
+        if found == 3 {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(found, 3);
+    let audit = app.admin_get("/v1/admin/audit?limit=50").await.expect(200);
+    assert!(
+        !audit.to_string().contains("wrong-token-xxxxxxxx"),
+        "the presented token is never recorded"
+    );
+}
+
 crate::on_both_backends!(
+    failed_admin_logins_are_audited_and_count_against_the_address,
     malformed_keys_urls_and_bodies_get_precise_codes,
     routes_and_methods_answer_in_the_envelope,
     the_admin_api_needs_the_bearer_token,
