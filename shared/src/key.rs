@@ -114,6 +114,13 @@ impl RegistrationKey {
     }
 }
 
+impl Drop for RegistrationKey {
+    /// The plaintext is wiped from memory when the key goes out of scope.
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 impl fmt::Debug for RegistrationKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "RegistrationKey({}…)", self.display_prefix())
