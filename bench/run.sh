@@ -4,7 +4,7 @@
 # /healthz) and the scale figures (bulk issue time, start-up to ready, RSS), checked against
 # the targets of issue 9. Loopback only; every loop is bounded.
 #
-#   bench/run.sh                 full run (1k and 1M keys, 10 s per route; ~10-15 min)
+#   bench/run.sh                 full run (1k and 1M keys, 10 s per route; ~7 min + the build)
 #   BENCH_QUICK=1 bench/run.sh   smoke run (1k and 50k keys, 3 s per route; ~2 min)
 #
 # Environment (defaults in brackets, quick-mode defaults after the slash):
