@@ -145,6 +145,9 @@ pub fn open_unmigrated(url: &str, max_size: u32) -> anyhow::Result<Pool> {
         .max_size(size)
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(10))
+        // no `SELECT 1` on every check-out: a broken connection is detected by `has_broken`
+        // and dropped after its first failure
+        .test_on_check_out(false)
         .build(Manager { backend })?;
     Ok(pool)
 }
