@@ -113,15 +113,7 @@ fn refuse(state: &web::Data<AppState>, req: &HttpRequest) -> ApiError {
     let addr = crate::routes::client_addr(req).unwrap_or_else(|| "unknown".into());
     let now = state.clock.now();
     if let Err(over) = state.limits.failed_lookups.check(&addr, now.timestamp()) {
-        state
-            .metrics
-            .rate_limited
-            .with_label_values(&["failed_lookups"])
-            .inc();
-        return ApiError::RateLimited {
-            retry_after: over.retry_after,
-            limit: over.limit,
-        };
+        return crate::routes::guard::refused(state, "failed_lookups", over);
     }
     state.limits.failed_lookups.count(&addr, now.timestamp());
     let mut ev = crate::db::audit::Actor::new("admin", Some(addr)).event(

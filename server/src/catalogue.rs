@@ -436,18 +436,8 @@ pub fn import(
 ) -> Result<usize, ApiError> {
     for (i, input) in plugins_in.iter().enumerate() {
         let key = input.key.clone().unwrap_or_default();
-        let name_err = |e: ApiError| match e {
-            ApiError::Client {
-                status,
-                code,
-                message,
-            } => ApiError::Client {
-                status,
-                code,
-                message: format!("plugins[{i}] ({key}): {message}"),
-            },
-            other => other,
-        };
+        let what = format!("plugins[{i}] ({key})");
+        let name_err = |e: ApiError| e.context(&what);
         if plugins::find(c, &key).map_err(name_err)?.is_some() {
             update(c, &key, input, now).map_err(name_err)?;
         } else {
@@ -458,18 +448,17 @@ pub fn import(
             if existing.iter().any(|e| e.num == ver.num) {
                 continue;
             }
-            let bytes = match (&ver.archive, base) {
-                (Some(path), Some(dir)) => Some(std::fs::read(dir.join(path)).map_err(|e| {
-                    name_err(ApiError::bad_request(format!(
-                        "cannot read archive {path}: {e}"
-                    )))
-                })?),
-                (Some(path), None) => Some(std::fs::read(path).map_err(|e| {
-                    name_err(ApiError::bad_request(format!(
-                        "cannot read archive {path}: {e}"
-                    )))
-                })?),
-                (None, _) => None,
+            let bytes = match &ver.archive {
+                Some(path) => {
+                    let full =
+                        base.map_or_else(|| Path::new(path).to_path_buf(), |dir| dir.join(path));
+                    Some(std::fs::read(full).map_err(|e| {
+                        name_err(ApiError::bad_request(format!(
+                            "cannot read archive {path}: {e}"
+                        )))
+                    })?)
+                }
+                None => None,
             };
             add_version(c, &key, &ver.num, ver.stability.as_deref(), bytes, now)
                 .map_err(name_err)?;

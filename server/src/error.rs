@@ -61,6 +61,23 @@ impl ApiError {
         ApiError::Internal(e.into())
     }
 
+    /// Prefixes a client error's message with `what` (the entry of a batch that failed);
+    /// other errors pass through unchanged.
+    pub fn context(self, what: &str) -> Self {
+        match self {
+            ApiError::Client {
+                status,
+                code,
+                message,
+            } => ApiError::Client {
+                status,
+                code,
+                message: format!("{what}: {message}"),
+            },
+            other => other,
+        }
+    }
+
     /// The stable code of this error.
     pub fn code(&self) -> ErrorCode {
         match self {

@@ -89,18 +89,7 @@ pub struct Loaded {
 }
 
 fn named(what: String) -> impl Fn(ApiError) -> ApiError {
-    move |e| match e {
-        ApiError::Client {
-            status,
-            code,
-            message,
-        } => ApiError::Client {
-            status,
-            code,
-            message: format!("{what}: {message}"),
-        },
-        other => other,
-    }
+    move |e| e.context(&what)
 }
 
 fn bad(what: &str, msg: impl std::fmt::Display) -> ApiError {

@@ -145,14 +145,6 @@ pub async fn middleware<B: MessageBody>(
     let method = req.method().to_string();
     let path = req.path().to_owned();
     let client = crate::routes::client_addr(req.request()).unwrap_or_default();
-    if let Some(k) = req
-        .headers()
-        .get("x-registration-key")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| glpi_network_shared::RegistrationKey::parse(v).ok())
-    {
-        req.extensions_mut().insert(KeyPrefix(k.display_prefix()));
-    }
     let mut res = next.call(req).await?;
     let elapsed = started.elapsed();
     let route = res

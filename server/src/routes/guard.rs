@@ -14,6 +14,15 @@ pub(crate) struct Caller {
     pub addr: String,
 }
 
+/// A `429` for a limit that is over, counted in the metrics under `limit`.
+pub(crate) fn refused(state: &AppState, limit: &str, over: crate::ratelimit::Over) -> ApiError {
+    state.metrics.rate_limited.with_label_values(&[limit]).inc();
+    ApiError::RateLimited {
+        retry_after: over.retry_after,
+        limit: over.limit,
+    }
+}
+
 /// The caller, refused with `429` while its address is over the failed look-up limit.
 pub(crate) fn caller(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiError> {
     let addr = client_addr(req).unwrap_or_else(|| "unknown".into());
@@ -22,17 +31,7 @@ pub(crate) fn caller(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiE
         .limits
         .failed_lookups
         .check(&addr, now)
-        .map_err(|over| {
-            state
-                .metrics
-                .rate_limited
-                .with_label_values(&["failed_lookups"])
-                .inc();
-            ApiError::RateLimited {
-                retry_after: over.retry_after,
-                limit: over.limit,
-            }
-        })?;
+        .map_err(|over| refused(state, "failed_lookups", over))?;
     Ok(Caller { addr })
 }
 
@@ -84,15 +83,5 @@ pub(crate) fn registration_attempt(
         .limits
         .registrations
         .hit(&key.hash(), state.clock.now().timestamp())
-        .map_err(|over| {
-            state
-                .metrics
-                .rate_limited
-                .with_label_values(&["registrations_per_key"])
-                .inc();
-            ApiError::RateLimited {
-                retry_after: over.retry_after,
-                limit: over.limit,
-            }
-        })
+        .map_err(|over| refused(state, "registrations_per_key", over))
 }
