@@ -13,8 +13,7 @@ use crate::db::signing_keys::{self, SigningKeyRow};
 use crate::db::{AnyConnection, write_txn};
 use crate::error::ApiError;
 use chrono::{Duration, NaiveDateTime};
-use glpi_network_shared::token::{self, Claims};
-use jsonwebtoken::EncodingKey;
+use glpi_network_shared::token::{self, Claims, TokenSigner};
 use jsonwebtoken::jwk::JwkSet;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -154,8 +153,8 @@ fn new_key(
 }
 
 struct Ring {
-    kid: String,
-    enc: EncodingKey,
+    /// The active key, parsed once.
+    signer: TokenSigner,
     jwks: JwkSet,
     loaded_at: Instant,
 }
@@ -216,7 +215,12 @@ impl Signer {
     }
 
     pub fn active_kid(&self) -> String {
-        self.ring.read().expect("signing ring lock").kid.clone()
+        self.ring
+            .read()
+            .expect("signing ring lock")
+            .signer
+            .kid()
+            .to_owned()
     }
 
     /// Re-reads the keys when the ring is older than [`RELOAD_SECS`].
@@ -271,7 +275,7 @@ impl Signer {
     /// Signs claims with the active key.
     pub fn sign(&self, claims: &Claims) -> Result<String, ApiError> {
         let ring = self.ring.read().expect("signing ring lock");
-        token::sign(claims, &ring.kid, &ring.enc).map_err(ApiError::internal)
+        ring.signer.sign(claims).map_err(ApiError::internal)
     }
 
     /// The published keys.
@@ -305,8 +309,8 @@ fn load_ring(
             active.kid
         )
     })?;
-    Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8)
-        .map_err(|_| anyhow::anyhow!("signing key {} is corrupt", active.kid))?;
+    let signer = TokenSigner::new(&active.kid, &pkcs8)
+        .map_err(|e| anyhow::anyhow!("signing key {} is corrupt: {e}", active.kid))?;
     let window = Duration::seconds(lt.ttl_secs + lt.grace_secs);
     let mut keys = Vec::new();
     for r in rows
@@ -316,8 +320,7 @@ fn load_ring(
         keys.push(token::ed25519_jwk(&r.kid, &r.public_key)?);
     }
     Ok(Ring {
-        kid: active.kid.clone(),
-        enc: EncodingKey::from_ed_der(&pkcs8),
+        signer,
         jwks: JwkSet { keys },
         loaded_at: Instant::now(),
     })
@@ -382,7 +385,7 @@ mod tests {
         let token = jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
             &serde_json::json!({"sub": "x"}),
-            &EncodingKey::from_ed_der(&pkcs8),
+            &jsonwebtoken::EncodingKey::from_ed_der(&pkcs8),
         )
         .unwrap();
         let (input, sig) = token.rsplit_once('.').unwrap();

@@ -1,9 +1,10 @@
-//! Signing and verifying one validation token (EdDSA, jsonwebtoken `rust_crypto`).
+//! Signing one validation token (jsonwebtoken `rust_crypto`, parsing the key every time, and
+//! `TokenSigner`, a ring key pair parsed once) and verifying one (EdDSA).
 //! Run: `cargo bench -p glpi-network-shared --bench tokens`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use glpi_network_shared::ValidationStatus;
-use glpi_network_shared::token::{self, AUDIENCE, Claims, Expect, Verifier};
+use glpi_network_shared::token::{self, AUDIENCE, Claims, Expect, TokenSigner, Verifier};
 use jsonwebtoken::EncodingKey;
 use jsonwebtoken::jwk::JwkSet;
 use ring::rand::SystemRandom;
@@ -43,6 +44,7 @@ fn bench(c: &mut Criterion) {
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
     let enc = EncodingKey::from_ed_der(pkcs8.as_ref());
+    let signer = TokenSigner::new("k1", pkcs8.as_ref()).unwrap();
     let jwks = JwkSet {
         keys: vec![token::ed25519_jwk("k1", pair.public_key().as_ref()).unwrap()],
     };
@@ -50,12 +52,16 @@ fn bench(c: &mut Criterion) {
     let now = 1_800_000_000;
     let cl = claims(now);
     let signed = token::sign(&cl, "k1", &enc).unwrap();
+    assert_eq!(signer.sign(&cl).unwrap(), signed);
     let expect = Expect {
         instance_url: Some("https://glpi.example.com/glpi"),
         nonce: Some("3f9d2c"),
     };
     c.bench_function("sign one token", |b| {
         b.iter(|| token::sign(black_box(&cl), "k1", &enc).unwrap())
+    });
+    c.bench_function("sign one token (parsed key)", |b| {
+        b.iter(|| signer.sign(black_box(&cl)).unwrap())
     });
     c.bench_function("verify one token", |b| {
         b.iter(|| verifier.verify(black_box(&signed), now, &expect).unwrap())

@@ -259,6 +259,107 @@ fn garbage_is_malformed() {
     }
 }
 
+/// The PKCS#8 v1 document of the Ed25519 key with this seed (RFC 8410), as the server seals it.
+fn pkcs8_v1(seed: &[u8; 32]) -> Vec<u8> {
+    let mut doc = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    doc.extend_from_slice(seed);
+    doc
+}
+
+#[test]
+fn a_token_signer_signs_exactly_like_sign_and_its_tokens_verify() {
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+    let public = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+        .unwrap()
+        .public_key()
+        .as_ref()
+        .to_vec();
+    let signer = TokenSigner::new("k1", pkcs8.as_ref()).unwrap();
+    assert_eq!(signer.kid(), "k1");
+    let enc = EncodingKey::from_ed_der(pkcs8.as_ref());
+    let mut c = claims();
+    for (i, nonce) in [None, Some("n-1"), Some("é \" \u{1F600}")]
+        .into_iter()
+        .enumerate()
+    {
+        c.nonce = nonce.map(str::to_owned);
+        c.ver = i as i64;
+        let token = signer.sign(&c).unwrap();
+        assert_eq!(token, sign(&c, "k1", &enc).unwrap(), "nonce {nonce:?}");
+        let k = TestKey {
+            kid: "k1".into(),
+            enc: EncodingKey::from_ed_der(pkcs8.as_ref()),
+            public: public.clone(),
+        };
+        let v = Verifier::new(ISS, &jwks(&[&k])).unwrap();
+        assert_eq!(v.verify(&token, NOW, &Expect::default()).unwrap(), c);
+    }
+    // the key material stays out of Debug
+    let debug = format!("{signer:?}");
+    assert!(debug.contains("k1"), "{debug}");
+    assert!(!debug.contains(&format!("{:?}", &pkcs8.as_ref()[16..48])));
+    assert!(!debug.to_lowercase().contains("pair"), "{debug}");
+}
+
+#[test]
+fn a_token_signer_takes_a_pkcs8_v1_document_from_a_seed() {
+    let seed = [42u8; 32];
+    let v1 = pkcs8_v1(&seed);
+    let public = Ed25519KeyPair::from_seed_unchecked(&seed)
+        .unwrap()
+        .public_key()
+        .as_ref()
+        .to_vec();
+    let signer = TokenSigner::new("seeded", &v1).unwrap();
+    let token = signer.sign(&claims()).unwrap();
+    assert_eq!(
+        token,
+        sign(&claims(), "seeded", &EncodingKey::from_ed_der(&v1)).unwrap()
+    );
+    let k = TestKey {
+        kid: "seeded".into(),
+        enc: EncodingKey::from_ed_der(&v1),
+        public,
+    };
+    let v = Verifier::new(ISS, &jwks(&[&k])).unwrap();
+    assert_eq!(v.verify(&token, NOW, &Expect::default()).unwrap(), claims());
+}
+
+#[test]
+fn a_token_signer_refuses_bad_documents_without_panicking() {
+    let v2 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+    let v2 = v2.as_ref();
+    let mut wrong_public = v2.to_vec();
+    *wrong_public.last_mut().unwrap() ^= 1;
+    let v1 = pkcs8_v1(&[7u8; 32]);
+    let p256 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &SystemRandom::new(),
+    )
+    .unwrap();
+    let bad: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0u8; 1],
+        vec![0u8; 32],
+        [7u8; 32].to_vec(),
+        b"not a key at all".to_vec(),
+        v1[..v1.len() - 1].to_vec(),
+        [&v1[..], &[0u8]].concat(),
+        v2[..v2.len() / 2].to_vec(),
+        wrong_public,
+        p256.as_ref().to_vec(),
+    ];
+    for doc in bad {
+        assert!(
+            matches!(TokenSigner::new("k", &doc), Err(TokenError::InvalidKey(_))),
+            "{doc:?}"
+        );
+    }
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;
