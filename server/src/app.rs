@@ -27,6 +27,8 @@ pub struct AppState {
     pub offers: Arc<OfferCatalog>,
     pub metrics: Arc<crate::observe::Metrics>,
     pub limits: Arc<crate::ratelimit::Limits>,
+    /// Key states of the hot read paths (see [`crate::keycache`]).
+    pub keys: Arc<crate::keycache::KeyCache>,
     /// Present only with `--test-mode`.
     pub test_mode: Option<Arc<crate::testmode::TestMode>>,
 }
@@ -123,6 +125,10 @@ impl Application {
                 .test_mode
                 .then(|| Arc::new(crate::testmode::TestMode::default())),
             metrics: Arc::new(crate::observe::Metrics::new()),
+            keys: Arc::new(crate::keycache::KeyCache::new(
+                settings.key_cache_size,
+                std::time::Duration::from_secs(settings.key_cache_ttl),
+            )),
             limits: Arc::new(crate::ratelimit::Limits {
                 failed_lookups: crate::ratelimit::Limiter::new(
                     settings.failed_lookups_per_minute,

@@ -136,6 +136,25 @@ pub struct Settings {
         global = true
     )]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Key states kept in memory so `/api/registration/info` and `/v1/validations` of known
+    /// instances answer without a database read (0 turns the cache off).
+    #[arg(
+        long,
+        env = "GLPI_NETWORK_KEY_CACHE_SIZE",
+        default_value_t = DEFAULT_KEY_CACHE_SIZE,
+        global = true
+    )]
+    pub key_cache_size: usize,
+    /// Seconds a cached key state is trusted. Changes made through this process are seen at
+    /// once; changes made by another process on the same database within this delay (0 turns
+    /// the cache off).
+    #[arg(
+        long,
+        env = "GLPI_NETWORK_KEY_CACHE_TTL",
+        default_value_t = DEFAULT_KEY_CACHE_TTL_SECS,
+        global = true
+    )]
+    pub key_cache_ttl: u64,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "GLPI_NETWORK_WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -149,6 +168,11 @@ pub struct Settings {
     )]
     pub log_format: LogFormat,
 }
+
+/// Default of `--key-cache-size` (about 1 KiB of memory each when full).
+pub const DEFAULT_KEY_CACHE_SIZE: usize = 20_000;
+/// Default of `--key-cache-ttl`, the same delay as signing-key reloads.
+pub const DEFAULT_KEY_CACHE_TTL_SECS: u64 = 5;
 
 impl Settings {
     /// Settings for a server on `bind` with its data in `data_dir` (tests, embedding).
@@ -171,6 +195,8 @@ impl Settings {
             grace_period: glpi_network_shared::token::DEFAULT_GRACE_SECS,
             workers: None,
             log_format: LogFormat::Text,
+            key_cache_size: DEFAULT_KEY_CACHE_SIZE,
+            key_cache_ttl: DEFAULT_KEY_CACHE_TTL_SECS,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod fixtures;
+pub mod keycache;
 pub mod observe;
 pub mod openapi;
 pub mod ratelimit;

@@ -27,6 +27,10 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     pub registrations_bound: IntCounter,
     pub pool: IntGaugeVec,
+    /// Key-state cache look-ups of the hot read paths answered from memory.
+    pub key_cache_hits: IntCounter,
+    /// ... and those that went to the database (absent, stale, or not answerable from memory).
+    pub key_cache_misses: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -83,8 +87,17 @@ impl Metrics {
             &["state"],
         )
         .expect("valid metric");
+        let key_cache = IntCounterVec::new(
+            Opts::new(
+                "key_cache_lookups_total",
+                "Key states looked up by /info and validations: hit (answered from memory) or miss",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
         for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(key_cache.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(validations.clone()),
             Box::new(signing.clone()),
@@ -103,6 +116,17 @@ impl Metrics {
             rate_limited,
             registrations_bound,
             pool,
+            key_cache_hits: key_cache.with_label_values(&["hit"]),
+            key_cache_misses: key_cache.with_label_values(&["miss"]),
+        }
+    }
+
+    /// Counts one key-cache look-up (nothing when the cache is off).
+    pub fn key_cache(&self, enabled: bool, hit: bool) {
+        match (enabled, hit) {
+            (false, _) => {}
+            (true, true) => self.key_cache_hits.inc(),
+            (true, false) => self.key_cache_misses.inc(),
         }
     }
 

@@ -115,7 +115,7 @@ pub fn record(conn: &mut AnyConnection, ev: &NewAuditEvent) -> Result<(), ApiErr
     if super::queue_audit(ev) {
         return Ok(());
     }
-    super::write_txn(conn, |_| {
+    super::write_txn_touching(conn, super::Touches::AuditOnly, |_| {
         super::queue_audit(ev);
         Ok::<_, ApiError>(())
     })

@@ -191,16 +191,87 @@ pub(crate) fn queue_audit(ev: &models::NewAuditEvent) -> bool {
     })
 }
 
+/// What a write transaction may change, so the key-state cache ([`crate::keycache`]) drops
+/// exactly what it must once the transaction ends.
+#[derive(Debug, Clone, Copy)]
+pub enum Touches<'a> {
+    /// Anything (the safe default of [`write_txn`]): every cached state is dropped.
+    Anything,
+    /// Only the key with this hash (its row or its binding).
+    Key(&'a str),
+    /// Only the audit trail.
+    AuditOnly,
+}
+
+#[derive(Default)]
+struct TxnScope {
+    all: bool,
+    keys: Vec<String>,
+}
+
+impl TxnScope {
+    fn add(&mut self, t: Touches<'_>) {
+        match t {
+            Touches::Anything => self.all = true,
+            Touches::Key(h) => self.keys.push(h.to_owned()),
+            Touches::AuditOnly => {}
+        }
+    }
+}
+
+thread_local! {
+    /// What the current write transaction of this thread changes.
+    static TXN_SCOPE: std::cell::RefCell<Option<TxnScope>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Bumps the cache generations of the transaction that ends when it is dropped: after the
+/// commit (or the rollback, where it costs only a few cache misses).
+struct InvalidateOnEnd;
+
+impl Drop for InvalidateOnEnd {
+    fn drop(&mut self) {
+        let Some(scope) = TXN_SCOPE.with(|s| s.borrow_mut().take()) else {
+            return;
+        };
+        let gens = &crate::keycache::GENERATIONS;
+        if scope.all {
+            gens.invalidate_all();
+        }
+        for k in &scope.keys {
+            gens.invalidate_key(k);
+        }
+    }
+}
+
+/// Serialises this process's SQLite write transactions. SQLite allows one writer at a time;
+/// without this, concurrent writers wait in SQLite's busy handler, which sleeps with back-off
+/// (up to 100 ms a sleep) while newcomers barge in: a queue here turns those tails into plain
+/// waiting. Other processes are still kept out by SQLite's own lock and `busy_timeout`.
+static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `f` in a write transaction that may change anything (see [`write_txn_touching`]).
+pub fn write_txn<T, E: From<DieselError>>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+) -> Result<T, E> {
+    write_txn_touching(conn, Touches::Anything, f)
+}
+
 /// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write lock is
 /// taken up front and concurrent writers wait on `busy_timeout` instead of failing on a lock
-/// upgrade. Called inside another `write_txn`, `f` joins the outer transaction, so several
-/// operations (e.g. a fixture file) can be all-or-nothing.
+/// upgrade (and this process's writers queue on [`SQLITE_WRITER`] first). Called inside another
+/// write transaction, `f` joins the outer one, so several operations (e.g. a fixture file) can
+/// be all-or-nothing.
 ///
 /// Audit events recorded by `f` are appended to the hash chain last, just before the commit:
 /// the lock that serialises the chain is then always the last one a transaction takes, so it
 /// cannot deadlock with row locks.
-pub fn write_txn<T, E: From<DieselError>>(
+///
+/// `touches` says which cached key states the transaction can change; they are invalidated
+/// once it has ended.
+pub fn write_txn_touching<T, E: From<DieselError>>(
     conn: &mut AnyConnection,
+    touches: Touches<'_>,
     f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
 ) -> Result<T, E> {
     type Tm = <AnyConnection as Connection>::TransactionManager;
@@ -208,14 +279,30 @@ pub fn write_txn<T, E: From<DieselError>>(
         .transaction_depth()
         .map_err(E::from)?;
     if depth.is_some() {
+        TXN_SCOPE.with(|s| {
+            if let Some(scope) = s.borrow_mut().as_mut() {
+                scope.add(touches);
+            }
+        });
         return f(conn);
     }
-    match conn {
+    let _writer = match conn {
         AnyConnection::Sqlite(c) => {
-            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+            let guard = SQLITE_WRITER
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+            Some(guard)
         }
-        AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
-    }
+        AnyConnection::Postgresql(c) => {
+            AnsiTransactionManager::begin_transaction(c)?;
+            None
+        }
+    };
+    let mut scope = TxnScope::default();
+    scope.add(touches);
+    TXN_SCOPE.with(|s| *s.borrow_mut() = Some(scope));
+    let _invalidate = InvalidateOnEnd;
     PENDING_AUDIT.with(|p| *p.borrow_mut() = Some(Vec::new()));
     let result = f(conn);
     let pending = PENDING_AUDIT

@@ -7,7 +7,9 @@
 use super::audit::{self, Actor};
 use super::models::{KeyRow, NewAuditEvent, RegistrationRow, SubscriptionRow, new_id};
 use super::schema::registrations::dsl as r;
-use super::{AnyConnection, UniqueHit, keys, unique_violation, write_txn};
+use super::{
+    AnyConnection, Touches, UniqueHit, keys, unique_violation, write_txn, write_txn_touching,
+};
 use crate::domain::status::{self, KEY_REVOKED};
 use crate::error::ApiError;
 use crate::views::{ListQuery, Page, paginate, registration_view};
@@ -104,14 +106,6 @@ fn uid_taken() -> ApiError {
     )
 }
 
-fn active_for_key(c: &mut AnyConnection, key_id: &str) -> QueryResult<Option<RegistrationRow>> {
-    r::registrations
-        .filter(r::key_id.eq(key_id))
-        .filter(r::released_at.is_null())
-        .select(RegistrationRow::as_select())
-        .first(c)
-        .optional()
-}
 fn active_for_url(c: &mut AnyConnection, url: &str) -> QueryResult<Option<RegistrationRow>> {
     r::registrations
         .filter(r::instance_url.eq(url))
@@ -129,25 +123,71 @@ fn active_for_uid(c: &mut AnyConnection, uid: &str) -> QueryResult<Option<Regist
         .optional()
 }
 
-/// Loads a key by plaintext with its subscription and binding; `404 key_not_found` if unknown.
+/// Loads a key by plaintext with its subscription, owner and binding (one statement);
+/// `404 key_not_found` if unknown.
 pub fn load_state(c: &mut AnyConnection, key: &RegistrationKey) -> Result<KeyState, ApiError> {
     use super::schema::{
         registration_keys::dsl as k, subscribers::dsl as o, subscriptions::dsl as s,
     };
-    let (key_row, subscription, owner) = k::registration_keys
+    let (key_row, subscription, owner, registration) = k::registration_keys
         .inner_join(s::subscriptions.inner_join(o::subscribers))
+        .left_join(r::registrations.on(r::key_id.eq(k::id).and(r::released_at.is_null())))
         .filter(k::key_hash.eq(key.hash()))
-        .select((KeyRow::as_select(), SubscriptionRow::as_select(), o::name))
-        .first::<(KeyRow, SubscriptionRow, String)>(c)
+        .select((
+            KeyRow::as_select(),
+            SubscriptionRow::as_select(),
+            o::name,
+            Option::<RegistrationRow>::as_select(),
+        ))
+        .first::<(KeyRow, SubscriptionRow, String, Option<RegistrationRow>)>(c)
         .optional()?
         .ok_or_else(ApiError::key_not_found)?;
-    let registration = active_for_key(c, &key_row.id)?;
     Ok(KeyState {
         key: key_row,
         subscription,
         owner,
         registration,
     })
+}
+
+/// Whether the binding's `last_seen_at` is old enough to be refreshed.
+pub fn last_seen_due(reg: &RegistrationRow, now: NaiveDateTime) -> bool {
+    now - reg.last_seen_at > Duration::seconds(LAST_SEEN_GRANULARITY_SECS)
+}
+
+/// Whether `state` is a usable key already bound to this very instance (every identifier
+/// given matches the binding): the idempotent case, which needs no write transaction.
+pub fn same_instance(
+    state: &KeyState,
+    url: Option<&InstanceUrl>,
+    uid: Option<&str>,
+    now: NaiveDateTime,
+) -> bool {
+    state.registration.as_ref().is_some_and(|mine| {
+        state.key.status != KEY_REVOKED
+            && !status::key_expired(&state.key, now)
+            && url.is_none_or(|u| mine.instance_url.as_deref() == Some(u.as_str()))
+            && uid.is_none_or(|i| mine.instance_uid.as_deref() == Some(i))
+    })
+}
+
+/// Refreshes `last_seen_at` when it is due (at most once a minute per binding, outside any
+/// transaction), in the row and in `state`.
+fn refresh_last_seen(
+    c: &mut AnyConnection,
+    state: &mut KeyState,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    if let Some(reg) = state.registration.as_mut()
+        && last_seen_due(reg, now)
+    {
+        diesel::update(r::registrations.find(&reg.id))
+            .filter(r::last_seen_at.lt(now))
+            .set(r::last_seen_at.eq(now))
+            .execute(c)?;
+        reg.last_seen_at = now;
+    }
+    Ok(())
 }
 
 fn event(
@@ -200,28 +240,26 @@ pub fn register(
 ) -> Result<Bound, ApiError> {
     // Fast path: the same instance again (GLPI's /info on every page, a client's periodic
     // re-registration) needs no write transaction, so it does not queue behind SQLite's writer.
-    if let Ok(state) = load_state(c, key)
-        && let Some(mine) = state.registration.clone()
-        && state.key.status != KEY_REVOKED
-        && !status::key_expired(&state.key, now)
-        && url.is_none_or(|u| mine.instance_url.as_deref() == Some(u.as_str()))
-        && uid.is_none_or(|i| mine.instance_uid.as_deref() == Some(i))
+    if let Ok(mut state) = load_state(c, key)
+        && same_instance(&state, url, uid, now)
     {
-        if now - mine.last_seen_at > Duration::seconds(LAST_SEEN_GRANULARITY_SECS) {
-            diesel::update(r::registrations.find(&mine.id))
-                .filter(r::last_seen_at.lt(now))
-                .set(r::last_seen_at.eq(now))
-                .execute(c)?;
-        }
+        refresh_last_seen(c, &mut state, now)?;
+        let registration = state
+            .registration
+            .clone()
+            .expect("same_instance has a binding");
         return Ok(Bound {
             state,
-            registration: mine,
+            registration,
             created: false,
         });
     }
+    let hash = key.hash();
     let mut attempt = 0;
     let result = loop {
-        match write_txn(c, |c| bind_inner(c, key, url, uid, now, actor)) {
+        match write_txn_touching(c, Touches::Key(&hash), |c| {
+            bind_inner(c, key, url, uid, now, actor)
+        }) {
             Ok(b) => break Ok(b),
             Err(BindError::Api(e)) => break Err(e),
             Err(BindError::Race(hit)) if attempt >= RACE_RETRIES => break Err(race_error(hit)),
@@ -304,7 +342,7 @@ fn bind_inner(
             keys::bump_ver(c, &state.key.id)?;
             ev.action = "registration.attach".into();
             audit::record(c, &ev)?;
-        } else if now - mine.last_seen_at > Duration::seconds(LAST_SEEN_GRANULARITY_SECS) {
+        } else if last_seen_due(&mine, now) {
             diesel::update(r::registrations.find(&mine.id))
                 .set(r::last_seen_at.eq(now))
                 .execute(c)?;
@@ -381,7 +419,7 @@ pub fn validate(
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<Validated, ApiError> {
-    let state = match load_state(c, key) {
+    let mut state = match load_state(c, key) {
         Ok(s) => s,
         Err(e) => {
             let refusal = Refusal {
@@ -402,14 +440,8 @@ pub fn validate(
         url.as_str(),
         now,
     );
-    if let Some(reg) = &state.registration
-        && status.is_valid()
-        && now - reg.last_seen_at > Duration::seconds(LAST_SEEN_GRANULARITY_SECS)
-    {
-        diesel::update(r::registrations.find(&reg.id))
-            .filter(r::last_seen_at.lt(now))
-            .set(r::last_seen_at.eq(now))
-            .execute(c)?;
+    if status.is_valid() {
+        refresh_last_seen(c, &mut state, now)?;
     }
     if !status.is_valid() {
         let refusal = Refusal {
@@ -432,7 +464,7 @@ pub fn release_by_key(
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<RegistrationRow, ApiError> {
-    write_txn(c, |c| {
+    write_txn_touching(c, Touches::Key(&key.hash()), |c| {
         let state = load_state(c, key)?;
         let reg = state
             .registration

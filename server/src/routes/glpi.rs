@@ -48,6 +48,25 @@ fn outcome_of(e: &ApiError) -> Option<Outcome> {
     })
 }
 
+/// Without a UID nothing can be bound: the key must be usable and not bound to a UID (a key
+/// bound to one is another instance's).
+fn usable_without_uid(st: &KeyState, now: chrono::NaiveDateTime) -> Result<(), ApiError> {
+    if st.key.status == KEY_REVOKED {
+        return Err(ApiError::forbidden(ErrorCode::KeyRevoked, "revoked"));
+    }
+    if status::key_expired(&st.key, now) {
+        return Err(ApiError::forbidden(ErrorCode::KeyExpired, "expired"));
+    }
+    if st
+        .registration
+        .as_ref()
+        .is_some_and(|r| r.instance_uid.is_some())
+    {
+        return Err(ApiError::conflict(ErrorCode::KeyAlreadyBound, "bound"));
+    }
+    Ok(())
+}
+
 /// Checks a key as GLPI's `/info` does, binding it to `uid` on the first valid call.
 fn check(
     c: &mut db::AnyConnection,
@@ -59,24 +78,25 @@ fn check(
     match uid {
         Some(uid) => registrations::register(c, key, None, Some(uid), now, actor).map(|b| b.state),
         None => {
-            // Without a UID nothing can be bound; a key already bound to a UID is another
-            // instance's.
             let st = registrations::load_state(c, key)?;
-            if st.key.status == KEY_REVOKED {
-                return Err(ApiError::forbidden(ErrorCode::KeyRevoked, "revoked"));
-            }
-            if status::key_expired(&st.key, now) {
-                return Err(ApiError::forbidden(ErrorCode::KeyExpired, "expired"));
-            }
-            if st
-                .registration
-                .as_ref()
-                .is_some_and(|r| r.instance_uid.is_some())
-            {
-                return Err(ApiError::conflict(ErrorCode::KeyAlreadyBound, "bound"));
-            }
+            usable_without_uid(&st, now)?;
             Ok(st)
         }
+    }
+}
+
+/// Whether a cached state answers `/info` exactly as [`check`] would, without writing: the
+/// instance already bound (with `last_seen_at` fresh), or a usable key without a UID.
+fn cached_answer(ks: &KeyState, uid: Option<&str>, now: chrono::NaiveDateTime) -> bool {
+    match uid {
+        Some(uid) => {
+            registrations::same_instance(ks, None, Some(uid), now)
+                && ks
+                    .registration
+                    .as_ref()
+                    .is_some_and(|r| !registrations::last_seen_due(r, now))
+        }
+        None => usable_without_uid(ks, now).is_ok(),
     }
 }
 
@@ -134,6 +154,18 @@ pub async fn registration_info(
     // A malformed UID cannot bind anything: treat it as absent.
     let uid = header(&req, "x-glpi-network-uid").and_then(|u| registrations::parse_uid(u).ok());
     let now = state.clock.now_naive();
+    let hash = key.hash();
+    let cached = state
+        .keys
+        .get(&hash)
+        .filter(|ks| cached_answer(ks, uid.as_deref(), now));
+    state
+        .metrics
+        .key_cache(state.keys.enabled(), cached.is_some());
+    if let Some(ks) = cached {
+        return Ok(HttpResponse::Ok().json(valid_info(&state, &ks, lang)));
+    }
+    let stamp = state.keys.stamp(&hash);
     let actor = Actor::new("glpi", Some(caller.addr.clone()));
     let result = db::run(&state.pool, move |c| {
         match check(c, &key, uid.as_deref(), now, &actor) {
@@ -149,7 +181,11 @@ pub async fn registration_info(
         caller.failed(&state);
     }
     match result {
-        Ok(Ok(ks)) => Ok(HttpResponse::Ok().json(valid_info(&state, &ks, lang))),
+        Ok(Ok(ks)) => {
+            let ks = std::sync::Arc::new(ks);
+            state.keys.put(&hash, ks.clone(), stamp);
+            Ok(HttpResponse::Ok().json(valid_info(&state, &ks, lang)))
+        }
         Ok(Err(outcome)) => Ok(HttpResponse::Ok().json(Info::invalid(outcome, lang))),
         Err(ApiError::Internal(e)) => {
             tracing::error!(error = format!("{e:#}"), "registration info failed");

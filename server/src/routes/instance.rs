@@ -13,6 +13,7 @@ use glpi_network_shared::ValidationStatus;
 use glpi_network_shared::wire::{
     RegisterRequest, RegisterResponse, ReleaseRequest, ValidateRequest, ValidationResponse,
 };
+use std::sync::Arc;
 
 /// The longest nonce echoed in tokens.
 pub const MAX_NONCE_LEN: usize = 128;
@@ -132,37 +133,67 @@ pub async fn validate_instance(
     let url = InstanceUrl::parse(&body.instance_url)?;
     check_nonce(body.nonce.as_deref())?;
     let now = state.clock.now_naive();
-    let actor = Actor::new("instance", Some(caller.addr.clone()));
-    let signer = state.signer.clone();
     let canonical = url.as_str().to_owned();
-    let result = db::run(&state.pool, move |c| {
-        signer.refresh_if_stale(c, now)?;
-        registrations::validate(c, &key, &url, now, &actor)
-    })
-    .await;
-    caller.note(&state, &result);
-    let v = result?;
+    let hash = key.hash();
+    // A cached state that is valid for this URL answers without the database (a refusal is
+    // audited, and a stale `last_seen_at` refreshed, through the database path).
+    let cached = state.keys.get(&hash).and_then(|ks| {
+        let st = status::native_status(
+            &ks.key,
+            &ks.subscription,
+            ks.registration.as_ref(),
+            &canonical,
+            now,
+        );
+        let fresh = ks
+            .registration
+            .as_ref()
+            .is_some_and(|r| !registrations::last_seen_due(r, now));
+        (st.is_valid() && fresh).then_some((ks, st))
+    });
+    state
+        .metrics
+        .key_cache(state.keys.enabled(), cached.is_some());
+    let (ks, status) = match cached {
+        Some(hit) => hit,
+        None => {
+            let stamp = state.keys.stamp(&hash);
+            let actor = Actor::new("instance", Some(caller.addr.clone()));
+            let signer = state.signer.clone();
+            let result = db::run(&state.pool, move |c| {
+                signer.refresh_if_stale(c, now)?;
+                registrations::validate(c, &key, &url, now, &actor)
+            })
+            .await;
+            caller.note(&state, &result);
+            let v = result?;
+            let ks = Arc::new(v.state);
+            if v.status.is_valid() {
+                state.keys.put(&hash, ks.clone(), stamp);
+            }
+            (ks, v.status)
+        }
+    };
     state
         .metrics
         .validations
-        .with_label_values(&[v.status.as_str()])
+        .with_label_values(&[status.as_str()])
         .inc();
-    let mine = v
-        .state
+    let mine = ks
         .registration
         .as_ref()
         .filter(|r| r.instance_url.as_deref() == Some(canonical.as_str()));
     let token = issue_token(
         &state,
-        &v.state,
+        &ks,
         mine,
         Some(&canonical),
-        v.status,
+        status,
         body.nonce.as_deref(),
     )?;
     Ok(HttpResponse::Ok().json(ValidationResponse {
-        valid: v.status.is_valid(),
-        status: v.status,
+        valid: status.is_valid(),
+        status,
         token,
     }))
 }

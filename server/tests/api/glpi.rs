@@ -40,7 +40,7 @@ fn raw_blocking(addr: &str, path: &str, header_lines: &[String]) -> (u16, String
 }
 
 /// GLPI's `/info` call, header lines as in protocol §4.2.
-async fn info(app: &TestApp, key: &str, uid: &str, lang: &str) -> Value {
+pub(crate) async fn info(app: &TestApp, key: &str, uid: &str, lang: &str) -> Value {
     let lines = [
         "Accept:application/json".to_owned(),
         format!("Accept-Language: {lang}"),
