@@ -110,6 +110,9 @@ impl ManageConnection for Manager {
     }
 }
 
+/// The most connections an SQLite pool holds.
+pub const SQLITE_POOL_MAX: u32 = 8;
+
 /// Opens a pool on `url`, checks the database answers (with the driver's real error), and runs
 /// pending migrations.
 pub fn open(url: &str, max_size: u32) -> anyhow::Result<Pool> {
@@ -136,10 +139,12 @@ pub fn open_unmigrated(url: &str, max_size: u32) -> anyhow::Result<Pool> {
     {
         std::fs::create_dir_all(dir)?;
     }
-    let size = if backend.is_memory() {
-        1
-    } else {
-        max_size.max(1)
+    let size = match &backend {
+        b if b.is_memory() => 1,
+        // SQLite has one writer (queued in-process, see `SQLITE_WRITER`) and reads are
+        // microseconds: more connections only add page caches (2 MiB each) to the RSS.
+        Backend::Sqlite(_) => max_size.clamp(1, SQLITE_POOL_MAX),
+        Backend::Postgres(_) => max_size.max(1),
     };
     let pool = r2d2::Pool::builder()
         .max_size(size)
