@@ -223,21 +223,29 @@ impl Signer {
             .to_owned()
     }
 
+    /// Whether the ring is older than [`RELOAD_SECS`] (a rotation made by another process may
+    /// be waiting).
+    pub fn is_stale(&self) -> bool {
+        self.ring
+            .read()
+            .expect("signing ring lock")
+            .loaded_at
+            .elapsed()
+            .as_secs()
+            >= RELOAD_SECS
+    }
+
     /// Re-reads the keys when the ring is older than [`RELOAD_SECS`].
     pub fn refresh_if_stale(
         &self,
         c: &mut AnyConnection,
         now: NaiveDateTime,
     ) -> Result<(), ApiError> {
-        let stale = self
-            .ring
-            .read()
-            .expect("signing ring lock")
-            .loaded_at
-            .elapsed()
-            .as_secs()
-            >= RELOAD_SECS;
-        if stale { self.reload(c, now) } else { Ok(()) }
+        if self.is_stale() {
+            self.reload(c, now)
+        } else {
+            Ok(())
+        }
     }
 
     /// Re-reads the keys now.

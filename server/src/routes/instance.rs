@@ -136,8 +136,10 @@ pub async fn validate_instance(
     let canonical = url.as_str().to_owned();
     let hash = key.hash();
     // A cached state that is valid for this URL answers without the database (a refusal is
-    // audited, and a stale `last_seen_at` refreshed, through the database path).
-    let cached = state.keys.get(&hash).and_then(|ks| {
+    // audited, a stale `last_seen_at` refreshed and a stale signing ring reloaded, through the
+    // database path).
+    let cached = state.keys.get(&hash).filter(|_| !state.signer.is_stale());
+    let cached = cached.and_then(|ks| {
         let st = status::native_status(
             &ks.key,
             &ks.subscription,

@@ -1,5 +1,6 @@
 //! Two real server processes on one PostgreSQL database: they start together, share one
-//! signing key, verify each other's tokens, and follow a rotation made by the other.
+//! signing key, verify each other's tokens, and follow a rotation and a revocation made by the
+//! other.
 
 use crate::helpers::{create_pg_database, drop_pg_database};
 use glpi_network_shared::{Verifier, token::Expect};
@@ -202,6 +203,33 @@ async fn two_processes_on_one_postgres_share_keys_and_verify_each_others_tokens(
             break;
         }
         assert!(Instant::now() < deadline, "B never picked up the rotation");
+        actix_web::rt::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // B answers validations from its key-state cache; a revocation made through A reaches it
+    // when the entry expires (--key-cache-ttl, 5 s by default)
+    let key_id = reg["registration"]["key_id"].as_str().unwrap();
+    post(
+        &client,
+        format!("{}/v1/admin/keys/{key_id}/revoke", a.base),
+        json!({}),
+        true,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = post(
+            &client,
+            format!("{}/v1/validations", b.base),
+            json!({"registration_key": key, "instance_url": url}),
+            false,
+        )
+        .await;
+        if v["status"] == "key_revoked" {
+            break;
+        }
+        assert_eq!(v["status"], "valid", "{v}");
+        assert!(Instant::now() < deadline, "B never saw the revocation");
         actix_web::rt::time::sleep(Duration::from_millis(250)).await;
     }
     drop(a);
