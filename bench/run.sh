@@ -23,6 +23,9 @@
 #   BENCH_TARGET_DIR    CARGO_TARGET_DIR of the release build   [../target-bench]
 #   BENCH_PG_HOST_URL   PostgreSQL server (a database is created and dropped)
 #                                                               [postgres://postgres@127.0.0.1:5432]
+# The server inherits the environment, so its own variables apply too: for instance
+#   GLPI_NETWORK_KEY_CACHE_SIZE=0 bench/run.sh   measures the database path of /info and
+#                                                validations (the key-state cache off).
 # The report is also written to bench/results/latest.md.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -70,13 +73,26 @@ label() { # 1000 -> 1k, 1000000 -> 1M
     else echo "$n"; fi
 }
 
-# record ROUTE BACKEND KEYS "rps p50 p99 errors requests cpu"
+# record ROUTE BACKEND KEYS "rps p50 p99 errors requests cpu" [KEY_CACHE_HITS]
 record() {
-    local route=$1 backend=$2 keys=$3 rps p50 p99 errors requests cpu
+    local route=$1 backend=$2 keys=$3 cache=${5:--} rps p50 p99 errors requests cpu
     read -r rps p50 p99 errors requests cpu <<<"$4"
     [ -n "$cpu" ] || die "no result for $route"
-    echo "$route|$backend|$keys|$rps|$p50|$p99|$errors|$cpu" >>"$RESULTS"
-    log "  $route: $rps req/s, p50 $(fmt_us "$p50"), p99 $(fmt_us "$p99"), $errors errors ($requests requests), server CPU $cpu µs/request"
+    echo "$route|$backend|$keys|$rps|$p50|$p99|$errors|$cpu|$cache" >>"$RESULTS"
+    log "  $route: $rps req/s, p50 $(fmt_us "$p50"), p99 $(fmt_us "$p99"), $errors errors ($requests requests), server CPU $cpu µs/request, key cache hits $cache"
+}
+
+# cache_counts: "hits misses" of the server's key-state cache so far.
+cache_counts() {
+    echo "$(metric 'glpi_network_key_cache_lookups_total{result="hit"}' "$PORT") $(metric 'glpi_network_key_cache_lookups_total{result="miss"}' "$PORT")"
+}
+
+# cache_share "H0 M0" "H1 M1": the share of look-ups between the two answered from memory.
+cache_share() {
+    local h0 m0 h1 m1
+    read -r h0 m0 <<<"$1"
+    read -r h1 m1 <<<"$2"
+    awk -v h=$((h1 - h0)) -v m=$((m1 - m0)) 'BEGIN { if (h + m == 0) print "off"; else printf "%.2f%% (%d misses)\n", 100 * h / (h + m), m }'
 }
 
 # A valid answer for one sampled key, so the table measures what it claims.
@@ -92,7 +108,7 @@ check_sample() {
 
 # bench_lookups BACKEND KEYS HOT_FILE: /healthz, /readyz, /info and /validations.
 bench_lookups() {
-    local backend=$1 keys=$2 hot=$3 before after res requests
+    local backend=$1 keys=$2 hot=$3 before after res requests c0 c1
     check_sample "$hot"
     wrk_run healthz.lua "$WARMUP" "$PORT" >/dev/null
     record "GET /healthz" "$backend" "$keys" "$(wrk_run healthz.lua "$DURATION" "$PORT")"
@@ -100,15 +116,19 @@ bench_lookups() {
     # with its validity ping, one SELECT 1)
     record "GET /readyz" "$backend" "$keys" "$(wrk_run /readyz "$DURATION" "$PORT")"
     wrk_run info.lua "$WARMUP" "$PORT" "$hot" >/dev/null
-    record "GET /api/registration/info" "$backend" "$keys" "$(wrk_run info.lua "$DURATION" "$PORT" "$hot")"
+    c0=$(cache_counts)
+    res=$(wrk_run info.lua "$DURATION" "$PORT" "$hot")
+    record "GET /api/registration/info" "$backend" "$keys" "$res" "$(cache_share "$c0" "$(cache_counts)")"
     wrk_run validations.lua "$WARMUP" "$PORT" "$hot" >/dev/null
     before=$(metric 'glpi_network_validations_total{status="valid"}' "$PORT")
+    c0=$(cache_counts)
     res=$(wrk_run validations.lua "$DURATION" "$PORT" "$hot")
+    c1=$(cache_counts)
     after=$(metric 'glpi_network_validations_total{status="valid"}' "$PORT")
     requests=$(cut -d' ' -f5 <<<"$res")
     [ $((after - before)) -ge "$requests" ] ||
         log "warning: only $((after - before)) of $requests validations answered valid"
-    record "POST /v1/validations" "$backend" "$keys" "$res"
+    record "POST /v1/validations" "$backend" "$keys" "$res" "$(cache_share "$c0" "$c1")"
 }
 
 # bench_registrations BACKEND KEYS POOL_FILE: new instances, one fresh key each.
@@ -194,6 +214,7 @@ REPORT=$WORK/report.md
     echo
     machine_info | sed 's/^/- /'
     echo "- wrk -t$THREADS -c$CONNS, ${DURATION} s per route after ${WARMUP} s of warm-up; keys: $(label "$N_SMALL") and $(label "$N_LARGE"); $HOT bound keys hit at $(label "$N_LARGE")"
+    echo "- server key cache: --key-cache-size ${GLPI_NETWORK_KEY_CACHE_SIZE:-20000 (default)}, --key-cache-ttl ${GLPI_NETWORK_KEY_CACHE_TTL:-5 (default)} s (key cache hits: the share of /info and validation look-ups answered from memory; 'off' when none were counted)"
     echo "- server CPU per request: the server's user + system CPU time during the run divided by the requests answered (less sensitive to other load on the machine than req/s)"
 } >"$REPORT"
 
@@ -205,8 +226,8 @@ ELAPSED=$((($(now_ms) - T0) / 1000))
 
 {
     echo
-    echo "| route | backend | keys | req/s | p50 | p99 | ratio to /healthz | errors | server CPU per request |"
-    echo "|---|---|---|---:|---:|---:|---:|---:|---:|"
+    echo "| route | backend | keys | req/s | p50 | p99 | ratio to /healthz | errors | server CPU per request | key cache hits |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
     awk -F'|' '
         $1 == "GET /healthz" { ceil[$2 "|" $3] = $4 }
         { rows[NR] = $0 }
@@ -214,7 +235,7 @@ ELAPSED=$((($(now_ms) - T0) / 1000))
             for (i = 1; i <= NR; i++) {
                 split(rows[i], f, "|")
                 c = ceil[f[2] "|" f[3]]
-                printf "| %s | %s | %s | %d | %.2f ms | %.2f ms | %.2f | %d | %d µs |\n", f[1], f[2], f[3], f[4], f[5] / 1000, f[6] / 1000, (c > 0 ? f[4] / c : 0), f[7], f[8]
+                printf "| %s | %s | %s | %d | %.2f ms | %.2f ms | %.2f | %d | %d µs | %s |\n", f[1], f[2], f[3], f[4], f[5] / 1000, f[6] / 1000, (c > 0 ? f[4] / c : 0), f[7], f[8], f[9]
             }
         }' "$RESULTS"
     echo
