@@ -137,6 +137,19 @@ metric() {
     curl -s "http://127.0.0.1:$2/metrics" | awk -v m="$1" '$1 == m { v = $2 } END { print (v == "" ? 0 : v) + 0 }'
 }
 
+# cache_counts: "hits misses" of the server's key-state cache so far.
+cache_counts() {
+    echo "$(metric 'glpi_network_key_cache_lookups_total{result="hit"}' "$PORT") $(metric 'glpi_network_key_cache_lookups_total{result="miss"}' "$PORT")"
+}
+
+# cache_share "H0 M0" "H1 M1": the share of look-ups between the two answered from memory.
+cache_share() {
+    local h0 m0 h1 m1
+    read -r h0 m0 <<<"$1"
+    read -r h1 m1 <<<"$2"
+    awk -v h=$((h1 - h0)) -v m=$((m1 - m0)) 'BEGIN { if (h + m == 0) print "off"; else printf "%.2f%% (%d misses)\n", 100 * h / (h + m), m }'
+}
+
 # seed_registrations KEYS_FILE PORT: binds every key of the file (URL and UID) through
 # POST /v1/registrations, 16 at a time with curl --parallel; dies unless all answer 201.
 seed_registrations() {
@@ -181,11 +194,14 @@ wrk_run() {
         log "warning: the registration key pool ran out during the run: its req/s is a lower bound"
     fi
     line=$(grep '^BENCH ' <<<"$out") || die "no result from wrk: $out"
+    if ! grep -q 'connect=0 read=0 write=0 status=0 timeout=0' <<<"$line"; then
+        log "  wrk errors: $(grep -oE 'connect=.* timeout=[0-9]+' <<<"$line") (status: answers >= 400)"
+    fi
     awk -v ticks=$((cpu1 - cpu0)) -v hz="$(getconf CLK_TCK)" '{
         for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
         errors = v["connect"] + v["read"] + v["write"] + v["status"] + v["timeout"]
-        printf "%.0f %d %d %d %d %.0f\n", v["requests"] / (v["duration_us"] / 1e6), v["p50_us"], v["p99_us"], errors, v["requests"],
-            (v["requests"] > 0 ? ticks / hz * 1e6 / v["requests"] : 0)
+        printf "%.0f %d %d %d %d %.0f %d\n", v["requests"] / (v["duration_us"] / 1e6), v["p50_us"], v["p99_us"], errors, v["requests"],
+            (v["requests"] > 0 ? ticks / hz * 1e6 / v["requests"] : 0), v["stale"]
     }' <<<"$line"
 }
 

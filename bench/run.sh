@@ -76,23 +76,10 @@ label() { # 1000 -> 1k, 1000000 -> 1M
 # record ROUTE BACKEND KEYS "rps p50 p99 errors requests cpu" [KEY_CACHE_HITS]
 record() {
     local route=$1 backend=$2 keys=$3 cache=${5:--} rps p50 p99 errors requests cpu
-    read -r rps p50 p99 errors requests cpu <<<"$4"
+    read -r rps p50 p99 errors requests cpu _ <<<"$4"
     [ -n "$cpu" ] || die "no result for $route"
     echo "$route|$backend|$keys|$rps|$p50|$p99|$errors|$cpu|$cache" >>"$RESULTS"
     log "  $route: $rps req/s, p50 $(fmt_us "$p50"), p99 $(fmt_us "$p99"), $errors errors ($requests requests), server CPU $cpu µs/request, key cache hits $cache"
-}
-
-# cache_counts: "hits misses" of the server's key-state cache so far.
-cache_counts() {
-    echo "$(metric 'glpi_network_key_cache_lookups_total{result="hit"}' "$PORT") $(metric 'glpi_network_key_cache_lookups_total{result="miss"}' "$PORT")"
-}
-
-# cache_share "H0 M0" "H1 M1": the share of look-ups between the two answered from memory.
-cache_share() {
-    local h0 m0 h1 m1
-    read -r h0 m0 <<<"$1"
-    read -r h1 m1 <<<"$2"
-    awk -v h=$((h1 - h0)) -v m=$((m1 - m0)) 'BEGIN { if (h + m == 0) print "off"; else printf "%.2f%% (%d misses)\n", 100 * h / (h + m), m }'
 }
 
 # A valid answer for one sampled key, so the table measures what it claims.

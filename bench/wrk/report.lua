@@ -1,12 +1,17 @@
 -- Shared by the bench scripts: one machine-readable line per wrk run (latencies in µs).
+-- `stale` counts answers a script expects to be >= 400 (a thread's global `stale`, see
+-- soak.lua); they are reported apart and not as errors.
+local all_threads = {}
 function done(summary, latency, requests)
   local e = summary.errors
+  local stale = 0
+  for _, t in ipairs(all_threads) do stale = stale + (t:get("stale") or 0) end
   io.write(string.format(
     "BENCH requests=%d duration_us=%d p50_us=%d p99_us=%d max_us=%d " ..
-    "connect=%d read=%d write=%d status=%d timeout=%d\n",
+    "connect=%d read=%d write=%d status=%d timeout=%d stale=%d\n",
     summary.requests, summary.duration,
     latency:percentile(50), latency:percentile(99), latency.max,
-    e.connect, e.read, e.write, e.status, e.timeout))
+    e.connect, e.read, e.write, e.status - stale, e.timeout, stale))
 end
 
 -- Numbers the threads 0, 1, ... (a global `tid` in each thread).
@@ -14,6 +19,7 @@ local threads = 0
 function setup(thread)
   thread:set("tid", threads)
   threads = threads + 1
+  all_threads[#all_threads + 1] = thread
 end
 
 -- Reads "key url uid" lines.

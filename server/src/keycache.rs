@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How many per-key generation counters there are (keys share a counter by hash).
-pub const STRIPES: usize = 1024;
+pub const STRIPES: usize = 16_384;
 
 /// The generation counters: one global, [`STRIPES`] per key hash.
 pub struct Generations {
