@@ -106,16 +106,6 @@ impl MasterKey {
     }
 }
 
-/// The PKCS#8 v1 document of an Ed25519 private key given by its 32-byte seed (RFC 8410).
-fn pkcs8_from_seed(seed: &[u8; 32]) -> Vec<u8> {
-    let mut doc = vec![
-        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
-        0x20,
-    ];
-    doc.extend_from_slice(seed);
-    doc
-}
-
 /// A new key pair sealed under `master`: random, or derived from `seed` (test mode's
 /// `--signing-seed`, so a suite can pin the JWKS).
 fn new_key(
@@ -129,7 +119,7 @@ fn new_key(
             let digest = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
             let mut bytes = [0u8; 32];
             bytes.copy_from_slice(digest.as_ref());
-            pkcs8_from_seed(&bytes)
+            token::ed25519_pkcs8_from_seed(&bytes)
         }
         None => Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
             .map_err(|_| keygen_failed())?

@@ -148,6 +148,16 @@ pub fn ed25519_jwk(kid: &str, public_key: &[u8]) -> Result<Jwk, TokenError> {
     Ok(jwk)
 }
 
+/// The PKCS#8 v1 document of the Ed25519 private key with this 32-byte seed (RFC 8410).
+pub fn ed25519_pkcs8_from_seed(seed: &[u8; 32]) -> Vec<u8> {
+    let mut doc = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    doc.extend_from_slice(seed);
+    doc
+}
+
 /// Signs claims with an Ed25519 key (PKCS#8 DER in `key`), header `alg: EdDSA`, `typ: JWT`,
 /// `kid`. Parses the key on every call: a server signing many tokens keeps a [`TokenSigner`].
 pub fn sign(claims: &Claims, kid: &str, key: &EncodingKey) -> Result<String, TokenError> {

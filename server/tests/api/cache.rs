@@ -12,15 +12,7 @@ const UID: &str = "cache000000000000000000000000000000000001";
 /// (a write in any test's server invalidates the others' entries: a miss, never a wrong
 /// answer), so the assertions below count hits as "at least one" rather than exactly.
 async fn lookups(app: &TestApp) -> (u64, u64) {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     let count = |result: &str| {
         let prefix = format!("glpi_network_key_cache_lookups_total{{result=\"{result}\"}} ");
         text.lines()
@@ -43,6 +35,10 @@ where
         }
     }
     false
+}
+
+async fn info_is_valid(app: &TestApp, key: &str) {
+    assert_eq!(info(app, key, UID, "en").await["is_valid"], true);
 }
 
 async fn status_of(app: &TestApp, key: &str) -> String {
@@ -113,10 +109,7 @@ async fn glpi_info_follows_every_change_made_through_the_server(app: TestApp) {
     assert_eq!(v["is_valid"], true, "{v}");
     let (h0, _) = lookups(&app).await;
     assert!(
-        hit_soon(&app, h0, || async {
-            assert_eq!(info(&app, &key, UID, "en").await["is_valid"], true);
-        })
-        .await,
+        hit_soon(&app, h0, || info_is_valid(&app, &key)).await,
         "GLPI's repeated /info calls are answered from memory"
     );
 
@@ -131,10 +124,7 @@ async fn glpi_info_follows_every_change_made_through_the_server(app: TestApp) {
     assert_eq!(other["is_valid"], false, "{other}");
     let (h2, _) = lookups(&app).await;
     assert!(
-        hit_soon(&app, h2, || async {
-            assert_eq!(info(&app, &key, UID, "en").await["is_valid"], true);
-        })
-        .await,
+        hit_soon(&app, h2, || info_is_valid(&app, &key)).await,
         "cached again before the revocation"
     );
     app.admin_post(&format!("/v1/admin/keys/{key_id}/revoke"), json!({}))

@@ -300,6 +300,13 @@ impl TestApp {
         .await
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let resp = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    }
+
     /// The key's `ver` as the admin API reports it.
     pub async fn key_ver(&self, key_id: &str) -> i64 {
         self.admin_get(&format!("/v1/admin/keys/{key_id}"))

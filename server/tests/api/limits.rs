@@ -88,15 +88,7 @@ async fn the_31st_bad_key_in_a_minute_is_refused_and_a_good_key_works_after_the_
     app.clock.advance(retry as i64);
     let v = app.validate(&good, URL).await.expect(200);
     assert_eq!(v["status"], "valid");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("glpi_network_rate_limited_total{limit=\"failed_lookups\"}"),
         "{metrics}"

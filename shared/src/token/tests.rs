@@ -259,16 +259,6 @@ fn garbage_is_malformed() {
     }
 }
 
-/// The PKCS#8 v1 document of the Ed25519 key with this seed (RFC 8410), as the server seals it.
-fn pkcs8_v1(seed: &[u8; 32]) -> Vec<u8> {
-    let mut doc = vec![
-        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
-        0x20,
-    ];
-    doc.extend_from_slice(seed);
-    doc
-}
-
 #[test]
 fn a_token_signer_signs_exactly_like_sign_and_its_tokens_verify() {
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
@@ -307,7 +297,7 @@ fn a_token_signer_signs_exactly_like_sign_and_its_tokens_verify() {
 #[test]
 fn a_token_signer_takes_a_pkcs8_v1_document_from_a_seed() {
     let seed = [42u8; 32];
-    let v1 = pkcs8_v1(&seed);
+    let v1 = super::ed25519_pkcs8_from_seed(&seed);
     let public = Ed25519KeyPair::from_seed_unchecked(&seed)
         .unwrap()
         .public_key()
@@ -334,7 +324,7 @@ fn a_token_signer_refuses_bad_documents_without_panicking() {
     let v2 = v2.as_ref();
     let mut wrong_public = v2.to_vec();
     *wrong_public.last_mut().unwrap() ^= 1;
-    let v1 = pkcs8_v1(&[7u8; 32]);
+    let v1 = super::ed25519_pkcs8_from_seed(&[7u8; 32]);
     let p256 = ring::signature::EcdsaKeyPair::generate_pkcs8(
         &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
         &SystemRandom::new(),
