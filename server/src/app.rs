@@ -162,6 +162,10 @@ impl Application {
             }
         }
         let test_mode = settings.test_mode;
+        // Blocking work is database work, and each task holds a pooled connection: more threads
+        // per worker than connections would only wait on the pool (and each idle thread keeps
+        // its stack and malloc arena, which grew the RSS under mixed load).
+        let blocking_threads = state.pool.max_size() as usize;
         let data = web::Data::new(state.clone());
         let mut server = HttpServer::new(move || {
             App::new()
@@ -198,6 +202,7 @@ impl Application {
         .client_request_timeout(std::time::Duration::from_secs(5))
         .client_disconnect_timeout(std::time::Duration::from_secs(2))
         .keep_alive(std::time::Duration::from_secs(30))
+        .worker_max_blocking_threads(blocking_threads)
         .shutdown_timeout(5);
         if let Some(w) = settings.workers {
             server = server.workers(w.max(1));
