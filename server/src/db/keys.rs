@@ -213,12 +213,13 @@ pub fn regenerate(
     Ok((row, plaintext))
 }
 
-/// Bumps a key's `ver` (every change of the key, its subscription or its binding).
-pub fn bump_ver(conn: &mut AnyConnection, id: &str) -> Result<(), ApiError> {
-    diesel::update(k::registration_keys.find(id))
+/// Bumps a key's `ver` (every change of the key, its subscription or its binding); returns
+/// the new value.
+pub fn bump_ver(conn: &mut AnyConnection, id: &str) -> Result<i64, ApiError> {
+    Ok(diesel::update(k::registration_keys.find(id))
         .set(k::ver.eq(k::ver + 1))
-        .execute(conn)?;
-    Ok(())
+        .returning(k::ver)
+        .get_result(conn)?)
 }
 
 /// The largest batch one transaction writes.

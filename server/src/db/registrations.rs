@@ -309,7 +309,7 @@ fn bind_inner(
     ev.instance_url = url.map(str::to_owned);
     ev.instance_uid = uid.map(str::to_owned);
 
-    if let Some(mine) = state.registration.clone() {
+    if let Some(mut mine) = state.registration.clone() {
         if url
             .zip(mine.instance_url.as_deref())
             .is_some_and(|(a, b)| a != b)
@@ -331,23 +331,31 @@ fn bind_inner(
         {
             return Err(uid_taken().into());
         }
+        let mut state = state;
         if attach_url.is_some() || attach_uid.is_some() {
+            mine.instance_url = mine.instance_url.or(attach_url.map(str::to_owned));
+            mine.instance_uid = mine.instance_uid.or(attach_uid.map(str::to_owned));
+            mine.last_seen_at = now;
             diesel::update(r::registrations.find(&mine.id))
                 .set((
-                    r::instance_url.eq(mine.instance_url.as_deref().or(attach_url)),
-                    r::instance_uid.eq(mine.instance_uid.as_deref().or(attach_uid)),
+                    r::instance_url.eq(mine.instance_url.as_deref()),
+                    r::instance_uid.eq(mine.instance_uid.as_deref()),
                     r::last_seen_at.eq(now),
                 ))
                 .execute(c)?;
-            keys::bump_ver(c, &state.key.id)?;
+            let ver = keys::bump_ver(c, &state.key.id)?;
             ev.action = "registration.attach".into();
             audit::record(c, &ev)?;
-        } else if last_seen_due(&mine, now) {
-            diesel::update(r::registrations.find(&mine.id))
-                .set(r::last_seen_at.eq(now))
-                .execute(c)?;
+            state = with_binding(c, key, state, ver, mine.clone())?;
+        } else {
+            if last_seen_due(&mine, now) {
+                diesel::update(r::registrations.find(&mine.id))
+                    .set(r::last_seen_at.eq(now))
+                    .execute(c)?;
+                mine.last_seen_at = now;
+            }
+            state.registration = Some(mine);
         }
-        let state = load_state(c, key)?;
         let registration = state
             .registration
             .clone()
@@ -393,14 +401,33 @@ fn bind_inner(
     diesel::insert_into(r::registrations)
         .values(&row)
         .execute(c)?;
-    keys::bump_ver(c, &state.key.id)?;
+    let ver = keys::bump_ver(c, &state.key.id)?;
     audit::record(c, &ev)?;
-    let state = load_state(c, key)?;
+    let state = with_binding(c, key, state, ver, row.clone())?;
     Ok(Bound {
         state,
         registration: row,
         created: true,
     })
+}
+
+/// The state as this transaction leaves it: `state` with its new binding row and `ver`, without
+/// reading it again, unless `ver` moved by more than this transaction's bump (a concurrent
+/// change to the key or its subscription committed meanwhile, possible under PostgreSQL's READ
+/// COMMITTED): then it is read again.
+fn with_binding(
+    c: &mut AnyConnection,
+    key: &RegistrationKey,
+    mut state: KeyState,
+    ver: i64,
+    binding: RegistrationRow,
+) -> Result<KeyState, ApiError> {
+    if ver != state.key.ver + 1 {
+        return load_state(c, key);
+    }
+    state.key.ver = ver;
+    state.registration = Some(binding);
+    Ok(state)
 }
 
 /// The outcome of a validation.

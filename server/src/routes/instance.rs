@@ -85,7 +85,10 @@ pub async fn register_instance(
     let result = db::run(&state.pool, move |c| {
         signer.refresh_if_stale(c, now)?;
         let bound = registrations::register(c, &key, Some(&url), uid.as_deref(), now, &actor)?;
-        let view = registrations::view(c, bound.registration.clone())?;
+        let view = crate::views::registration_view(
+            bound.registration.clone(),
+            bound.state.key.key_prefix.clone(),
+        );
         Ok((bound, view))
     })
     .await;
