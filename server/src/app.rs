@@ -41,6 +41,29 @@ pub struct Application {
     admin_token: String,
 }
 
+/// Checks the database for changes made by other processes, for the key-state cache (see
+/// [`crate::keycache`]), every half TTL for as long as the server's system runs.
+fn spawn_change_checks(pool: Pool, keys: Arc<crate::keycache::KeyCache>) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(keys.check_interval());
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            match db::run(&pool, crate::db::audit::latest_id).await {
+                Ok(latest) => {
+                    keys.note_latest_event(latest);
+                    failing = false;
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "key cache: cannot check the database for changes; answering from the database until it can");
+                }
+                Err(_) => {}
+            }
+        }
+    });
+}
+
 /// Opens the database (running migrations) and makes sure the data directory exists.
 pub fn open_pool(settings: &Settings) -> anyhow::Result<Pool> {
     std::fs::create_dir_all(&settings.data_dir)?;
@@ -160,6 +183,9 @@ impl Application {
                 .map_err(|e| anyhow::anyhow!("fixtures {}: {e}", file.display()))?;
                 tracing::info!(file = %file.display(), keys = loaded.keys.len(), "loaded the fixtures");
             }
+        }
+        if state.keys.enabled() {
+            spawn_change_checks(state.pool.clone(), state.keys.clone());
         }
         let test_mode = settings.test_mode;
         // Blocking work is database work, and each task holds a pooled connection: more threads

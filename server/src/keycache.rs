@@ -13,14 +13,26 @@
 //! - an entry is served only while both counters still equal its stamp, so a state read before
 //!   a concurrent commit can never outlive that commit in this process.
 //!
-//! Other processes sharing the database cannot bump this process's counters: their changes are
-//! seen when entries expire, after `--key-cache-ttl` seconds (5 by default, the same delay as
-//! signing-key reloads). `--key-cache-size 0` turns the cache off.
+//! Other processes sharing the database cannot bump this process's counters. Every change to a
+//! key state writes an audit event in the same transaction, and audit events are appended in
+//! commit order (one writer on SQLite, an advisory lock held to the commit on PostgreSQL), so
+//! the largest audit event id is a change counter for the whole database: a task reads it every
+//! half `--key-cache-ttl` ([`KeyCache::note_latest_event`]) and, when it moved, drops every
+//! entry (an epoch that is part of the [`Stamp`]). Entries are served only while the last
+//! successful check is younger than the TTL (5 s by default, the same delay as signing-key
+//! reloads), so another process's change is seen within about the TTL, and nothing is served
+//! from memory while the database cannot be checked. A hot key is then read once, not once per
+//! TTL, as long as nothing changes; as a last resort against changes made outside the server
+//! (SQL by hand), no entry lives longer than [`MAX_AGE_TTLS`] TTLs. `--key-cache-size 0` turns
+//! the cache off.
 
 use crate::db::registrations::KeyState;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// No entry outlives this many TTLs, even when no change is seen.
+pub const MAX_AGE_TTLS: u32 = 12;
 
 /// How many per-key generation counters there are (keys share a counter by hash).
 pub const STRIPES: usize = 16_384;
@@ -66,6 +78,7 @@ impl Generations {
         Stamp {
             global: self.global.load(Ordering::Acquire),
             stripe: self.stripes[stripe_of(key_hash)].load(Ordering::Acquire),
+            epoch: 0,
         }
     }
 }
@@ -81,6 +94,8 @@ impl Default for Generations {
 pub struct Stamp {
     global: u64,
     stripe: u64,
+    /// The cache's epoch (changes seen in the database).
+    epoch: u64,
 }
 
 struct Entry {
@@ -104,6 +119,13 @@ pub struct KeyCache {
     entries: Option<quick_cache::sync::Cache<String, Entry>>,
     ttl: Duration,
     gens: &'static Generations,
+    /// Bumped when the database changed (a new largest audit event id).
+    epoch: AtomicU64,
+    /// The largest audit event id seen by the last check.
+    latest_event: std::sync::Mutex<Option<Option<i64>>>,
+    /// Milliseconds from `started` to the last successful check, plus one (0: never).
+    checked_ms: AtomicU64,
+    started: Instant,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -129,12 +151,51 @@ impl KeyCache {
             entries: on.then(|| quick_cache::sync::Cache::new(capacity)),
             ttl,
             gens,
+            epoch: AtomicU64::new(0),
+            latest_event: std::sync::Mutex::new(None),
+            checked_ms: AtomicU64::new(0),
+            started: Instant::now(),
         }
     }
 
     /// Takes the stamp for a key before reading its state from the database.
     pub fn stamp(&self, key_hash: &str) -> Stamp {
-        self.gens.stamp(key_hash)
+        Stamp {
+            epoch: self.epoch.load(Ordering::Acquire),
+            ..self.gens.stamp(key_hash)
+        }
+    }
+
+    /// How often the database should be checked for changes ([`Self::note_latest_event`]).
+    pub fn check_interval(&self) -> Duration {
+        (self.ttl / 2).max(Duration::from_millis(100))
+    }
+
+    /// Records a successful check: `latest` is the largest audit event id in the database. A
+    /// value other than the last one (including the first) drops every entry.
+    pub fn note_latest_event(&self, latest: Option<i64>) {
+        let mut last = self
+            .latest_event
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *last != Some(latest) {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            self.clear();
+            *last = Some(latest);
+        }
+        let ms = self.started.elapsed().as_millis() as u64 + 1;
+        self.checked_ms.store(ms, Ordering::Release);
+    }
+
+    /// Whether the last successful check is younger than the TTL.
+    fn recently_checked(&self) -> bool {
+        match self.checked_ms.load(Ordering::Acquire) {
+            0 => false,
+            at => {
+                let now = self.started.elapsed().as_millis() as u64 + 1;
+                now.saturating_sub(at) < self.ttl.as_millis() as u64
+            }
+        }
     }
 
     /// Whether the cache is on.
@@ -142,12 +203,16 @@ impl KeyCache {
         self.entries.is_some()
     }
 
-    /// The state of the key with this hash, if cached, still current in this process and
-    /// younger than the TTL.
+    /// The state of the key with this hash, if cached, still current (no change in this process
+    /// or, as of a check younger than the TTL, in the database) and younger than
+    /// [`MAX_AGE_TTLS`] TTLs.
     pub fn get(&self, key_hash: &str) -> Option<Arc<KeyState>> {
         let entries = self.entries.as_ref()?;
         let e = entries.get(key_hash)?;
-        if e.stamp == self.stamp(key_hash) && e.loaded.elapsed() < self.ttl {
+        if e.stamp == self.stamp(key_hash)
+            && self.recently_checked()
+            && e.loaded.elapsed() < self.ttl * MAX_AGE_TTLS
+        {
             Some(e.state)
         } else {
             entries.remove(key_hash);
@@ -226,7 +291,9 @@ mod tests {
     fn setup(ttl: Duration) -> (KeyCache, &'static Generations, String) {
         let gens: &'static Generations = Box::leak(Box::default());
         let h = format!("0101{}", "0".repeat(60));
-        (KeyCache::with_generations(100, ttl, gens), gens, h)
+        let cache = KeyCache::with_generations(100, ttl, gens);
+        cache.note_latest_event(Some(1));
+        (cache, gens, h)
     }
 
     #[test]
@@ -255,15 +322,46 @@ mod tests {
     }
 
     #[test]
-    fn entries_expire_after_the_ttl_and_a_zero_size_disables_the_cache() {
-        let (cache, _, h) = setup(Duration::from_millis(30));
+    fn entries_live_while_checks_find_no_change_and_a_zero_size_disables_the_cache() {
+        let (cache, _, h) = setup(Duration::from_millis(60));
         cache.put(&h, Arc::new(state(&h)), cache.stamp(&h));
         assert!(cache.get(&h).is_some());
-        std::thread::sleep(Duration::from_millis(60));
+        // no check for longer than the TTL: nothing is served
+        std::thread::sleep(Duration::from_millis(90));
         assert!(cache.get(&h).is_none());
         let off = KeyCache::new(0, Duration::from_secs(60));
         assert!(!off.enabled());
         off.put(&h, Arc::new(state(&h)), off.stamp(&h));
         assert!(off.get(&h).is_none());
+    }
+
+    #[test]
+    fn a_change_seen_in_the_database_drops_every_entry_and_no_change_keeps_them() {
+        let gens: &'static Generations = Box::leak(Box::default());
+        let h = format!("0303{}", "0".repeat(60));
+        let cache = KeyCache::with_generations(100, Duration::from_secs(60), gens);
+        // before the first check nothing is served
+        let before_check = cache.stamp(&h);
+        cache.put(&h, Arc::new(state(&h)), before_check);
+        assert!(cache.get(&h).is_none());
+        cache.note_latest_event(Some(7));
+        cache.put(&h, Arc::new(state(&h)), before_check);
+        assert!(cache.get(&h).is_none(), "read before the first check");
+        cache.put(&h, Arc::new(state(&h)), cache.stamp(&h));
+        assert!(cache.get(&h).is_some());
+        // checks that find the same latest event keep the entry
+        cache.note_latest_event(Some(7));
+        cache.note_latest_event(Some(7));
+        assert!(cache.get(&h).is_some());
+        // a state read while another process committed is refused once the change is seen
+        let reading = cache.stamp(&h);
+        cache.note_latest_event(Some(8));
+        assert!(cache.get(&h).is_none(), "dropped by the change");
+        cache.put(&h, Arc::new(state(&h)), reading);
+        assert!(cache.get(&h).is_none(), "read under the old epoch");
+        // an emptied audit trail (test mode's reset) is a change too
+        cache.put(&h, Arc::new(state(&h)), cache.stamp(&h));
+        cache.note_latest_event(None);
+        assert!(cache.get(&h).is_none());
     }
 }

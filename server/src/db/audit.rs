@@ -121,6 +121,15 @@ pub fn record(conn: &mut AnyConnection, ev: &NewAuditEvent) -> Result<(), ApiErr
     })
 }
 
+/// The largest audit event id (`None` for an empty trail): a change counter for the whole
+/// database, since every change to a key state writes an event and events are appended in
+/// commit order (see [`append_chained`]).
+pub fn latest_id(conn: &mut AnyConnection) -> Result<Option<i64>, ApiError> {
+    Ok(a::audit_events
+        .select(diesel::dsl::max(a::id))
+        .first::<Option<i64>>(conn)?)
+}
+
 /// Appends events to the chain (called by `write_txn` just before it commits). On PostgreSQL
 /// an advisory transaction lock serialises appends across processes so the chain never forks;
 /// on SQLite the write transaction already does.
