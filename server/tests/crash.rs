@@ -26,169 +26,18 @@
 //!
 //! Nothing about timings is asserted.
 
-use diesel::{Connection, PgConnection, RunQueryDsl};
+mod common;
+
+use common::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const ADMIN: &str = "crash-test-admin-token";
 const KEYS: usize = 2000;
 const CLIENTS: usize = 16;
 /// Acknowledged registrations before the kill.
 const KILL_AFTER: usize = 200;
-
-/// A fresh PostgreSQL database named after a random id; returns (server URL, db URL, name).
-/// Same rule as `tests/api/helpers.rs`: skip when `TEST_DATABASE_URL` is unset, unless `CI` is.
-fn create_pg_database() -> Option<(String, String, String)> {
-    let base = match std::env::var("TEST_DATABASE_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            if std::env::var_os("CI").is_some() {
-                panic!(
-                    "TEST_DATABASE_URL must be set in CI: the PostgreSQL tests cannot be skipped there"
-                );
-            }
-            eprintln!("skipping a PostgreSQL test: TEST_DATABASE_URL is not set");
-            return None;
-        }
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let name = format!("gn_crash_{nanos:x}{:x}", std::process::id());
-    let mut conn = PgConnection::establish(&base)
-        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at TEST_DATABASE_URL: {e}"));
-    diesel::sql_query(format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .expect("CREATE DATABASE");
-    let mut url = url::Url::parse(&base).expect("TEST_DATABASE_URL is a URL");
-    url.set_path(&name);
-    if !url.query_pairs().any(|(k, _)| k == "sslmode") {
-        url.query_pairs_mut().append_pair("sslmode", "disable");
-    }
-    Some((base, url.to_string(), name))
-}
-
-/// Drops the test database when the test ends, passed or not (after the server stopped).
-struct PgDb {
-    base: String,
-    name: String,
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        if let Ok(mut conn) = PgConnection::establish(&self.base) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut conn);
-        }
-    }
-}
-
-/// A server process, killed when dropped.
-struct Proc {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start(db_url: &str, data_dir: &std::path::Path) -> Proc {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_glpi-network-server"))
-        .args(["--bind", &format!("127.0.0.1:{port}")])
-        .args(["--database-url", db_url, "--admin-token", ADMIN])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--workers", "2"])
-        .args(["--registrations-per-key-per-minute", "1000"])
-        .args(["--failed-lookups-per-minute", "100000"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Proc {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    }
-}
-
-async fn wait_ready(client: &reqwest::Client, p: &mut Proc) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = client.get(format!("{}/readyz", p.base)).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        if let Ok(Some(status)) = p.child.try_wait() {
-            panic!("server exited early: {status}");
-        }
-        assert!(Instant::now() < deadline, "server did not become ready");
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn admin_post(client: &reqwest::Client, p: &Proc, path: &str, body: Value) -> Value {
-    let resp = client
-        .post(format!("{}{path}", p.base))
-        .bearer_auth(ADMIN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201, "POST {path}");
-    resp.json().await.unwrap()
-}
-
-async fn admin_get(client: &reqwest::Client, p: &Proc, path: &str) -> Value {
-    let resp = client
-        .get(format!("{}{path}", p.base))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "GET {path}");
-    resp.json().await.unwrap()
-}
-
-/// Every item of a paged admin list (`limit=500`, following `next_cursor`).
-async fn all_pages(client: &reqwest::Client, p: &Proc, path: &str) -> Vec<Value> {
-    let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..1000 {
-        let sep = if path.contains('?') { '&' } else { '?' };
-        let mut url = format!("{path}{sep}limit=500");
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let page = admin_get(client, p, &url).await;
-        items.extend(page["items"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return items,
-        }
-    }
-    panic!("{path}: more pages than expected");
-}
 
 fn url_of(i: usize) -> String {
     format!("https://glpi-{i}.crash.example/glpi")
@@ -404,7 +253,7 @@ async fn sqlite_kill_9_mid_stream_loses_no_acknowledged_registration() {
 
 #[actix_web::test]
 async fn postgres_kill_9_mid_stream_loses_no_acknowledged_registration() {
-    let Some((base, db_url, name)) = create_pg_database() else {
+    let Some((base, db_url, name)) = create_pg_database("crash") else {
         return;
     };
     let _db = PgDb { base, name };

@@ -24,43 +24,9 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
-/// A fresh PostgreSQL database named after a random id; returns (server URL, db URL, name).
+/// A fresh PostgreSQL database `gn_test_<random>` (see `common::create_pg_database`).
 pub fn create_pg_database() -> Option<(String, String, String)> {
-    let base = match std::env::var("TEST_DATABASE_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            if std::env::var_os("CI").is_some() {
-                panic!(
-                    "TEST_DATABASE_URL must be set in CI: the PostgreSQL tests cannot be skipped there"
-                );
-            }
-            eprintln!("skipping a PostgreSQL test: TEST_DATABASE_URL is not set");
-            return None;
-        }
-    };
-    let name = format!("gn_test_{}", uuid_simple());
-    let mut conn = PgConnection::establish(&base)
-        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at TEST_DATABASE_URL: {e}"));
-    diesel::sql_query(format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .expect("CREATE DATABASE");
-    let mut url = url::Url::parse(&base).expect("TEST_DATABASE_URL is a URL");
-    url.set_path(&name);
-    // Tests talk to a local server: no TLS. libpq's OpenSSL otherwise races the process's
-    // exit-time OPENSSL_cleanup when r2d2 is still opening a connection in the background.
-    if !url.query_pairs().any(|(k, _)| k == "sslmode") {
-        url.query_pairs_mut().append_pair("sslmode", "disable");
-    }
-    Some((base, url.to_string(), name))
-}
-
-fn uuid_simple() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{nanos:x}{:x}", std::process::id())
+    crate::common::create_pg_database("test")
 }
 
 /// Starts the server; `None` when the backend is unavailable on a developer machine.

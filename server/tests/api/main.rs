@@ -1,5 +1,8 @@
 //! Integration tests: the real server on a random port, on SQLite and on PostgreSQL.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod admin;
 mod cache;
 mod concurrency;

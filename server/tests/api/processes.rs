@@ -2,73 +2,20 @@
 //! signing key, verify each other's tokens, and follow a rotation and a revocation made by the
 //! other.
 
+use crate::common::{ADMIN, Proc, start_with, wait_ready};
 use crate::helpers::{create_pg_database, drop_pg_database};
 use glpi_network_shared::{Verifier, token::Expect};
 use jsonwebtoken::jwk::JwkSet;
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const ADMIN: &str = "process-test-admin-token";
-
-struct Proc {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start(db_url: &str, data_dir: &std::path::Path) -> Proc {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_glpi-network-server"))
-        .args([
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            db_url,
-            "--admin-token",
-            ADMIN,
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--public-url", "https://licensing.example.com"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Proc {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    }
-}
-
-async fn wait_ready(client: &reqwest::Client, p: &mut Proc) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = client.get(format!("{}/readyz", p.base)).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        if let Ok(Some(status)) = p.child.try_wait() {
-            panic!("server exited early: {status}");
-        }
-        assert!(Instant::now() < deadline, "server did not become ready");
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    start_with(
+        db_url,
+        data_dir,
+        &["--public-url", "https://licensing.example.com"],
+    )
 }
 
 async fn post(client: &reqwest::Client, url: String, body: Value, admin: bool) -> Value {
