@@ -98,20 +98,11 @@ pub struct Stamp {
     epoch: u64,
 }
 
+#[derive(Clone)]
 struct Entry {
     state: Arc<KeyState>,
     stamp: Stamp,
     loaded: Instant,
-}
-
-impl Clone for Entry {
-    fn clone(&self) -> Self {
-        Entry {
-            state: self.state.clone(),
-            stamp: self.stamp,
-            loaded: self.loaded,
-        }
-    }
 }
 
 /// The cache of one server (keyed by key hash; plaintext keys never enter it).
@@ -234,8 +225,8 @@ impl KeyCache {
         }
     }
 
-    /// Drops every entry (test mode's reset does this on top of the generation bump).
-    pub fn clear(&self) {
+    /// Drops every entry (when the database changed).
+    fn clear(&self) {
         if let Some(e) = &self.entries {
             e.clear();
         }

@@ -171,8 +171,8 @@ pub fn same_instance(
     })
 }
 
-/// Refreshes `last_seen_at` when it is due (at most once a minute per binding, outside any
-/// transaction), in the row and in `state`.
+/// Refreshes the binding's `last_seen_at` when it is due (at most once a minute per binding),
+/// in the row and in `state`.
 fn refresh_last_seen(
     c: &mut AnyConnection,
     state: &mut KeyState,
@@ -348,13 +348,8 @@ fn bind_inner(
             audit::record(c, &ev)?;
             state = with_binding(c, key, state, ver, mine.clone())?;
         } else {
-            if last_seen_due(&mine, now) {
-                diesel::update(r::registrations.find(&mine.id))
-                    .set(r::last_seen_at.eq(now))
-                    .execute(c)?;
-                mine.last_seen_at = now;
-            }
             state.registration = Some(mine);
+            refresh_last_seen(c, &mut state, now)?;
         }
         let registration = state
             .registration
