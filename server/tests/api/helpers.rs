@@ -1,7 +1,6 @@
 //! `spawn_app`: the real server on a random port, on a fresh SQLite file or a fresh
 //! PostgreSQL database (dropped afterwards), with helpers per endpoint.
 
-use diesel::{Connection, PgConnection, RunQueryDsl};
 use glpi_network_server::domain::clock::Clock;
 use glpi_network_server::{Application, Settings};
 use reqwest::{Response, StatusCode};
@@ -20,7 +19,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
-    pg: Option<(String, String)>,
+    /// Dropped (the database with it) after the server has stopped.
+    pg: Option<crate::common::PgDb>,
     _dir: tempfile::TempDir,
 }
 
@@ -42,7 +42,7 @@ pub async fn spawn_app(db: Db) -> Option<TestApp> {
     if db == Db::Postgres {
         let (base, url, name) = create_pg_database()?;
         settings.database_url = Some(url);
-        pg = Some((base, name));
+        pg = Some(crate::common::PgDb { base, name });
     }
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
@@ -77,17 +77,7 @@ impl Drop for TestApp {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        if let Some((base, name)) = self.pg.take() {
-            drop_pg_database(&base, &name);
-        }
-    }
-}
-
-/// Drops a test database, closing whatever connections are left.
-pub fn drop_pg_database(base: &str, name: &str) {
-    if let Ok(mut conn) = PgConnection::establish(base) {
-        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut conn);
+        drop(self.pg.take());
     }
 }
 

@@ -2,8 +2,8 @@
 //! signing key, verify each other's tokens, and follow a rotation and a revocation made by the
 //! other.
 
-use crate::common::{ADMIN, Proc, start_with, wait_ready};
-use crate::helpers::{create_pg_database, drop_pg_database};
+use crate::common::{ADMIN, PgDb, Proc, start_with, wait_ready};
+use crate::helpers::create_pg_database;
 use glpi_network_shared::{Verifier, token::Expect};
 use jsonwebtoken::jwk::JwkSet;
 use serde_json::{Value, json};
@@ -74,6 +74,7 @@ async fn two_processes_on_one_postgres_share_keys_and_verify_each_others_tokens(
     let Some((base, db_url, name)) = create_pg_database() else {
         return;
     };
+    let _db = PgDb { base, name }; // dropped last, after both servers
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
     // started together on a fresh database and data directory
@@ -186,9 +187,6 @@ async fn two_processes_on_one_postgres_share_keys_and_verify_each_others_tokens(
         v["status"] == "key_revoked"
     })
     .await;
-    drop(a);
-    drop(b);
-    drop_pg_database(&base, &name);
 }
 
 #[actix_web::test]
