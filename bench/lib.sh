@@ -137,9 +137,12 @@ metric() {
     curl -s "http://127.0.0.1:$2/metrics" | awk -v m="$1" '$1 == m { v = $2 } END { print (v == "" ? 0 : v) + 0 }'
 }
 
-# cache_counts: "hits misses" of the server's key-state cache so far.
+# cache_counts: "hits misses" of the server's key-state cache so far (one scrape).
 cache_counts() {
-    echo "$(metric 'glpi_network_key_cache_lookups_total{result="hit"}' "$PORT") $(metric 'glpi_network_key_cache_lookups_total{result="miss"}' "$PORT")"
+    curl -s "http://127.0.0.1:$PORT/metrics" | awk '
+        $1 == "glpi_network_key_cache_lookups_total{result=\"hit\"}" { h = $2 }
+        $1 == "glpi_network_key_cache_lookups_total{result=\"miss\"}" { m = $2 }
+        END { print h + 0, m + 0 }'
 }
 
 # cache_share "H0 M0" "H1 M1": the share of look-ups between the two answered from memory.
