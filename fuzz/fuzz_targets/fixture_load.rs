@@ -12,7 +12,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use glpi_network_server::db::audit::Actor;
 use glpi_network_server::db::{self, AnyConnection, PooledConn, schema};
-use glpi_network_server::fixtures::{self, Fixtures};
+use glpi_network_server::testmode::fixtures::{self, Fixtures};
 use libfuzzer_sys::fuzz_target;
 use std::sync::{LazyLock, Mutex};
 

@@ -1,12 +1,12 @@
 //! `Application`: the one start-up path shared by `main` and the tests.
 
-use crate::auth::{AdminSecret, load_or_create_admin_token};
 use crate::config::Settings;
 use crate::db::{self, Pool};
 use crate::domain::clock::Clock;
 use crate::domain::token::OfferCatalog;
-use crate::error;
-use crate::routes;
+use crate::http;
+use crate::http::auth::{AdminSecret, load_or_create_admin_token};
+use crate::http::error;
 use crate::signing::{Lifetimes, MasterKey, Signer};
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
@@ -25,10 +25,10 @@ pub struct AppState {
     pub public_url: Arc<str>,
     pub signer: Arc<Signer>,
     pub offers: Arc<OfferCatalog>,
-    pub metrics: Arc<crate::observe::Metrics>,
-    pub limits: Arc<crate::ratelimit::Limits>,
-    /// Key states of the hot read paths (see [`crate::keycache`]).
-    pub keys: Arc<crate::keycache::KeyCache>,
+    pub metrics: Arc<crate::http::telemetry::Metrics>,
+    pub limits: Arc<crate::http::limits::Limits>,
+    /// Key states of the hot read paths (see [`crate::db::keycache`]).
+    pub keys: Arc<crate::db::keycache::KeyCache>,
     /// Present only with `--test-mode`.
     pub test_mode: Option<Arc<crate::testmode::TestMode>>,
 }
@@ -42,8 +42,8 @@ pub struct Application {
 }
 
 /// Checks the database for changes made by other processes, for the key-state cache (see
-/// [`crate::keycache`]), every half TTL for as long as the server's system runs.
-fn spawn_change_checks(pool: Pool, keys: Arc<crate::keycache::KeyCache>) {
+/// [`crate::db::keycache`]), every half TTL for as long as the server's system runs.
+fn spawn_change_checks(pool: Pool, keys: Arc<crate::db::keycache::KeyCache>) {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(keys.check_interval());
         let mut failing = false;
@@ -129,11 +129,11 @@ impl Application {
         let offers = load_offers(&pool)?;
         {
             let mut c = pool.get()?;
-            if crate::catalogue::seed_demo_once(&mut c, clock.now_naive())? {
+            if crate::db::catalogue::seed_demo_once(&mut c, clock.now_naive())? {
                 tracing::info!("seeded the demo plugins");
             }
             if let Some(file) = &settings.catalogue {
-                let n = crate::catalogue::import_file(&mut c, file, clock.now_naive())?;
+                let n = crate::db::catalogue::import_file(&mut c, file, clock.now_naive())?;
                 tracing::info!(plugins = n, file = %file.display(), "imported the plugin catalogue");
             }
         }
@@ -147,17 +147,17 @@ impl Application {
             test_mode: settings
                 .test_mode
                 .then(|| Arc::new(crate::testmode::TestMode::default())),
-            metrics: Arc::new(crate::observe::Metrics::new()),
-            keys: Arc::new(crate::keycache::KeyCache::new(
+            metrics: Arc::new(crate::http::telemetry::Metrics::new()),
+            keys: Arc::new(crate::db::keycache::KeyCache::new(
                 settings.key_cache_size,
                 std::time::Duration::from_secs(settings.key_cache_ttl),
             )),
-            limits: Arc::new(crate::ratelimit::Limits {
-                failed_lookups: crate::ratelimit::Limiter::new(
+            limits: Arc::new(crate::http::limits::Limits {
+                failed_lookups: crate::http::limits::Limiter::new(
                     settings.failed_lookups_per_minute,
                     60,
                 ),
-                registrations: crate::ratelimit::Limiter::new(
+                registrations: crate::http::limits::Limiter::new(
                     settings.registrations_per_key_per_minute,
                     60,
                 ),
@@ -170,10 +170,10 @@ impl Application {
                  without authentication; never run a production server like this"
             );
             if let Some(file) = &settings.fixtures {
-                let fx = crate::fixtures::read_file(file)?;
+                let fx = crate::testmode::fixtures::read_file(file)?;
                 let actor = crate::db::audit::Actor::new("test", None);
                 let base = file.parent().unwrap_or_else(|| std::path::Path::new("."));
-                let loaded = crate::fixtures::load_file(
+                let loaded = crate::testmode::fixtures::load_file(
                     &mut *state.pool.get()?,
                     &fx,
                     base,
@@ -215,12 +215,12 @@ impl Application {
                     test_mode,
                     middleware::from_fn(crate::testmode::middleware),
                 ))
-                .wrap(middleware::from_fn(crate::observe::middleware))
+                .wrap(middleware::from_fn(crate::http::telemetry::middleware))
                 .configure(|cfg| {
                     if test_mode {
-                        routes::configure_test_mode(cfg);
+                        http::configure_test_mode(cfg);
                     }
-                    routes::configure(cfg);
+                    http::configure(cfg);
                 })
         })
         .listen(listener)?

@@ -11,7 +11,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use glpi_network_server::db::audit::Actor;
 use glpi_network_server::db::{self, AnyConnection, schema};
-use glpi_network_server::fixtures::{self, Fixtures};
+use glpi_network_server::testmode::fixtures::{self, Fixtures};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};

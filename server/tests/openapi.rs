@@ -1,7 +1,7 @@
 //! `/openapi.json` lists every route the router has, and Swagger UI is served from the binary.
 
-use glpi_network_server::routes;
-use glpi_network_server::testing::TestServer;
+use glpi_network_server::http;
+use glpi_network_server::testmode::server::TestServer;
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -29,9 +29,9 @@ fn the_document_lists_exactly_the_routes_of_the_router() {
                 .map(move |m| (path.clone(), m.clone()))
         })
         .collect();
-    let mut routed: BTreeSet<(String, String)> = routes::table()
+    let mut routed: BTreeSet<(String, String)> = http::table()
         .iter()
-        .chain(routes::test_table().iter())
+        .chain(http::test_table().iter())
         .map(|r| (r.path.to_owned(), r.method.to_owned()))
         .collect();
     routed.insert(("/openapi.json".into(), "get".into()));

@@ -1,7 +1,7 @@
 //! Test mode through HTTP and through `TestServer`: fixtures, the clock, faults, the journal,
 //! reset, and a pinned JWKS.
 
-use glpi_network_server::testing::TestServer;
+use glpi_network_server::testmode::server::TestServer;
 use glpi_network_shared::{TokenError, Verifier, token::Expect};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};

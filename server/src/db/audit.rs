@@ -3,8 +3,8 @@
 use super::AnyConnection;
 use super::models::{AuditRow, NewAuditEvent};
 use super::schema::audit_events::dsl as a;
-use crate::error::ApiError;
-use crate::views::{AuditView, ListQuery, Page, paginate};
+use crate::http::dto::{AuditView, ListQuery, Page, paginate};
+use crate::http::error::ApiError;
 use diesel::prelude::*;
 
 /// Who did something, and from where.

@@ -5,6 +5,8 @@
 //! PostgreSQL URL never silently falls back to creating an SQLite file.
 
 pub mod audit;
+pub mod catalogue;
+pub mod keycache;
 pub mod keys;
 pub mod models;
 pub mod offers;
@@ -15,7 +17,7 @@ pub mod signing_keys;
 pub mod subscribers;
 pub mod subscriptions;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection, R2D2Connection};
@@ -197,7 +199,7 @@ pub(crate) fn queue_audit(ev: &models::NewAuditEvent) -> bool {
     })
 }
 
-/// What a write transaction may change, so the key-state cache ([`crate::keycache`]) drops
+/// What a write transaction may change, so the key-state cache ([`crate::db::keycache`]) drops
 /// exactly what it must once the transaction ends.
 #[derive(Debug, Clone, Copy)]
 pub enum Touches<'a> {
@@ -239,7 +241,7 @@ impl Drop for InvalidateOnEnd {
         let Some(scope) = TXN_SCOPE.with(|s| s.borrow_mut().take()) else {
             return;
         };
-        let gens = &crate::keycache::GENERATIONS;
+        let gens = &crate::db::keycache::GENERATIONS;
         if scope.all {
             gens.invalidate_all();
         }

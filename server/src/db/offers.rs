@@ -3,7 +3,7 @@
 use super::AnyConnection;
 use super::models::OfferRow;
 use super::schema::offers::dsl as o;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use diesel::prelude::*;
 
 /// Every offer by rank.

@@ -4,7 +4,7 @@ use super::AnyConnection;
 use super::schema::meta::dsl as m;
 use super::schema::plugin_versions::dsl as v;
 use super::schema::plugins::dsl as p;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use glpi_network_shared::ErrorCode;

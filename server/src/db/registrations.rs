@@ -11,8 +11,8 @@ use super::{
     AnyConnection, Touches, UniqueHit, keys, unique_violation, write_txn, write_txn_touching,
 };
 use crate::domain::status::{self, KEY_REVOKED};
-use crate::error::ApiError;
-use crate::views::{ListQuery, Page, paginate, registration_view};
+use crate::http::dto::{ListQuery, Page, paginate, registration_view};
+use crate::http::error::ApiError;
 use actix_web::http::StatusCode;
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;

@@ -2,7 +2,7 @@
 
 use super::AnyConnection;
 use super::schema::signing_keys::dsl as s;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 

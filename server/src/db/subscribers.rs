@@ -3,8 +3,8 @@
 use super::AnyConnection;
 use super::models::{SubscriberRow, new_id};
 use super::schema::subscribers::dsl as s;
-use crate::error::ApiError;
-use crate::views::{ListQuery, Page, SubscriberView, paginate};
+use crate::http::dto::{ListQuery, Page, SubscriberView, paginate};
+use crate::http::error::ApiError;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 

@@ -1,13 +1,13 @@
 //! Test-mode fixtures: subscribers, subscriptions, keys with fixed plaintext, registrations and
 //! plugins, loaded all-or-nothing in one transaction, with errors that name the bad entry.
 
-use crate::catalogue::{self, PluginInput};
 use crate::db::audit::Actor;
+use crate::db::catalogue::{self, PluginInput};
 use crate::db::schema;
 use crate::db::{AnyConnection, keys, registrations, subscribers, subscriptions, write_txn};
 use crate::domain::status::{KEY_ACTIVE, KEY_REVOKED, SUB_ACTIVE, SUB_CANCELLED, SUB_SUSPENDED};
-use crate::error::ApiError;
-use crate::views::CreateSubscriptionRequest;
+use crate::http::dto::CreateSubscriptionRequest;
+use crate::http::error::ApiError;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use glpi_network_shared::{InstanceUrl, RegistrationKey};

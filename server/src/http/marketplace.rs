@@ -3,13 +3,13 @@
 //! archives gated by the key's offer.
 
 use super::glpi::header;
-use super::guard;
+use super::lookup as guard;
 use crate::app::AppState;
-use crate::catalogue::{self, PluginRecord};
+use crate::db::catalogue::{self, PluginRecord};
 use crate::db::registrations::{self, KeyState};
 use crate::db::{self, plugins};
 use crate::domain::status::{self, KEY_REVOKED};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use glpi_network_shared::ErrorCode;

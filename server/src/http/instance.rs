@@ -1,12 +1,12 @@
 //! The instance API: the registration key is the credential.
 
-use super::guard;
+use super::lookup as guard;
 use crate::app::AppState;
 use crate::db::models::RegistrationRow;
 use crate::db::registrations::KeyState;
 use crate::db::{self, audit::Actor, registrations};
 use crate::domain::{status, token};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
 use glpi_network_shared::InstanceUrl;
 use glpi_network_shared::ValidationStatus;
@@ -85,7 +85,7 @@ pub async fn register_instance(
     let result = db::run(&state.pool, move |c| {
         signer.refresh_if_stale(c, now)?;
         let bound = registrations::register(c, &key, Some(&url), uid.as_deref(), now, &actor)?;
-        let view = crate::views::registration_view(
+        let view = crate::http::dto::registration_view(
             bound.registration.clone(),
             bound.state.key.key_prefix.clone(),
         );

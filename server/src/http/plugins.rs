@@ -2,11 +2,11 @@
 
 use super::created;
 use crate::app::AppState;
-use crate::auth::AdminAuth;
-use crate::catalogue::{self, PluginInput, PluginRecord};
+use crate::db::catalogue::{self, PluginInput, PluginRecord};
 use crate::db::{self, plugins};
-use crate::error::ApiError;
-use crate::views::{ListQuery, Page};
+use crate::http::auth::AdminAuth;
+use crate::http::dto::{ListQuery, Page};
+use crate::http::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 

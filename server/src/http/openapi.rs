@@ -2,7 +2,7 @@
 //! `routes::test_table`, the same lists the router is built from) and the schemas of the
 //! request and response types (utoipa derives).
 
-use crate::routes::{self, Route};
+use crate::http::{self, Route};
 use actix_web::HttpResponse;
 use serde::Serialize;
 use utoipa::OpenApi;
@@ -53,11 +53,11 @@ pub struct GlpiOffers(pub Vec<GlpiOffer>);
 
 /// A page of marketplace records (`[]` past the end).
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct PluginList(pub Vec<crate::catalogue::PluginRecord>);
+pub struct PluginList(pub Vec<crate::db::catalogue::PluginRecord>);
 
 /// `[{key, tag}]`.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct TagList(pub Vec<crate::catalogue::Tag>);
+pub struct TagList(pub Vec<crate::db::catalogue::Tag>);
 
 /// `{"now": RFC3339}`.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -94,25 +94,25 @@ pub struct Journal {
         glpi_network_shared::wire::Registration,
         glpi_network_shared::wire::RegisterResponse,
         glpi_network_shared::wire::ValidationResponse,
-        crate::views::OfferView,
-        crate::views::CreateSubscriberRequest,
-        crate::views::SubscriberView,
-        crate::views::CreateSubscriptionRequest,
-        crate::views::SubscriptionView,
-        crate::views::CreateKeyRequest,
-        crate::views::KeyView,
-        crate::views::AuditView,
-        crate::views::SigningKeyView,
-        crate::routes::admin::BulkKeysRequest,
-        crate::catalogue::PluginInput,
-        crate::catalogue::PluginRecord,
-        crate::routes::plugins::VersionView,
-        crate::routes::plugins::VersionQuery,
+        crate::http::dto::OfferView,
+        crate::http::dto::CreateSubscriberRequest,
+        crate::http::dto::SubscriberView,
+        crate::http::dto::CreateSubscriptionRequest,
+        crate::http::dto::SubscriptionView,
+        crate::http::dto::CreateKeyRequest,
+        crate::http::dto::KeyView,
+        crate::http::dto::AuditView,
+        crate::http::dto::SigningKeyView,
+        crate::http::admin::BulkKeysRequest,
+        crate::db::catalogue::PluginInput,
+        crate::db::catalogue::PluginRecord,
+        crate::http::plugins::VersionView,
+        crate::http::plugins::VersionQuery,
         crate::domain::glpi::Info,
-        crate::routes::testing::ClockRequest,
-        crate::routes::testing::FaultsRequest,
-        crate::fixtures::Fixtures,
-        crate::fixtures::Loaded,
+        crate::testmode::routes::ClockRequest,
+        crate::testmode::routes::FaultsRequest,
+        crate::testmode::fixtures::Fixtures,
+        crate::testmode::fixtures::Loaded,
         Status,
         Jwks,
         Page,
@@ -213,7 +213,7 @@ fn operation(r: &Route) -> utoipa::openapi::path::Operation {
 /// The whole document.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = Schemas::openapi();
-    for r in routes::table().iter().chain(routes::test_table().iter()) {
+    for r in http::table().iter().chain(http::test_table().iter()) {
         doc.paths
             .add_path_operation(r.path, vec![method(r.method)], operation(r));
     }

@@ -2,15 +2,20 @@
 //! `/openapi.json` is built from.
 
 pub(crate) mod admin;
+pub mod auth;
+pub mod dto;
+pub mod error;
 mod glpi;
-pub(crate) mod guard;
 mod instance;
+pub mod limits;
+pub(crate) mod lookup;
 mod marketplace;
+pub mod openapi;
 mod ops;
 pub(crate) mod plugins;
-pub(crate) mod testing;
+pub mod telemetry;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, Resource, http::StatusCode, web};
 use glpi_network_shared::ErrorCode;
 
@@ -165,17 +170,17 @@ route_table! { configure_main, table;
 
 route_table! { configure_test_routes, test_table;
     "/_test/clock" {
-        get testing::get_clock => doc("test-mode", "The server's clock (test mode only)").ok(200, "Now"),
-        post testing::set_clock => doc("test-mode", "Move the clock: set, advance_seconds or real").body("ClockRequest").ok(200, "Now").errors(&[400]),
+        get crate::testmode::routes::get_clock => doc("test-mode", "The server's clock (test mode only)").ok(200, "Now"),
+        post crate::testmode::routes::set_clock => doc("test-mode", "Move the clock: set, advance_seconds or real").body("ClockRequest").ok(200, "Now").errors(&[400]),
     }
     "/_test/faults" {
-        get testing::list_faults => doc("test-mode", "Armed faults and how often each fired").ok(200, "FaultList"),
-        post testing::arm_faults => doc("test-mode", "Arm fault rules").body("FaultsRequest").ok(201, "FaultList").errors(&[400]),
-        delete testing::clear_faults => doc("test-mode", "Clear every fault").raw(204, ""),
+        get crate::testmode::routes::list_faults => doc("test-mode", "Armed faults and how often each fired").ok(200, "FaultList"),
+        post crate::testmode::routes::arm_faults => doc("test-mode", "Arm fault rules").body("FaultsRequest").ok(201, "FaultList").errors(&[400]),
+        delete crate::testmode::routes::clear_faults => doc("test-mode", "Clear every fault").raw(204, ""),
     }
-    "/_test/requests" { get testing::journal => doc("test-mode", "The request journal (?path, ?uid, ?key_prefix, ?limit)").ok(200, "Journal") }
-    "/_test/fixtures" { post testing::load_fixtures => doc("test-mode", "Load fixtures, all or nothing").body("Fixtures").ok(201, "Loaded").errors(&[400, 409]) }
-    "/_test/reset" { post testing::reset => doc("test-mode", "Empty everything but offers, signing keys and demo plugins").raw(204, "") }
+    "/_test/requests" { get crate::testmode::routes::journal => doc("test-mode", "The request journal (?path, ?uid, ?key_prefix, ?limit)").ok(200, "Journal") }
+    "/_test/fixtures" { post crate::testmode::routes::load_fixtures => doc("test-mode", "Load fixtures, all or nothing").body("Fixtures").ok(201, "Loaded").errors(&[400, 409]) }
+    "/_test/reset" { post crate::testmode::routes::reset => doc("test-mode", "Empty everything but offers, signing keys and demo plugins").raw(204, "") }
 }
 
 /// The `/_test` routes, registered only in test mode.
@@ -186,7 +191,7 @@ pub fn configure_test_mode(cfg: &mut web::ServiceConfig) {
 /// Every route, `/openapi.json` and Swagger UI at `/docs/` (served from the binary).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     configure_main(cfg);
-    cfg.service(res("/openapi.json").get(crate::openapi::serve))
+    cfg.service(res("/openapi.json").get(crate::http::openapi::serve))
         .service(
             utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
                 .config(utoipa_swagger_ui::Config::from("/openapi.json")),
@@ -225,7 +230,7 @@ pub(crate) fn client_addr(req: &HttpRequest) -> Option<String> {
         .headers()
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok());
-    crate::ratelimit::client_ip(req.peer_addr().map(|a| a.ip()), xff, &trusted)
+    crate::http::limits::client_ip(req.peer_addr().map(|a| a.ip()), xff, &trusted)
         .map(|ip| ip.to_string())
 }
 

@@ -1,13 +1,13 @@
 //! The GLPI-compatible registration endpoints (protocol §4.1–§4.3): availability, `/info`
 //! (which binds the key to the instance's UID) and `/offers`. Every answer is JSON.
 
-use super::guard;
+use super::lookup as guard;
 use crate::app::AppState;
 use crate::db::registrations::{self, KeyState};
 use crate::db::{self, audit::Actor};
 use crate::domain::glpi::{Info, Lang, Outcome, Owner, Subscription};
 use crate::domain::status::{self, KEY_REVOKED};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
 use glpi_network_shared::{ErrorCode, RegistrationKey, ValidationStatus};
 use serde_json::json;

@@ -1,6 +1,10 @@
 //! Test mode: armed faults, the request journal, and the middleware that applies both.
 //! Nothing here exists unless the server runs with `--test-mode`.
 
+pub mod fixtures;
+pub mod routes;
+pub mod server;
+
 use crate::app::AppState;
 use crate::domain::clock::Clock;
 use actix_web::body::{BodySize, BoxBody, MessageBody};

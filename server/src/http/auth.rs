@@ -2,7 +2,7 @@
 //! Handlers that take an [`AdminAuth`] argument require it.
 
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -110,10 +110,10 @@ pub fn read_or_create_secret(
 /// A failed admin login: counted against the client's failed look-up allowance (`429` once
 /// over it) and audited while under it, so a flood cannot flood the audit trail.
 fn refuse(state: &web::Data<AppState>, req: &HttpRequest) -> ApiError {
-    let addr = crate::routes::client_addr(req).unwrap_or_else(|| "unknown".into());
+    let addr = crate::http::client_addr(req).unwrap_or_else(|| "unknown".into());
     let now = state.clock.now();
     if let Err(over) = state.limits.failed_lookups.check(&addr, now.timestamp()) {
-        return crate::routes::guard::refused(state, "failed_lookups", over);
+        return crate::http::lookup::refused(state, "failed_lookups", over);
     }
     state.limits.failed_lookups.count(&addr, now.timestamp());
     let mut ev = crate::db::audit::Actor::new("admin", Some(addr)).event(

@@ -7,11 +7,11 @@
 //! key; a process re-reads the ring at most every [`RELOAD_SECS`] seconds, so a rotation made by
 //! another process is picked up within that time.
 
-use crate::auth::read_or_create_secret;
 use crate::db::audit::{self, Actor};
 use crate::db::signing_keys::{self, SigningKeyRow};
 use crate::db::{AnyConnection, write_txn};
-use crate::error::ApiError;
+use crate::http::auth::read_or_create_secret;
+use crate::http::error::ApiError;
 use chrono::{Duration, NaiveDateTime};
 use glpi_network_shared::token::{self, Claims, TokenSigner};
 use jsonwebtoken::jwk::JwkSet;

@@ -8,7 +8,7 @@ use crate::db::{
     self, audit, audit::Actor, keys, offers, registrations, subscribers, subscriptions,
 };
 use crate::domain::clock::Clock;
-use crate::views::*;
+use crate::http::dto::*;
 use serde::Serialize;
 
 fn print<T: Serialize>(v: &T) -> anyhow::Result<()> {
@@ -171,7 +171,7 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
                             };
                             Ok(subscriptions::create(c, &req, now, &actor)?.id)
                         }
-                        _ => Err(crate::error::ApiError::bad_request(
+                        _ => Err(crate::http::error::ApiError::bad_request(
                             "give --subscription ID, or --subscriber NAME --offer OFFER",
                         )),
                     })?;
@@ -227,17 +227,18 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
             }
         },
         Command::Plugins(cmd) => {
-            crate::catalogue::seed_demo_once(c, now)?;
+            crate::db::catalogue::seed_demo_once(c, now)?;
             match cmd {
                 PluginsCmd::List => {
-                    let items: Vec<crate::catalogue::PluginRecord> = crate::db::plugins::all(c)?
-                        .iter()
-                        .map(|(r, v)| crate::catalogue::record(r, v, "", true))
-                        .collect();
+                    let items: Vec<crate::db::catalogue::PluginRecord> =
+                        crate::db::plugins::all(c)?
+                            .iter()
+                            .map(|(r, v)| crate::db::catalogue::record(r, v, "", true))
+                            .collect();
                     print(&items)?
                 }
                 PluginsCmd::Import { file } => {
-                    let n = crate::catalogue::import_file(c, &file, now)?;
+                    let n = crate::db::catalogue::import_file(c, &file, now)?;
                     eprintln!("imported {n} plugin(s) from {}", file.display());
                 }
             }

@@ -4,7 +4,7 @@
 use crate::db::plugins::{self, NewVersion, PluginRow, VersionRow};
 use crate::db::{AnyConnection, offers, write_txn};
 use crate::domain::archive;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::path::Path;

@@ -2,7 +2,7 @@
 
 use crate::app::AppState;
 use crate::db;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 

@@ -2,13 +2,13 @@
 
 use super::{client_addr, created};
 use crate::app::AppState;
-use crate::auth::AdminAuth;
 use crate::db::subscriptions::Action;
 use crate::db::{
     self, audit, audit::Actor, keys, offers, registrations, subscribers, subscriptions,
 };
-use crate::error::ApiError;
-use crate::views::*;
+use crate::http::auth::AdminAuth;
+use crate::http::dto::*;
+use crate::http::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 type Res = Result<HttpResponse, ApiError>;

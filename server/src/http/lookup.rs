@@ -4,8 +4,8 @@
 
 use super::client_addr;
 use crate::app::AppState;
-use crate::error::ApiError;
-use crate::observe::KeyPrefix;
+use crate::http::error::ApiError;
+use crate::http::telemetry::KeyPrefix;
 use actix_web::{HttpMessage, HttpRequest};
 use glpi_network_shared::{ErrorCode, RegistrationKey};
 
@@ -15,7 +15,7 @@ pub(crate) struct Caller {
 }
 
 /// A `429` for a limit that is over, counted in the metrics under `limit`.
-pub(crate) fn refused(state: &AppState, limit: &str, over: crate::ratelimit::Over) -> ApiError {
+pub(crate) fn refused(state: &AppState, limit: &str, over: crate::http::limits::Over) -> ApiError {
     state.metrics.rate_limited.with_label_values(&[limit]).inc();
     ApiError::RateLimited {
         retry_after: over.retry_after,

@@ -168,7 +168,7 @@ pub async fn middleware<B: MessageBody>(
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let method = req.method().to_string();
     let path = req.path().to_owned();
-    let client = crate::routes::client_addr(req.request()).unwrap_or_default();
+    let client = crate::http::client_addr(req.request()).unwrap_or_default();
     let mut res = next.call(req).await?;
     let elapsed = started.elapsed();
     let route = res

@@ -1,10 +1,10 @@
 //! The `/_test` routes (test mode only): clock, fixtures, faults, journal, reset.
 
-use super::client_addr;
 use crate::app::AppState;
 use crate::db::{self, audit::Actor};
-use crate::error::ApiError;
-use crate::fixtures::{self, Fixtures};
+use crate::http::client_addr;
+use crate::http::error::ApiError;
+use crate::testmode::fixtures::{self, Fixtures};
 use crate::testmode::{FaultRule, TestMode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};

@@ -3,7 +3,7 @@
 //! test mode on, and stops (joining its threads) when dropped.
 //!
 //! ```
-//! use glpi_network_server::testing::TestServer;
+//! use glpi_network_server::testmode::server::TestServer;
 //!
 //! let server = TestServer::builder()
 //!     .signing_seed("my-suite")
@@ -23,7 +23,7 @@ use crate::app::Application;
 use crate::config::Settings;
 use crate::db::audit::Actor;
 use crate::domain::clock::Clock;
-use crate::fixtures::{self, Fixtures};
+use crate::testmode::fixtures::{self, Fixtures};
 use std::sync::mpsc;
 
 /// A running in-process server in test mode.
