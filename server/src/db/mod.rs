@@ -8,7 +8,9 @@ pub mod audit;
 pub mod catalogue;
 pub mod keycache;
 pub mod keys;
+pub mod limits;
 pub mod models;
+pub mod notify;
 pub mod offers;
 pub mod plugins;
 pub mod registrations;
@@ -251,6 +253,24 @@ impl Drop for InvalidateOnEnd {
     }
 }
 
+/// Sends the notifications of what the current write transaction changes (delivered to the
+/// other processes when it commits; see [`notify`]).
+fn notify_scope(conn: &mut AnyConnection) -> Result<(), DieselError> {
+    if !matches!(conn, AnyConnection::Postgresql(_)) {
+        return Ok(());
+    }
+    let changes: Vec<notify::Change> = TXN_SCOPE.with(|s| match s.borrow().as_ref() {
+        Some(scope) if scope.all => vec![notify::Change::All],
+        Some(scope) => scope
+            .keys
+            .iter()
+            .map(|k| notify::Change::Key(k.clone()))
+            .collect(),
+        None => Vec::new(),
+    });
+    changes.iter().try_for_each(|c| notify::send(conn, c))
+}
+
 /// Serialises this process's SQLite write transactions. SQLite allows one writer at a time;
 /// without this, concurrent writers wait in SQLite's busy handler, which sleeps with back-off
 /// (up to 100 ms a sleep) while newcomers barge in: a queue here turns those tails into plain
@@ -312,7 +332,7 @@ pub fn write_txn_touching<T, E: From<DieselError>>(
     TXN_SCOPE.with(|s| *s.borrow_mut() = Some(scope));
     let _invalidate = InvalidateOnEnd;
     PENDING_AUDIT.with(|p| *p.borrow_mut() = Some(Vec::new()));
-    let result = f(conn);
+    let result = f(conn).and_then(|v| notify_scope(conn).map(|()| v).map_err(E::from));
     let pending = PENDING_AUDIT
         .with(|p| p.borrow_mut().take())
         .unwrap_or_default();

@@ -179,6 +179,9 @@ pub struct AuditView {
     pub prev_hash: String,
     /// SHA-256 of `prev_hash` and this event's content.
     pub hash: String,
+    /// How many identical refusals (same key, outcome and client address, within a minute)
+    /// this event stands for; 1 for every other event. Not covered by `hash`.
+    pub count: i64,
 }
 
 impl From<AuditRow> for AuditView {
@@ -197,6 +200,7 @@ impl From<AuditRow> for AuditView {
             detail: r.detail,
             prev_hash: r.prev_hash,
             hash: r.hash,
+            count: r.count,
         }
     }
 }

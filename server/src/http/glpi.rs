@@ -148,8 +148,15 @@ pub async fn registration_info(
         }
         Err(e) => return Err(e),
     };
-    let Ok(key) = caller.parse_key(&state, &req, raw_key) else {
-        return Ok(HttpResponse::Ok().json(Info::invalid(Outcome::InvalidKey, lang)));
+    let key = match caller.parse_key(&state, &req, raw_key).await {
+        Ok(key) => key,
+        Err(ApiError::RateLimited { .. }) => {
+            return Ok(HttpResponse::Ok().json(Info::invalid(Outcome::RateLimited, lang)));
+        }
+        Err(ApiError::Client { .. }) => {
+            return Ok(HttpResponse::Ok().json(Info::invalid(Outcome::InvalidKey, lang)));
+        }
+        Err(e) => return Err(e),
     };
     // A malformed UID cannot bind anything: treat it as absent.
     let uid = header(&req, "x-glpi-network-uid").and_then(|u| registrations::parse_uid(u).ok());
@@ -178,7 +185,13 @@ pub async fn registration_info(
     })
     .await;
     if let Ok(Err(Outcome::InvalidKey)) = result {
-        caller.failed(&state);
+        match caller.failed(&state).await {
+            Ok(()) => {}
+            Err(ApiError::RateLimited { .. }) => {
+                return Ok(HttpResponse::Ok().json(Info::invalid(Outcome::RateLimited, lang)));
+            }
+            Err(e) => return Err(e),
+        }
     }
     match result {
         Ok(Ok(ks)) => {
@@ -186,7 +199,11 @@ pub async fn registration_info(
             state.keys.put(&hash, ks.clone(), stamp);
             Ok(HttpResponse::Ok().json(valid_info(&state, &ks, lang)))
         }
-        Ok(Err(outcome)) => Ok(HttpResponse::Ok().json(Info::invalid(outcome, lang))),
+        Ok(Err(outcome)) => {
+            // never answer a cached "valid" after the database said otherwise
+            state.keys.forget(&hash);
+            Ok(HttpResponse::Ok().json(Info::invalid(outcome, lang)))
+        }
         Err(ApiError::Internal(e)) => {
             tracing::error!(error = format!("{e:#}"), "registration info failed");
             Err(ApiError::new(

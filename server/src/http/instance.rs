@@ -70,7 +70,9 @@ pub async fn register_instance(
     body: web::Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = guard::caller(&state, &req)?;
-    let key = caller.parse_key(&state, &req, &body.registration_key)?;
+    let key = caller
+        .parse_key(&state, &req, &body.registration_key)
+        .await?;
     let url = InstanceUrl::parse(&body.instance_url)?;
     let uid = body
         .instance_uid
@@ -78,7 +80,7 @@ pub async fn register_instance(
         .map(registrations::parse_uid)
         .transpose()?;
     check_nonce(body.nonce.as_deref())?;
-    guard::registration_attempt(&state, &key)?;
+    guard::registration_attempt(&state, &key).await?;
     let now = state.clock.now_naive();
     let actor = Actor::new("instance", Some(caller.addr.clone()));
     let signer = state.signer.clone();
@@ -92,8 +94,7 @@ pub async fn register_instance(
         Ok((bound, view))
     })
     .await;
-    caller.note(&state, &result);
-    let (bound, view) = result?;
+    let (bound, view) = caller.note(&state, result).await?;
     if bound.created {
         state.metrics.registrations_bound.inc();
     }
@@ -132,7 +133,9 @@ pub async fn validate_instance(
     body: web::Json<ValidateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = guard::caller(&state, &req)?;
-    let key = caller.parse_key(&state, &req, &body.registration_key)?;
+    let key = caller
+        .parse_key(&state, &req, &body.registration_key)
+        .await?;
     let url = InstanceUrl::parse(&body.instance_url)?;
     check_nonce(body.nonce.as_deref())?;
     let now = state.clock.now_naive();
@@ -170,11 +173,14 @@ pub async fn validate_instance(
                 registrations::validate(c, &key, &url, now, &actor)
             })
             .await;
-            caller.note(&state, &result);
-            let v = result?;
+            let v = caller.note(&state, result).await?;
             let ks = Arc::new(v.state);
             if v.status.is_valid() {
                 state.keys.put(&hash, ks.clone(), stamp);
+            } else {
+                // the database says no: a cached "valid" (read before a change made elsewhere
+                // and not yet notified) must never be served after this answer
+                state.keys.forget(&hash);
             }
             (ks, v.status)
         }
@@ -210,7 +216,9 @@ pub async fn release_instance(
     body: web::Json<ReleaseRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = guard::caller(&state, &req)?;
-    let key = caller.parse_key(&state, &req, &body.registration_key)?;
+    let key = caller
+        .parse_key(&state, &req, &body.registration_key)
+        .await?;
     let url = InstanceUrl::parse(&body.instance_url)?;
     let now = state.clock.now_naive();
     let actor = Actor::new("instance", Some(caller.addr.clone()));
@@ -218,7 +226,6 @@ pub async fn release_instance(
         registrations::release_by_key(c, &key, &url, now, &actor)
     })
     .await;
-    caller.note(&state, &result);
-    result?;
+    caller.note(&state, result).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,6 +1,11 @@
-//! In-memory rate limits, per process: failed key look-ups per client address, and
-//! registration attempts per key. Fixed one-minute windows on the server's clock (so test mode
-//! can move past a window instead of sleeping).
+//! Rate limits: failed key look-ups per client address, and registration attempts per key.
+//! Fixed one-minute windows on the server's clock (so test mode can move past a window instead
+//! of sleeping).
+//!
+//! The counts live in the database, shared by every process ([`crate::db::limits`]). A
+//! [`Limiter`] here holds the allowance and a memory front: the subjects this process has seen
+//! over their allowance in the current window ([`Limiter::mark_over`]), refused without asking
+//! the database. The front only ever refuses more, never lets more through.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -58,7 +63,18 @@ impl Limiter {
         }
     }
 
-    /// Counts one event for `key`.
+    /// Remembers that `key` is over its allowance for the window holding `now` (the database
+    /// said so), so [`Self::check`] refuses it until that window ends.
+    pub fn mark_over(&self, key: &str, now: i64) {
+        let start = self.window(now);
+        let mut map = self.map.lock().expect("limiter lock");
+        if map.len() >= SWEEP_AT {
+            map.retain(|_, (s, _)| *s == start);
+        }
+        map.insert(key.to_owned(), (start, self.limit.max(1)));
+    }
+
+    /// Counts one event for `key` (in memory only).
     pub fn count(&self, key: &str, now: i64) {
         let start = self.window(now);
         let mut map = self.map.lock().expect("limiter lock");

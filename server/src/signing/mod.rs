@@ -163,6 +163,8 @@ pub struct Signer {
     master: MasterKey,
     lifetimes: Lifetimes,
     ring: RwLock<Ring>,
+    /// Set when another process may have changed the keys (a notification): reload first.
+    changed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Signer {
@@ -197,6 +199,7 @@ impl Signer {
             master,
             lifetimes,
             ring: RwLock::new(ring),
+            changed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -216,13 +219,21 @@ impl Signer {
     /// Whether the ring is older than [`RELOAD_SECS`] (a rotation made by another process may
     /// be waiting).
     pub fn is_stale(&self) -> bool {
-        self.ring
-            .read()
-            .expect("signing ring lock")
-            .loaded_at
-            .elapsed()
-            .as_secs()
-            >= RELOAD_SECS
+        self.changed.load(std::sync::atomic::Ordering::Acquire)
+            || self
+                .ring
+                .read()
+                .expect("signing ring lock")
+                .loaded_at
+                .elapsed()
+                .as_secs()
+                >= RELOAD_SECS
+    }
+
+    /// Another process may have changed the signing keys: reload before the next signature.
+    pub fn mark_changed(&self) {
+        self.changed
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Re-reads the keys when the ring is older than [`RELOAD_SECS`].
@@ -240,6 +251,8 @@ impl Signer {
 
     /// Re-reads the keys now.
     pub fn reload(&self, c: &mut AnyConnection, now: NaiveDateTime) -> Result<(), ApiError> {
+        self.changed
+            .store(false, std::sync::atomic::Ordering::Release);
         let ring = load_ring(c, &self.master, self.lifetimes, now).map_err(ApiError::internal)?;
         *self.ring.write().expect("signing ring lock") = ring;
         Ok(())
