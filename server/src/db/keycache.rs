@@ -410,4 +410,41 @@ mod tests {
         cache.note_latest_event(None);
         assert!(cache.get(&h).is_none());
     }
+
+    /// Defect 5: after a database read found the key changed (a refusal, or a notification
+    /// from another process), neither the cached older state nor one read before it is served.
+    #[test]
+    fn once_the_database_said_no_the_older_state_is_never_served_again() {
+        let (cache, _, h) = setup(Duration::from_secs(60));
+        let other = format!("0404{}", "0".repeat(60));
+        cache.put(&h, Arc::new(state(&h)), cache.stamp(&h));
+        cache.put(&other, Arc::new(state(&other)), cache.stamp(&other));
+        // a slower request started reading before the change
+        let slow = cache.stamp(&h);
+        // a request read the database and found the key revoked
+        cache.forget(&h);
+        assert!(cache.get(&h).is_none(), "the cached valid is gone");
+        cache.put(&h, Arc::new(state(&h)), slow);
+        assert!(
+            cache.get(&h).is_none(),
+            "a state read before is never stored"
+        );
+        assert!(cache.get(&other).is_some(), "other keys keep their entries");
+        // a notification for the key fences it the same way
+        let slow = cache.stamp(&h);
+        cache.changed(Some(&h));
+        cache.put(&h, Arc::new(state(&h)), slow);
+        assert!(cache.get(&h).is_none());
+        // a read that starts afterwards is cached again
+        cache.put(&h, Arc::new(state(&h)), cache.stamp(&h));
+        assert!(cache.get(&h).is_some());
+        // an older ver never replaces a newer one
+        let mut old = state(&h);
+        old.key.ver = 0;
+        cache.put(&h, Arc::new(old), cache.stamp(&h));
+        assert_eq!(cache.get(&h).unwrap().key.ver, 1);
+        // "anything changed" drops every entry
+        cache.changed(None);
+        assert!(cache.get(&other).is_none());
+    }
 }
