@@ -140,7 +140,14 @@ pub fn open_signer(settings: &Settings, pool: &Pool, clock: &Clock) -> anyhow::R
         .test_mode
         .then_some(settings.signing_seed.as_deref())
         .flatten();
-    Signer::init(&mut conn, master, lifetimes, clock.now_naive(), seed)
+    Signer::init(
+        &mut conn,
+        master,
+        lifetimes,
+        clock.now_naive(),
+        seed,
+        settings.test_mode,
+    )
 }
 
 fn load_offers(pool: &Pool) -> anyhow::Result<OfferCatalog> {

@@ -149,4 +149,27 @@ mod tests {
         assert_eq!(Change::from_payload(""), Change::All);
         assert_eq!(Change::from_payload("ab12"), Change::Key("ab12".into()));
     }
+
+    /// Defect 7: refusals are audited, but they change nothing, so the periodic check must not
+    /// take them for changes (that emptied every process's key cache).
+    #[test]
+    fn refusals_do_not_move_the_change_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::db::open(&dir.path().join("db.sqlite").display().to_string(), 2).unwrap();
+        let c = &mut *pool.get().unwrap();
+        assert_eq!(latest_change(c).unwrap(), None);
+        let actor = crate::db::audit::Actor::new("instance", Some("1.2.3.4".into()));
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0)
+            .unwrap()
+            .naive_utc();
+        crate::db::audit::record(c, &actor.event("key.revoke", "ok", now)).unwrap();
+        let changed = latest_change(c).unwrap();
+        assert!(changed.is_some());
+        for outcome in ["key_revoked", "key_already_bound", "key_not_found"] {
+            let mut ev = actor.event("validation", outcome, now);
+            ev.key_id = Some("k".into());
+            crate::db::refusals::record(c, &ev).unwrap();
+        }
+        assert_eq!(latest_change(c).unwrap(), changed);
+    }
 }

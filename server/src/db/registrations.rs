@@ -224,7 +224,7 @@ fn record_refusal(
     ev.key_id = r.key_id.map(str::to_owned);
     ev.instance_url = r.url.map(str::to_owned);
     ev.instance_uid = r.uid.map(str::to_owned);
-    if let Err(e) = audit::record(c, &ev) {
+    if let Err(e) = super::refusals::record(c, &ev) {
         tracing::error!(error = %e, "could not record an audit event");
     }
 }

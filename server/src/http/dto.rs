@@ -270,7 +270,7 @@ impl SigningKeyView {
         now: NaiveDateTime,
     ) -> Self {
         SigningKeyView {
-            published: signer.still_published(r.retired_at, now),
+            published: signer.publishes(&r, now),
             kid: r.kid,
             active: r.active,
             created_at: utc(r.created_at),

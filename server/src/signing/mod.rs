@@ -139,6 +139,7 @@ fn new_key(
         created_at: now,
         retired_at: None,
         active: true,
+        seeded: seed.is_some(),
     })
 }
 
@@ -163,6 +164,8 @@ pub struct Signer {
     master: MasterKey,
     lifetimes: Lifetimes,
     ring: RwLock<Ring>,
+    /// Whether seeded keys (test mode's `--signing-seed`) may sign and be published.
+    test_mode: bool,
     /// Set when another process may have changed the keys (a notification): reload first.
     changed: std::sync::atomic::AtomicBool,
 }
@@ -178,13 +181,44 @@ impl std::fmt::Debug for Signer {
 impl Signer {
     /// Makes sure an active key exists (creating one on a fresh database) and loads the ring.
     /// A master key that cannot open the active key is a start-up error.
+    ///
+    /// Outside `test_mode`, a key derived from `--signing-seed` (its private half comes from a
+    /// public string) is retired and withdrawn from the JWKS at once, with a loud warning, and a
+    /// fresh key is made; `seed` is only used in test mode.
     pub fn init(
         c: &mut AnyConnection,
         master: MasterKey,
         lifetimes: Lifetimes,
         now: NaiveDateTime,
         seed: Option<&str>,
+        test_mode: bool,
     ) -> anyhow::Result<Self> {
+        let seed = seed.filter(|_| test_mode);
+        if !test_mode {
+            let seeded = write_txn(c, |c| {
+                let had_active = signing_keys::active(c)?.is_some_and(|k| k.seeded);
+                let kids = signing_keys::withdraw_seeded(c, now)?;
+                if had_active {
+                    let mut ev =
+                        Actor::new("server", None).event("signing_key.withdraw", "ok", now);
+                    ev.detail = Some(format!(
+                        "seeded key(s) {} withdrawn outside test mode",
+                        kids.join(", ")
+                    ));
+                    audit::record(c, &ev)?;
+                }
+                Ok::<_, ApiError>((had_active, kids))
+            })?;
+            if !seeded.1.is_empty() {
+                tracing::error!(
+                    kids = %seeded.1.join(", "),
+                    was_active = seeded.0,
+                    "SIGNING KEY DERIVED FROM --signing-seed FOUND OUTSIDE TEST MODE: its private half \
+                     comes from a public string, so it never signs and is withdrawn from the JWKS; \
+                     a fresh key signs instead. Tokens it signed no longer verify."
+                );
+            }
+        }
         if signing_keys::active(c)?.is_none() {
             let row = new_key(&master, now, seed)?;
             match signing_keys::insert(c, &row) {
@@ -194,11 +228,12 @@ impl Signer {
                 Err(e) => return Err(e.into()),
             }
         }
-        let ring = load_ring(c, &master, lifetimes, now)?;
+        let ring = load_ring(c, &master, lifetimes, now, test_mode)?;
         Ok(Signer {
             master,
             lifetimes,
             ring: RwLock::new(ring),
+            test_mode,
             changed: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -253,7 +288,8 @@ impl Signer {
     pub fn reload(&self, c: &mut AnyConnection, now: NaiveDateTime) -> Result<(), ApiError> {
         self.changed
             .store(false, std::sync::atomic::Ordering::Release);
-        let ring = load_ring(c, &self.master, self.lifetimes, now).map_err(ApiError::internal)?;
+        let ring = load_ring(c, &self.master, self.lifetimes, now, self.test_mode)
+            .map_err(ApiError::internal)?;
         *self.ring.write().expect("signing ring lock") = ring;
         Ok(())
     }
@@ -294,6 +330,12 @@ impl Signer {
         self.ring.read().expect("signing ring lock").jwks.clone()
     }
 
+    /// Whether this key is in the JWKS: not seeded outside test mode, and still able to verify
+    /// a live token.
+    pub fn publishes(&self, key: &SigningKeyRow, now: NaiveDateTime) -> bool {
+        (self.test_mode || !key.seeded) && self.still_published(key.retired_at, now)
+    }
+
     /// Whether a key retired at `retired_at` may still verify a live token.
     pub fn still_published(&self, retired_at: Option<NaiveDateTime>, now: NaiveDateTime) -> bool {
         retired_at.is_none_or(|r| {
@@ -307,12 +349,17 @@ fn load_ring(
     master: &MasterKey,
     lt: Lifetimes,
     now: NaiveDateTime,
+    test_mode: bool,
 ) -> anyhow::Result<Ring> {
-    let rows = signing_keys::all(c)?;
-    let active = rows
-        .iter()
-        .find(|r| r.active)
-        .ok_or_else(|| anyhow::anyhow!("no active signing key in the database"))?;
+    let rows: Vec<SigningKeyRow> = signing_keys::all(c)?
+        .into_iter()
+        .filter(|r| test_mode || !r.seeded)
+        .collect();
+    let active = rows.iter().find(|r| r.active).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no active signing key in the database (a seeded key never signs outside test mode)"
+        )
+    })?;
     let pkcs8 = master.open(&active.kid, &active.private_key_enc).ok_or_else(|| {
         anyhow::anyhow!(
             "cannot decrypt signing key {}: the master key does not match the one this database was \
