@@ -3,7 +3,7 @@
 use crate::config::Settings;
 use crate::db::{self, Pool};
 use crate::domain::clock::Clock;
-use crate::domain::token::OfferCatalog;
+use crate::domain::offer::OfferCatalog;
 use crate::http;
 use crate::http::auth::{AdminSecret, load_or_create_admin_token};
 use crate::http::error;
@@ -49,7 +49,7 @@ fn spawn_change_checks(pool: Pool, keys: Arc<crate::db::keycache::KeyCache>) {
         let mut failing = false;
         loop {
             tick.tick().await;
-            match db::run(&pool, crate::db::audit::latest_id).await {
+            match http::run(&pool, crate::db::audit::latest_id).await {
                 Ok(latest) => {
                     keys.note_latest_event(latest);
                     failing = false;
@@ -99,8 +99,11 @@ pub fn open_signer(settings: &Settings, pool: &Pool, clock: &Clock) -> anyhow::R
 }
 
 fn load_offers(pool: &Pool) -> anyhow::Result<OfferCatalog> {
-    let rows = db::offers::list(&mut *pool.get()?)?;
-    Ok(rows.into_iter().map(|o| (o.reference.clone(), o)).collect())
+    let offers = db::offers::list(&mut *pool.get()?)?;
+    Ok(offers
+        .into_iter()
+        .map(|o| (o.reference.clone(), o))
+        .collect())
 }
 
 impl Application {

@@ -3,11 +3,11 @@
 
 use crate::app::open_pool;
 use crate::config::*;
-use crate::db::subscriptions::Action;
 use crate::db::{
     self, audit, audit::Actor, keys, offers, registrations, subscribers, subscriptions,
 };
 use crate::domain::clock::Clock;
+use crate::domain::subscription::Action;
 use crate::http::dto::*;
 use serde::Serialize;
 
@@ -104,7 +104,9 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
             SubscribersCmd::Create { name, email } => print(&SubscriberView::from(
                 subscribers::create(c, &name, email.as_deref(), now)?,
             ))?,
-            SubscribersCmd::List(p) => print(&subscribers::list(c, &query(&p))?)?,
+            SubscribersCmd::List(p) => {
+                print(&subscribers::list(c, &query(&p))?.map(SubscriberView::from))?
+            }
             SubscribersCmd::Show { id } => print(&SubscriberView::from(subscribers::get(c, &id)?))?,
         },
         Command::Subscriptions(cmd) => {
@@ -128,11 +130,14 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
                         trial_days,
                     };
                     print(&SubscriptionView::new(
-                        subscriptions::create(c, &req, now, &actor)?,
+                        subscriptions::create(c, &req.into(), now, &actor)?,
                         now.date(),
                     ))?
                 }
-                SubscriptionsCmd::List(p) => print(&subscriptions::list(c, &query(&p), now)?)?,
+                SubscriptionsCmd::List(p) => print(
+                    &subscriptions::list(c, &query(&p))?
+                        .map(|s| SubscriptionView::new(s, now.date())),
+                )?,
                 SubscriptionsCmd::Show { id } => print(&SubscriptionView::new(
                     subscriptions::get(c, &id)?,
                     now.date(),
@@ -169,9 +174,9 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
                                 end_date,
                                 trial_days,
                             };
-                            Ok(subscriptions::create(c, &req, now, &actor)?.id)
+                            Ok(subscriptions::create(c, &req.into(), now, &actor)?.id)
                         }
-                        _ => Err(crate::http::error::ApiError::bad_request(
+                        _ => Err(db::Error::invalid(
                             "give --subscription ID, or --subscriber NAME --offer OFFER",
                         )),
                     })?;
@@ -194,7 +199,7 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 let mut q = query(&page);
                 q.subscription_id = subscription;
                 q.status = status;
-                print(&keys::list(c, &q, now)?)?
+                print(&keys::list(c, &q)?.map(|k| KeyView::new(k, now)))?
             }
             KeysCmd::Show { id } => print(&KeyView::new(keys::get(c, &id)?, now))?,
             KeysCmd::Revoke { id } => {
@@ -208,17 +213,22 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
             }
         },
         Command::Registrations(cmd) => match cmd {
-            RegistrationsCmd::List(p) => print(&registrations::list(c, &query(&p))?)?,
+            RegistrationsCmd::List(p) => {
+                print(&registrations::list(c, &query(&p))?.map(|(r, p)| registration_view(r, p)))?
+            }
             RegistrationsCmd::Release { id } => {
                 let row = registrations::release_by_id(c, &id, now, &actor)?;
-                print(&registrations::view(c, row)?)?
+                let (row, prefix) = registrations::with_prefix(c, row)?;
+                print(&registration_view(row, prefix))?
             }
         },
         Command::Offers(OffersCmd::List) => {
             let items: Vec<OfferView> = offers::list(c)?.into_iter().map(OfferView::from).collect();
             print(&items)?
         }
-        Command::Audit(AuditCmd::List(p)) => print(&audit::list(c, &query(&p))?)?,
+        Command::Audit(AuditCmd::List(p)) => {
+            print(&audit::list(c, &query(&p))?.map(AuditView::from))?
+        }
         Command::Audit(AuditCmd::Verify) => match audit::verify_chain(c)? {
             audit::ChainCheck::Intact { events } => println!("audit chain intact: {events} events"),
             audit::ChainCheck::Broken { id, reason } => {
@@ -230,7 +240,7 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
             crate::db::catalogue::seed_demo_once(c, now)?;
             match cmd {
                 PluginsCmd::List => {
-                    let items: Vec<crate::db::catalogue::PluginRecord> =
+                    let items: Vec<crate::domain::catalogue::PluginRecord> =
                         crate::db::plugins::all(c)?
                             .iter()
                             .map(|(r, v)| crate::db::catalogue::record(r, v, "", true))
