@@ -6,4 +6,5 @@ mod cli_probe;
 mod helpers;
 mod hostile;
 mod hostile_server;
+mod keys;
 mod lifecycle;
