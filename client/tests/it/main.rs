@@ -2,7 +2,9 @@
 //! in-process, and against hostile servers written here.
 
 mod cli;
+mod cli_instances;
 mod cli_probe;
+mod cli_tls;
 mod helpers;
 mod hostile;
 mod hostile_server;
