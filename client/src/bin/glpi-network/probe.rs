@@ -81,8 +81,10 @@ pub fn run(client: &Client, out: &Out) -> u8 {
             Some(p)
         }
         Err(e) => {
-            if is_certificate_problem(&e) {
-                certificate = Some(e.to_string());
+            if let Error::Unreachable(m) = &e
+                && is_certificate_problem(&e)
+            {
+                certificate = Some(m.trim_start_matches("TLS failed: ").to_owned());
             }
             c.add(
                 "ping",
@@ -96,7 +98,7 @@ pub fn run(client: &Client, out: &Out) -> u8 {
     if c.exit == EXIT_UNREACHABLE {
         for name in ["jwks", "tls", "clock"] {
             if let (Some(why), "tls") = (&certificate, name) {
-                let detail = format!("the server's certificate is not trusted ({why}); {CA_HINT}");
+                let detail = format!("the server's certificate is not trusted: {why}; {CA_HINT}");
                 c.add(name, Some(false), detail, EXIT_UNREACHABLE);
                 continue;
             }
