@@ -55,7 +55,8 @@ struct Cli {
         value_name = "KEY"
     )]
     key: Option<String>,
-    /// This instance's URL, overriding the cached one (required by `register`).
+    /// This instance's URL (required by `register`): picks its cache file, or overrides the
+    /// cached URL with --cache.
     #[arg(long, global = true, value_name = "URL")]
     url: Option<String>,
     /// The token issuer to expect [default: the server URL].
