@@ -1,23 +1,29 @@
 //! Building token claims from a key's state: pure, no I/O.
 
-use crate::db::models::{KeyRow, OfferRow, RegistrationRow, SubscriptionRow};
-use crate::domain::status::FREE_OFFER;
-use crate::signing::Lifetimes;
+use super::binding::Binding;
+use super::key::Key;
+use super::offer::{FREE_OFFER, OfferCatalog};
+use super::subscription::Subscription;
 use chrono::{DateTime, Utc};
 use glpi_network_shared::ValidationStatus;
 use glpi_network_shared::token::{AUDIENCE, Claims};
-use std::collections::HashMap;
 
-/// The seeded offers by reference (read-only, loaded at start).
-pub type OfferCatalog = HashMap<String, OfferRow>;
+/// Lifetimes of the tokens a server signs.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    /// `exp - iat`.
+    pub ttl_secs: i64,
+    /// `grace_until - exp`.
+    pub grace_secs: i64,
+}
 
 /// What a token speaks of.
 pub struct TokenInput<'a> {
-    pub key: &'a KeyRow,
-    pub subscription: &'a SubscriptionRow,
+    pub key: &'a Key,
+    pub subscription: &'a Subscription,
     pub owner: &'a str,
     /// The binding, when it belongs to the instance the token is for.
-    pub registration: Option<&'a RegistrationRow>,
+    pub registration: Option<&'a Binding>,
     /// The canonical URL of the instance the token is for.
     pub instance_url: Option<&'a str>,
     pub status: ValidationStatus,
@@ -34,7 +40,7 @@ pub fn entitlements(offers: &OfferCatalog, offer: &str, status: ValidationStatus
     };
     offers
         .get(from)
-        .map(OfferRow::entitlement_list)
+        .map(|o| o.entitlements.clone())
         .unwrap_or_default()
 }
 
@@ -105,7 +111,8 @@ pub fn claims(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::models::SubscriptionRow;
+    use crate::domain::key::KeyStatus;
+    use crate::domain::subscription::SubscriptionStatus;
     use chrono::{NaiveDate, NaiveDateTime};
 
     fn at(s: &str) -> NaiveDateTime {
@@ -117,25 +124,25 @@ mod tests {
     #[test]
     fn a_token_never_outlives_the_key_nor_paid_entitlements_the_subscription() {
         let now = at("2026-12-06 12:00:00");
-        let key = KeyRow {
+        let key = Key {
             id: "k".into(),
             subscription_id: "s".into(),
             key_hash: "h".into(),
             key_prefix: "GLPI-AAAA".into(),
-            status: "active".into(),
+            status: KeyStatus::Active,
             expires_at: Some(at("2026-12-06 18:00:00")),
             created_at: now,
             revoked_at: None,
             replaced_by: None,
             ver: 1,
         };
-        let sub = SubscriptionRow {
+        let sub = Subscription {
             id: "s".into(),
             subscriber_id: "o".into(),
             offer: "basic".into(),
             begin_date: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
             end_date: Some(NaiveDate::from_ymd_opt(2026, 12, 6).unwrap()),
-            status: "active".into(),
+            status: SubscriptionStatus::Active,
             trial: false,
             created_at: now,
             updated_at: now,
@@ -145,7 +152,7 @@ mod tests {
             grace_secs: 7 * 86_400,
         };
         let iat = now.and_utc().timestamp();
-        let input = |key: &'static KeyRow, sub: &'static SubscriptionRow, status| TokenInput {
+        let input = |key: &'static Key, sub: &'static Subscription, status| TokenInput {
             key,
             subscription: sub,
             owner: "o",
@@ -154,8 +161,8 @@ mod tests {
             status,
             nonce: None,
         };
-        let key: &'static KeyRow = Box::leak(Box::new(key));
-        let sub: &'static SubscriptionRow = Box::leak(Box::new(sub));
+        let key: &'static Key = Box::leak(Box::new(key));
+        let sub: &'static Subscription = Box::leak(Box::new(sub));
         let key_end = at("2026-12-06 18:00:00").and_utc().timestamp();
         let sub_end = at("2026-12-07 00:00:00").and_utc().timestamp();
         // the key expires first: both times stop there
@@ -166,7 +173,7 @@ mod tests {
         // no key expiry: the paid offer stops at the end of the subscription's last day
         let mut k2 = key.clone();
         k2.expires_at = None;
-        let k2: &'static KeyRow = Box::leak(Box::new(k2));
+        let k2: &'static Key = Box::leak(Box::new(k2));
         assert_eq!(
             lifetime(&input(k2, sub, ValidationStatus::Valid), lt, iat),
             (sub_end, sub_end)
@@ -192,7 +199,7 @@ mod tests {
         // nothing to bound: the configured lifetimes
         let mut s2 = sub.clone();
         s2.end_date = None;
-        let s2: &'static SubscriptionRow = Box::leak(Box::new(s2));
+        let s2: &'static Subscription = Box::leak(Box::new(s2));
         assert_eq!(
             lifetime(&input(k2, s2, ValidationStatus::Valid), lt, iat),
             (iat + 86_400, iat + 8 * 86_400)
