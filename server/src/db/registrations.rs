@@ -284,6 +284,7 @@ fn bind(
         Err(Taken::Refused(refusal)) => return Err(Error::from(refusal).into()),
         Err(Taken::Race) => return Err(Attempt::Race(UniqueHit::RegistrationKey)),
     }
+    crate::domain::binding::admit(plan, &state).map_err(|r| Attempt::from(Error::from(r)))?;
     let mut ev = event(actor, "registration.bind", "ok", now, key);
     ev.key_id = Some(state.key.id.clone());
     ev.instance_url = url.map(str::to_owned);

@@ -141,6 +141,7 @@ impl From<BindRefusal> for ApiError {
     fn from(r: BindRefusal) -> Self {
         match r {
             BindRefusal::Key(k) => k.into(),
+            BindRefusal::SubscriptionSuspended => ApiError::forbidden(r.code(), r.to_string()),
             _ => ApiError::conflict(r.code(), r.to_string()),
         }
     }

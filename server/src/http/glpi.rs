@@ -38,7 +38,8 @@ pub async fn offers(state: web::Data<AppState>) -> HttpResponse {
 
 /// Checks a key as GLPI's `/info` does, binding it to `uid` on the first valid call. Without a
 /// UID nothing can be bound: the key must be usable and not bound to a UID (a key bound to one
-/// is another instance's).
+/// is another instance's). A suspended subscription binds no new UID, but its key is still
+/// answered as GLPI expects (valid, subscription not running).
 fn check(
     c: &mut db::AnyConnection,
     key: &RegistrationKey,
@@ -47,7 +48,14 @@ fn check(
     actor: &Actor,
 ) -> db::Result<KeyState> {
     match uid {
-        Some(uid) => registrations::register(c, key, None, Some(uid), now, actor).map(|b| b.state),
+        Some(uid) => match registrations::register(c, key, None, Some(uid), now, actor) {
+            Err(db::Error::Bind(crate::domain::binding::BindRefusal::SubscriptionSuspended)) => {
+                let st = registrations::load_state(c, key)?;
+                st.usable_by(Some(uid), now)?;
+                Ok(st)
+            }
+            bound => bound.map(|b| b.state),
+        },
         None => {
             let st = registrations::load_state(c, key)?;
             st.usable_by(None, now)?;

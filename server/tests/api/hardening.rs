@@ -200,10 +200,177 @@ async fn tokens_never_outlive_the_key_nor_paid_entitlements_the_subscription(app
     assert!(c["grace_until"].as_i64().unwrap() <= midnight, "{c}");
 }
 
+/// DESIGN §8 Lists: every admin list, `offers` and signing keys included, honours `limit` and
+/// `cursor`; a limit outside 1..=500 answers `400`.
+async fn offers_and_signing_keys_page_and_limits_are_checked(app: TestApp) {
+    let mut refs = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/v1/admin/offers?limit=3".to_owned();
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = app.admin_get(&path).await.expect(200);
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 3);
+        refs.extend(
+            items
+                .iter()
+                .map(|o| o["reference"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(refs, ["registered", "basic", "standard", "advanced"]);
+    for _ in 0..2 {
+        app.admin_post("/v1/admin/signing-keys/rotate", json!({}))
+            .await
+            .expect(201);
+    }
+    let first = app
+        .admin_get("/v1/admin/signing-keys?limit=2")
+        .await
+        .expect(200);
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    let c = first["next_cursor"].as_str().unwrap();
+    let rest = app
+        .admin_get(&format!("/v1/admin/signing-keys?limit=2&cursor={c}"))
+        .await
+        .expect(200);
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert!(rest["next_cursor"].is_null());
+    for bad in ["limit=0", "limit=501", "limit=-1", "cursor=nope"] {
+        for list in ["offers", "signing-keys", "keys", "audit"] {
+            let a = app.admin_get(&format!("/v1/admin/{list}?{bad}")).await;
+            if bad == "cursor=nope" && (list == "keys" || list == "audit") {
+                continue; // id cursors: an unknown id is just a position
+            }
+            a.expect_error(400, "invalid_request");
+        }
+    }
+    app.admin_get("/v1/admin/keys?limit=500").await.expect(200);
+}
+
+/// DESIGN §8 Refusals at registration: a suspended subscription binds no new instance
+/// (`403 subscription_suspended`, after the conflicts); an instance already bound keeps its
+/// binding.
+async fn a_suspended_subscription_binds_no_new_instance(app: TestApp) {
+    let sub = app.subscription("basic", json!({})).await;
+    let (_, bound_key) = app.issue_key(&sub).await;
+    let (new_id, new_key) = app.issue_key(&sub).await;
+    let (_, other) = app.new_key().await;
+    app.register(&bound_key, URL).await.expect(201);
+    app.register(&other, "https://taken.example.com")
+        .await
+        .expect(201);
+    app.admin_post(&format!("/v1/admin/subscriptions/{sub}/suspend"), json!({}))
+        .await
+        .expect(200);
+    app.register(&new_key, "https://new.example.com")
+        .await
+        .expect_error(403, "subscription_suspended");
+    // conflicts come first
+    app.register(&new_key, "https://taken.example.com")
+        .await
+        .expect_error(409, "url_already_registered");
+    // GLPI's /info does not bind a new UID either (but answers the key as GLPI expects)
+    let info: serde_json::Value = app
+        .client
+        .get(app.url("/api/registration/info"))
+        .header("X-Registration-Key", &new_key)
+        .header("X-Glpi-Network-Uid", "u".repeat(40))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["is_valid"], true, "{info}");
+    assert_eq!(info["subscription"]["is_running"], false, "{info}");
+    let bindings = app
+        .admin_get(&format!("/v1/admin/registrations?key_id={new_id}"))
+        .await
+        .expect(200);
+    assert_eq!(bindings["items"].as_array().unwrap().len(), 0, "{bindings}");
+    // the bound instance keeps its binding
+    let again = app.register(&bound_key, URL).await.expect(200);
+    assert_eq!(again["status"], "subscription_suspended");
+    let v = app.validate(&bound_key, URL).await.expect(200);
+    assert_eq!(v["status"], "subscription_suspended");
+    // resumed, the new key binds
+    app.admin_post(&format!("/v1/admin/subscriptions/{sub}/resume"), json!({}))
+        .await
+        .expect(200);
+    app.register(&new_key, "https://new.example.com")
+        .await
+        .expect(201);
+}
+
+/// DESIGN §8: the audit list (newest first) is in time order even under concurrent writers.
+async fn the_audit_list_is_in_time_order_under_concurrent_writes(app: TestApp) {
+    let sub = app.subscription("basic", json!({})).await;
+    let issued = app
+        .admin_post(
+            "/v1/admin/keys/bulk",
+            json!({"subscription_id": sub, "count": 60}),
+        )
+        .await
+        .expect(201);
+    let keys: Vec<String> = issued["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["key"].as_str().unwrap().to_owned())
+        .collect();
+    futures::future::join_all(keys.iter().enumerate().map(|(i, k)| {
+        let app = &app;
+        async move {
+            let url = format!("https://glpi-{i}.example.com");
+            app.register(k, &url).await.expect(201);
+            app.validate(k, "https://elsewhere.example.com")
+                .await
+                .expect(200);
+        }
+    }))
+    .await;
+    let page = app.admin_get("/v1/admin/audit?limit=500").await.expect(200);
+    let times: Vec<chrono::DateTime<chrono::Utc>> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["at"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(times.len() >= 120);
+    for w in times.windows(2) {
+        assert!(
+            w[0] >= w[1],
+            "newest first must be time order: {} before {}",
+            w[0],
+            w[1]
+        );
+    }
+}
+
+/// DESIGN §8 Docs: `/docs` and `/docs/` both lead to Swagger UI.
+async fn docs_with_and_without_the_slash_serve_swagger_ui(app: TestApp) {
+    for path in ["/docs", "/docs/"] {
+        let r = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(body.to_lowercase().contains("swagger"), "{path}: {body}");
+    }
+}
+
 crate::on_both_backends!(
     a_burst_of_concurrent_failed_lookups_gets_at_most_the_allowance,
     refusals_of_a_known_key_are_coalesced_never_limited_and_leave_other_keys_cached,
     tokens_never_outlive_the_key_nor_paid_entitlements_the_subscription,
+    offers_and_signing_keys_page_and_limits_are_checked,
+    a_suspended_subscription_binds_no_new_instance,
+    the_audit_list_is_in_time_order_under_concurrent_writes,
+    docs_with_and_without_the_slash_serve_swagger_ui,
 );
 
 /// Defect 10: a signing key derived from `--signing-seed` in test mode stayed active when the
