@@ -1,7 +1,7 @@
 //! `Application`: the one start-up path shared by `main` and the tests.
 
 use crate::config::Settings;
-use crate::db::{self, Pool};
+use crate::db::{self, Db};
 use crate::domain::clock::Clock;
 use crate::domain::offer::OfferCatalog;
 use crate::http;
@@ -19,7 +19,7 @@ pub const MAX_JSON_BODY: usize = 64 * 1024;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: Pool,
+    pub db: Db,
     pub clock: Clock,
     pub admin: AdminSecret,
     pub public_url: Arc<str>,
@@ -43,13 +43,13 @@ pub struct Application {
 
 /// Checks the database for changes made by other processes, for the key-state cache (see
 /// [`crate::db::keycache`]), every half TTL for as long as the server's system runs.
-fn spawn_change_checks(pool: Pool, keys: Arc<crate::db::keycache::KeyCache>) {
+fn spawn_change_checks(db: Db, keys: Arc<crate::db::keycache::KeyCache>) {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(keys.check_interval());
         let mut failing = false;
         loop {
             tick.tick().await;
-            match http::run(&pool, crate::db::audit::latest_id).await {
+            match http::run(&db, |c| crate::db::audit::latest_id(c)).await {
                 Ok(latest) => {
                     keys.note_latest_event(latest);
                     failing = false;
@@ -65,16 +65,16 @@ fn spawn_change_checks(pool: Pool, keys: Arc<crate::db::keycache::KeyCache>) {
 }
 
 /// Opens the database (running migrations) and makes sure the data directory exists.
-pub fn open_pool(settings: &Settings) -> anyhow::Result<Pool> {
+pub fn open_pool(settings: &Settings) -> anyhow::Result<Db> {
     std::fs::create_dir_all(&settings.data_dir)?;
-    db::open(&settings.database_url(), 16)
+    Db::open(&settings.database_url(), 16)
 }
 
 /// Loads the master key and the signing keys (creating both on a fresh deployment). A master
 /// key that is missing while the database already holds signing keys, or that cannot open
 /// them, is a start-up error, never a silent new key.
-pub fn open_signer(settings: &Settings, pool: &Pool, clock: &Clock) -> anyhow::Result<Signer> {
-    let mut conn = pool.get()?;
+pub fn open_signer(settings: &Settings, db: &Db, clock: &Clock) -> anyhow::Result<Signer> {
+    let mut conn = db.get()?;
     let has_keys = db::signing_keys::active(&mut conn)?.is_some();
     let master = match MasterKey::load(
         settings.master_key.as_deref(),
@@ -98,8 +98,8 @@ pub fn open_signer(settings: &Settings, pool: &Pool, clock: &Clock) -> anyhow::R
     Signer::init(&mut conn, master, lifetimes, clock.now_naive(), seed)
 }
 
-fn load_offers(pool: &Pool) -> anyhow::Result<OfferCatalog> {
-    let offers = db::offers::list(&mut *pool.get()?)?;
+fn load_offers(db: &Db) -> anyhow::Result<OfferCatalog> {
+    let offers = db::offers::list(&mut *db.get()?)?;
     Ok(offers
         .into_iter()
         .map(|o| (o.reference.clone(), o))
@@ -109,7 +109,7 @@ fn load_offers(pool: &Pool) -> anyhow::Result<OfferCatalog> {
 impl Application {
     /// Opens the database, loads or creates the admin token, and binds the listener.
     pub fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let pool = open_pool(settings)?;
+        let db = open_pool(settings)?;
         let (admin_token, generated) =
             load_or_create_admin_token(settings.admin_token.as_deref(), &settings.data_dir)?;
         if generated {
@@ -128,10 +128,10 @@ impl Application {
             .trim_end_matches('/')
             .to_owned();
         let clock = Clock::default();
-        let signer = open_signer(settings, &pool, &clock)?;
-        let offers = load_offers(&pool)?;
+        let signer = open_signer(settings, &db, &clock)?;
+        let offers = load_offers(&db)?;
         {
-            let mut c = pool.get()?;
+            let mut c = db.get()?;
             if crate::db::catalogue::seed_demo_once(&mut c, clock.now_naive())? {
                 tracing::info!("seeded the demo plugins");
             }
@@ -140,8 +140,9 @@ impl Application {
                 tracing::info!(plugins = n, file = %file.display(), "imported the plugin catalogue");
             }
         }
+        let generations = db.generations();
         let state = AppState {
-            pool,
+            db,
             clock,
             admin: AdminSecret::new(&admin_token),
             public_url: public_url.into(),
@@ -154,6 +155,7 @@ impl Application {
             keys: Arc::new(crate::db::keycache::KeyCache::new(
                 settings.key_cache_size,
                 std::time::Duration::from_secs(settings.key_cache_ttl),
+                generations,
             )),
             limits: Arc::new(crate::http::limits::Limits {
                 failed_lookups: crate::http::limits::Limiter::new(
@@ -177,7 +179,7 @@ impl Application {
                 let actor = crate::db::audit::Actor::new("test", None);
                 let base = file.parent().unwrap_or_else(|| std::path::Path::new("."));
                 let loaded = crate::testmode::fixtures::load_file(
-                    &mut *state.pool.get()?,
+                    &mut state.db.get()?,
                     &fx,
                     base,
                     state.clock.now_naive(),
@@ -188,13 +190,13 @@ impl Application {
             }
         }
         if state.keys.enabled() {
-            spawn_change_checks(state.pool.clone(), state.keys.clone());
+            spawn_change_checks(state.db.clone(), state.keys.clone());
         }
         let test_mode = settings.test_mode;
         // Blocking work is database work, and each task holds a pooled connection: more threads
         // per worker than connections would only wait on the pool (and each idle thread keeps
         // its stack and malloc arena, which grew the RSS under mixed load).
-        let blocking_threads = state.pool.max_size() as usize;
+        let blocking_threads = state.db.pool().max_size() as usize;
         let data = web::Data::new(state.clone());
         let mut server = HttpServer::new(move || {
             App::new()

@@ -4,7 +4,7 @@
 use crate::app::open_pool;
 use crate::config::*;
 use crate::db::{
-    self, audit, audit::Actor, keys, offers, registrations, subscribers, subscriptions,
+    self, Transact, audit, audit::Actor, keys, offers, registrations, subscribers, subscriptions,
 };
 use crate::domain::clock::Clock;
 use crate::domain::subscription::Action;
@@ -27,7 +27,7 @@ fn query(p: &PageArgs) -> ListQuery {
 /// Issues `n` keys in batches, printing each as a CSV or JSON line as its batch commits, with
 /// a progress line on stderr when it is a terminal.
 fn bulk_issue(
-    c: &mut db::AnyConnection,
+    c: &mut db::Conn,
     subscription_id: &str,
     n: usize,
     expires: Option<chrono::NaiveDateTime>,
@@ -92,9 +92,9 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         eprintln!("database migrated: {n} pending migration(s) applied");
         return Ok(());
     }
-    let pool = open_pool(settings)?;
-    let mut conn = pool.get()?;
-    let c = &mut *conn;
+    let db = open_pool(settings)?;
+    let mut conn = db.get()?;
+    let c = &mut conn;
     let now = Clock::default().now_naive();
     let actor = Actor::new("cli", None);
     match command {
@@ -110,7 +110,7 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
             SubscribersCmd::Show { id } => print(&SubscriberView::from(subscribers::get(c, &id)?))?,
         },
         Command::Subscriptions(cmd) => {
-            let transition = |c: &mut db::AnyConnection, id: &str, a| {
+            let transition = |c: &mut db::Conn, id: &str, a| {
                 subscriptions::transition(c, id, a, now, &actor)
                     .map(|r| SubscriptionView::new(r, now.date()))
             };
@@ -159,8 +159,8 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 format,
             } => {
                 let expires = expires_at.map(|t| t.naive_utc());
-                let subscription_id =
-                    db::write_txn(c, |c| match (subscription, subscriber, offer) {
+                let subscription_id = c.write(db::Touches::Anything, |c| {
+                    match (subscription, subscriber, offer) {
                         (Some(id), _, _) => Ok(id),
                         (None, Some(name), Some(offer)) => {
                             let sub = match subscribers::find_by_name(c, &name)? {
@@ -179,7 +179,8 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
                         _ => Err(db::Error::invalid(
                             "give --subscription ID, or --subscriber NAME --offer OFFER",
                         )),
-                    })?;
+                    }
+                })?;
                 match count {
                     None => {
                         let (row, plaintext) =
@@ -255,7 +256,7 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         }
         Command::SigningKeys(cmd) => {
             let clock = Clock::default();
-            let signer = crate::app::open_signer(settings, &pool, &clock)?;
+            let signer = crate::app::open_signer(settings, &db, &clock)?;
             match cmd {
                 SigningKeysCmd::List => {
                     let items: Vec<SigningKeyView> = crate::db::signing_keys::all(c)?

@@ -4,8 +4,8 @@
 //!
 //! Correctness rests on generations, not on remembering to evict:
 //!
-//! - every write transaction bumps a generation **after it commits** (see
-//!   [`crate::db::write_txn`]): one of [`STRIPES`] counters picked by the key's hash when the
+//! - every write transaction of the server's [`crate::db::Db`] bumps a generation **after it
+//!   commits** (see [`crate::db::Transact`]): one of [`STRIPES`] counters picked by the key's hash when the
 //!   transaction changed one key's binding, the global counter otherwise (revocations,
 //!   subscription and subscriber changes, fixtures, resets...);
 //! - a reader takes a [`Stamp`] (the global counter and its key's stripe) *before* it reads the
@@ -42,9 +42,6 @@ pub struct Generations {
     global: AtomicU64,
     stripes: [AtomicU64; STRIPES],
 }
-
-/// The counters the database layer bumps after each commit.
-pub static GENERATIONS: Generations = Generations::new();
 
 fn stripe_of(key_hash: &str) -> usize {
     // The hash is hex SHA-256: its first 4 hex digits are uniformly distributed.
@@ -109,7 +106,7 @@ struct Entry {
 pub struct KeyCache {
     entries: Option<quick_cache::sync::Cache<String, Entry>>,
     ttl: Duration,
-    gens: &'static Generations,
+    gens: Arc<Generations>,
     /// Bumped when the database changed (a new largest audit event id).
     epoch: AtomicU64,
     /// The largest audit event id seen by the last check.
@@ -129,14 +126,10 @@ impl std::fmt::Debug for KeyCache {
 }
 
 impl KeyCache {
-    /// A cache of at most `capacity` key states, each trusted for `ttl`; `capacity == 0` or a
-    /// zero `ttl` turns it off.
-    pub fn new(capacity: usize, ttl: Duration) -> Self {
-        Self::with_generations(capacity, ttl, &GENERATIONS)
-    }
-
-    /// The same, following other counters (tests).
-    pub fn with_generations(capacity: usize, ttl: Duration, gens: &'static Generations) -> Self {
+    /// A cache of at most `capacity` key states, each trusted for `ttl`, following the
+    /// generations of one database ([`crate::db::Db::generations`]); `capacity == 0` or a zero
+    /// `ttl` turns it off.
+    pub fn new(capacity: usize, ttl: Duration, gens: Arc<Generations>) -> Self {
         let on = capacity > 0 && !ttl.is_zero();
         KeyCache {
             entries: on.then(|| quick_cache::sync::Cache::new(capacity)),
@@ -281,10 +274,10 @@ mod tests {
         }
     }
 
-    fn setup(ttl: Duration) -> (KeyCache, &'static Generations, String) {
-        let gens: &'static Generations = Box::leak(Box::default());
+    fn setup(ttl: Duration) -> (KeyCache, Arc<Generations>, String) {
+        let gens: Arc<Generations> = Arc::default();
         let h = format!("0101{}", "0".repeat(60));
-        let cache = KeyCache::with_generations(100, ttl, gens);
+        let cache = KeyCache::new(100, ttl, gens.clone());
         cache.note_latest_event(Some(1));
         (cache, gens, h)
     }
@@ -322,7 +315,7 @@ mod tests {
         // no check for longer than the TTL: nothing is served
         std::thread::sleep(Duration::from_millis(90));
         assert!(cache.get(&h).is_none());
-        let off = KeyCache::new(0, Duration::from_secs(60));
+        let off = KeyCache::new(0, Duration::from_secs(60), Arc::default());
         assert!(!off.enabled());
         off.put(&h, Arc::new(state(&h)), off.stamp(&h));
         assert!(off.get(&h).is_none());
@@ -330,9 +323,8 @@ mod tests {
 
     #[test]
     fn a_change_seen_in_the_database_drops_every_entry_and_no_change_keeps_them() {
-        let gens: &'static Generations = Box::leak(Box::default());
         let h = format!("0303{}", "0".repeat(60));
-        let cache = KeyCache::with_generations(100, Duration::from_secs(60), gens);
+        let cache = KeyCache::new(100, Duration::from_secs(60), Arc::default());
         // before the first check nothing is served
         let before_check = cache.stamp(&h);
         cache.put(&h, Arc::new(state(&h)), before_check);

@@ -10,8 +10,7 @@ use super::models::{KeyRow, NewAuditEvent, RegistrationRow, SubscriptionRow, new
 use super::page::{ListQuery, Page, paginate};
 use super::schema::registrations::dsl as r;
 use super::{
-    AnyConnection, Error, Result, Touches, UniqueHit, keys, unique_violation, write_txn,
-    write_txn_touching,
+    AnyConnection, Error, Result, Touches, Transact, Txn, UniqueHit, keys, unique_violation,
 };
 use crate::domain::binding::{
     BindPlan, BindRefusal, Binding, KeyState, Taken, check_holders, plan_bind,
@@ -172,7 +171,7 @@ struct Refusal<'a> {
 /// Records a refused attempt outside the (rolled back) transaction. Best effort: a failure
 /// to audit is logged, not answered.
 fn record_refusal(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     actor: &Actor,
     key: &RegistrationKey,
     now: NaiveDateTime,
@@ -196,7 +195,7 @@ fn outcome_of(e: &Error) -> &'static str {
 
 /// Binds `key` to the instance (URL, UID or both), or confirms the existing binding.
 pub fn register(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     key: &RegistrationKey,
     url: Option<&InstanceUrl>,
     uid: Option<&str>,
@@ -230,7 +229,7 @@ pub fn register(
 /// Binds in a write transaction, again (up to [`RACE_RETRIES`] times) when a concurrent bind
 /// won a race, so this one answers from the winner's row.
 fn bind_with_retries(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     key: &RegistrationKey,
     url: Option<&str>,
     uid: Option<&str>,
@@ -240,8 +239,8 @@ fn bind_with_retries(
     let hash = key.hash();
     let mut attempt = 0;
     loop {
-        match write_txn_touching(c, Touches::Key(&hash), |c| {
-            bind(c, key, url, uid, now, actor)
+        match c.write(Touches::Key(&hash), |tx| {
+            bind(tx, key, url, uid, now, actor)
         }) {
             Ok(b) => return Ok(b),
             Err(Attempt::Failed(e)) => return Err(e),
@@ -256,7 +255,7 @@ fn bind_with_retries(
 /// One bind inside the caller's write transaction: load, plan, check who holds what the plan
 /// takes, apply.
 fn bind(
-    c: &mut AnyConnection,
+    c: &mut Txn<'_>,
     key: &RegistrationKey,
     url: Option<&str>,
     uid: Option<&str>,
@@ -311,7 +310,7 @@ fn bind(
             };
             diesel::insert_into(r::registrations)
                 .values(&RegistrationRow::from(&binding))
-                .execute(c)?;
+                .execute(c.conn())?;
             let state = apply(c, key, state, binding, &ev)?;
             Ok(bound(state, true))
         }
@@ -360,14 +359,14 @@ fn attach(
 /// this bump (a concurrent change to the key or its subscription committed meanwhile, possible
 /// under PostgreSQL's READ COMMITTED): then it is read again.
 fn apply(
-    c: &mut AnyConnection,
+    c: &mut Txn<'_>,
     key: &RegistrationKey,
     mut state: KeyState,
     binding: Binding,
     ev: &NewAuditEvent,
 ) -> Result<KeyState, Attempt> {
     let ver = keys::bump_ver(c, &state.key.id)?;
-    audit::record(c, ev)?;
+    c.audit(ev.clone());
     if ver != state.key.ver + 1 {
         return Ok(load_state(c, key)?);
     }
@@ -385,14 +384,14 @@ pub struct Validated {
 
 /// Computes the key's status for `url` (no write unless `last_seen_at` is stale, or the
 /// validation is refused and audited).
-pub fn validate(
-    c: &mut AnyConnection,
+pub fn validate<C: Transact>(
+    c: &mut C,
     key: &RegistrationKey,
     url: &InstanceUrl,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<Validated> {
-    let refused = |c: &mut AnyConnection, key_id: Option<&str>, outcome: &str| {
+    let refused = |c: &mut C, key_id: Option<&str>, outcome: &str| {
         let refusal = Refusal {
             action: "validation",
             key_id,
@@ -420,13 +419,13 @@ pub fn validate(
 
 /// The instance releases its own binding (`DELETE /v1/registrations`).
 pub fn release_by_key(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     key: &RegistrationKey,
     url: &InstanceUrl,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<Binding> {
-    write_txn_touching(c, Touches::Key(&key.hash()), |c| {
+    c.write(Touches::Key(&key.hash()), |c| {
         let state = load_state(c, key)?;
         let reg = state
             .registration
@@ -437,7 +436,7 @@ pub fn release_by_key(
 }
 
 fn release_row(
-    c: &mut AnyConnection,
+    c: &mut Txn<'_>,
     reg: &Binding,
     key: &Key,
     now: NaiveDateTime,
@@ -445,25 +444,25 @@ fn release_row(
 ) -> Result<Binding> {
     diesel::update(r::registrations.find(&reg.id))
         .set(r::released_at.eq(Some(now)))
-        .execute(c)?;
+        .execute(c.conn())?;
     keys::bump_ver(c, &key.id)?;
     let mut ev = actor.event("registration.release", "ok", now);
     ev.key_id = Some(key.id.clone());
     ev.key_prefix = Some(key.key_prefix.clone());
     ev.instance_url = reg.instance_url.clone();
     ev.instance_uid = reg.instance_uid.clone();
-    audit::record(c, &ev)?;
+    c.audit(ev);
     get(c, &reg.id)
 }
 
 /// An admin releases a registration by id (idempotent).
 pub fn release_by_id(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     id: &str,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<Binding> {
-    write_txn(c, |c| {
+    c.write(Touches::Anything, |c| {
         let reg = get(c, id)?;
         if reg.released_at.is_some() {
             return Ok(reg);

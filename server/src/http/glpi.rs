@@ -40,7 +40,7 @@ pub async fn offers(state: web::Data<AppState>) -> HttpResponse {
 /// UID nothing can be bound: the key must be usable and not bound to a UID (a key bound to one
 /// is another instance's).
 fn check(
-    c: &mut db::AnyConnection,
+    c: &mut db::Conn,
     key: &RegistrationKey,
     uid: Option<&str>,
     now: chrono::NaiveDateTime,
@@ -144,7 +144,7 @@ pub async fn registration_info(
     }
     let stamp = state.keys.stamp(&hash);
     let actor = Actor::new("glpi", Some(caller.addr.clone()));
-    let result = super::run(&state.pool, move |c| {
+    let result = super::run(&state.db, move |c| {
         match check(c, &key, uid.as_deref(), now, &actor) {
             Ok(ks) => Ok(Ok(ks)),
             Err(e) => match outcome_of(&e) {

@@ -82,7 +82,7 @@ pub async fn register_instance(
     let now = state.clock.now_naive();
     let actor = Actor::new("instance", Some(caller.addr.clone()));
     let signer = state.signer.clone();
-    let result = run(&state.pool, move |c| {
+    let result = run(&state.db, move |c| {
         signer.refresh_if_stale(c, now)?;
         registrations::register(c, &key, Some(&url), uid.as_deref(), now, &actor)
     })
@@ -154,7 +154,7 @@ pub async fn validate_instance(
             let stamp = state.keys.stamp(&hash);
             let actor = Actor::new("instance", Some(caller.addr.clone()));
             let signer = state.signer.clone();
-            let result = run(&state.pool, move |c| {
+            let result = run(&state.db, move |c| {
                 signer.refresh_if_stale(c, now)?;
                 registrations::validate(c, &key, &url, now, &actor)
             })
@@ -203,7 +203,7 @@ pub async fn release_instance(
     let url = InstanceUrl::parse(&body.instance_url)?;
     let now = state.clock.now_naive();
     let actor = Actor::new("instance", Some(caller.addr.clone()));
-    let result = run(&state.pool, move |c| {
+    let result = run(&state.db, move |c| {
         registrations::release_by_key(c, &key, &url, now, &actor)
     })
     .await;

@@ -235,14 +235,14 @@ pub(crate) fn client_addr(req: &HttpRequest) -> Option<String> {
 }
 
 /// Runs blocking database work on actix's blocking pool with a pooled connection.
-pub(crate) async fn run<T, F>(pool: &crate::db::Pool, f: F) -> Result<T, ApiError>
+pub(crate) async fn run<T, F>(db: &crate::db::Db, f: F) -> Result<T, ApiError>
 where
-    F: FnOnce(&mut crate::db::AnyConnection) -> crate::db::Result<T> + Send + 'static,
+    F: FnOnce(&mut crate::db::Conn) -> crate::db::Result<T> + Send + 'static,
     T: Send + 'static,
 {
-    let pool = pool.clone();
+    let db = db.clone();
     web::block(move || {
-        let mut conn = pool.get().map_err(crate::db::Error::from)?;
+        let mut conn = db.get()?;
         f(&mut conn)
     })
     .await

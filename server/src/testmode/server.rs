@@ -99,7 +99,7 @@ impl TestServerBuilder {
                 if let Some(fx) = fx {
                     let state = app.state();
                     let loaded = state
-                        .pool
+                        .db
                         .get()
                         .map_err(anyhow::Error::from)
                         .and_then(|mut c| {
