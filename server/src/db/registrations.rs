@@ -34,22 +34,6 @@ pub struct Bound {
     pub created: bool,
 }
 
-/// Checks an instance UID: GLPI sends 40 alphanumerics; accept 1..=128 of `[A-Za-z0-9_-]`.
-pub fn parse_uid(raw: &str) -> Result<String, crate::domain::Invalid> {
-    let uid = raw.trim();
-    if uid.is_empty()
-        || uid.len() > 128
-        || !uid
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(crate::domain::Invalid::new(
-            "instance_uid must be 1 to 128 characters of A-Z, a-z, 0-9, '-' or '_'",
-        ));
-    }
-    Ok(uid.to_owned())
-}
-
 /// Why one attempt at a bind did not bind.
 enum Attempt {
     Failed(Error),
@@ -264,25 +248,7 @@ fn bind(
 ) -> Result<Bound, Attempt> {
     let mut state = load_state(c, key)?;
     let plan = plan_bind(&state, url, uid, now)?;
-    // Under READ COMMITTED each statement sees the latest commits: a row of this very key found
-    // here was committed by a concurrent request after `load_state` ran (a race).
-    let (take_url, take_uid) = match plan {
-        BindPlan::Same => (None, None),
-        BindPlan::Attach { url, uid } => (url, uid),
-        BindPlan::New => (url, uid),
-    };
-    let url_holder = holder(c, take_url, None)?;
-    let uid_holder = holder(c, None, take_uid)?;
-    match check_holders(
-        plan,
-        &state.key.id,
-        url_holder.as_deref(),
-        uid_holder.as_deref(),
-    ) {
-        Ok(()) => {}
-        Err(Taken::Refused(refusal)) => return Err(Error::from(refusal).into()),
-        Err(Taken::Race) => return Err(Attempt::Race(UniqueHit::RegistrationKey)),
-    }
+    check_taken(c, plan, &state.key.id, url, uid)?;
     let mut ev = event(actor, "registration.bind", "ok", now, key);
     ev.key_id = Some(state.key.id.clone());
     ev.instance_url = url.map(str::to_owned);
@@ -314,6 +280,30 @@ fn bind(
             let state = apply(c, key, state, binding, &ev)?;
             Ok(bound(state, true))
         }
+    }
+}
+
+/// Checks that no other key holds what the plan takes. Under READ COMMITTED each statement
+/// sees the latest commits: a row of this very key found here was committed by a concurrent
+/// request after `load_state` ran (a race).
+fn check_taken(
+    c: &mut AnyConnection,
+    plan: BindPlan<'_>,
+    key_id: &str,
+    url: Option<&str>,
+    uid: Option<&str>,
+) -> Result<(), Attempt> {
+    let (take_url, take_uid) = match plan {
+        BindPlan::Same => (None, None),
+        BindPlan::Attach { url, uid } => (url, uid),
+        BindPlan::New => (url, uid),
+    };
+    let url_holder = holder(c, take_url, None)?;
+    let uid_holder = holder(c, None, take_uid)?;
+    match check_holders(plan, key_id, url_holder.as_deref(), uid_holder.as_deref()) {
+        Ok(()) => Ok(()),
+        Err(Taken::Refused(refusal)) => Err(Error::from(refusal).into()),
+        Err(Taken::Race) => Err(Attempt::Race(UniqueHit::RegistrationKey)),
     }
 }
 

@@ -10,7 +10,6 @@ use crate::db::{catalogue, plugins, registrations};
 use crate::domain::binding::KeyState;
 use crate::domain::catalogue::{PluginRecord, parse_archive_name};
 use crate::http::error::ApiError;
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use glpi_network_shared::ErrorCode;
 use serde_json::json;
@@ -21,11 +20,7 @@ pub const DEFAULT_PAGE: usize = 200;
 pub const MAX_PAGE: usize = 1000;
 
 fn unauthorized() -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        ErrorCode::Unauthorized,
-        "a valid GLPI Network registration key is required (X-Registration-Key)",
-    )
+    ApiError::key_required("a valid GLPI Network registration key is required (X-Registration-Key)")
 }
 
 /// The caller's key, checked as `/info` would: it exists, is neither revoked nor expired, and

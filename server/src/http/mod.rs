@@ -16,8 +16,7 @@ pub(crate) mod plugins;
 pub mod telemetry;
 
 use crate::http::error::ApiError;
-use actix_web::{HttpRequest, HttpResponse, Resource, http::StatusCode, web};
-use glpi_network_shared::ErrorCode;
+use actix_web::{HttpRequest, HttpResponse, Resource, web};
 
 /// How a route is documented in `/openapi.json`.
 #[derive(Debug, Clone, Copy)]
@@ -213,11 +212,11 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 }
 
 async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        ErrorCode::MethodNotAllowed,
-        format!("{} is not allowed on {}", req.method(), req.path()),
-    ))
+    Err(ApiError::method_not_allowed(format!(
+        "{} is not allowed on {}",
+        req.method(),
+        req.path()
+    )))
 }
 
 /// The client address: the peer, or `X-Forwarded-For` when the peer is a trusted proxy.

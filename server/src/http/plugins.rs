@@ -124,11 +124,9 @@ async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>
         let chunk =
             chunk.map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
         if body.len() + chunk.len() > limit {
-            return Err(ApiError::new(
-                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                glpi_network_shared::ErrorCode::PayloadTooLarge,
-                format!("archives are limited to {limit} bytes"),
-            ));
+            return Err(ApiError::payload_too_large(format!(
+                "archives are limited to {limit} bytes"
+            )));
         }
         body.extend_from_slice(&chunk);
     }

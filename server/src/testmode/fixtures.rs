@@ -270,7 +270,7 @@ fn load_registrations(
         let uid = r
             .instance_uid
             .as_deref()
-            .map(registrations::parse_uid)
+            .map(crate::domain::binding::parse_uid)
             .transpose()
             .map_err(|e| Error::from(e).within(what.clone()))?;
         if url.is_none() && uid.is_none() {

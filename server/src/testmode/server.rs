@@ -85,45 +85,9 @@ impl TestServerBuilder {
         settings.database_url = self.database_url;
         settings.admin_token = self.admin_token;
         let fx = self.fixtures;
-        let (tx, rx) =
-            mpsc::channel::<anyhow::Result<(u16, String, Clock, actix_web::dev::ServerHandle)>>();
+        let (tx, rx) = mpsc::channel::<Started>();
         let thread = std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let app = match Application::build(&settings) {
-                    Ok(app) => app,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                };
-                if let Some(fx) = fx {
-                    let state = app.state();
-                    let loaded = state
-                        .db
-                        .get()
-                        .map_err(anyhow::Error::from)
-                        .and_then(|mut c| {
-                            fixtures::load(
-                                &mut c,
-                                &fx,
-                                state.clock.now_naive(),
-                                &Actor::new("test", None),
-                            )
-                            .map_err(|e| anyhow::anyhow!("fixtures: {e}"))
-                        });
-                    if let Err(e) = loaded {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                }
-                let _ = tx.send(Ok((
-                    app.port(),
-                    app.admin_token().to_owned(),
-                    app.state().clock.clone(),
-                    app.handle(),
-                )));
-                let _ = app.run_until_stopped().await;
-            })
+            actix_web::rt::System::new().block_on(serve(settings, fx, tx));
         });
         let (port, admin_token, clock, handle) = rx
             .recv()
@@ -137,6 +101,44 @@ impl TestServerBuilder {
             _dir: dir,
         })
     }
+}
+
+/// What the server thread reports once it listens (or why it could not start).
+type Started = anyhow::Result<(u16, String, Clock, actix_web::dev::ServerHandle)>;
+
+/// Builds the server, loads the fixtures, reports, and serves until stopped (on the server's
+/// own thread and actix system).
+async fn serve(settings: Settings, fx: Option<Fixtures>, tx: mpsc::Sender<Started>) {
+    let app = match Application::build(&settings) {
+        Ok(app) => app,
+        Err(e) => {
+            let _ = tx.send(Err(e));
+            return;
+        }
+    };
+    if let Some(fx) = fx {
+        let state = app.state();
+        let loaded = state
+            .db
+            .get()
+            .map_err(anyhow::Error::from)
+            .and_then(|mut c| {
+                let actor = Actor::new("test", None);
+                fixtures::load(&mut c, &fx, state.clock.now_naive(), &actor)
+                    .map_err(|e| anyhow::anyhow!("fixtures: {e}"))
+            });
+        if let Err(e) = loaded {
+            let _ = tx.send(Err(e));
+            return;
+        }
+    }
+    let _ = tx.send(Ok((
+        app.port(),
+        app.admin_token().to_owned(),
+        app.state().clock.clone(),
+        app.handle(),
+    )));
+    let _ = app.run_until_stopped().await;
 }
 
 impl TestServer {
