@@ -158,6 +158,11 @@ impl KeyCache {
     /// Records a successful check: `latest` is the largest audit event id in the database. A
     /// value other than the last one (including the first) drops every entry.
     pub fn note_latest_event(&self, latest: Option<i64>) {
+        self.note_latest_event_at(latest, Instant::now());
+    }
+
+    /// [`Self::note_latest_event`] with the check made at `now`.
+    fn note_latest_event_at(&self, latest: Option<i64>, now: Instant) {
         let mut last = self
             .latest_event
             .lock()
@@ -167,18 +172,19 @@ impl KeyCache {
             self.clear();
             *last = Some(latest);
         }
-        let ms = self.started.elapsed().as_millis() as u64 + 1;
-        self.checked_ms.store(ms, Ordering::Release);
+        self.checked_ms.store(self.ms_at(now), Ordering::Release);
     }
 
-    /// Whether the last successful check is younger than the TTL.
-    fn recently_checked(&self) -> bool {
+    /// Milliseconds from `started` to `now`, plus one.
+    fn ms_at(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.started).as_millis() as u64 + 1
+    }
+
+    /// Whether the last successful check is younger than the TTL at `now`.
+    fn recently_checked(&self, now: Instant) -> bool {
         match self.checked_ms.load(Ordering::Acquire) {
             0 => false,
-            at => {
-                let now = self.started.elapsed().as_millis() as u64 + 1;
-                now.saturating_sub(at) < self.ttl.as_millis() as u64
-            }
+            at => self.ms_at(now).saturating_sub(at) < self.ttl.as_millis() as u64,
         }
     }
 
@@ -191,11 +197,16 @@ impl KeyCache {
     /// or, as of a check younger than the TTL, in the database) and younger than
     /// [`MAX_AGE_TTLS`] TTLs.
     pub fn get(&self, key_hash: &str) -> Option<Arc<KeyState>> {
+        self.get_at(key_hash, Instant::now())
+    }
+
+    /// [`Self::get`] at `now`.
+    fn get_at(&self, key_hash: &str, now: Instant) -> Option<Arc<KeyState>> {
         let entries = self.entries.as_ref()?;
         let e = entries.get(key_hash)?;
         if e.stamp == self.stamp(key_hash)
-            && self.recently_checked()
-            && e.loaded.elapsed() < self.ttl * MAX_AGE_TTLS
+            && self.recently_checked(now)
+            && now.saturating_duration_since(e.loaded) < self.ttl * MAX_AGE_TTLS
         {
             Some(e.state)
         } else {
@@ -206,13 +217,18 @@ impl KeyCache {
 
     /// Stores a state read from the database under the stamp taken before the read.
     pub fn put(&self, key_hash: &str, state: Arc<KeyState>, read_under: Stamp) {
+        self.put_at(key_hash, state, read_under, Instant::now());
+    }
+
+    /// [`Self::put`] at `now`.
+    fn put_at(&self, key_hash: &str, state: Arc<KeyState>, read_under: Stamp, now: Instant) {
         if let Some(entries) = &self.entries
             && read_under == self.stamp(key_hash)
         {
             let entry = Entry {
                 state,
                 stamp: read_under,
-                loaded: Instant::now(),
+                loaded: now,
             };
             entries.insert(key_hash.to_owned(), entry);
         }
@@ -309,12 +325,22 @@ mod tests {
 
     #[test]
     fn entries_live_while_checks_find_no_change_and_a_zero_size_disables_the_cache() {
-        let (cache, _, h) = setup(Duration::from_millis(60));
-        cache.put(&h, Arc::new(state(&h)), cache.stamp(&h));
-        assert!(cache.get(&h).is_some());
-        // no check for longer than the TTL: nothing is served
-        std::thread::sleep(Duration::from_millis(90));
-        assert!(cache.get(&h).is_none());
+        let ttl = Duration::from_secs(60);
+        let (cache, _, h) = setup(ttl);
+        let t0 = Instant::now();
+        let ms = Duration::from_millis(1);
+        cache.note_latest_event_at(Some(1), t0);
+        cache.put_at(&h, Arc::new(state(&h)), cache.stamp(&h), t0);
+        assert!(cache.get_at(&h, t0 + ttl - ms).is_some());
+        // no check for the whole TTL: nothing is served
+        assert!(cache.get_at(&h, t0 + ttl).is_none());
+        // checks that find no change keep an entry up to its maximum age
+        cache.put_at(&h, Arc::new(state(&h)), cache.stamp(&h), t0);
+        let max = ttl * MAX_AGE_TTLS;
+        cache.note_latest_event_at(Some(1), t0 + max - ms);
+        assert!(cache.get_at(&h, t0 + max - ms).is_some());
+        cache.note_latest_event_at(Some(1), t0 + max);
+        assert!(cache.get_at(&h, t0 + max).is_none(), "too old");
         let off = KeyCache::new(0, Duration::from_secs(60), Arc::default());
         assert!(!off.enabled());
         off.put(&h, Arc::new(state(&h)), off.stamp(&h));
