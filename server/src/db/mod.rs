@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod catalogue;
 pub mod error;
+pub mod key_state;
 pub mod keycache;
 pub mod keys;
 pub mod models;

@@ -6,7 +6,8 @@
 //! (the same instance again, or a refusal), never a failure, never a second row.
 
 use super::audit::{self, Actor};
-use super::models::{KeyRow, NewAuditEvent, RegistrationRow, SubscriptionRow, new_id};
+use super::key_state::{load_state, refresh_last_seen};
+use super::models::{NewAuditEvent, RegistrationRow, new_id};
 use super::page::{ListQuery, Page, paginate};
 use super::schema::registrations::dsl as r;
 use super::{
@@ -83,52 +84,6 @@ fn holder(c: &mut AnyConnection, url: Option<&str>, uid: Option<&str>) -> Result
         (None, None) => return Ok(None),
     }
     Ok(q.first(c).optional()?)
-}
-
-/// Loads a key by plaintext with its subscription, owner and binding (one statement);
-/// [`Error::UnknownKey`] if unknown.
-pub fn load_state(c: &mut AnyConnection, key: &RegistrationKey) -> Result<KeyState> {
-    use super::schema::{
-        registration_keys::dsl as k, subscribers::dsl as o, subscriptions::dsl as s,
-    };
-    let (key_row, subscription, owner, registration) = k::registration_keys
-        .inner_join(s::subscriptions.inner_join(o::subscribers))
-        .left_join(r::registrations.on(r::key_id.eq(k::id).and(r::released_at.is_null())))
-        .filter(k::key_hash.eq(key.hash()))
-        .select((
-            KeyRow::as_select(),
-            SubscriptionRow::as_select(),
-            o::name,
-            Option::<RegistrationRow>::as_select(),
-        ))
-        .first::<(KeyRow, SubscriptionRow, String, Option<RegistrationRow>)>(c)
-        .optional()?
-        .ok_or(Error::UnknownKey)?;
-    Ok(KeyState {
-        key: key_row.into(),
-        subscription: subscription.into(),
-        owner,
-        registration: registration.map(Into::into),
-    })
-}
-
-/// Refreshes the binding's `last_seen_at` when it is due (at most once a minute per binding),
-/// in the row and in `state`.
-fn refresh_last_seen(
-    c: &mut AnyConnection,
-    state: &mut KeyState,
-    now: NaiveDateTime,
-) -> QueryResult<()> {
-    if let Some(reg) = state.registration.as_mut()
-        && reg.last_seen_due(now)
-    {
-        diesel::update(r::registrations.find(&reg.id))
-            .filter(r::last_seen_at.lt(now))
-            .set(r::last_seen_at.eq(now))
-            .execute(c)?;
-        reg.last_seen_at = now;
-    }
-    Ok(())
 }
 
 fn event(

@@ -3,7 +3,7 @@
 
 use super::lookup as guard;
 use crate::app::AppState;
-use crate::db::{self, audit::Actor, registrations};
+use crate::db::{self, audit::Actor, key_state, registrations};
 use crate::domain::binding::{KeyState, same_instance};
 use crate::domain::glpi::{Info, Lang, Outcome, Owner, Subscription};
 use crate::http::error::ApiError;
@@ -49,7 +49,7 @@ fn check(
     match uid {
         Some(uid) => registrations::register(c, key, None, Some(uid), now, actor).map(|b| b.state),
         None => {
-            let st = registrations::load_state(c, key)?;
+            let st = key_state::load_state(c, key)?;
             st.usable_by(None, now)?;
             Ok(st)
         }

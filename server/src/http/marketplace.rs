@@ -6,7 +6,7 @@ use super::glpi::header;
 use super::lookup as guard;
 use super::run;
 use crate::app::AppState;
-use crate::db::{catalogue, plugins, registrations};
+use crate::db::{catalogue, key_state, plugins};
 use crate::domain::binding::KeyState;
 use crate::domain::catalogue::{PluginRecord, parse_archive_name};
 use crate::http::error::ApiError;
@@ -33,7 +33,7 @@ async fn access(state: &AppState, req: &HttpRequest) -> Result<KeyState, ApiErro
         .map_err(|_| unauthorized())?;
     let uid = header(req, "x-glpi-network-uid").map(str::to_owned);
     let now = state.clock.now_naive();
-    let result = run(&state.db, move |c| registrations::load_state(c, &key)).await;
+    let result = run(&state.db, move |c| key_state::load_state(c, &key)).await;
     caller.note(state, &result);
     let ks = result.map_err(|e| {
         if e.code() == ErrorCode::KeyNotFound {
