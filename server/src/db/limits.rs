@@ -16,7 +16,7 @@
 //! statement runs in a `BEGIN IMMEDIATE` write transaction) orders them, and each sees the
 //! count its predecessors left. Old windows are removed by [`sweep`].
 
-use super::{AnyConnection, Touches, write_txn_touching};
+use super::{AnyConnection, Conn, Touches, Transact};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
@@ -81,12 +81,12 @@ const SQLITE_HIT: &str = "INSERT INTO rate_limits (kind, subject, window_start, 
 /// Counts one event of `limit` for `subject` at `now` (Unix seconds, the server's clock)
 /// against `allowance` events per window, with one atomic conditional increment.
 pub fn hit(
-    c: &mut AnyConnection,
+    c: &mut Conn,
     limit: Limit,
     subject: &str,
     now: i64,
     allowance: u32,
-) -> QueryResult<Hit> {
+) -> super::Result<Hit> {
     if allowance == 0 {
         return Ok(Hit::Over {
             retry_after: retry_after(now),
@@ -94,7 +94,7 @@ pub fn hit(
     }
     let start = window_start(now);
     let allowance = i64::from(allowance);
-    let counted: Option<Counted> = match c {
+    let counted: Option<Counted> = match &mut **c {
         AnyConnection::Postgresql(pg) => diesel::sql_query(PG_HIT)
             .bind::<Text, _>(limit.as_str())
             .bind::<Text, _>(subject)
@@ -102,17 +102,19 @@ pub fn hit(
             .bind::<BigInt, _>(allowance)
             .get_result(pg)
             .optional()?,
-        AnyConnection::Sqlite(_) => write_txn_touching(c, Touches::AuditOnly, |c| {
-            let AnyConnection::Sqlite(lite) = c else {
+        AnyConnection::Sqlite(_) => c.write(Touches::AuditOnly, |tx| {
+            let AnyConnection::Sqlite(lite) = tx.conn() else {
                 unreachable!("the backend does not change inside a transaction")
             };
-            diesel::sql_query(SQLITE_HIT)
-                .bind::<Text, _>(limit.as_str())
-                .bind::<Text, _>(subject)
-                .bind::<BigInt, _>(start)
-                .bind::<BigInt, _>(allowance)
-                .get_result(lite)
-                .optional()
+            Ok::<_, super::Error>(
+                diesel::sql_query(SQLITE_HIT)
+                    .bind::<Text, _>(limit.as_str())
+                    .bind::<Text, _>(subject)
+                    .bind::<BigInt, _>(start)
+                    .bind::<BigInt, _>(allowance)
+                    .get_result(lite)
+                    .optional()?,
+            )
         })?,
     };
     Ok(match counted {
@@ -133,16 +135,17 @@ pub fn sweep(c: &mut AnyConnection, now: i64) -> QueryResult<usize> {
 mod tests {
     use super::*;
 
-    fn sqlite() -> (tempfile::TempDir, crate::db::Pool) {
+    fn sqlite() -> (tempfile::TempDir, crate::db::Db) {
         let dir = tempfile::tempdir().unwrap();
-        let pool = crate::db::open(&dir.path().join("db.sqlite").display().to_string(), 4).unwrap();
-        (dir, pool)
+        let db =
+            crate::db::Db::open(&dir.path().join("db.sqlite").display().to_string(), 4).unwrap();
+        (dir, db)
     }
 
     #[test]
     fn the_allowance_is_counted_atomically_per_subject_and_window_and_old_windows_are_swept() {
         let (_dir, pool) = sqlite();
-        let c = &mut *pool.get().unwrap();
+        let c = &mut pool.get().unwrap();
         let t0 = 6_000_000; // a window start
         for i in 1..=3 {
             assert_eq!(
@@ -183,7 +186,7 @@ mod tests {
         std::thread::scope(|s| {
             for _ in 0..8 {
                 s.spawn(|| {
-                    let c = &mut *pool.get().unwrap();
+                    let c = &mut pool.get().unwrap();
                     for _ in 0..25 {
                         if let Hit::Allowed { .. } =
                             hit(c, Limit::FailedLookup, "9.9.9.9", 6_000_030, 30).unwrap()

@@ -58,6 +58,19 @@ pub fn send(c: &mut AnyConnection, change: &Change) -> QueryResult<()> {
     Ok(())
 }
 
+/// Sends the notifications of what a write transaction touched (in it, so they are delivered
+/// when it commits): `*` when it may have changed anything, else each key's hash.
+pub fn send_touched(c: &mut AnyConnection, all: bool, keys: &[String]) -> QueryResult<()> {
+    if !matches!(c, AnyConnection::Postgresql(_)) {
+        return Ok(());
+    }
+    if all {
+        return send(c, &Change::All);
+    }
+    keys.iter()
+        .try_for_each(|k| send(c, &Change::Key(k.clone())))
+}
+
 /// The change counter of the periodic check: the largest id of an audit event that records a
 /// change (`outcome = 'ok'`). Refusals are audited too but change nothing, so they do not move
 /// it (an attacker's refused validations must not empty every process's key cache).
@@ -155,8 +168,9 @@ mod tests {
     #[test]
     fn refusals_do_not_move_the_change_counter() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = crate::db::open(&dir.path().join("db.sqlite").display().to_string(), 2).unwrap();
-        let c = &mut *pool.get().unwrap();
+        let db =
+            crate::db::Db::open(&dir.path().join("db.sqlite").display().to_string(), 2).unwrap();
+        let c = &mut db.get().unwrap();
         assert_eq!(latest_change(c).unwrap(), None);
         let actor = crate::db::audit::Actor::new("instance", Some("1.2.3.4".into()));
         let now = chrono::DateTime::from_timestamp(1_800_000_000, 0)

@@ -9,7 +9,7 @@
 
 use super::models::NewAuditEvent;
 use super::schema::audit_events::dsl as a;
-use super::{AnyConnection, Touches, queue_audit, write_txn_touching};
+use super::{Error, Result, Touches, Transact};
 use diesel::prelude::*;
 
 /// Identical refusals within this many seconds of the first are one event.
@@ -18,8 +18,8 @@ pub const COALESCE_SECS: i64 = 60;
 /// Records a refusal: adds one to the `count` of the latest identical event of the last
 /// minute, or appends a new event (outside any transaction of the caller's; its own is a write
 /// transaction that changes no key state). A refusal without a known key is appended as is.
-pub fn record(c: &mut AnyConnection, ev: &NewAuditEvent) -> QueryResult<()> {
-    write_txn_touching(c, Touches::AuditOnly, |c| {
+pub fn record(c: &mut impl Transact, ev: &NewAuditEvent) -> Result<()> {
+    c.write(Touches::AuditOnly, |tx| {
         if let Some(key_id) = &ev.key_id {
             let cutoff = ev.at - chrono::Duration::seconds(COALESCE_SECS);
             let mut q = a::audit_events
@@ -34,14 +34,14 @@ pub fn record(c: &mut AnyConnection, ev: &NewAuditEvent) -> QueryResult<()> {
                 Some(addr) => q.filter(a::client_addr.eq(addr)),
                 None => q.filter(a::client_addr.is_null()),
             };
-            if let Some(id) = q.first::<i64>(c).optional()? {
+            if let Some(id) = q.first::<i64>(tx.conn()).optional()? {
                 diesel::update(a::audit_events.find(id))
                     .set(a::count.eq(a::count + 1))
-                    .execute(c)?;
-                return Ok(());
+                    .execute(tx.conn())?;
+                return Ok::<_, Error>(());
             }
         }
-        queue_audit(ev);
+        tx.audit(ev.clone());
         Ok(())
     })
 }

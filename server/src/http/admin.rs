@@ -26,7 +26,7 @@ pub async fn list_offers(
     state: web::Data<AppState>,
     q: web::Query<ListQuery>,
 ) -> Res {
-    let rows = run(&state.pool, offers::list).await?;
+    let rows = run(&state.db, |c| offers::list(c)).await?;
     let page = crate::db::page::page_in_memory(rows, &q, |o| o.reference.clone())?;
     Ok(ok(&page.map(OfferView::from)))
 }
@@ -37,7 +37,7 @@ pub async fn create_subscriber(
     body: web::Json<CreateSubscriberRequest>,
 ) -> Res {
     let now = state.clock.now_naive();
-    let row = run(&state.pool, move |c| {
+    let row = run(&state.db, move |c| {
         subscribers::create(c, &body.name, body.email.as_deref(), now)
     })
     .await?;
@@ -49,7 +49,7 @@ pub async fn list_subscribers(
     state: web::Data<AppState>,
     q: web::Query<ListQuery>,
 ) -> Res {
-    let page = run(&state.pool, move |c| subscribers::list(c, &q)).await?;
+    let page = run(&state.db, move |c| subscribers::list(c, &q)).await?;
     Ok(ok(&page.map(SubscriberView::from)))
 }
 
@@ -58,7 +58,7 @@ pub async fn get_subscriber(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Res {
-    let row = run(&state.pool, move |c| subscribers::get(c, &id)).await?;
+    let row = run(&state.db, move |c| subscribers::get(c, &id)).await?;
     Ok(ok(&SubscriberView::from(row)))
 }
 
@@ -71,7 +71,7 @@ pub async fn create_subscription(
     let now = state.clock.now_naive();
     let actor = admin(&req);
     let new = body.into_inner().into();
-    let row = run(&state.pool, move |c| {
+    let row = run(&state.db, move |c| {
         subscriptions::create(c, &new, now, &actor)
     })
     .await?;
@@ -84,7 +84,7 @@ pub async fn list_subscriptions(
     q: web::Query<ListQuery>,
 ) -> Res {
     let today = state.clock.now_naive().date();
-    let page = run(&state.pool, move |c| subscriptions::list(c, &q)).await?;
+    let page = run(&state.db, move |c| subscriptions::list(c, &q)).await?;
     Ok(ok(&page.map(|s| SubscriptionView::new(s, today))))
 }
 
@@ -94,7 +94,7 @@ pub async fn get_subscription(
     id: web::Path<String>,
 ) -> Res {
     let now = state.clock.now_naive();
-    let row = run(&state.pool, move |c| subscriptions::get(c, &id)).await?;
+    let row = run(&state.db, move |c| subscriptions::get(c, &id)).await?;
     Ok(ok(&SubscriptionView::new(row, now.date())))
 }
 
@@ -106,7 +106,7 @@ async fn transition(
 ) -> Res {
     let now = state.clock.now_naive();
     let actor = admin(&req);
-    let row = run(&state.pool, move |c| {
+    let row = run(&state.db, move |c| {
         subscriptions::transition(c, &id, action, now, &actor)
     })
     .await?;
@@ -149,7 +149,7 @@ pub async fn create_key(
     let now = state.clock.now_naive();
     let actor = admin(&req);
     let expires = body.expires_at.map(|t| t.naive_utc());
-    let (row, plaintext) = run(&state.pool, move |c| {
+    let (row, plaintext) = run(&state.db, move |c| {
         keys::issue(c, &body.subscription_id, expires, now, &actor)
     })
     .await?;
@@ -160,13 +160,13 @@ pub async fn create_key(
 
 pub async fn list_keys(_: AdminAuth, state: web::Data<AppState>, q: web::Query<ListQuery>) -> Res {
     let now = state.clock.now_naive();
-    let page = run(&state.pool, move |c| keys::list(c, &q)).await?;
+    let page = run(&state.db, move |c| keys::list(c, &q)).await?;
     Ok(ok(&page.map(|k| KeyView::new(k, now))))
 }
 
 pub async fn get_key(_: AdminAuth, state: web::Data<AppState>, id: web::Path<String>) -> Res {
     let now = state.clock.now_naive();
-    let row = run(&state.pool, move |c| keys::get(c, &id)).await?;
+    let row = run(&state.db, move |c| keys::get(c, &id)).await?;
     Ok(ok(&KeyView::new(row, now)))
 }
 
@@ -178,7 +178,7 @@ pub async fn revoke_key(
 ) -> Res {
     let now = state.clock.now_naive();
     let actor = admin(&req);
-    let row = run(&state.pool, move |c| keys::revoke(c, &id, now, &actor)).await?;
+    let row = run(&state.db, move |c| keys::revoke(c, &id, now, &actor)).await?;
     Ok(ok(&KeyView::new(row, now)))
 }
 
@@ -190,7 +190,7 @@ pub async fn regenerate_key(
 ) -> Res {
     let now = state.clock.now_naive();
     let actor = admin(&req);
-    let (row, plaintext) = run(&state.pool, move |c| keys::regenerate(c, &id, now, &actor)).await?;
+    let (row, plaintext) = run(&state.db, move |c| keys::regenerate(c, &id, now, &actor)).await?;
     let mut view = KeyView::new(row, now);
     view.key = Some(plaintext.expose().to_owned());
     Ok(created(&view))
@@ -201,7 +201,7 @@ pub async fn list_registrations(
     state: web::Data<AppState>,
     q: web::Query<ListQuery>,
 ) -> Res {
-    let page = run(&state.pool, move |c| registrations::list(c, &q)).await?;
+    let page = run(&state.db, move |c| registrations::list(c, &q)).await?;
     Ok(ok(&page.map(|(r, prefix)| registration_view(r, prefix))))
 }
 
@@ -210,7 +210,7 @@ pub async fn get_registration(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Res {
-    let (row, prefix) = run(&state.pool, move |c| {
+    let (row, prefix) = run(&state.db, move |c| {
         let row = registrations::get(c, &id)?;
         registrations::with_prefix(c, row)
     })
@@ -226,7 +226,7 @@ pub async fn release_registration(
 ) -> Res {
     let now = state.clock.now_naive();
     let actor = admin(&req);
-    run(&state.pool, move |c| {
+    run(&state.db, move |c| {
         registrations::release_by_id(c, &id, now, &actor)
     })
     .await?;
@@ -234,7 +234,7 @@ pub async fn release_registration(
 }
 
 pub async fn list_audit(_: AdminAuth, state: web::Data<AppState>, q: web::Query<ListQuery>) -> Res {
-    let page = run(&state.pool, move |c| audit::list(c, &q)).await?;
+    let page = run(&state.db, move |c| audit::list(c, &q)).await?;
     Ok(ok(&page.map(AuditView::from)))
 }
 
@@ -244,7 +244,7 @@ pub async fn list_signing_keys(
     q: web::Query<ListQuery>,
 ) -> Res {
     let now = state.clock.now_naive();
-    let rows = run(&state.pool, db::signing_keys::all).await?;
+    let rows = run(&state.db, |c| db::signing_keys::all(c)).await?;
     let page = crate::db::page::page_in_memory(rows, &q, |k| k.kid.clone())?;
     Ok(ok(&page.map(|r| SigningKeyView::new(r, &state.signer, now))))
 }
@@ -253,7 +253,7 @@ pub async fn rotate_signing_key(_: AdminAuth, state: web::Data<AppState>, req: H
     let now = state.clock.now_naive();
     let actor = admin(&req);
     let signer = state.signer.clone();
-    let row = run(&state.pool, move |c| signer.rotate(c, now, &actor)).await?;
+    let row = run(&state.db, move |c| signer.rotate(c, now, &actor)).await?;
     Ok(created(&SigningKeyView::new(row, &state.signer, now)))
 }
 
@@ -272,7 +272,7 @@ pub async fn get_offer(
 
 pub async fn get_audit_event(_: AdminAuth, state: web::Data<AppState>, id: web::Path<i64>) -> Res {
     let id = id.into_inner();
-    let row = run(&state.pool, move |c| audit::get(c, id)).await?;
+    let row = run(&state.db, move |c| audit::get(c, id)).await?;
     Ok(ok(&AuditView::from(row)))
 }
 
@@ -283,7 +283,7 @@ pub async fn get_signing_key(
 ) -> Res {
     let now = state.clock.now_naive();
     let kid = kid.into_inner();
-    let rows = run(&state.pool, db::signing_keys::all).await?;
+    let rows = run(&state.db, |c| db::signing_keys::all(c)).await?;
     let row = rows
         .into_iter()
         .find(|r| r.kid == kid)
@@ -292,7 +292,7 @@ pub async fn get_signing_key(
 }
 
 pub async fn verify_audit(_: AdminAuth, state: web::Data<AppState>) -> Res {
-    let check = run(&state.pool, audit::verify_chain).await?;
+    let check = run(&state.db, |c| audit::verify_chain(c)).await?;
     Ok(ok(&match check {
         audit::ChainCheck::Intact { events } => {
             serde_json::json!({"intact": true, "events": events})
@@ -330,7 +330,7 @@ pub async fn bulk_create_keys(
     let now = state.clock.now_naive();
     let actor = admin(&req);
     let expires = body.expires_at.map(|t| t.naive_utc());
-    let issued = run(&state.pool, move |c| {
+    let issued = run(&state.db, move |c| {
         let mut all = Vec::with_capacity(body.count);
         let mut left = body.count;
         while left > 0 {

@@ -86,7 +86,7 @@ async fn refuse(state: web::Data<AppState>, req: HttpRequest) -> ApiError {
         state.clock.now_naive(),
     );
     ev.detail = Some(format!("{} {}", req.method(), req.path()));
-    if let Err(e) = crate::http::run(&state.pool, move |c| crate::db::audit::record(c, &ev)).await {
+    if let Err(e) = crate::http::run(&state.db, move |c| crate::db::audit::record(c, &ev)).await {
         tracing::error!(error = %e, "could not record a failed admin login");
     }
     ApiError::unauthorized()

@@ -3,12 +3,12 @@
 
 use super::lookup as guard;
 use crate::app::AppState;
-use crate::db::{self, audit::Actor, registrations};
+use crate::db::{self, audit::Actor, key_state, registrations};
 use crate::domain::binding::{KeyState, same_instance};
 use crate::domain::glpi::{Info, Lang, Outcome, Owner, Subscription};
 use crate::http::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
-use glpi_network_shared::{ErrorCode, RegistrationKey};
+use glpi_network_shared::RegistrationKey;
 use serde_json::json;
 
 /// A request header as a trimmed string (`None` when absent, empty or not visible ASCII).
@@ -41,7 +41,7 @@ pub async fn offers(state: web::Data<AppState>) -> HttpResponse {
 /// is another instance's). A suspended subscription binds no new UID, but its key is still
 /// answered as GLPI expects (valid, subscription not running).
 fn check(
-    c: &mut db::AnyConnection,
+    c: &mut db::Conn,
     key: &RegistrationKey,
     uid: Option<&str>,
     now: chrono::NaiveDateTime,
@@ -50,14 +50,14 @@ fn check(
     match uid {
         Some(uid) => match registrations::register(c, key, None, Some(uid), now, actor) {
             Err(db::Error::Bind(crate::domain::binding::BindRefusal::SubscriptionSuspended)) => {
-                let st = registrations::load_state(c, key)?;
+                let st = key_state::load_state(c, key)?;
                 st.usable_by(Some(uid), now)?;
                 Ok(st)
             }
             bound => bound.map(|b| b.state),
         },
         None => {
-            let st = registrations::load_state(c, key)?;
+            let st = key_state::load_state(c, key)?;
             st.usable_by(None, now)?;
             Ok(st)
         }
@@ -144,7 +144,8 @@ pub async fn registration_info(
         Err(e) => return Err(e),
     };
     // A malformed UID cannot bind anything: treat it as absent.
-    let uid = header(&req, "x-glpi-network-uid").and_then(|u| registrations::parse_uid(u).ok());
+    let uid =
+        header(&req, "x-glpi-network-uid").and_then(|u| crate::domain::binding::parse_uid(u).ok());
     let now = state.clock.now_naive();
     let hash = key.hash();
     let cached = state
@@ -157,9 +158,22 @@ pub async fn registration_info(
     if let Some(ks) = cached {
         return Ok(HttpResponse::Ok().json(valid_info(&state, &ks, lang)));
     }
+    info_from_database(&state, &caller, (key, hash), uid, now, lang).await
+}
+
+/// `/info` from the database (binding the UID on the first valid call); the state read is
+/// cached under the stamp taken before the read.
+async fn info_from_database(
+    state: &AppState,
+    caller: &guard::Caller,
+    (key, hash): (RegistrationKey, String),
+    uid: Option<String>,
+    now: chrono::NaiveDateTime,
+    lang: Lang,
+) -> Result<HttpResponse, ApiError> {
     let stamp = state.keys.stamp(&hash);
     let actor = Actor::new("glpi", Some(caller.addr.clone()));
-    let result = super::run(&state.pool, move |c| {
+    let result = super::run(&state.db, move |c| {
         match check(c, &key, uid.as_deref(), now, &actor) {
             Ok(ks) => Ok(Ok(ks)),
             Err(e) => match outcome_of(&e) {
@@ -170,7 +184,7 @@ pub async fn registration_info(
     })
     .await;
     if let Ok(Err(Outcome::InvalidKey)) = result {
-        match caller.failed(&state).await {
+        match caller.failed(state).await {
             Ok(()) => {}
             Err(ApiError::RateLimited { .. }) => {
                 return Ok(HttpResponse::Ok().json(Info::invalid(Outcome::RateLimited, lang)));
@@ -182,7 +196,7 @@ pub async fn registration_info(
         Ok(Ok(ks)) => {
             let ks = std::sync::Arc::new(ks);
             state.keys.put(&hash, ks.clone(), stamp);
-            Ok(HttpResponse::Ok().json(valid_info(&state, &ks, lang)))
+            Ok(HttpResponse::Ok().json(valid_info(state, &ks, lang)))
         }
         Ok(Err(outcome)) => {
             // never answer a cached "valid" after the database said otherwise
@@ -191,9 +205,7 @@ pub async fn registration_info(
         }
         Err(ApiError::Internal(e)) => {
             tracing::error!(error = format!("{e:#}"), "registration info failed");
-            Err(ApiError::new(
-                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::Internal,
+            Err(ApiError::unavailable(
                 "registration information is temporarily unavailable",
             ))
         }

@@ -8,11 +8,11 @@ use crate::domain::binding::{Binding, KeyState};
 use crate::domain::token;
 use crate::http::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
-use glpi_network_shared::InstanceUrl;
 use glpi_network_shared::ValidationStatus;
 use glpi_network_shared::wire::{
     RegisterRequest, RegisterResponse, ReleaseRequest, ValidateRequest, ValidationResponse,
 };
+use glpi_network_shared::{InstanceUrl, RegistrationKey};
 use std::sync::Arc;
 
 /// The longest nonce echoed in tokens.
@@ -77,14 +77,14 @@ pub async fn register_instance(
     let uid = body
         .instance_uid
         .as_deref()
-        .map(registrations::parse_uid)
+        .map(crate::domain::binding::parse_uid)
         .transpose()?;
     check_nonce(body.nonce.as_deref())?;
     guard::registration_attempt(&state, &key).await?;
     let now = state.clock.now_naive();
     let actor = Actor::new("instance", Some(caller.addr.clone()));
     let signer = state.signer.clone();
-    let result = run(&state.pool, move |c| {
+    let result = run(&state.db, move |c| {
         signer.refresh_if_stale(c, now)?;
         registrations::register(c, &key, Some(&url), uid.as_deref(), now, &actor)
     })
@@ -121,6 +121,53 @@ pub async fn register_instance(
     })
 }
 
+/// A cached state that is valid for this URL answers without the database (a refusal is
+/// audited, a stale `last_seen_at` refreshed and a stale signing ring reloaded, through the
+/// database path).
+fn cached_validation(
+    state: &AppState,
+    hash: &str,
+    canonical: &str,
+    now: chrono::NaiveDateTime,
+) -> Option<(Arc<KeyState>, ValidationStatus)> {
+    let ks = state.keys.get(hash).filter(|_| !state.signer.is_stale())?;
+    let st = ks.status_for(canonical, now);
+    let fresh = ks
+        .registration
+        .as_ref()
+        .is_some_and(|r| !r.last_seen_due(now));
+    (st.is_valid() && fresh).then_some((ks, st))
+}
+
+/// A validation read from the database: a valid state is cached under the stamp taken before
+/// the read; any other forgets the key's cached state (a cached "valid" read before a change
+/// made elsewhere, and not yet notified, is never served after this answer).
+async fn validate_from_database(
+    state: &AppState,
+    caller: &guard::Caller,
+    key: RegistrationKey,
+    url: InstanceUrl,
+    now: chrono::NaiveDateTime,
+) -> Result<(Arc<KeyState>, ValidationStatus), ApiError> {
+    let hash = key.hash();
+    let stamp = state.keys.stamp(&hash);
+    let actor = Actor::new("instance", Some(caller.addr.clone()));
+    let signer = state.signer.clone();
+    let result = run(&state.db, move |c| {
+        signer.refresh_if_stale(c, now)?;
+        registrations::validate(c, &key, &url, now, &actor)
+    })
+    .await;
+    let v = caller.note(state, result).await?;
+    let ks = Arc::new(v.state);
+    if v.status.is_valid() {
+        state.keys.put(&hash, ks.clone(), stamp);
+    } else {
+        state.keys.forget(&hash);
+    }
+    Ok((ks, v.status))
+}
+
 /// `POST /v1/validations`: `200` with the status for any known key.
 pub async fn validate_instance(
     state: web::Data<AppState>,
@@ -136,43 +183,13 @@ pub async fn validate_instance(
     let now = state.clock.now_naive();
     let canonical = url.as_str().to_owned();
     let hash = key.hash();
-    // A cached state that is valid for this URL answers without the database (a refusal is
-    // audited, a stale `last_seen_at` refreshed and a stale signing ring reloaded, through the
-    // database path).
-    let cached = state.keys.get(&hash).filter(|_| !state.signer.is_stale());
-    let cached = cached.and_then(|ks| {
-        let st = ks.status_for(&canonical, now);
-        let fresh = ks
-            .registration
-            .as_ref()
-            .is_some_and(|r| !r.last_seen_due(now));
-        (st.is_valid() && fresh).then_some((ks, st))
-    });
+    let cached = cached_validation(&state, &hash, &canonical, now);
     state
         .metrics
         .key_cache(state.keys.enabled(), cached.is_some());
     let (ks, status) = match cached {
         Some(hit) => hit,
-        None => {
-            let stamp = state.keys.stamp(&hash);
-            let actor = Actor::new("instance", Some(caller.addr.clone()));
-            let signer = state.signer.clone();
-            let result = run(&state.pool, move |c| {
-                signer.refresh_if_stale(c, now)?;
-                registrations::validate(c, &key, &url, now, &actor)
-            })
-            .await;
-            let v = caller.note(&state, result).await?;
-            let ks = Arc::new(v.state);
-            if v.status.is_valid() {
-                state.keys.put(&hash, ks.clone(), stamp);
-            } else {
-                // the database says no: a cached "valid" (read before a change made elsewhere
-                // and not yet notified) must never be served after this answer
-                state.keys.forget(&hash);
-            }
-            (ks, v.status)
-        }
+        None => validate_from_database(&state, &caller, key, url, now).await?,
     };
     state
         .metrics
@@ -211,7 +228,7 @@ pub async fn release_instance(
     let url = InstanceUrl::parse(&body.instance_url)?;
     let now = state.clock.now_naive();
     let actor = Actor::new("instance", Some(caller.addr.clone()));
-    let result = run(&state.pool, move |c| {
+    let result = run(&state.db, move |c| {
         registrations::release_by_key(c, &key, &url, now, &actor)
     })
     .await;

@@ -11,7 +11,7 @@ pub mod secret;
 
 use crate::db::audit::{self, Actor};
 use crate::db::signing_keys::{self, SigningKeyRow};
-use crate::db::{AnyConnection, Error, Result, write_txn};
+use crate::db::{AnyConnection, Error, Result, Touches, Transact};
 use chrono::{Duration, NaiveDateTime};
 use glpi_network_shared::token::{self, Claims, TokenSigner};
 use jsonwebtoken::jwk::JwkSet;
@@ -176,7 +176,7 @@ impl Signer {
     /// public string) is retired and withdrawn from the JWKS at once, with a loud warning, and a
     /// fresh key is made; `seed` is only used in test mode.
     pub fn init(
-        c: &mut AnyConnection,
+        c: &mut (impl Transact + ?Sized),
         master: MasterKey,
         lifetimes: Lifetimes,
         now: NaiveDateTime,
@@ -185,29 +185,7 @@ impl Signer {
     ) -> anyhow::Result<Self> {
         let seed = seed.filter(|_| test_mode);
         if !test_mode {
-            let seeded = write_txn(c, |c| {
-                let had_active = signing_keys::active(c)?.is_some_and(|k| k.seeded);
-                let kids = signing_keys::withdraw_seeded(c, now)?;
-                if had_active {
-                    let mut ev =
-                        Actor::new("server", None).event("signing_key.withdraw", "ok", now);
-                    ev.detail = Some(format!(
-                        "seeded key(s) {} withdrawn outside test mode",
-                        kids.join(", ")
-                    ));
-                    audit::record(c, &ev)?;
-                }
-                Ok::<_, Error>((had_active, kids))
-            })?;
-            if !seeded.1.is_empty() {
-                tracing::error!(
-                    kids = %seeded.1.join(", "),
-                    was_active = seeded.0,
-                    "SIGNING KEY DERIVED FROM --signing-seed FOUND OUTSIDE TEST MODE: its private half \
-                     comes from a public string, so it never signs and is withdrawn from the JWKS; \
-                     a fresh key signs instead. Tokens it signed no longer verify."
-                );
-            }
+            withdraw_seeded_keys(c, now)?;
         }
         if signing_keys::active(c)?.is_none() {
             let row = new_key(&master, now, seed)?;
@@ -283,12 +261,12 @@ impl Signer {
     /// until every token it signed is past `grace_until`.
     pub fn rotate(
         &self,
-        c: &mut AnyConnection,
+        c: &mut impl Transact,
         now: NaiveDateTime,
         actor: &Actor,
     ) -> Result<SigningKeyRow> {
         let row = new_key(&self.master, now, None)?;
-        write_txn(c, |c| {
+        c.write(Touches::Anything, |c| {
             let retired = signing_keys::active(c)?;
             signing_keys::retire_active(c, now)?;
             signing_keys::insert(c, &row)?;
@@ -327,6 +305,34 @@ impl Signer {
             r + Duration::seconds(self.lifetimes.ttl_secs + self.lifetimes.grace_secs) > now
         })
     }
+}
+
+/// Outside test mode: retires every key derived from `--signing-seed` (its private half comes
+/// from a public string), audits it and warns loudly; the ring never publishes them.
+fn withdraw_seeded_keys(c: &mut (impl Transact + ?Sized), now: NaiveDateTime) -> Result<()> {
+    let (had_active, kids) = c.write(Touches::Anything, |tx| {
+        let had_active = signing_keys::active(tx)?.is_some_and(|k| k.seeded);
+        let kids = signing_keys::withdraw_seeded(tx, now)?;
+        if had_active {
+            let mut ev = Actor::new("server", None).event("signing_key.withdraw", "ok", now);
+            ev.detail = Some(format!(
+                "seeded key(s) {} withdrawn outside test mode",
+                kids.join(", ")
+            ));
+            tx.audit(ev);
+        }
+        Ok::<_, Error>((had_active, kids))
+    })?;
+    if !kids.is_empty() {
+        tracing::error!(
+            kids = %kids.join(", "),
+            was_active = had_active,
+            "SIGNING KEY DERIVED FROM --signing-seed FOUND OUTSIDE TEST MODE: its private half \
+             comes from a public string, so it never signs and is withdrawn from the JWKS; \
+             a fresh key signs instead. Tokens it signed no longer verify."
+        );
+    }
+    Ok(())
 }
 
 fn load_ring(
