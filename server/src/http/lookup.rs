@@ -58,7 +58,7 @@ pub(crate) async fn count(state: &AppState, limit: Limit, subject: &str) -> Resu
     let allowance = limiter.limit();
     let owned = subject.to_owned();
     let hit = crate::http::run(&state.db, move |c| {
-        Ok(crate::db::limits::hit(c, limit, &owned, now, allowance)?)
+        crate::db::limits::hit(c, limit, &owned, now, allowance)
     })
     .await?;
     match hit {
