@@ -1,0 +1,211 @@
+//! The real `glpi-network-server` binary against defects of issue 14 that black-box probes
+//! found (each test names its defect).
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use reqwest::blocking::Client;
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn server() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_glpi-network-server"));
+    cmd.env_remove("DATABASE_URL")
+        .env_remove("GLPI_NETWORK_ADMIN_TOKEN")
+        .env_remove("GLPI_NETWORK_KEY_CACHE_TTL")
+        .env_remove("GLPI_NETWORK_TRUSTED_PROXIES")
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+/// A served binary, killed when dropped.
+struct Served {
+    child: Child,
+    base: String,
+    client: Client,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    fn start(data_dir: &Path, args: &[&str]) -> Served {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = server()
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--bind", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let served = Served {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            client: Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while served.client.get(served.url("/healthz")).send().is_err() {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        served
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops the server and answers what it wrote on stderr.
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let out = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap())
+            .wait_with_output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+fn tar_gz(entries: &[(&[u8], tar::EntryType, u32, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+    for (name, kind, mode, body) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_entry_type(*kind);
+        h.set_mode(*mode);
+        h.set_size(body.len() as u64);
+        if matches!(kind, tar::EntryType::Symlink | tar::EntryType::Link) {
+            h.set_link_name("/etc/passwd").unwrap();
+        }
+        h.set_cksum();
+        b.append(&h, *body).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+/// Issue 14 #6: symlinks, hard links, devices, FIFOs, setuid files, `\` in names and a bomb
+/// were stored and served. Each is refused with `400` naming the entry, and nothing is stored.
+#[test]
+fn hostile_plugin_archives_are_refused_naming_the_entry_and_nothing_is_stored() {
+    use tar::EntryType::*;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Served::start(&data, &[]);
+    let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    let token = token.trim();
+    let r = s
+        .client
+        .post(s.url("/v1/admin/plugins"))
+        .bearer_auth(token)
+        .json(&json!({"key": "evil", "name": "Evil"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let setup: (&[u8], _, _, &[u8]) = (
+        b"evil/setup.php",
+        Regular,
+        0o644,
+        b"<?php function plugin_version_evil() {}",
+    );
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            tar_gz(&[setup, (b"evil/passwd", Symlink, 0o777, b"")]),
+            "evil/passwd",
+        ),
+        (
+            tar_gz(&[setup, (b"evil/hard", Link, 0o644, b"")]),
+            "evil/hard",
+        ),
+        (
+            tar_gz(&[setup, (b"evil/tty", Char, 0o644, b"")]),
+            "evil/tty",
+        ),
+        (
+            tar_gz(&[setup, (b"evil/sda", Block, 0o644, b"")]),
+            "evil/sda",
+        ),
+        (
+            tar_gz(&[setup, (b"evil/pipe", Fifo, 0o644, b"")]),
+            "evil/pipe",
+        ),
+        (
+            tar_gz(&[setup, (b"evil/suid", Regular, 0o4755, b"x")]),
+            "evil/suid",
+        ),
+        (
+            tar_gz(&[setup, (b"evil/sgid", Regular, 0o2755, b"x")]),
+            "evil/sgid",
+        ),
+        (
+            tar_gz(&[setup, (b"evil\\..\\x.php", Regular, 0o644, b"x")]),
+            "evil\\..\\x.php",
+        ),
+        (
+            tar_gz(&[setup, (b"/evil/x.php", Regular, 0o644, b"x")]),
+            "/evil/x.php",
+        ),
+        (
+            tar_gz(&[setup, (b"evil/../x.php", Regular, 0o644, b"x")]),
+            "evil/../x.php",
+        ),
+    ];
+    for (i, (archive, entry)) in cases.into_iter().enumerate() {
+        let r = s
+            .client
+            .post(s.url(&format!("/v1/admin/plugins/evil/versions?num=1.0.{i}")))
+            .bearer_auth(token)
+            .header("content-type", "application/gzip")
+            .body(archive)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 400, "{entry}");
+        let body: Value = r.json().unwrap();
+        let message = body["error"]["message"]
+            .as_str()
+            .or_else(|| body["message"].as_str())
+            .unwrap_or_else(|| panic!("{body}"));
+        assert!(message.contains(entry), "{entry}: {message}");
+    }
+    // a bomb: 101 MiB of zeros, about 100 KiB on the wire
+    let mut b = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+    let mut h = tar::Header::new_gnu();
+    h.set_path("evil/zeros").unwrap();
+    h.set_size(101 << 20);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append(&h, std::io::Read::take(std::io::repeat(0), 101 << 20))
+        .unwrap();
+    let bomb = b.into_inner().unwrap().finish().unwrap();
+    let r = s
+        .client
+        .post(s.url("/v1/admin/plugins/evil/versions?num=2.0.0"))
+        .bearer_auth(token)
+        .header("content-type", "application/gzip")
+        .body(bomb)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("100 MiB"));
+
+    let shown: Value = s
+        .client
+        .get(s.url("/v1/admin/plugins/evil"))
+        .bearer_auth(token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(shown["versions"], json!([]), "{shown}");
+}
