@@ -78,6 +78,54 @@ impl Served {
     }
 }
 
+/// Issue 14 #3: 301 requests with invented methods grew `/metrics` from 44 KB to 19.7 MB.
+#[test]
+fn invented_methods_and_paths_do_not_grow_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Served::start(&dir.path().join("data"), &[]);
+    let metrics = || {
+        s.client
+            .get(s.url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    // one of each kind first, so every series that can exist does
+    let send = |method: &str, path: &str| {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        s.client.request(m, s.url(path)).send().unwrap().status()
+    };
+    send("BREW0", "/v1/validations");
+    send("BREW0", "/nowhere/0");
+    send("GET", "/nowhere/0");
+    metrics(); // a scrape is counted after it is answered
+    let before = metrics();
+    for i in 0..300 {
+        let method = format!("X{i}{}", "M".repeat(i % 50));
+        send(&method, &format!("/nowhere/{i}/{}", "p".repeat(i)));
+        send(&method, "/v1/validations");
+        send("GET", &format!("/nowhere/{i}"));
+    }
+    let after = metrics();
+    eprintln!(
+        "/metrics: {} bytes before, {} bytes after 900 requests",
+        before.len(),
+        after.len()
+    );
+    let series = |t: &str| t.lines().filter(|l| !l.starts_with('#')).count();
+    assert_eq!(series(&before), series(&after), "no new series");
+    assert!(
+        after.len() < before.len() + 2_000,
+        "{} -> {}",
+        before.len(),
+        after.len()
+    );
+    assert!(!after.contains("X1M") && !after.contains("/nowhere"));
+    assert!(after.contains("method=\"other\""), "{after}");
+    assert!(after.contains("route=\"unmatched\""), "{after}");
+}
+
 fn tar_gz(entries: &[(&[u8], tar::EntryType, u32, &[u8])]) -> Vec<u8> {
     let mut b = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
     for (name, kind, mode, body) in entries {
