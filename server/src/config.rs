@@ -127,15 +127,15 @@ pub struct Settings {
         global = true
     )]
     pub registrations_per_key_per_minute: u32,
-    /// Reverse proxies whose `X-Forwarded-For` gives the client address (repeat, or
-    /// comma-separated in the environment).
+    /// Reverse proxies whose `X-Forwarded-For` gives the client address: IP addresses or CIDR
+    /// ranges, IPv4 or IPv6 (repeat, or comma-separated in the environment).
     #[arg(
         long = "trusted-proxy",
         env = "GLPI_NETWORK_TRUSTED_PROXIES",
         value_delimiter = ',',
         global = true
     )]
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: Vec<crate::http::limits::IpNet>,
     /// Key states kept in memory so `/api/registration/info` and `/v1/validations` of known
     /// instances answer without a database read (0 turns the cache off).
     #[arg(
@@ -386,4 +386,32 @@ pub enum AuditCmd {
     List(PageArgs),
     /// Check the hash chain; names the first broken event and exits 1 if there is one.
     Verify,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("glpi-network-server").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges_repeated() {
+        let cli = parse(&[
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "fd00::/8",
+            "--trusted-proxy",
+            "192.0.2.1",
+        ])
+        .unwrap();
+        assert_eq!(cli.settings.trusted_proxies.len(), 3);
+        let err = parse(&["--trusted-proxy", "10.0.0.0/40"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("--trusted-proxy"), "{err}");
+    }
 }

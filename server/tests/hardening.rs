@@ -126,6 +126,79 @@ fn invented_methods_and_paths_do_not_grow_metrics() {
     assert!(after.contains("route=\"unmatched\""), "{after}");
 }
 
+fn failed_lookup(s: &Served, lines: &[&str]) -> u16 {
+    let mut h = HeaderMap::new();
+    for l in lines {
+        h.append("x-forwarded-for", HeaderValue::from_str(l).unwrap());
+    }
+    s.client
+        .post(s.url("/v1/validations"))
+        .headers(h)
+        .json(
+            &json!({"registration_key": "no-such-key", "instance_url": "https://glpi.example.com"}),
+        )
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Issue 14 #2: behind a trusted proxy only the first `X-Forwarded-For` line was read, so a
+/// client's own line won over the one its proxy appended (HAProxy does).
+#[test]
+fn forwarded_for_lines_are_joined_and_the_right_most_untrusted_hop_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Served::start(
+        &dir.path().join("data"),
+        &[
+            "--test-mode",
+            "--trusted-proxy",
+            "127.0.0.0/8",
+            "--trusted-proxy",
+            "fd00::/8",
+            "--failed-lookups-per-minute",
+            "3",
+        ],
+    );
+    // all inside one window of the server's clock
+    let r = s
+        .client
+        .post(s.url("/_test/clock"))
+        .json(&json!({"set": "2030-01-01T00:00:05Z"}))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success());
+    // the client forges a first line each time; the proxy's line names it
+    for i in 0..3 {
+        assert_eq!(
+            failed_lookup(&s, &[&format!("6.6.6.{i}"), "203.0.113.9"]),
+            404
+        );
+    }
+    assert_eq!(failed_lookup(&s, &["6.6.6.99", "203.0.113.9"]), 429);
+    assert_eq!(
+        failed_lookup(&s, &["203.0.113.9, fd00::1"]),
+        429,
+        "a trusted hop is skipped"
+    );
+    assert_eq!(
+        failed_lookup(&s, &["203.0.113.9", "198.51.100.1"]),
+        404,
+        "another client"
+    );
+
+    // IPv6 clients count per /64
+    for i in 1..=3 {
+        assert_eq!(failed_lookup(&s, &[&format!("2001:db8:1:2::{i}")]), 404);
+    }
+    assert_eq!(
+        failed_lookup(&s, &["2001:db8:1:2:ffff::1"]),
+        429,
+        "same /64"
+    );
+    assert_eq!(failed_lookup(&s, &["2001:db8:1:3::1"]), 404, "another /64");
+}
+
 fn tar_gz(entries: &[(&[u8], tar::EntryType, u32, &[u8])]) -> Vec<u8> {
     let mut b = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
     for (name, kind, mode, body) in entries {
