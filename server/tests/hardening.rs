@@ -78,6 +78,51 @@ impl Served {
     }
 }
 
+/// Issue 14 #14: `--key-cache-ttl 18446744073709551615` started, then panicked every worker.
+#[test]
+fn numeric_flags_out_of_range_stop_the_binary_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, env, flag) in [
+        (
+            &["--key-cache-ttl", "18446744073709551615"][..],
+            None,
+            "--key-cache-ttl",
+        ),
+        (
+            &[][..],
+            Some(("GLPI_NETWORK_KEY_CACHE_TTL", "18446744073709551615")),
+            "--key-cache-ttl",
+        ),
+        (
+            &["--key-cache-size", "18446744073709551615"],
+            None,
+            "--key-cache-size",
+        ),
+        (&["--workers", "0"], None, "--workers"),
+        (
+            &["--failed-lookups-per-minute", "0"],
+            None,
+            "--failed-lookups-per-minute",
+        ),
+        (&["--token-ttl", "9223372036854775807"], None, "--token-ttl"),
+    ] {
+        let mut cmd = server();
+        cmd.arg("--data-dir")
+            .arg(dir.path().join("never"))
+            .args(["--bind", "127.0.0.1:0"])
+            .args(args);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?} {env:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!dir.path().join("never").exists(), "nothing is created");
+    }
+}
+
 /// Issue 14 #3: 301 requests with invented methods grew `/metrics` from 44 KB to 19.7 MB.
 #[test]
 fn invented_methods_and_paths_do_not_grow_metrics() {
