@@ -236,6 +236,36 @@ impl Settings {
     }
 }
 
+/// Warns (once per file, at start) when the secrets of `data_dir` (`admin-token`,
+/// `master.key`), or the directory itself, can be read by the group or by others: they were
+/// created 0600 and 0700, so someone loosened them (or an older version made them).
+pub fn warn_if_readable_by_others(data_dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let loose = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o7777)
+            .filter(|mode| mode & 0o077 != 0)
+    };
+    for name in ["admin-token", "master.key"] {
+        let path = data_dir.join(name);
+        if let Some(mode) = loose(&path) {
+            tracing::warn!(
+                path = %path.display(),
+                mode = %format!("{mode:04o}"),
+                "this secret can be read by other users: chmod 600 it"
+            );
+        }
+    }
+    if let Some(mode) = loose(data_dir) {
+        tracing::warn!(
+            path = %data_dir.display(),
+            mode = %format!("{mode:04o}"),
+            "the data directory is open to other users: chmod 700 it"
+        );
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,

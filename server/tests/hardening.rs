@@ -78,6 +78,14 @@ impl Served {
     }
 }
 
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
 /// Issue 14 #14: `--key-cache-ttl 18446744073709551615` started, then panicked every worker.
 #[test]
 fn numeric_flags_out_of_range_stop_the_binary_naming_the_flag() {
@@ -120,6 +128,72 @@ fn numeric_flags_out_of_range_stop_the_binary_naming_the_flag() {
         assert!(stderr.contains(flag), "{args:?} {env:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert!(!dir.path().join("never").exists(), "nothing is created");
+    }
+}
+
+/// Issue 14 #15: the data directory was created 0755 and the database files 0644.
+#[test]
+fn the_data_directory_is_0700_and_every_file_0600_wherever_it_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let elsewhere = dir.path().join("elsewhere/db");
+    let db = elsewhere.join("glpi.db");
+    let data2 = dir.path().join("data2");
+    let served = Served::start(&data, &[]);
+    let served_elsewhere = Served::start(
+        &data2,
+        &["--database-url", &format!("sqlite://{}", db.display())],
+    );
+    // a write, so that the -wal and -shm files exist
+    for (s, d) in [(&served, &data), (&served_elsewhere, &data2)] {
+        let token = std::fs::read_to_string(d.join("admin-token")).unwrap();
+        let r = s
+            .client
+            .post(s.url("/v1/admin/subscribers"))
+            .bearer_auth(token.trim())
+            .json(&json!({"name": "ACME"}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    assert_eq!(mode(&data), 0o700);
+    for name in [
+        "glpi-network.db",
+        "glpi-network.db-wal",
+        "glpi-network.db-shm",
+        "admin-token",
+        "master.key",
+    ] {
+        assert_eq!(mode(&data.join(name)), 0o600, "{name}");
+    }
+    assert_eq!(mode(&elsewhere), 0o700);
+    assert_eq!(mode(&dir.path().join("elsewhere")), 0o700);
+    for name in ["glpi.db", "glpi.db-wal", "glpi.db-shm"] {
+        assert_eq!(mode(&elsewhere.join(name)), 0o600, "{name}");
+    }
+    let quiet = served.stop();
+    drop(served_elsewhere);
+    assert!(!quiet.contains("other users"), "{quiet}");
+
+    // loosened secrets are reported at the next start
+    std::fs::set_permissions(
+        data.join("admin-token"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        data.join("master.key"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    let stderr = Served::start(&data, &[]).stop();
+    for name in ["admin-token", "master.key"] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains("WARN") && l.contains(name) && l.contains("other users")),
+            "no warning for {name} in:\n{stderr}"
+        );
     }
 }
 
