@@ -66,11 +66,22 @@ impl InstanceUrl {
             return Err(UrlError::Fragment);
         }
         // `example.com.` is the fully qualified spelling of `example.com`.
-        let host = u
-            .host_str()
-            .map(|h| h.trim_end_matches('.'))
-            .filter(|h| !h.is_empty())
-            .ok_or(UrlError::NoHost)?;
+        let full = u.host_str().ok_or(UrlError::NoHost)?;
+        let host = full.trim_end_matches('.');
+        if host.is_empty() {
+            return Err(UrlError::NoHost);
+        }
+        if host.len() != full.len() {
+            // Without its trailing dots a host must still be the same host: `a.3..` is a domain
+            // but `a.3` would be read as an (invalid) IPv4 address.
+            let again = url::Url::parse(&format!("{}://{host}/", u.scheme()))
+                .map_err(|e| UrlError::Malformed(e.to_string()))?;
+            if again.host_str() != Some(host) {
+                return Err(UrlError::Malformed(format!(
+                    "the host {full} is not the same without its trailing dots"
+                )));
+            }
+        }
         // The parser has already removed dot segments (`.`, `..`, and their `%2e` spellings),
         // so decoding escapes afterwards cannot bring one back (`.` stays a plain character only
         // inside a longer segment).
@@ -215,6 +226,23 @@ mod tests {
         assert_eq!(canon("https://h/%%34%31"), "https://h/%2541");
         assert_eq!(canon("https://1.2.3.4./x"), "https://1.2.3.4/x");
         assert_eq!(InstanceUrl::parse("https://./x"), Err(UrlError::NoHost));
+    }
+
+    /// Found by the `url_canonicalise` fuzz target: dropping the trailing dots of this host
+    /// left a last label that is a number, so the canonical form read as an invalid IPv4
+    /// address and did not parse back.
+    #[test]
+    fn fuzz_regression_a_host_that_changes_without_its_trailing_dots_is_refused() {
+        let raw = "http:p..,..........................................3.........//inhp\0\u{e}";
+        assert!(matches!(
+            InstanceUrl::parse(raw),
+            Err(UrlError::Malformed(_))
+        ));
+        assert!(matches!(
+            InstanceUrl::parse("http://a.3../x"),
+            Err(UrlError::Malformed(_))
+        ));
+        assert_eq!(canon("http://a.b../x"), "http://a.b/x");
     }
 
     #[test]
