@@ -4,6 +4,7 @@
 
 use glpi_network_server::TestServer;
 use glpi_network_server::domain::clock::Clock;
+use glpi_network_server::testmode::server::TestServerBuilder;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -31,7 +32,15 @@ pub fn create_pg_database() -> Option<(String, String, String)> {
 
 /// Starts the server; `None` when the backend is unavailable on a developer machine.
 pub async fn spawn_app(db: Db) -> Option<TestApp> {
-    let mut builder = TestServer::builder().test_mode(false).workers(2);
+    spawn_app_with(db, |b| b).await
+}
+
+/// [`spawn_app`] with more options (`configure` gets the builder).
+pub async fn spawn_app_with(
+    db: Db,
+    configure: impl FnOnce(TestServerBuilder) -> TestServerBuilder,
+) -> Option<TestApp> {
+    let mut builder = configure(TestServer::builder().test_mode(false).workers(2));
     let mut pg = None;
     if db == Db::Postgres {
         let (base, url, name) = create_pg_database()?;
@@ -242,15 +251,25 @@ impl TestApp {
 }
 
 /// Declares each scenario `async fn name(app: TestApp)` as two tests, `sqlite::name` and
-/// `postgres::name`.
+/// `postgres::name`. With `configure = f;` first, each server is started by
+/// [`spawn_app_with`]`(db, f)`.
 #[macro_export]
 macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
+    (configure = $configure:expr; $($name:ident),* $(,)?) => {
+        /// The builder options of this file's servers.
+        fn configure(
+            b: glpi_network_server::testmode::server::TestServerBuilder,
+        ) -> glpi_network_server::testmode::server::TestServerBuilder {
+            let f: fn(
+                glpi_network_server::testmode::server::TestServerBuilder,
+            ) -> glpi_network_server::testmode::server::TestServerBuilder = $configure;
+            f(b)
+        }
         mod sqlite {
             $(
                 #[actix_web::test]
                 async fn $name() {
-                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Db::Sqlite).await {
+                    if let Some(app) = $crate::helpers::spawn_app_with($crate::helpers::Db::Sqlite, super::configure).await {
                         super::$name(app).await;
                     }
                 }
@@ -260,12 +279,15 @@ macro_rules! on_both_backends {
             $(
                 #[actix_web::test]
                 async fn $name() {
-                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Db::Postgres).await {
+                    if let Some(app) = $crate::helpers::spawn_app_with($crate::helpers::Db::Postgres, super::configure).await {
                         super::$name(app).await;
                     }
                 }
             )*
         }
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both_backends!(configure = |b| b; $($name),*);
     };
 }
 
