@@ -19,6 +19,8 @@ pub struct TestApp {
     pub admin_token: String,
     pub clock: Clock,
     pub client: reqwest::Client,
+    /// Taken before the server was built: everything it loaded at start is younger.
+    pub started: std::time::Instant,
     /// Stopped (joining its workers and their connections) before `pg` drops the database:
     /// fields drop in declaration order.
     _server: TestServer,
@@ -40,6 +42,7 @@ pub async fn spawn_app_with(
     db: Db,
     configure: impl FnOnce(TestServerBuilder) -> TestServerBuilder,
 ) -> Option<TestApp> {
+    let started = std::time::Instant::now();
     let mut builder = configure(TestServer::builder().test_mode(false).workers(2));
     let mut pg = None;
     if db == Db::Postgres {
@@ -53,6 +56,7 @@ pub async fn spawn_app_with(
         admin_token: server.admin_token().to_owned(),
         clock: server.clock().clone(),
         client: reqwest::Client::new(),
+        started,
         _server: server,
         _pg: pg,
     })
