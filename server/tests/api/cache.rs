@@ -10,7 +10,7 @@
 //!   servers here run with a TTL of an hour, and each test first waits for one hit (the proof
 //!   that the start-up check is done, after which nothing is served until it is);
 //! - the signing ring's age (validations only): a validation is answered from memory only while
-//!   the ring is younger than `RELOAD_SECS` of real time, so [`Lookups::from_memory`] accepts one
+//!   the ring is younger than `RELOAD_SECS` of real time, so [`Lookups::answered_from_memory`] accepts one
 //!   miss that reloads it once the ring may be that old (never in a test that runs faster).
 
 use crate::glpi::info;
@@ -92,7 +92,7 @@ impl<'a> Lookups<'a> {
     /// older than `RELOAD_SECS` (the server started, or the ring was last reloaded, that long
     /// ago) is one miss accepted instead: the cached answer is not used, the miss reloads the
     /// ring, and the same validation again is a hit.
-    async fn from_memory<F, Fut, T>(&mut self, call: F, what: &str)
+    async fn answered_from_memory<F, Fut, T>(&mut self, call: F, what: &str)
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = T>,
@@ -135,9 +135,9 @@ async fn validations_follow_every_change_made_through_the_server(app: TestApp) {
     assert_valid(&app, &key).await;
     n.expect(MISS, "the first validation").await;
     n.warm_up(|| assert_valid(&app, &key)).await;
-    n.from_memory(|| assert_valid(&app, &key), "a repeated validation")
+    n.answered_from_memory(|| assert_valid(&app, &key), "a repeated validation")
         .await;
-    n.from_memory(|| assert_valid(&app, &key), "a repeated validation")
+    n.answered_from_memory(|| assert_valid(&app, &key), "a repeated validation")
         .await;
 
     // a change to the subscription (many keys at once) is seen by the next request
@@ -151,7 +151,7 @@ async fn validations_follow_every_change_made_through_the_server(app: TestApp) {
         .expect(200);
     assert_valid(&app, &key).await;
     n.expect(MISS, "the validation after the resumption").await;
-    n.from_memory(|| assert_valid(&app, &key), "the next validation")
+    n.answered_from_memory(|| assert_valid(&app, &key), "the next validation")
         .await;
 
     // a stale last_seen_at is refreshed through the database, not hidden by the cache
@@ -170,7 +170,7 @@ async fn validations_follow_every_change_made_through_the_server(app: TestApp) {
             .expect(200),
     );
     assert!(after > before, "last_seen_at moved: {before} -> {after}");
-    n.from_memory(
+    n.answered_from_memory(
         || assert_valid(&app, &key),
         "the validation after the refresh",
     )
@@ -184,7 +184,7 @@ async fn validations_follow_every_change_made_through_the_server(app: TestApp) {
     assert_valid(&app, &key).await;
     n.expect(MISS, "the validation after a new registration")
         .await;
-    n.from_memory(|| assert_valid(&app, &key), "the next validation")
+    n.answered_from_memory(|| assert_valid(&app, &key), "the next validation")
         .await;
 
     // revoked by an admin: refused at once

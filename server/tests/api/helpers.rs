@@ -32,13 +32,9 @@ pub fn create_pg_database() -> Option<(String, String, String)> {
     crate::common::create_pg_database("test")
 }
 
-/// Starts the server; `None` when the backend is unavailable on a developer machine.
-pub async fn spawn_app(db: Db) -> Option<TestApp> {
-    spawn_app_with(db, |b| b).await
-}
-
-/// [`spawn_app`] with more options (`configure` gets the builder).
-pub async fn spawn_app_with(
+/// Starts the server, with the builder options `configure` adds; `None` when the backend is
+/// unavailable on a developer machine.
+pub async fn spawn_app(
     db: Db,
     configure: impl FnOnce(TestServerBuilder) -> TestServerBuilder,
 ) -> Option<TestApp> {
@@ -256,7 +252,7 @@ impl TestApp {
 
 /// Declares each scenario `async fn name(app: TestApp)` as two tests, `sqlite::name` and
 /// `postgres::name`. With `configure = f;` first, each server is started by
-/// [`spawn_app_with`]`(db, f)`.
+/// [`spawn_app`]`(db, f)`.
 #[macro_export]
 macro_rules! on_both_backends {
     (configure = $configure:expr; $($name:ident),* $(,)?) => {
@@ -273,7 +269,7 @@ macro_rules! on_both_backends {
             $(
                 #[actix_web::test]
                 async fn $name() {
-                    if let Some(app) = $crate::helpers::spawn_app_with($crate::helpers::Db::Sqlite, super::configure).await {
+                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Db::Sqlite, super::configure).await {
                         super::$name(app).await;
                     }
                 }
@@ -283,7 +279,7 @@ macro_rules! on_both_backends {
             $(
                 #[actix_web::test]
                 async fn $name() {
-                    if let Some(app) = $crate::helpers::spawn_app_with($crate::helpers::Db::Postgres, super::configure).await {
+                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Db::Postgres, super::configure).await {
                         super::$name(app).await;
                     }
                 }
