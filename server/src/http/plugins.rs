@@ -22,6 +22,8 @@ pub struct VersionView {
     pub download_url: String,
     pub archive_sha256: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The GLPI versions this version is offered to; `null`: every GLPI.
+    pub compatibility: Option<String>,
 }
 
 fn record_of(
@@ -108,12 +110,20 @@ pub async fn delete_plugin(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// A new version: the JSON body, or the query string beside an archive body.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct VersionQuery {
     #[serde(default)]
     pub num: Option<String>,
+    /// `stable` when absent; GLPI hides other stabilities unless pre-releases are enabled.
     #[serde(default)]
     pub stability: Option<String>,
+    /// A requirement on the GLPI version in Cargo's semver syntax (`~10.0`, `>=10.0.10, <12`):
+    /// the marketplace offers this version only to the GLPI versions that meet it. Absent or
+    /// blank: every GLPI. An invalid requirement is `400 invalid_request`.
+    #[serde(default)]
+    #[schema(example = ">=10.0.10, <12")]
+    pub compatibility: Option<String>,
 }
 
 /// Reads a body up to `limit` bytes; `413 payload_too_large` beyond.
@@ -136,8 +146,8 @@ async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>
 }
 
 /// `POST /v1/admin/plugins/{key}/versions`: the archive as the body
-/// (`Content-Type: application/gzip`, `?num=&stability=`), or a JSON `{"num", "stability"}`
-/// body and the server generates the archive.
+/// (`Content-Type: application/gzip`, `?num=&stability=&compatibility=`), or a JSON
+/// `{"num", "stability", "compatibility"}` body and the server generates the archive.
 pub async fn add_version(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -157,26 +167,33 @@ pub async fn add_version(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let (num, stability, archive) = match ctype.as_str() {
+    let (v, archive) = match ctype.as_str() {
         "application/json" => {
             let v: VersionQuery = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-            (v.num, v.stability, None)
+            (v, None)
         }
         "application/gzip" | "application/x-gzip" | "application/octet-stream" => {
-            (q.num.clone(), q.stability.clone(), Some(body.to_vec()))
+            (q.into_inner(), Some(body.to_vec()))
         }
         _ => {
             return Err(ApiError::bad_request(
-                "send the archive with Content-Type: application/gzip, or JSON {\"num\", \"stability\"}",
+                "send the archive with Content-Type: application/gzip, or JSON {\"num\", \"stability\", \"compatibility\"}",
             ));
         }
     };
-    let num = num.ok_or_else(|| ApiError::bad_request("num is required"))?;
+    let num = v
+        .num
+        .ok_or_else(|| ApiError::bad_request("num is required"))?;
     let now = state.clock.now_naive();
     let key = key.into_inner();
     let row = run(&state.pool, move |c| {
-        catalogue::add_version(c, &key, &num, stability.as_deref(), archive, now)
+        let spec = catalogue::VersionSpec {
+            num: &num,
+            stability: v.stability.as_deref(),
+            compatibility: v.compatibility.as_deref(),
+        };
+        catalogue::add_version(c, &key, spec, archive, now)
     })
     .await?;
     Ok(created(&VersionView {
@@ -190,5 +207,6 @@ pub async fn add_version(
         stability: row.stability,
         archive_sha256: row.archive_sha256,
         created_at: row.created_at.and_utc(),
+        compatibility: row.compatibility,
     }))
 }
