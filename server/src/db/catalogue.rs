@@ -3,7 +3,7 @@
 //! start. The shapes and field rules are in `domain::catalogue`.
 
 use super::plugins::{self, NewVersion, PluginRow, VersionRow};
-use super::{AnyConnection, Error, Result, offers, write_txn};
+use super::{AnyConnection, Error, Result, Touches, Transact, offers};
 use crate::domain::archive;
 use crate::domain::catalogue::*;
 use crate::domain::compat::check_compatibility;
@@ -149,7 +149,7 @@ pub fn new_row(key: &str, now: NaiveDateTime) -> Result<PluginRow> {
 }
 
 /// Creates a plugin from admin input.
-pub fn create(c: &mut AnyConnection, input: &PluginInput, now: NaiveDateTime) -> Result<PluginRow> {
+pub fn create(c: &mut impl Transact, input: &PluginInput, now: NaiveDateTime) -> Result<PluginRow> {
     let key = input
         .key
         .as_deref()
@@ -157,7 +157,7 @@ pub fn create(c: &mut AnyConnection, input: &PluginInput, now: NaiveDateTime) ->
     if input.name.is_none() {
         return Err(Error::invalid("name is required"));
     }
-    write_txn(c, |c| {
+    c.write(Touches::Anything, |c| {
         let mut row = new_row(key, now)?;
         apply(c, &mut row, input)?;
         plugins::insert(c, &row)?;
@@ -167,7 +167,7 @@ pub fn create(c: &mut AnyConnection, input: &PluginInput, now: NaiveDateTime) ->
 
 /// Updates a plugin from admin input (the key cannot change).
 pub fn update(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     key: &str,
     input: &PluginInput,
     now: NaiveDateTime,
@@ -175,7 +175,7 @@ pub fn update(
     if input.key.as_deref().is_some_and(|k| k != key) {
         return Err(Error::invalid("a plugin key cannot change"));
     }
-    write_txn(c, |c| {
+    c.write(Touches::Anything, |c| {
         let (mut row, _) = plugins::get(c, key)?;
         apply(c, &mut row, input)?;
         row.date_updated = now;
@@ -195,7 +195,7 @@ pub struct VersionSpec<'a> {
 
 /// Adds a version: `archive` is an uploaded tarball (checked), or `None` to generate one.
 pub fn add_version(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     key: &str,
     spec: VersionSpec<'_>,
     archive_bytes: Option<Vec<u8>>,
@@ -204,7 +204,7 @@ pub fn add_version(
     let num = spec.num;
     let stability = check_version(num, spec.stability)?;
     let compatibility = check_compatibility(spec.compatibility)?.map(str::to_owned);
-    write_txn(c, |c| {
+    c.write(Touches::Anything, |c| {
         let (row, _) = plugins::get(c, key)?;
         let bytes = match archive_bytes {
             Some(b) => {
@@ -241,7 +241,7 @@ const DEMO_SEEDED: &str = "demo_plugins_seeded";
 /// versions; a version already present keeps its archive and stability, and takes the
 /// catalogue's `compatibility` when it names one). Archive paths are relative to `base`.
 pub fn import(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     plugins_in: &[PluginInput],
     base: Option<&Path>,
     now: NaiveDateTime,
@@ -263,7 +263,7 @@ pub fn import(
 /// Adds a catalogue's versions of `key` that are not there yet; a version already present
 /// keeps its archive and stability, and takes `compatibility` when the catalogue names one.
 fn import_versions(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     key: &str,
     versions: &[VersionInput],
     base: Option<&Path>,
@@ -274,7 +274,10 @@ fn import_versions(
         let compatibility = ver.compatibility.as_ref().map(Option::as_deref);
         if existing.iter().any(|e| e.num == ver.num) {
             if let Some(compat) = compatibility {
-                plugins::set_compatibility(c, key, &ver.num, check_compatibility(compat)?)?;
+                let compat = check_compatibility(compat)?;
+                c.write(Touches::Anything, |c| {
+                    plugins::set_compatibility(c, key, &ver.num, compat)
+                })?;
             }
             continue;
         }
@@ -301,7 +304,7 @@ fn import_versions(
 /// Reads a catalogue file (`{"plugins": [...]}`, JSON) and imports it; archive paths are
 /// relative to the file.
 pub fn import_file(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     path: &Path,
     now: NaiveDateTime,
 ) -> anyhow::Result<usize> {
@@ -316,7 +319,7 @@ pub fn import_file(
 /// Seeds the demo plugins once per database (on first start).
 /// Several processes starting together on one database agree through a claim row in `meta`:
 /// only the one that inserts it seeds.
-pub fn seed_demo_once(c: &mut AnyConnection, now: NaiveDateTime) -> Result<bool> {
+pub fn seed_demo_once(c: &mut impl Transact, now: NaiveDateTime) -> Result<bool> {
     if plugins::meta_get(c, DEMO_SEEDED)?.is_some()
         || !plugins::meta_claim(c, DEMO_SEEDED, &now.to_string())?
     {
@@ -330,7 +333,7 @@ pub fn seed_demo_once(c: &mut AnyConnection, now: NaiveDateTime) -> Result<bool>
 }
 
 /// Puts the demo plugins back as they were first seeded (test-mode reset).
-pub fn restore_demo(c: &mut AnyConnection, now: NaiveDateTime) -> Result<()> {
+pub fn restore_demo(c: &mut impl Transact, now: NaiveDateTime) -> Result<()> {
     let demo = demo_catalogue();
     for p in &demo {
         plugins::delete(c, p.key.as_deref().unwrap_or_default())?;
