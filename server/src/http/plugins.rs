@@ -143,6 +143,38 @@ async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>
     Ok(body)
 }
 
+/// The new version's fields and uploaded archive: a JSON body (no archive), or the query
+/// string beside an archive body.
+fn version_input(
+    req: &HttpRequest,
+    query: VersionQuery,
+    body: Vec<u8>,
+) -> Result<(VersionQuery, Option<Vec<u8>>), ApiError> {
+    let ctype = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match ctype.as_str() {
+        "application/json" => {
+            let v: VersionQuery = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+            Ok((v, None))
+        }
+        "application/gzip" | "application/x-gzip" | "application/octet-stream" => {
+            Ok((query, Some(body)))
+        }
+        _ => Err(ApiError::bad_request(
+            "send the archive with Content-Type: application/gzip, or JSON {\"num\", \"stability\", \"compatibility\"}",
+        )),
+    }
+}
+
 /// `POST /v1/admin/plugins/{key}/versions`: the archive as the body
 /// (`Content-Type: application/gzip`, `?num=&stability=&compatibility=`), or a JSON
 /// `{"num", "stability", "compatibility"}` body and the server generates the archive.
@@ -155,31 +187,7 @@ pub async fn add_version(
     payload: web::Payload,
 ) -> Res {
     let body = read_limited(payload, crate::domain::archive::MAX_ARCHIVE_BYTES).await?;
-    let ctype = req
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let (v, archive) = match ctype.as_str() {
-        "application/json" => {
-            let v: VersionQuery = serde_json::from_slice(&body)
-                .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-            (v, None)
-        }
-        "application/gzip" | "application/x-gzip" | "application/octet-stream" => {
-            (q.into_inner(), Some(body.to_vec()))
-        }
-        _ => {
-            return Err(ApiError::bad_request(
-                "send the archive with Content-Type: application/gzip, or JSON {\"num\", \"stability\", \"compatibility\"}",
-            ));
-        }
-    };
+    let (v, archive) = version_input(&req, q.into_inner(), body)?;
     let num = v
         .num
         .ok_or_else(|| ApiError::bad_request("num is required"))?;
