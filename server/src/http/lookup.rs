@@ -56,7 +56,8 @@ pub(crate) async fn count(state: &AppState, limit: Limit, subject: &str) -> Resu
         return Err(refused(state, label, over));
     }
     let allowance = limiter.limit();
-    let owned = subject.to_owned();
+    // an IPv6 client counts for its /64 (a key hash is left as it is)
+    let owned = crate::http::limits::limit_key(subject).into_owned();
     let hit = crate::http::run(&state.db, move |c| {
         crate::db::limits::hit(c, limit, &owned, now, allowance)
     })
