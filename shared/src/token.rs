@@ -70,6 +70,36 @@ pub struct Claims {
     pub nonce: Option<String>,
 }
 
+/// The claims of a token for a key of another kind (license, enrollment, invitation): the
+/// registered claims every token carries, and the kind's own claims beside them (DESIGN §11).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KindClaims {
+    /// The server's public base URL.
+    pub iss: String,
+    /// Always [`AUDIENCE`].
+    pub aud: String,
+    /// The key id (never the key).
+    pub sub: String,
+    /// Issued at (NumericDate seconds).
+    pub iat: i64,
+    /// Not before.
+    pub nbf: i64,
+    /// Expiry.
+    pub exp: i64,
+    /// Unique token id.
+    pub jti: String,
+    /// Until when a client may keep using this token offline (NumericDate seconds).
+    pub grace_until: i64,
+    /// Per-key counter that grows on every change of the key.
+    pub ver: i64,
+    /// The client's nonce, echoed.
+    #[serde(default)]
+    pub nonce: Option<String>,
+    /// The kind's own claims (`plugin`, `agent_id`, `role`...).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -203,8 +233,9 @@ impl TokenSigner {
         &self.kid
     }
 
-    /// The compact JWS of `claims`.
-    pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
+    /// The compact JWS of `claims` (a registration token's [`Claims`], or another kind's
+    /// [`KindClaims`]).
+    pub fn sign<C: Serialize>(&self, claims: &C) -> Result<String, TokenError> {
         let payload = serde_json::to_vec(claims)
             .map_err(|e| TokenError::Malformed(format!("cannot encode the claims: {e}")))?;
         let mut token =

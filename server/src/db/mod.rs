@@ -12,6 +12,7 @@ pub mod keys;
 pub mod models;
 pub mod offers;
 pub mod page;
+pub mod plugin_terms;
 pub mod plugins;
 pub mod registrations;
 pub mod schema;

@@ -85,12 +85,21 @@ async fn records(
     ks: &KeyState,
     tag: Option<String>,
 ) -> Result<Vec<PluginRecord>, ApiError> {
-    let all = run(&state.pool, plugins::all).await?;
+    let (all, terms) = run(&state.pool, |c| {
+        Ok((plugins::all(c)?, crate::db::plugin_terms::all(c)?))
+    })
+    .await?;
     Ok(all
         .iter()
         .map(|(row, versions)| {
             let show = unlocks(state, ks, catalogue::required_offers(row).as_deref());
-            catalogue::record(row, versions, &state.public_url, show)
+            catalogue::record(
+                row,
+                versions,
+                &state.public_url,
+                show,
+                terms.get(&row.key),
+            )
         })
         .filter(|r| {
             tag.as_ref()
