@@ -6,9 +6,11 @@
 
 pub mod audit;
 pub mod catalogue;
+pub mod enrollments;
 pub mod error;
 pub mod keycache;
 pub mod keys;
+pub mod kinds;
 pub mod models;
 pub mod offers;
 pub mod page;

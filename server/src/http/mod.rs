@@ -4,9 +4,11 @@
 pub(crate) mod admin;
 pub mod auth;
 pub mod dto;
+pub(crate) mod enrollments;
 pub mod error;
 mod glpi;
 mod instance;
+pub(crate) mod kinds;
 pub mod limits;
 pub(crate) mod lookup;
 mod marketplace;
@@ -104,6 +106,18 @@ route_table! { configure_main, table;
         post instance::validate_instance => doc("instance", "Validate a key for an instance (a signed answer for any known key)")
             .body("ValidateRequest").ok(200, "ValidationResponse").errors(KEY_ERRS),
     }
+    "/v1/enrollments" {
+        post enrollments::enroll_agent => doc("enrollment", "Enroll an agent (201 new, 200 same agent again, no use taken)")
+            .body("EnrollRequest").ok(201, "EnrollResponse").errors(&[400, 403, 404, 409, 413, 429]),
+    }
+    "/v1/admin/enrollment-keys" {
+        post enrollments::create_enrollment_key => doc("admin", "Issue an enrollment key (the plaintext is in this answer only)").body("CreateEnrollmentKeyRequest").ok(201, "EnrollmentKeyView").errors(ADMIN_ONE),
+        get enrollments::list_enrollment_keys => doc("admin", "List enrollment keys (?subscriber_id, ?status)").ok(200, "Page").errors(ADMIN_ERRS),
+    }
+    "/v1/admin/enrollment-keys/{id}" { get enrollments::get_enrollment_key => doc("admin", "Show an enrollment key with its uses").ok(200, "EnrollmentKeyView").errors(ADMIN_ONE) }
+    "/v1/admin/enrollment-keys/{id}/revoke" { post enrollments::revoke_enrollment_key => doc("admin", "Revoke an enrollment key").ok(200, "EnrollmentKeyView").errors(ADMIN_ONE) }
+    "/v1/admin/enrollment-keys/{id}/enrollments" { get enrollments::list_key_enrollments => doc("admin", "The agents a key enrolled").ok(200, "Page").errors(ADMIN_ONE) }
+    "/v1/admin/enrollments/{id}" { delete enrollments::release_enrollment => doc("admin", "Revoke an agent's enrollment and free its use").raw(204, "").errors(ADMIN_ONE) }
     "/v1/admin/offers" { get admin::list_offers => doc("admin", "List offers").ok(200, "Page").errors(&[401]) }
     "/v1/admin/offers/{reference}" { get admin::get_offer => doc("admin", "Show an offer").ok(200, "OfferView").errors(ADMIN_ONE) }
     "/v1/admin/subscribers" {
