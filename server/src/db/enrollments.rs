@@ -117,7 +117,14 @@ pub fn insert(
             Some(UniqueHit::KeyHash) => Error::Conflict("this key string already exists".into()),
             _ => err.into(),
         })?;
-    let mut ev = event(actor, "enrollment_key.issue", "ok", now, Some(&row.id), &row.key_prefix);
+    let mut ev = event(
+        actor,
+        "enrollment_key.issue",
+        "ok",
+        now,
+        Some(&row.id),
+        &row.key_prefix,
+    );
     ev.detail = Some(format!(
         "subscriber {}; entity {}; max_uses {}",
         row.subscriber_id, row.entity, row.max_uses
@@ -175,7 +182,12 @@ pub fn list(c: &mut AnyConnection, q: &ListQuery) -> Result<Page<EnrollmentKey>>
 }
 
 /// Revokes a key (idempotent): enrolled agents stay, new ones are refused.
-pub fn revoke(c: &mut AnyConnection, id: &str, now: NaiveDateTime, actor: &Actor) -> Result<EnrollmentKey> {
+pub fn revoke(
+    c: &mut AnyConnection,
+    id: &str,
+    now: NaiveDateTime,
+    actor: &Actor,
+) -> Result<EnrollmentKey> {
     kinds::txn(c, |c| {
         let row = get(c, id)?;
         if row.status == KeyStatus::Revoked {
@@ -188,14 +200,25 @@ pub fn revoke(c: &mut AnyConnection, id: &str, now: NaiveDateTime, actor: &Actor
                 k::ver.eq(k::ver + 1),
             ))
             .execute(c)?;
-        let ev = event(actor, "enrollment_key.revoke", "ok", now, Some(id), &row.key_prefix);
+        let ev = event(
+            actor,
+            "enrollment_key.revoke",
+            "ok",
+            now,
+            Some(id),
+            &row.key_prefix,
+        );
         audit::record(c, &ev)?;
         get(c, id)
     })
 }
 
 /// The live enrollments of a key, oldest first.
-pub fn list_enrollments(c: &mut AnyConnection, key_id: &str, q: &ListQuery) -> Result<Page<Enrollment>> {
+pub fn list_enrollments(
+    c: &mut AnyConnection,
+    key_id: &str,
+    q: &ListQuery,
+) -> Result<Page<Enrollment>> {
     get(c, key_id)?;
     let limit = q.limit();
     let mut query = e::enrollments
@@ -233,7 +256,14 @@ pub fn release(c: &mut AnyConnection, id: &str, now: NaiveDateTime, actor: &Acto
         .set((k::uses.eq(k::uses - 1), k::ver.eq(k::ver + 1)))
         .execute(c)?;
         let key = get(c, &row.enrollment_key_id)?;
-        let mut ev = event(actor, "enrollment.release", "ok", now, Some(&key.id), &key.key_prefix);
+        let mut ev = event(
+            actor,
+            "enrollment.release",
+            "ok",
+            now,
+            Some(&key.id),
+            &key.key_prefix,
+        );
         ev.instance_uid = Some(row.agent_id.clone());
         ev.detail = Some(format!("agent_id {}", row.agent_id));
         audit::record(c, &ev)?;
@@ -278,7 +308,11 @@ pub fn enroll(
     result
 }
 
-fn live_enrollment(c: &mut AnyConnection, key_id: &str, agent_id: &str) -> Result<Option<Enrollment>> {
+fn live_enrollment(
+    c: &mut AnyConnection,
+    key_id: &str,
+    agent_id: &str,
+) -> Result<Option<Enrollment>> {
     Ok(e::enrollments
         .filter(e::enrollment_key_id.eq(key_id))
         .filter(e::agent_id.eq(agent_id))
@@ -325,8 +359,17 @@ fn enroll_once(
         enrolled_at: now,
         released_at: None,
     };
-    diesel::insert_into(e::enrollments).values(&row).execute(c)?;
-    let mut ev = event(actor, "enrollment.create", "ok", now, Some(&ek.id), &ek.key_prefix);
+    diesel::insert_into(e::enrollments)
+        .values(&row)
+        .execute(c)?;
+    let mut ev = event(
+        actor,
+        "enrollment.create",
+        "ok",
+        now,
+        Some(&ek.id),
+        &ek.key_prefix,
+    );
     ev.instance_uid = Some(agent.agent_id.clone());
     ev.detail = Some(format!("agent_id {}; entity {}", agent.agent_id, ek.entity));
     audit::record(c, &ev)?;

@@ -42,7 +42,14 @@ pub(crate) fn record_refusal(
     now: NaiveDateTime,
     fill: impl FnOnce(&mut NewAuditEvent),
 ) {
-    let mut ev = event(actor, action, outcome_of(err), now, None, &key.display_prefix());
+    let mut ev = event(
+        actor,
+        action,
+        outcome_of(err),
+        now,
+        None,
+        &key.display_prefix(),
+    );
     ev.key_id = key_id;
     fill(&mut ev);
     if let Err(e) = audit::record(c, &ev) {

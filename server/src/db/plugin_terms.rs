@@ -36,7 +36,10 @@ pub fn find(c: &mut AnyConnection, key: &str) -> Result<Option<Terms>> {
 /// Every plugin's terms by key.
 pub fn all(c: &mut AnyConnection) -> Result<HashMap<String, Terms>> {
     let rows: Vec<Terms> = t::plugin_terms.select(Terms::as_select()).load(c)?;
-    Ok(rows.into_iter().map(|r| (r.plugin_key.clone(), r)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.plugin_key.clone(), r))
+        .collect())
 }
 
 /// Applies the terms `input` names to plugin `key` (after the plugin row exists).

@@ -95,7 +95,9 @@ pub fn normalise_email(raw: &str) -> Result<String, super::Invalid> {
     if ok {
         Ok(e)
     } else {
-        Err(super::Invalid::new("email must be an address like name@example.com"))
+        Err(super::Invalid::new(
+            "email must be an address like name@example.com",
+        ))
     }
 }
 
@@ -105,7 +107,10 @@ mod tests {
 
     #[test]
     fn emails_compare_case_insensitively_and_roles_invite_downwards() {
-        assert_eq!(normalise_email(" Ann@Example.COM ").unwrap(), "ann@example.com");
+        assert_eq!(
+            normalise_email(" Ann@Example.COM ").unwrap(),
+            "ann@example.com"
+        );
         assert!(normalise_email("no-at-sign").is_err());
         assert!(normalise_email("a@b@c").is_err());
         assert!(normalise_email("a b@c").is_err());

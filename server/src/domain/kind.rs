@@ -112,11 +112,17 @@ mod tests {
             usable(KeyKind::Invitation, KeyStatus::Active, past, now),
             Err(UseRefusal::Expired(KeyKind::Invitation))
         );
-        assert_eq!(usable(KeyKind::Invitation, KeyStatus::Active, None, now), Ok(()));
+        assert_eq!(
+            usable(KeyKind::Invitation, KeyStatus::Active, None, now),
+            Ok(())
+        );
         assert!(has_use_left(0, 1_000));
         assert!(has_use_left(2, 1));
         assert!(!has_use_left(2, 2));
         assert!(check_max_uses(-1).is_err());
-        assert_eq!(UseRefusal::EnrollmentExhausted.code().as_str(), "enrollment_exhausted");
+        assert_eq!(
+            UseRefusal::EnrollmentExhausted.code().as_str(),
+            "enrollment_exhausted"
+        );
     }
 }

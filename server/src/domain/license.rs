@@ -44,9 +44,7 @@ impl License {
     /// Whether the binding is another instance's: a URL or a UID that both sides name and that
     /// differ.
     pub fn bound_elsewhere(&self, url: Option<&str>, uid: Option<&str>) -> bool {
-        let differs = |mine: &Option<String>, theirs: Option<&str>| {
-            matches!((mine.as_deref(), theirs), (Some(a), Some(b)) if a != b)
-        };
+        let differs = |mine: &Option<String>, theirs: Option<&str>| matches!((mine.as_deref(), theirs), (Some(a), Some(b)) if a != b);
         self.is_bound() && (differs(&self.instance_url, url) || differs(&self.instance_uid, uid))
     }
 

@@ -179,7 +179,10 @@ pub async fn revoke_enrollment_key(
 ) -> Res {
     let now = state.clock.now_naive();
     let actor = admin(&req);
-    let k = run(&state.pool, move |c| enrollments::revoke(c, &id, now, &actor)).await?;
+    let k = run(&state.pool, move |c| {
+        enrollments::revoke(c, &id, now, &actor)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(EnrollmentKeyView::new(k, now)))
 }
 
@@ -190,7 +193,10 @@ pub async fn list_key_enrollments(
     q: web::Query<ListQuery>,
 ) -> Res {
     let (k, page) = run(&state.pool, move |c| {
-        Ok((enrollments::get(c, &id)?, enrollments::list_enrollments(c, &id, &q)?))
+        Ok((
+            enrollments::get(c, &id)?,
+            enrollments::list_enrollments(c, &id, &q)?,
+        ))
     })
     .await?;
     Ok(HttpResponse::Ok().json(page.map(|e| EnrollmentView::new(e, &k.entity, true))))
@@ -204,7 +210,10 @@ pub async fn release_enrollment(
 ) -> Res {
     let now = state.clock.now_naive();
     let actor = admin(&req);
-    run(&state.pool, move |c| enrollments::release(c, &id, now, &actor)).await?;
+    run(&state.pool, move |c| {
+        enrollments::release(c, &id, now, &actor)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -218,13 +227,24 @@ pub async fn enroll_agent(
     let key = caller.parse_kind_key(&state, &req, &body.enrollment_key, KeyKind::Enrollment)?;
     let agent = AgentInput {
         agent_id: check_text("agent_id", &body.agent_id)?,
-        hostname: body.hostname.as_deref().map(|h| check_text("hostname", h)).transpose()?,
-        mac: body.mac.as_deref().map(|m| check_text("mac", m)).transpose()?,
+        hostname: body
+            .hostname
+            .as_deref()
+            .map(|h| check_text("hostname", h))
+            .transpose()?,
+        mac: body
+            .mac
+            .as_deref()
+            .map(|m| check_text("mac", m))
+            .transpose()?,
     };
     kinds::check_nonce(body.nonce.as_deref())?;
     let now = state.clock.now_naive();
     let actor = Actor::new("agent", Some(caller.addr.clone()));
-    let result = run(&state.pool, move |c| enrollments::enroll(c, &key, &agent, now, &actor)).await;
+    let result = run(&state.pool, move |c| {
+        enrollments::enroll(c, &key, &agent, now, &actor)
+    })
+    .await;
     caller.note(&state, &result);
     let done = result?;
     let token = kinds::sign(
