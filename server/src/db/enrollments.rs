@@ -9,7 +9,7 @@ use super::models::new_id;
 use super::page::{ListQuery, Page, paginate};
 use super::schema::enrollment_keys::dsl as k;
 use super::schema::enrollments::dsl as e;
-use super::{AnyConnection, Error, Result, UniqueHit, audit, unique_violation};
+use super::{AnyConnection, Error, Result, Transact, Txn, UniqueHit, audit, unique_violation};
 use crate::domain::enrollment::{Enrollment, EnrollmentKey};
 use crate::domain::key::KeyStatus;
 use crate::domain::kind::UseRefusal;
@@ -89,7 +89,7 @@ pub struct NewEnrollmentKey<'a> {
 
 /// Inserts a key (inside the caller's transaction); `plaintext` is generated or a fixture's.
 pub fn insert(
-    c: &mut AnyConnection,
+    c: &mut Txn<'_>,
     new: &NewEnrollmentKey<'_>,
     plaintext: &PlainKey,
     now: NaiveDateTime,
@@ -112,7 +112,7 @@ pub fn insert(
     };
     diesel::insert_into(k::enrollment_keys)
         .values(&row)
-        .execute(c)
+        .execute(c.conn())
         .map_err(|err| match unique_violation(&err) {
             Some(UniqueHit::KeyHash) => Error::Conflict("this key string already exists".into()),
             _ => err.into(),
@@ -135,7 +135,7 @@ pub fn insert(
 
 /// Issues a new random key; returns it and the plaintext (shown once).
 pub fn issue(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     new: &NewEnrollmentKey<'_>,
     now: NaiveDateTime,
     actor: &Actor,
@@ -183,7 +183,7 @@ pub fn list(c: &mut AnyConnection, q: &ListQuery) -> Result<Page<EnrollmentKey>>
 
 /// Revokes a key (idempotent): enrolled agents stay, new ones are refused.
 pub fn revoke(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     id: &str,
     now: NaiveDateTime,
     actor: &Actor,
@@ -199,7 +199,7 @@ pub fn revoke(
                 k::revoked_at.eq(Some(now)),
                 k::ver.eq(k::ver + 1),
             ))
-            .execute(c)?;
+            .execute(c.conn())?;
         let ev = event(
             actor,
             "enrollment_key.revoke",
@@ -234,17 +234,17 @@ pub fn list_enrollments(
 }
 
 /// Revokes an agent's enrollment and frees its use (idempotent once released).
-pub fn release(c: &mut AnyConnection, id: &str, now: NaiveDateTime, actor: &Actor) -> Result<()> {
+pub fn release(c: &mut impl Transact, id: &str, now: NaiveDateTime, actor: &Actor) -> Result<()> {
     kinds::txn(c, |c| {
         let row: Row = e::enrollments
             .find(id)
             .select(Row::as_select())
-            .first(c)
+            .first(c.conn())
             .optional()?
             .ok_or_else(|| Error::NotFound(format!("no enrollment {id}")))?;
         let released = diesel::update(e::enrollments.find(id).filter(e::released_at.is_null()))
             .set(e::released_at.eq(Some(now)))
-            .execute(c)?;
+            .execute(c.conn())?;
         if released == 0 {
             return Ok(());
         }
@@ -254,7 +254,7 @@ pub fn release(c: &mut AnyConnection, id: &str, now: NaiveDateTime, actor: &Acto
                 .filter(k::uses.gt(0)),
         )
         .set((k::uses.eq(k::uses - 1), k::ver.eq(k::ver + 1)))
-        .execute(c)?;
+        .execute(c.conn())?;
         let key = get(c, &row.enrollment_key_id)?;
         let mut ev = event(
             actor,
@@ -291,7 +291,7 @@ pub struct AgentInput {
 /// Enrolls an agent: the same agent again answers its enrollment and takes no use; a new one
 /// takes a use with the conditional update, or is refused `enrollment_exhausted`.
 pub fn enroll(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     key: &PlainKey,
     agent: &AgentInput,
     now: NaiveDateTime,
@@ -299,7 +299,7 @@ pub fn enroll(
 ) -> Result<Enrolled> {
     let result = kinds::retry_races(|| kinds::txn(c, |c| enroll_once(c, key, agent, now, actor)));
     if let Err(err) = &result {
-        let key_id = find_by_key(c, key).ok().flatten().map(|k| k.id);
+        let key_id = find_by_key(&mut **c, key).ok().flatten().map(|k| k.id);
         kinds::record_refusal(c, actor, "enrollment.create", key, key_id, err, now, |ev| {
             ev.instance_uid = Some(agent.agent_id.clone());
             ev.detail = Some(format!("agent_id {}", agent.agent_id));
@@ -324,7 +324,7 @@ fn live_enrollment(
 }
 
 fn enroll_once(
-    c: &mut AnyConnection,
+    c: &mut Txn<'_>,
     key: &PlainKey,
     agent: &AgentInput,
     now: NaiveDateTime,
@@ -346,7 +346,7 @@ fn enroll_once(
             .filter(k::max_uses.eq(0).or(k::uses.lt(k::max_uses))),
     )
     .set(k::uses.eq(k::uses + 1))
-    .execute(c)?;
+    .execute(c.conn())?;
     if taken == 0 {
         return Err(UseRefusal::EnrollmentExhausted.into());
     }
@@ -361,7 +361,7 @@ fn enroll_once(
     };
     diesel::insert_into(e::enrollments)
         .values(&row)
-        .execute(c)?;
+        .execute(c.conn())?;
     let mut ev = event(
         actor,
         "enrollment.create",

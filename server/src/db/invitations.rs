@@ -8,7 +8,7 @@ use super::models::new_id;
 use super::page::{ListQuery, Page, paginate};
 use super::schema::accounts::dsl as a;
 use super::schema::invitations::dsl as i;
-use super::{AnyConnection, Error, Result, UniqueHit, unique_violation};
+use super::{AnyConnection, Error, Result, Transact, Txn, UniqueHit, unique_violation};
 use crate::domain::invitation::{Account, Invitation, Role};
 use crate::domain::key::KeyStatus;
 use crate::domain::kind::UseRefusal;
@@ -90,7 +90,7 @@ pub struct NewInvitation<'a> {
 
 /// Inserts an invitation (inside the caller's transaction).
 pub fn insert(
-    c: &mut AnyConnection,
+    c: &mut Txn<'_>,
     new: &NewInvitation<'_>,
     plaintext: &PlainKey,
     now: NaiveDateTime,
@@ -113,7 +113,7 @@ pub fn insert(
     };
     diesel::insert_into(i::invitations)
         .values(&row)
-        .execute(c)
+        .execute(c.conn())
         .map_err(|err| match unique_violation(&err) {
             Some(UniqueHit::KeyHash) => Error::Conflict("this key string already exists".into()),
             _ => err.into(),
@@ -136,7 +136,7 @@ pub fn insert(
 
 /// Issues an invitation with a new random key; returns it and the plaintext (shown once).
 pub fn issue(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     new: &NewInvitation<'_>,
     now: NaiveDateTime,
     actor: &Actor,
@@ -184,7 +184,7 @@ pub fn list(c: &mut AnyConnection, q: &ListQuery) -> Result<Page<Invitation>> {
 
 /// Revokes an invitation (idempotent); accounts it created stay.
 pub fn revoke(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     id: &str,
     now: NaiveDateTime,
     actor: &Actor,
@@ -200,7 +200,7 @@ pub fn revoke(
                 i::revoked_at.eq(Some(now)),
                 i::ver.eq(i::ver + 1),
             ))
-            .execute(c)?;
+            .execute(c.conn())?;
         audit::record(
             c,
             &event(
@@ -238,7 +238,7 @@ pub struct Redeemed {
 /// Redeems an invitation: the same email again answers its account and takes no use; an email
 /// of another subscriber is `email_taken`; a new one takes a use or is `invitation_exhausted`.
 pub fn redeem(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     key: &PlainKey,
     who: &Invitee,
     now: NaiveDateTime,
@@ -246,7 +246,7 @@ pub fn redeem(
 ) -> Result<Redeemed> {
     let result = kinds::retry_races(|| kinds::txn(c, |c| redeem_once(c, key, who, now, actor)));
     if let Err(err) = &result {
-        let key_id = find_by_key(c, key).ok().flatten().map(|k| k.id);
+        let key_id = find_by_key(&mut **c, key).ok().flatten().map(|k| k.id);
         kinds::record_refusal(c, actor, "invitation.redeem", key, key_id, err, now, |ev| {
             ev.detail = Some(format!("email {}", who.email));
         });
@@ -264,7 +264,7 @@ fn account_by_email(c: &mut AnyConnection, email: &str) -> Result<Option<Account
 }
 
 fn redeem_once(
-    c: &mut AnyConnection,
+    c: &mut Txn<'_>,
     key: &PlainKey,
     who: &Invitee,
     now: NaiveDateTime,
@@ -288,7 +288,7 @@ fn redeem_once(
             .filter(i::max_uses.eq(0).or(i::uses.lt(i::max_uses))),
     )
     .set(i::uses.eq(i::uses + 1))
-    .execute(c)?;
+    .execute(c.conn())?;
     if taken == 0 {
         return Err(UseRefusal::InvitationExhausted.into());
     }
@@ -301,7 +301,9 @@ fn redeem_once(
         role: inv.role.as_str().to_owned(),
         created_at: now,
     };
-    diesel::insert_into(a::accounts).values(&row).execute(c)?;
+    diesel::insert_into(a::accounts)
+        .values(&row)
+        .execute(c.conn())?;
     let mut ev = event(
         actor,
         "invitation.redeem",

@@ -1,10 +1,9 @@
 //! What the storage of the other kinds of keys shares (DESIGN §11): audit events that name a
 //! key by its display prefix, and refusals recorded outside the rolled-back transaction.
 
-use super::AnyConnection;
 use super::audit::{self, Actor};
 use super::models::NewAuditEvent;
-use super::{Error, Result};
+use super::{Error, Result, Touches, Transact, Txn};
 use chrono::NaiveDateTime;
 use glpi_network_shared::PlainKey;
 
@@ -32,8 +31,9 @@ pub(crate) fn outcome_of(e: &Error) -> &'static str {
 
 /// Records a refused use after its transaction rolled back. Best effort: a failure to audit is
 /// logged, not answered. `fill` adds the kind's details (an agent, an instance, an email).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn record_refusal(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     actor: &Actor,
     action: &str,
     key: &PlainKey,
@@ -60,10 +60,10 @@ pub(crate) fn record_refusal(
 /// Runs `f` in a write transaction. These kinds change no registration key state, so the key
 /// cache keeps every entry.
 pub(crate) fn txn<T>(
-    c: &mut AnyConnection,
-    f: impl FnOnce(&mut AnyConnection) -> Result<T>,
+    c: &mut impl Transact,
+    f: impl FnOnce(&mut Txn<'_>) -> Result<T>,
 ) -> Result<T> {
-    super::write_txn_touching(c, super::Touches::AuditOnly, f)
+    c.write(Touches::AuditOnly, f)
 }
 
 /// Runs `attempt` again (up to three times in all) while it loses a race on a unique index:

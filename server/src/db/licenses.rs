@@ -7,7 +7,9 @@ use super::kinds::{self, event};
 use super::models::new_id;
 use super::page::{ListQuery, Page, paginate};
 use super::schema::licenses::dsl as l;
-use super::{AnyConnection, Error, Result, UniqueHit, plugin_terms, plugins, unique_violation};
+use super::{
+    AnyConnection, Error, Result, Transact, Txn, UniqueHit, plugin_terms, plugins, unique_violation,
+};
 use crate::domain::key::KeyStatus;
 use crate::domain::kind::UseRefusal;
 use crate::domain::license::{Activation, License};
@@ -63,7 +65,7 @@ pub struct NewLicense<'a> {
 
 /// Inserts a license (inside the caller's transaction) for a commercial catalogue plugin.
 pub fn insert(
-    c: &mut AnyConnection,
+    c: &mut Txn<'_>,
     new: &NewLicense<'_>,
     plaintext: &PlainKey,
     now: NaiveDateTime,
@@ -101,7 +103,7 @@ pub fn insert(
     };
     diesel::insert_into(l::licenses)
         .values(&row)
-        .execute(c)
+        .execute(c.conn())
         .map_err(|err| match unique_violation(&err) {
             Some(UniqueHit::KeyHash) => Error::Conflict("this key string already exists".into()),
             _ => err.into(),
@@ -124,7 +126,7 @@ pub fn insert(
 
 /// Issues a license with a new random key; returns it and the plaintext (shown once).
 pub fn issue(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     new: &NewLicense<'_>,
     now: NaiveDateTime,
     actor: &Actor,
@@ -180,7 +182,7 @@ pub fn list(c: &mut AnyConnection, q: &ListQuery) -> Result<Page<License>> {
 
 /// Revokes a license (idempotent); its activation stays, so the instance learns `key_revoked`.
 pub fn revoke(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     id: &str,
     now: NaiveDateTime,
     actor: &Actor,
@@ -196,7 +198,7 @@ pub fn revoke(
                 l::revoked_at.eq(Some(now)),
                 l::ver.eq(l::ver + 1),
             ))
-            .execute(c)?;
+            .execute(c.conn())?;
         audit::record(
             c,
             &event(
@@ -214,7 +216,7 @@ pub fn revoke(
 
 /// Sets a new `expires_at` (a revoked license cannot be renewed).
 pub fn renew(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     id: &str,
     expires_at: NaiveDateTime,
     now: NaiveDateTime,
@@ -228,7 +230,7 @@ pub fn renew(
         }
         diesel::update(l::licenses.find(id))
             .set((l::expires_at.eq(expires_at), l::ver.eq(l::ver + 1)))
-            .execute(c)?;
+            .execute(c.conn())?;
         let mut ev = event(actor, "license.renew", "ok", now, Some(id), &row.key_prefix);
         ev.detail = Some(format!("expires {expires_at}"));
         audit::record(c, &ev)?;
@@ -246,7 +248,7 @@ pub struct Activated {
 
 /// Activates a license for an instance (URL, UID or both).
 pub fn activate(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     key: &PlainKey,
     url: Option<&str>,
     uid: Option<&str>,
@@ -255,7 +257,7 @@ pub fn activate(
 ) -> Result<Activated> {
     let result = kinds::txn(c, |c| activate_in(c, key, url, uid, now, actor));
     if let Err(err) = &result {
-        let key_id = find_by_key(c, key).ok().flatten().map(|l| l.id);
+        let key_id = find_by_key(&mut **c, key).ok().flatten().map(|l| l.id);
         kinds::record_refusal(c, actor, "license.activate", key, key_id, err, now, |ev| {
             ev.instance_url = url.map(str::to_owned);
             ev.instance_uid = uid.map(str::to_owned);
@@ -265,7 +267,7 @@ pub fn activate(
 }
 
 fn activate_in(
-    c: &mut AnyConnection,
+    c: &mut Txn<'_>,
     key: &PlainKey,
     url: Option<&str>,
     uid: Option<&str>,
@@ -289,7 +291,7 @@ fn activate_in(
                     l::activated_at.eq(Some(now)),
                     l::ver.eq(l::ver + 1),
                 ))
-                .execute(c)?;
+                .execute(c.conn())?;
                 if won == 0 {
                     continue;
                 }
@@ -306,16 +308,16 @@ fn activate_in(
                 if let Some(u) = &gain_url {
                     diesel::update(l::licenses.find(&lic.id).filter(l::instance_url.is_null()))
                         .set(l::instance_url.eq(Some(u)))
-                        .execute(c)?;
+                        .execute(c.conn())?;
                 }
                 if let Some(u) = &gain_uid {
                     diesel::update(l::licenses.find(&lic.id).filter(l::instance_uid.is_null()))
                         .set(l::instance_uid.eq(Some(u)))
-                        .execute(c)?;
+                        .execute(c.conn())?;
                 }
                 diesel::update(l::licenses.find(&lic.id))
                     .set(l::ver.eq(l::ver + 1))
-                    .execute(c)?;
+                    .execute(c.conn())?;
                 false
             }
         };
@@ -341,7 +343,7 @@ fn activate_in(
 
 /// Releases the license's activation by its own instance (idempotent when not activated).
 pub fn release(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     key: &PlainKey,
     url: Option<&str>,
     uid: Option<&str>,
@@ -363,7 +365,7 @@ pub fn release(
                 l::activated_at.eq(None::<NaiveDateTime>),
                 l::ver.eq(l::ver + 1),
             ))
-            .execute(c)?;
+            .execute(c.conn())?;
         let mut ev = event(
             actor,
             "license.release",
@@ -378,7 +380,7 @@ pub fn release(
         Ok(())
     });
     if let Err(err) = &result {
-        let key_id = find_by_key(c, key).ok().flatten().map(|l| l.id);
+        let key_id = find_by_key(&mut **c, key).ok().flatten().map(|l| l.id);
         kinds::record_refusal(c, actor, "license.release", key, key_id, err, now, |ev| {
             ev.instance_url = url.map(str::to_owned);
             ev.instance_uid = uid.map(str::to_owned);
@@ -389,14 +391,14 @@ pub fn release(
 
 /// The license's status for an instance (a refusal is audited).
 pub fn validate(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     key: &PlainKey,
     url: Option<&str>,
     uid: Option<&str>,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<(License, ValidationStatus)> {
-    let lic = match by_key(c, key) {
+    let lic = match by_key(&mut **c, key) {
         Ok(l) => l,
         Err(err) => {
             kinds::record_refusal(c, actor, "license.validation", key, None, &err, now, |ev| {

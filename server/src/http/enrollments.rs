@@ -135,7 +135,7 @@ pub async fn create_enrollment_key(
     let entity = check_text("entity", &body.entity)?;
     let max_uses = check_max_uses(body.max_uses)?;
     let body = body.into_inner();
-    let (k, plaintext) = run(&state.pool, move |c| {
+    let (k, plaintext) = run(&state.db, move |c| {
         let new = NewEnrollmentKey {
             subscriber_id: &body.subscriber_id,
             entity: &entity,
@@ -157,7 +157,7 @@ pub async fn list_enrollment_keys(
     q: web::Query<ListQuery>,
 ) -> Res {
     let now = state.clock.now_naive();
-    let page = run(&state.pool, move |c| enrollments::list(c, &q)).await?;
+    let page = run(&state.db, move |c| enrollments::list(c, &q)).await?;
     Ok(HttpResponse::Ok().json(page.map(|k| EnrollmentKeyView::new(k, now))))
 }
 
@@ -167,7 +167,7 @@ pub async fn get_enrollment_key(
     id: web::Path<String>,
 ) -> Res {
     let now = state.clock.now_naive();
-    let k = run(&state.pool, move |c| enrollments::get(c, &id)).await?;
+    let k = run(&state.db, move |c| enrollments::get(c, &id)).await?;
     Ok(HttpResponse::Ok().json(EnrollmentKeyView::new(k, now)))
 }
 
@@ -179,10 +179,7 @@ pub async fn revoke_enrollment_key(
 ) -> Res {
     let now = state.clock.now_naive();
     let actor = admin(&req);
-    let k = run(&state.pool, move |c| {
-        enrollments::revoke(c, &id, now, &actor)
-    })
-    .await?;
+    let k = run(&state.db, move |c| enrollments::revoke(c, &id, now, &actor)).await?;
     Ok(HttpResponse::Ok().json(EnrollmentKeyView::new(k, now)))
 }
 
@@ -192,7 +189,7 @@ pub async fn list_key_enrollments(
     id: web::Path<String>,
     q: web::Query<ListQuery>,
 ) -> Res {
-    let (k, page) = run(&state.pool, move |c| {
+    let (k, page) = run(&state.db, move |c| {
         Ok((
             enrollments::get(c, &id)?,
             enrollments::list_enrollments(c, &id, &q)?,
@@ -210,7 +207,7 @@ pub async fn release_enrollment(
 ) -> Res {
     let now = state.clock.now_naive();
     let actor = admin(&req);
-    run(&state.pool, move |c| {
+    run(&state.db, move |c| {
         enrollments::release(c, &id, now, &actor)
     })
     .await?;
@@ -241,7 +238,7 @@ pub async fn enroll_agent(
     kinds::check_nonce(body.nonce.as_deref())?;
     let now = state.clock.now_naive();
     let actor = Actor::new("agent", Some(caller.addr.clone()));
-    let result = run(&state.pool, move |c| {
+    let result = run(&state.db, move |c| {
         enrollments::enroll(c, &key, &agent, now, &actor)
     })
     .await;

@@ -150,7 +150,7 @@ pub async fn create_invitation(
         .expires_at
         .map(|t| t.naive_utc())
         .unwrap_or(now + chrono::Duration::days(DEFAULT_VALIDITY_DAYS));
-    let (v, plaintext) = run(&state.pool, move |c| {
+    let (v, plaintext) = run(&state.db, move |c| {
         let new = NewInvitation {
             subscriber_id: &body.subscriber_id,
             role,
@@ -177,7 +177,7 @@ pub async fn list_invitations(
     q: web::Query<ListQuery>,
 ) -> Res {
     let now = state.clock.now_naive();
-    let page = run(&state.pool, move |c| invitations::list(c, &q)).await?;
+    let page = run(&state.db, move |c| invitations::list(c, &q)).await?;
     Ok(HttpResponse::Ok().json(page.map(|v| InvitationView::new(v, now))))
 }
 
@@ -187,7 +187,7 @@ pub async fn get_invitation(
     id: web::Path<String>,
 ) -> Res {
     let now = state.clock.now_naive();
-    let v = run(&state.pool, move |c| invitations::get(c, &id)).await?;
+    let v = run(&state.db, move |c| invitations::get(c, &id)).await?;
     Ok(HttpResponse::Ok().json(InvitationView::new(v, now)))
 }
 
@@ -199,10 +199,7 @@ pub async fn revoke_invitation(
 ) -> Res {
     let now = state.clock.now_naive();
     let actor = admin(&req);
-    let v = run(&state.pool, move |c| {
-        invitations::revoke(c, &id, now, &actor)
-    })
-    .await?;
+    let v = run(&state.db, move |c| invitations::revoke(c, &id, now, &actor)).await?;
     Ok(HttpResponse::Ok().json(InvitationView::new(v, now)))
 }
 
@@ -217,8 +214,14 @@ pub async fn redeem_invitation(
     let email = normalise_email(&body.email)?;
     let name = crate::domain::enrollment::check_text("name", &body.name)?;
     kinds::check_nonce(body.nonce.as_deref())?;
-    if body.password.as_deref().is_some_and(|p| p.chars().count() < 12) {
-        return Err(ApiError::bad_request("password must be at least 12 characters"));
+    if body
+        .password
+        .as_deref()
+        .is_some_and(|p| p.chars().count() < 12)
+    {
+        return Err(ApiError::bad_request(
+            "password must be at least 12 characters",
+        ));
     }
     // Passwords are hashed by the portal (Argon2id); until it is built in, an API redemption
     // creates an account that cannot sign in yet (its password is not stored).
@@ -229,7 +232,7 @@ pub async fn redeem_invitation(
     };
     let now = state.clock.now_naive();
     let actor = Actor::new("invitee", Some(caller.addr.clone()));
-    let result = run(&state.pool, move |c| {
+    let result = run(&state.db, move |c| {
         invitations::redeem(c, &key, &who, now, &actor)
     })
     .await;

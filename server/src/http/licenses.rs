@@ -7,7 +7,7 @@ use super::{client_addr, created, run};
 use crate::app::AppState;
 use crate::db::audit::Actor;
 use crate::db::licenses::{self, NewLicense};
-use crate::db::registrations::parse_uid;
+use crate::domain::binding::parse_uid;
 use crate::domain::key::KeyStatus;
 use crate::domain::license::License;
 use crate::http::auth::AdminAuth;
@@ -132,7 +132,7 @@ pub async fn create_license(
 ) -> Res {
     let now = state.clock.now_naive();
     let actor = admin(&req);
-    let (l, plaintext) = run(&state.pool, move |c| {
+    let (l, plaintext) = run(&state.db, move |c| {
         let new = NewLicense {
             subscriber_id: &body.subscriber_id,
             plugin: &body.plugin,
@@ -153,13 +153,13 @@ pub async fn list_licenses(
     q: web::Query<ListQuery>,
 ) -> Res {
     let now = state.clock.now_naive();
-    let page = run(&state.pool, move |c| licenses::list(c, &q)).await?;
+    let page = run(&state.db, move |c| licenses::list(c, &q)).await?;
     Ok(HttpResponse::Ok().json(page.map(|l| LicenseView::new(l, now))))
 }
 
 pub async fn get_license(_: AdminAuth, state: web::Data<AppState>, id: web::Path<String>) -> Res {
     let now = state.clock.now_naive();
-    let l = run(&state.pool, move |c| licenses::get(c, &id)).await?;
+    let l = run(&state.db, move |c| licenses::get(c, &id)).await?;
     Ok(HttpResponse::Ok().json(LicenseView::new(l, now)))
 }
 
@@ -171,7 +171,7 @@ pub async fn revoke_license(
 ) -> Res {
     let now = state.clock.now_naive();
     let actor = admin(&req);
-    let l = run(&state.pool, move |c| licenses::revoke(c, &id, now, &actor)).await?;
+    let l = run(&state.db, move |c| licenses::revoke(c, &id, now, &actor)).await?;
     Ok(HttpResponse::Ok().json(LicenseView::new(l, now)))
 }
 
@@ -185,7 +185,7 @@ pub async fn renew_license(
     let now = state.clock.now_naive();
     let actor = admin(&req);
     let until = body.expires_at.naive_utc();
-    let l = run(&state.pool, move |c| {
+    let l = run(&state.db, move |c| {
         licenses::renew(c, &id, until, now, &actor)
     })
     .await?;
@@ -255,7 +255,7 @@ pub async fn activate_license(
     let now = state.clock.now_naive();
     let actor = Actor::new("instance", Some(caller.addr.clone()));
     let (key, url, uid) = (inst.key.clone(), inst.url.clone(), inst.uid.clone());
-    let result = run(&state.pool, move |c| {
+    let result = run(&state.db, move |c| {
         licenses::activate(c, &key, url.as_deref(), uid.as_deref(), now, &actor)
     })
     .await;
@@ -300,7 +300,7 @@ pub async fn release_license(
     let inst = instance(&state, &req, &caller, &body)?;
     let now = state.clock.now_naive();
     let actor = Actor::new("instance", Some(caller.addr.clone()));
-    let result = run(&state.pool, move |c| {
+    let result = run(&state.db, move |c| {
         licenses::release(
             c,
             &inst.key,
@@ -327,7 +327,7 @@ pub async fn validate_license(
     let now = state.clock.now_naive();
     let actor = Actor::new("instance", Some(caller.addr.clone()));
     let (key, url, uid) = (inst.key.clone(), inst.url.clone(), inst.uid.clone());
-    let result = run(&state.pool, move |c| {
+    let result = run(&state.db, move |c| {
         licenses::validate(c, &key, url.as_deref(), uid.as_deref(), now, &actor)
     })
     .await;

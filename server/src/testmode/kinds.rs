@@ -6,7 +6,7 @@ use crate::db::audit::Actor;
 use crate::db::enrollments::{self, NewEnrollmentKey};
 use crate::db::invitations::{self, NewInvitation};
 use crate::db::licenses::{self, NewLicense};
-use crate::db::{AnyConnection, Error, Result, schema};
+use crate::db::{Error, Result, Txn, schema};
 use crate::domain::enrollment::check_text;
 use crate::domain::invitation::{DEFAULT_MAX_USES, Role};
 use crate::domain::key::KeyStatus;
@@ -96,7 +96,7 @@ fn common<'a>(
 /// Loads licenses (after the plugins they name), enrollment keys and invitations; returns each
 /// created id by its `ref`, or by `<list>[i]` without one.
 pub fn load(
-    c: &mut AnyConnection,
+    c: &mut Txn<'_>,
     fx: &Fixtures,
     now: NaiveDateTime,
     actor: &Actor,
@@ -182,12 +182,12 @@ pub fn load(
 }
 
 /// Empties the tables of these kinds (before the subscribers they belong to).
-pub fn reset(c: &mut AnyConnection) -> Result<()> {
+pub fn reset(c: &mut Txn<'_>) -> Result<()> {
     use schema::*;
-    diesel::delete(enrollments::table).execute(c)?;
-    diesel::delete(enrollment_keys::table).execute(c)?;
-    diesel::delete(licenses::table).execute(c)?;
-    diesel::delete(invitations::table).execute(c)?;
-    diesel::delete(accounts::table).execute(c)?;
+    diesel::delete(enrollments::table).execute(c.conn())?;
+    diesel::delete(enrollment_keys::table).execute(c.conn())?;
+    diesel::delete(licenses::table).execute(c.conn())?;
+    diesel::delete(invitations::table).execute(c.conn())?;
+    diesel::delete(accounts::table).execute(c.conn())?;
     Ok(())
 }
