@@ -277,49 +277,9 @@ fn activate_in(
     // twice at most: a lost race for a free license is seen as bound on the second read
     for _ in 0..2 {
         let lic = by_key(c, key)?;
-        let created = match lic.plan_activation(url, uid, now)? {
-            Activation::New => {
-                let won = diesel::update(
-                    l::licenses
-                        .find(&lic.id)
-                        .filter(l::instance_url.is_null())
-                        .filter(l::instance_uid.is_null()),
-                )
-                .set((
-                    l::instance_url.eq(url),
-                    l::instance_uid.eq(uid),
-                    l::activated_at.eq(Some(now)),
-                    l::ver.eq(l::ver + 1),
-                ))
-                .execute(c.conn())?;
-                if won == 0 {
-                    continue;
-                }
-                true
-            }
-            Activation::Same {
-                url: None,
-                uid: None,
-            } => false,
-            Activation::Same {
-                url: gain_url,
-                uid: gain_uid,
-            } => {
-                if let Some(u) = &gain_url {
-                    diesel::update(l::licenses.find(&lic.id).filter(l::instance_url.is_null()))
-                        .set(l::instance_url.eq(Some(u)))
-                        .execute(c.conn())?;
-                }
-                if let Some(u) = &gain_uid {
-                    diesel::update(l::licenses.find(&lic.id).filter(l::instance_uid.is_null()))
-                        .set(l::instance_uid.eq(Some(u)))
-                        .execute(c.conn())?;
-                }
-                diesel::update(l::licenses.find(&lic.id))
-                    .set(l::ver.eq(l::ver + 1))
-                    .execute(c.conn())?;
-                false
-            }
+        let plan = lic.plan_activation(url, uid, now)?;
+        let Some(created) = apply(c, &lic.id, plan, url, uid, now)? else {
+            continue;
         };
         let license = get(c, &lic.id)?;
         if created || license.ver != lic.ver {
@@ -339,6 +299,48 @@ fn activate_in(
         return Ok(Activated { license, created });
     }
     Err(UseRefusal::BoundElsewhere.into())
+}
+
+/// Applies an activation plan: `Some(true)` bound now, `Some(false)` the same instance (and
+/// what it gained), `None` a race for the free license lost to another instance.
+fn apply(
+    c: &mut Txn<'_>,
+    id: &str,
+    plan: Activation,
+    url: Option<&str>,
+    uid: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<Option<bool>> {
+    let (gain_url, gain_uid) = match plan {
+        Activation::New => {
+            let won = diesel::update(
+                l::licenses
+                    .find(id)
+                    .filter(l::instance_url.is_null())
+                    .filter(l::instance_uid.is_null()),
+            )
+            .set((
+                l::instance_url.eq(url),
+                l::instance_uid.eq(uid),
+                l::activated_at.eq(Some(now)),
+                l::ver.eq(l::ver + 1),
+            ))
+            .execute(c.conn())?;
+            return Ok((won == 1).then_some(true));
+        }
+        Activation::Same { url, uid } => (url, uid),
+    };
+    if let Some(u) = &gain_url {
+        diesel::update(l::licenses.find(id).filter(l::instance_url.is_null()))
+            .set((l::instance_url.eq(Some(u)), l::ver.eq(l::ver + 1)))
+            .execute(c.conn())?;
+    }
+    if let Some(u) = &gain_uid {
+        diesel::update(l::licenses.find(id).filter(l::instance_uid.is_null()))
+            .set((l::instance_uid.eq(Some(u)), l::ver.eq(l::ver + 1)))
+            .execute(c.conn())?;
+    }
+    Ok(Some(false))
 }
 
 /// Releases the license's activation by its own instance (idempotent when not activated).

@@ -93,7 +93,7 @@ fn common<'a>(
     Ok((plaintext, sub, status))
 }
 
-/// Loads licenses (after the plugins they name), enrollment keys and invitations; returns each
+/// Loads licenses (after the plugins they name), enrollment keys and invitations; records each
 /// created id by its `ref`, or by `<list>[i]` without one.
 pub fn load(
     c: &mut Txn<'_>,
@@ -102,11 +102,24 @@ pub fn load(
     actor: &Actor,
     out: &mut Loaded,
 ) -> Result<()> {
-    let subscribers = &out.subscribers;
-    let mut lic_ids = BTreeMap::new();
-    let mut enr_ids = BTreeMap::new();
-    let mut inv_ids = BTreeMap::new();
-    for (i, l) in fx.licenses.iter().enumerate() {
+    out.licenses = load_licenses(c, &fx.licenses, &out.subscribers, now, actor)?;
+    out.enrollment_keys =
+        load_enrollment_keys(c, &fx.enrollment_keys, &out.subscribers, now, actor)?;
+    out.invitations = load_invitations(c, &fx.invitations, &out.subscribers, now, actor)?;
+    Ok(())
+}
+
+type Ids = BTreeMap<String, String>;
+
+fn load_licenses(
+    c: &mut Txn<'_>,
+    list: &[LicenseFx],
+    subscribers: &Ids,
+    now: NaiveDateTime,
+    actor: &Actor,
+) -> Result<Ids> {
+    let mut ids = Ids::new();
+    for (i, l) in list.iter().enumerate() {
         let what = format!("licenses[{i}]");
         let (key, sub, status) = common(
             &what,
@@ -124,9 +137,20 @@ pub fn load(
         };
         let row =
             licenses::insert(c, &new, &key, now, actor).map_err(|e| e.within(what.clone()))?;
-        lic_ids.insert(l.reference.clone().unwrap_or(what), row.id);
+        ids.insert(l.reference.clone().unwrap_or(what), row.id);
     }
-    for (i, e) in fx.enrollment_keys.iter().enumerate() {
+    Ok(ids)
+}
+
+fn load_enrollment_keys(
+    c: &mut Txn<'_>,
+    list: &[EnrollmentKeyFx],
+    subscribers: &Ids,
+    now: NaiveDateTime,
+    actor: &Actor,
+) -> Result<Ids> {
+    let mut ids = Ids::new();
+    for (i, e) in list.iter().enumerate() {
         let what = format!("enrollment_keys[{i}]");
         let (key, sub, status) = common(
             &what,
@@ -146,9 +170,20 @@ pub fn load(
         };
         let row =
             enrollments::insert(c, &new, &key, now, actor).map_err(|x| x.within(what.clone()))?;
-        enr_ids.insert(e.reference.clone().unwrap_or(what), row.id);
+        ids.insert(e.reference.clone().unwrap_or(what), row.id);
     }
-    for (i, v) in fx.invitations.iter().enumerate() {
+    Ok(ids)
+}
+
+fn load_invitations(
+    c: &mut Txn<'_>,
+    list: &[InvitationFx],
+    subscribers: &Ids,
+    now: NaiveDateTime,
+    actor: &Actor,
+) -> Result<Ids> {
+    let mut ids = Ids::new();
+    for (i, v) in list.iter().enumerate() {
         let what = format!("invitations[{i}]");
         let (key, sub, status) = common(
             &what,
@@ -173,12 +208,9 @@ pub fn load(
         };
         let row =
             invitations::insert(c, &new, &key, now, actor).map_err(|x| x.within(what.clone()))?;
-        inv_ids.insert(v.reference.clone().unwrap_or(what), row.id);
+        ids.insert(v.reference.clone().unwrap_or(what), row.id);
     }
-    out.licenses = lic_ids;
-    out.enrollment_keys = enr_ids;
-    out.invitations = inv_ids;
-    Ok(())
+    Ok(ids)
 }
 
 /// Empties the tables of these kinds (before the subscribers they belong to).
