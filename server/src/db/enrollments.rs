@@ -299,7 +299,7 @@ pub fn enroll(
 ) -> Result<Enrolled> {
     let result = kinds::retry_races(|| kinds::txn(c, |c| enroll_once(c, key, agent, now, actor)));
     if let Err(err) = &result {
-        let key_id = find_by_key(&mut **c, key).ok().flatten().map(|k| k.id);
+        let key_id = find_by_key(c, key).ok().flatten().map(|k| k.id);
         kinds::record_refusal(c, actor, "enrollment.create", key, key_id, err, now, |ev| {
             ev.instance_uid = Some(agent.agent_id.clone());
             ev.detail = Some(format!("agent_id {}", agent.agent_id));

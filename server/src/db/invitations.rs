@@ -246,7 +246,7 @@ pub fn redeem(
 ) -> Result<Redeemed> {
     let result = kinds::retry_races(|| kinds::txn(c, |c| redeem_once(c, key, who, now, actor)));
     if let Err(err) = &result {
-        let key_id = find_by_key(&mut **c, key).ok().flatten().map(|k| k.id);
+        let key_id = find_by_key(c, key).ok().flatten().map(|k| k.id);
         kinds::record_refusal(c, actor, "invitation.redeem", key, key_id, err, now, |ev| {
             ev.detail = Some(format!("email {}", who.email));
         });

@@ -257,7 +257,7 @@ pub fn activate(
 ) -> Result<Activated> {
     let result = kinds::txn(c, |c| activate_in(c, key, url, uid, now, actor));
     if let Err(err) = &result {
-        let key_id = find_by_key(&mut **c, key).ok().flatten().map(|l| l.id);
+        let key_id = find_by_key(c, key).ok().flatten().map(|l| l.id);
         kinds::record_refusal(c, actor, "license.activate", key, key_id, err, now, |ev| {
             ev.instance_url = url.map(str::to_owned);
             ev.instance_uid = uid.map(str::to_owned);
@@ -382,7 +382,7 @@ pub fn release(
         Ok(())
     });
     if let Err(err) = &result {
-        let key_id = find_by_key(&mut **c, key).ok().flatten().map(|l| l.id);
+        let key_id = find_by_key(c, key).ok().flatten().map(|l| l.id);
         kinds::record_refusal(c, actor, "license.release", key, key_id, err, now, |ev| {
             ev.instance_url = url.map(str::to_owned);
             ev.instance_uid = uid.map(str::to_owned);
@@ -400,7 +400,7 @@ pub fn validate(
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<(License, ValidationStatus)> {
-    let lic = match by_key(&mut **c, key) {
+    let lic = match by_key(c, key) {
         Ok(l) => l,
         Err(err) => {
             kinds::record_refusal(c, actor, "license.validation", key, None, &err, now, |ev| {
