@@ -215,6 +215,28 @@ async fn each_kinds_key_is_unknown_to_every_other_kinds_endpoint(app: TestApp) {
     }
     // the registration key still works where it belongs, and nothing was bound by the others
     app.register(&reg, url).await.expect(201);
+    // each of those 18 refusals counted as a failed look-up (30 a minute by default): the
+    // address is refused `429` once 30 have failed
+    let mut failed = 18;
+    loop {
+        let a = app
+            .post(
+                "/v1/enrollments",
+                json!({"enrollment_key": lic, "agent_id": "a"}),
+            )
+            .await;
+        if a.status.as_u16() == 429 {
+            assert_eq!(a.code(), "rate_limited");
+            break;
+        }
+        assert_eq!(a.code(), "key_not_found");
+        failed += 1;
+        assert!(
+            failed <= 30,
+            "still not limited after {failed} failed look-ups"
+        );
+    }
+    assert_eq!(failed, 30);
 }
 
 crate::on_both_backends!(
