@@ -270,8 +270,8 @@ pub(crate) fn client_addr(req: &HttpRequest) -> Option<String> {
         .unwrap_or_default();
     let xff = req
         .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
+        .get_all("x-forwarded-for")
+        .map(|v| v.to_str().unwrap_or(""));
     crate::http::limits::client_ip(req.peer_addr().map(|a| a.ip()), xff, &trusted)
         .map(|ip| ip.to_string())
 }
