@@ -105,6 +105,9 @@ fn server(dir: &std::path::Path, args: &[&str]) -> Value {
         "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    if out.stdout.is_empty() {
+        return Value::Null;
+    }
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
