@@ -6,6 +6,7 @@ pub mod archive;
 pub mod binding;
 pub mod catalogue;
 pub mod clock;
+pub mod compat;
 pub mod enrollment;
 pub mod glpi;
 pub mod invitation;
