@@ -190,7 +190,7 @@ pub fn ed25519_pkcs8_from_seed(seed: &[u8; 32]) -> Vec<u8> {
 
 /// Signs claims with an Ed25519 key (PKCS#8 DER in `key`), header `alg: EdDSA`, `typ: JWT`,
 /// `kid`. Parses the key on every call: a server signing many tokens keeps a [`TokenSigner`].
-pub fn sign(claims: &Claims, kid: &str, key: &EncodingKey) -> Result<String, TokenError> {
+pub fn sign<C: Serialize>(claims: &C, kid: &str, key: &EncodingKey) -> Result<String, TokenError> {
     jsonwebtoken::encode(&header(kid), claims, key)
         .map_err(|e| TokenError::InvalidKey(e.to_string()))
 }
@@ -320,6 +320,53 @@ impl Verifier {
     /// Verifies signature, algorithm, `kid`, `iss`, `aud`, `exp`/`nbf` at `now` (with the
     /// leeway), and what `expect` names. Returns the claims.
     pub fn verify(&self, token: &str, now: i64, expect: &Expect<'_>) -> Result<Claims, TokenError> {
+        let c: Claims = self.decode(token)?;
+        self.check_times(c.exp, c.nbf, now)?;
+        if let Some(url) = expect.instance_url
+            && c.instance_url.as_deref() != Some(url)
+        {
+            return Err(TokenError::InstanceMismatch);
+        }
+        if let Some(nonce) = expect.nonce
+            && c.nonce.as_deref() != Some(nonce)
+        {
+            return Err(TokenError::NonceMismatch);
+        }
+        Ok(c)
+    }
+
+    /// Verifies a token of another kind of key (a license, an enrollment, an invitation) with
+    /// the same rules as [`Verifier::verify`]: signature, algorithm, `kid`, `iss`, `aud`,
+    /// `exp`/`nbf` at `now`, and the `nonce` when one is expected.
+    pub fn verify_kind(
+        &self,
+        token: &str,
+        now: i64,
+        nonce: Option<&str>,
+    ) -> Result<KindClaims, TokenError> {
+        let c: KindClaims = self.decode(token)?;
+        self.check_times(c.exp, c.nbf, now)?;
+        if let Some(nonce) = nonce
+            && c.nonce.as_deref() != Some(nonce)
+        {
+            return Err(TokenError::NonceMismatch);
+        }
+        Ok(c)
+    }
+
+    /// `exp` and `nbf` at `now`, with the leeway.
+    fn check_times(&self, exp: i64, nbf: i64, now: i64) -> Result<(), TokenError> {
+        if now > exp.saturating_add(self.leeway) {
+            return Err(TokenError::Expired);
+        }
+        if now < nbf.saturating_sub(self.leeway) {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(())
+    }
+
+    /// The claims of a token whose signature, algorithm, `kid`, `iss` and `aud` are right.
+    fn decode<C: serde::de::DeserializeOwned>(&self, token: &str) -> Result<C, TokenError> {
         // Read `alg` ourselves first, so `none` or an unknown name is an algorithm refusal
         // rather than a parse error.
         let raw_header = token.split('.').next().unwrap_or_default();
@@ -344,7 +391,7 @@ impl Verifier {
         v.set_audience(&[AUDIENCE]);
         v.set_issuer(&[&self.issuer]);
         v.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
-        let data = jsonwebtoken::decode::<Claims>(token, key, &v).map_err(|e| {
+        let data = jsonwebtoken::decode::<C>(token, key, &v).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             match e.kind() {
                 K::InvalidSignature => TokenError::BadSignature,
@@ -354,24 +401,7 @@ impl Verifier {
                 _ => TokenError::Malformed(e.to_string()),
             }
         })?;
-        let c = data.claims;
-        if now > c.exp.saturating_add(self.leeway) {
-            return Err(TokenError::Expired);
-        }
-        if now < c.nbf.saturating_sub(self.leeway) {
-            return Err(TokenError::NotYetValid);
-        }
-        if let Some(url) = expect.instance_url
-            && c.instance_url.as_deref() != Some(url)
-        {
-            return Err(TokenError::InstanceMismatch);
-        }
-        if let Some(nonce) = expect.nonce
-            && c.nonce.as_deref() != Some(nonce)
-        {
-            return Err(TokenError::NonceMismatch);
-        }
-        Ok(c)
+        Ok(data.claims)
     }
 }
 
