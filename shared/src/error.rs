@@ -39,6 +39,16 @@ pub enum ErrorCode {
     Conflict,
     /// An exclusive plugin needs a running subscription to one of its required offers.
     OfferRequired,
+    /// A commercial plugin's archive needs a valid license of that plugin for this instance.
+    LicenseRequired,
+    /// The plugin license is past its `expires_at`.
+    LicenseExpired,
+    /// Every use of the enrollment key is taken.
+    EnrollmentExhausted,
+    /// Every use of the invitation is taken.
+    InvitationExhausted,
+    /// The email already has an account in another subscriber.
+    EmailTaken,
     /// Too many failed attempts from this client.
     RateLimited,
     /// The request body is larger than the server accepts.
@@ -72,6 +82,11 @@ impl ErrorCode {
             ErrorCode::UidAlreadyRegistered => "uid_already_registered",
             ErrorCode::Conflict => "conflict",
             ErrorCode::OfferRequired => "offer_required",
+            ErrorCode::LicenseRequired => "license_required",
+            ErrorCode::LicenseExpired => "license_expired",
+            ErrorCode::EnrollmentExhausted => "enrollment_exhausted",
+            ErrorCode::InvitationExhausted => "invitation_exhausted",
+            ErrorCode::EmailTaken => "email_taken",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::MethodNotAllowed => "method_not_allowed",

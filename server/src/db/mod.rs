@@ -6,16 +6,21 @@
 
 pub mod audit;
 pub mod catalogue;
+pub mod enrollments;
 pub mod error;
+pub mod invitations;
 pub mod key_state;
 pub mod keycache;
 pub mod keys;
+pub mod kinds;
+pub mod licenses;
 pub mod limits;
 pub mod models;
 pub mod notify;
 pub mod offers;
 pub mod outage;
 pub mod page;
+pub mod plugin_terms;
 pub mod plugins;
 pub mod refusals;
 pub mod registrations;

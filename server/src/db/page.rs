@@ -25,6 +25,9 @@ pub struct ListQuery {
     pub status: Option<String>,
     #[serde(default)]
     pub key_id: Option<String>,
+    /// Licenses: the plugin's key.
+    #[serde(default)]
+    pub plugin: Option<String>,
     /// Registrations: include released ones (default false).
     #[serde(default)]
     pub include_released: Option<bool>,

@@ -155,3 +155,91 @@ diesel::table! {
         n -> BigInt,
     }
 }
+
+diesel::table! {
+    plugin_terms (plugin_key) {
+        plugin_key -> Text,
+        commercial -> Bool,
+        license_term_days -> Nullable<Integer>,
+        price -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    licenses (id) {
+        id -> Text,
+        subscriber_id -> Text,
+        plugin_key -> Text,
+        key_hash -> Text,
+        key_prefix -> Text,
+        status -> Text,
+        expires_at -> Timestamp,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        instance_url -> Nullable<Text>,
+        instance_uid -> Nullable<Text>,
+        activated_at -> Nullable<Timestamp>,
+        ver -> BigInt,
+    }
+}
+
+diesel::table! {
+    enrollment_keys (id) {
+        id -> Text,
+        subscriber_id -> Text,
+        entity -> Text,
+        key_hash -> Text,
+        key_prefix -> Text,
+        status -> Text,
+        max_uses -> Integer,
+        uses -> Integer,
+        expires_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        ver -> BigInt,
+    }
+}
+
+diesel::table! {
+    enrollments (id) {
+        id -> Text,
+        enrollment_key_id -> Text,
+        agent_id -> Text,
+        hostname -> Nullable<Text>,
+        mac -> Nullable<Text>,
+        enrolled_at -> Timestamp,
+        released_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    invitations (id) {
+        id -> Text,
+        subscriber_id -> Text,
+        role -> Text,
+        key_hash -> Text,
+        key_prefix -> Text,
+        status -> Text,
+        max_uses -> Integer,
+        uses -> Integer,
+        expires_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        ver -> BigInt,
+    }
+}
+
+diesel::table! {
+    accounts (id) {
+        id -> Text,
+        subscriber_id -> Text,
+        name -> Text,
+        email -> Text,
+        password_hash -> Text,
+        role -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(enrollments -> enrollment_keys (enrollment_key_id));
+diesel::allow_tables_to_appear_in_same_query!(enrollment_keys, enrollments);

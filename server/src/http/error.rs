@@ -5,6 +5,7 @@ use crate::db;
 use crate::domain::Invalid;
 use crate::domain::binding::BindRefusal;
 use crate::domain::key::KeyRefusal;
+use crate::domain::kind::UseRefusal;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, error::JsonPayloadError};
 use glpi_network_shared::{ErrorCode, ErrorEnvelope, KeyFormatError, UrlError};
@@ -141,6 +142,12 @@ impl From<db::Error> for ApiError {
             E::Conflict(message) => ApiError::conflict(ErrorCode::Conflict, message),
             E::Invalid(i) => i.into(),
             E::Key(r) => r.into(),
+            E::UnknownKeyOf(kind) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::KeyNotFound,
+                format!("unknown {}", kind.noun()),
+            ),
+            E::Use(r) => r.into(),
             E::Bind(r) => r.into(),
             E::Cancelled(c) => ApiError::conflict(ErrorCode::Conflict, c.to_string()),
             E::In { what, source } => ApiError::from(*source).context(&what),
@@ -160,6 +167,16 @@ impl From<Invalid> for ApiError {
 impl From<KeyRefusal> for ApiError {
     fn from(r: KeyRefusal) -> Self {
         ApiError::forbidden(r.code(), r.to_string())
+    }
+}
+
+impl From<UseRefusal> for ApiError {
+    fn from(r: UseRefusal) -> Self {
+        if r.is_forbidden() {
+            ApiError::forbidden(r.code(), r.to_string())
+        } else {
+            ApiError::conflict(r.code(), r.to_string())
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use crate::db::limits::{Hit, Limit};
 use crate::http::error::ApiError;
 use crate::http::telemetry::KeyPrefix;
 use actix_web::{HttpMessage, HttpRequest};
-use glpi_network_shared::{ErrorCode, RegistrationKey};
+use glpi_network_shared::{ErrorCode, KeyKind, PlainKey, RegistrationKey};
 
 /// Who is looking a key up.
 pub(crate) struct Caller {
@@ -103,6 +103,24 @@ impl Caller {
                 Err(e.into())
             }
         }
+    }
+
+    /// Parses a key that must be of `kind` (DESIGN §11.4): a malformed one is
+    /// `invalid_key_format`, a generated key of another kind `key_not_found` without a look-up;
+    /// both count as failed look-ups.
+    pub async fn parse_kind_key(
+        &self,
+        state: &AppState,
+        req: &HttpRequest,
+        raw: &str,
+        kind: KeyKind,
+    ) -> Result<PlainKey, ApiError> {
+        let key = self.parse_key(state, req, raw).await?;
+        if !key.may_be(kind) {
+            self.failed(state).await?;
+            return Err(crate::db::Error::UnknownKeyOf(kind).into());
+        }
+        Ok(key)
     }
 
     /// Passes `result` through, once an unknown key has been counted as a failed look-up

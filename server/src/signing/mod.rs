@@ -13,7 +13,7 @@ use crate::db::audit::{self, Actor};
 use crate::db::signing_keys::{self, SigningKeyRow};
 use crate::db::{AnyConnection, Error, Result, Touches, Transact};
 use chrono::{Duration, NaiveDateTime};
-use glpi_network_shared::token::{self, Claims, TokenSigner};
+use glpi_network_shared::token::{self, TokenSigner};
 use jsonwebtoken::jwk::JwkSet;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -283,7 +283,7 @@ impl Signer {
     }
 
     /// Signs claims with the active key.
-    pub fn sign(&self, claims: &Claims) -> Result<String> {
+    pub fn sign<C: serde::Serialize>(&self, claims: &C) -> Result<String> {
         let ring = self.ring.read().expect("signing ring lock");
         ring.signer.sign(claims).map_err(|e| Error::Other(e.into()))
     }
