@@ -70,14 +70,14 @@ start_server "$DB" "$WORK" "$PORT" --test-mode --fixtures "$WORK/fleet.json"
 LOADED_AT=$(now_ms)
 stop_server
 
-# the server under callgrind, key cache off, collecting nothing until a scenario starts
+# the server under callgrind, key cache off, instrumented only during a scenario
 log "starting the server under callgrind"
 export GLPI_NETWORK_KEY_CACHE_SIZE=0
 REAL_BIN=$BIN
 BIN=$WORK/vg-server
 cat >"$BIN" <<EOF
 #!/bin/sh
-exec valgrind --tool=callgrind --collect-atstart=no --dump-instr=no --dump-line=no \
+exec valgrind --tool=callgrind --instr-atstart=no --dump-instr=no --dump-line=no \
     --callgrind-out-file="$OUT/callgrind.out.%p" "$REAL_BIN" "\$@"
 EOF
 chmod +x "$BIN"
@@ -96,13 +96,13 @@ scenario() {
         # keys not seen since the fixture: wait until their last_seen_at is over a minute old
         while [ $(($(now_ms) - LOADED_AT)) -lt 65000 ]; do sleep 1; done
     fi
-    callgrind_control -z "$SERVER_PID" >/dev/null
-    callgrind_control -i on "$SERVER_PID" >/dev/null
+    callgrind_control -z "$SERVER_PID" >/dev/null 2>&1
+    callgrind_control -i on "$SERVER_PID" >/dev/null 2>&1
     res=$(wrk_run fleet.lua "$SECS" "$PORT" "$route" "$n" 1 "$first")
-    callgrind_control -i off "$SERVER_PID" >/dev/null
+    callgrind_control -i off "$SERVER_PID" >/dev/null 2>&1
     local before i f
     before=$(find "$OUT" -name 'callgrind.out.*' | wc -l)
-    callgrind_control -d "$name" "$SERVER_PID" >/dev/null
+    callgrind_control -d "$name" "$SERVER_PID" >/dev/null 2>&1
     for ((i = 0; i < 600; i++)); do
         [ "$(find "$OUT" -name 'callgrind.out.*' | wc -l)" -gt "$before" ] && break
         sleep 0.1
@@ -143,7 +143,9 @@ BIN=$REAL_BIN
             --pick 'sqlite3_(step|prepare|exec|reset|finalize)|sqlite3VdbeExec$|sqlite3_busy|unixSleep|sqlite3OsSleep' \
             --pick 'r2d2|Condvar|futex|parking_lot' \
             --pick 'serde_json|Serialize|Deserialize' \
-            --pick 'ring::|ed25519|sha2|TokenSigner|jsonwebtoken|digest' \
+            --pick '^ring::|<ring::|ed25519|TokenSigner|jsonwebtoken|^ring_core' \
+            --pick 'SerializedQuery|statement_cache|push_identifier|walk_ast|StatementUse::bind|build_from_row|chrono::.*parse' \
+            --pick 'actix_router|regex_lite' \
             --pick 'tracing|log_request|telemetry|uuid|Uuid' \
             --pick 'malloc|free|realloc|memcpy|memmove'
     done
