@@ -127,6 +127,10 @@ note() { log "$*"; echo "- $*" >>"$NOTES"; }
 MID=$((KEYS / 2))
 LAST=$((KEYS - 1))
 
+# Where the round-robin walk over the keys stands (reset when a server starts).
+POS=0
+advance() { POS=$(((POS + $(cut -d' ' -f5 <<<"$1")) % KEYS)); }
+
 # measure ROUTE KIND SERVER CACHE WRK_ROUTE: warm-up, then the measured wrk run.
 measure() {
     local route=$1 kind=$2 server=$3 cache=$4 wroute=$5 res c0 c1 hits=- v0 v1 rps p50 p99 errors requests cpu
@@ -134,12 +138,16 @@ measure() {
         wrk_run /hello "$WARMUP" "$PORT" >/dev/null
         res=$(wrk_run /hello "$DURATION" "$PORT")
     else
-        wrk_run fleet.lua "$WARMUP" "$PORT" "$wroute" "$KEYS" "$THREADS" >/dev/null
+        # the walk goes on where the last run left it, round robin across runs: a key comes
+        # back only after all N others, as in a fleet
+        res=$(wrk_run fleet.lua "$WARMUP" "$PORT" "$wroute" "$KEYS" "$THREADS" 0 "$POS")
+        advance "$res"
         if [ "$server" != baseline ]; then
             c0=$(cache_counts)
             v0=$(metric 'glpi_network_validations_total{status="valid"}' "$PORT")
         fi
-        res=$(wrk_run fleet.lua "$DURATION" "$PORT" "$wroute" "$KEYS" "$THREADS")
+        res=$(wrk_run fleet.lua "$DURATION" "$PORT" "$wroute" "$KEYS" "$THREADS" 0 "$POS")
+        advance "$res"
         if [ "$server" != baseline ]; then
             c1=$(cache_counts)
             hits=$(awk -v a="$c0" -v b="$c1" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%d hits, %d misses", y[1] - x[1], y[2] - x[2] }')
@@ -195,6 +203,7 @@ run_baseline() {
     local round=$1 k
     log "baseline ($round), $KEYS keys"
     start_baseline
+    POS=0
     note "baseline ($round): $KEYS keys seeded, spawn to ready $READY_MS ms"
     for k in 0 "$MID" "$LAST"; do
         expect "baseline /info KEY-$k" '"is_valid":true' \
@@ -255,6 +264,7 @@ run_project() {
         if [ "$cache" = off ]; then export GLPI_NETWORK_KEY_CACHE_SIZE=0; else unset GLPI_NETWORK_KEY_CACHE_SIZE; fi
         log "$label, key cache $cache"
         start_server "$db" "$dir" "$PORT"
+        POS=0
         check_project "$label" "$cache" "$idx"
         measure "GET /api/registration/info" info "$label" "$cache" info
         measure "POST /v1/validations" validate "$label" "$cache" validations

@@ -3,13 +3,16 @@
 -- strings). Each request takes the next key in turn, round robin over all N (thread t of T
 -- takes t, t+T, t+2T, ...), so a key cache smaller than N never answers from memory. Requests
 -- are built as they go: nothing grows with N.
--- Args: ROUTE N THREADS [FIRST] (keys FIRST ... FIRST+N-1, FIRST 0 by default), ROUTE one of
+-- Args: ROUTE N THREADS [FIRST [START]]: keys FIRST ... FIRST+N-1 (FIRST 0 by default), the
+-- walk starting at the START-th of them (0 by default; bench/compare.sh starts the measured run
+-- half-way round from its warm-up's start, so the warm-up leaves nothing in a cache smaller
+-- than N for the measured run to hit). ROUTE one of
 --   info        GET /api/registration/info (key and UID headers: a bound instance)
 --   validations POST /v1/validations (key and instance URL)
 --   base-info   GET /info of the naive baseline (key header)
 --   base-validate  POST /validate of the naive baseline (key)
 dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "report.lua")
-local n, step, i, first
+local n, step, i, first, start
 local builders = {
   ["info"] = function(k)
     return wrk.format("GET", "/api/registration/info",
@@ -32,10 +35,11 @@ function init(args)
   n = assert(tonumber(args[2]), "N")
   step = tonumber(args[3]) or 1
   first = tonumber(args[4]) or 0
+  start = tonumber(args[5]) or 0
   i = (tid or 0) % n
 end
 function request()
-  local r = build(first + i)
+  local r = build(first + (start + i) % n)
   i = (i + step) % n
   return r
 end
