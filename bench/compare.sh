@@ -32,6 +32,10 @@
 #   BENCH_THREADS, BENCH_CONNS     wrk threads and connections               [1, 32]
 #   BENCH_PORT          loopback port                                        [18090]
 #   BENCH_CEILING       1: also GET /hello of the baseline (actix with no work) [1]
+#   BENCH_SETTLE        seconds from the end of the fixture load to the first measured run
+#                       [0; fleet.sh: 65]: bindings last seen over a minute ago are due a
+#                       last_seen_at refresh, so each request of the walk writes, as a fleet
+#                       that calls once a day does
 #   BENCH_READY_TIMEOUT seconds for a server (fixture load included) to answer [120 + N/100]
 #   BENCH_TAG           a word in the result file's name                     [keys]
 set -euo pipefail
@@ -46,6 +50,7 @@ THREADS=${BENCH_THREADS:-1}
 CONNS=${BENCH_CONNS:-32}
 PORT=${BENCH_PORT:-18090}
 CEILING=${BENCH_CEILING:-1}
+SETTLE=${BENCH_SETTLE:-0}
 TARGET=${BENCH_TARGET_DIR:-$(dirname "$ROOT")/target-bench}
 export BENCH_READY_TIMEOUT=${BENCH_READY_TIMEOUT:-$((120 + KEYS / 100))}
 [ "$KEYS" -ge 1 ] && [ "$KEYS" -le 10000000 ] || die "BENCH_KEYS must be between 1 and 10,000,000"
@@ -260,11 +265,17 @@ run_project() {
     rss=$(rss_kb VmRSS)
     note "$label: fixture of $KEYS keys loaded (--test-mode --fixtures), spawn to ready $(awk -v m="$READY_MS" 'BEGIN { printf "%.1f s", m / 1000 }'), RSS then $((rss / 1024)) MiB (peak $((hwm / 1024)) MiB)"
     stop_server
+    local loaded_at
+    loaded_at=$(now_ms)
     for cache in $CACHE; do
         if [ "$cache" = off ]; then export GLPI_NETWORK_KEY_CACHE_SIZE=0; else unset GLPI_NETWORK_KEY_CACHE_SIZE; fi
         log "$label, key cache $cache"
         start_server "$db" "$dir" "$PORT"
         POS=0
+        if [ "$SETTLE" -gt 0 ] && [ $(($(now_ms) - loaded_at)) -lt $((SETTLE * 1000)) ]; then
+            log "  waiting until $SETTLE s after the fixture load (BENCH_SETTLE)"
+            sleep $(((SETTLE * 1000 - ($(now_ms) - loaded_at)) / 1000 + 1))
+        fi
         check_project "$label" "$cache" "$idx"
         measure "GET /api/registration/info" info "$label" "$cache" info
         measure "POST /v1/validations" validate "$label" "$cache" validations
@@ -295,6 +306,7 @@ REPORT=$WORK/report.md
     machine_info | sed 's/^/- /'
     echo "- wrk -t$THREADS -c$CONNS, ${DURATION} s per route after ${WARMUP} s of warm-up, one server at a time; every request takes the next of the $KEYS keys in turn (wrk/fleet.lua)"
     echo "- project servers: $(for i in "${!LABELS[@]}"; do printf '%s (%s) ' "${LABELS[$i]}" "${BINS[$i]}"; done)"
+    echo "- the first measured run of a project server starts $SETTLE s or more after its fixture load (BENCH_SETTLE; bindings last seen over a minute ago get a last_seen_at write on their next call)"
     echo "- key cache: on = server default, off = GLPI_NETWORK_KEY_CACHE_SIZE=0; hits and misses counted from /metrics around each measured run"
     echo "- the machine is shared and noisy: only ratios to the baseline of this same run mean anything; the baseline runs first and last, and ratios are to the mean of its two runs"
 } >"$REPORT"
@@ -320,14 +332,14 @@ ELAPSED=$((($(now_ms) - T0) / 1000))
                 split(row[i], f, "|")
                 k = f[2]
                 ratio = (n[k] && rps[k] > 0) ? sprintf("%.2fx", f[5] / (rps[k] / n[k])) : "-"
-                cr = (n[k] && cpu[k] > 0 && f[9] > 0) ? sprintf("%.2fx", f[9] / (cpu[k] / n[k])) : "-"
+                cr = (n[k] && cpu[k] > 0 && f[9] > 0) ? sprintf("%.2fx", (cpu[k] / n[k]) / f[9]) : "-"
                 printf "| %s | %s | %s | %d | %.2f ms | %.2f ms | %s | %d µs | %s | %d | %s | %s |\n",
                     f[1], f[3], f[4], f[5], f[6] / 1000, f[7] / 1000, ratio, f[9], cr, f[8], f[10],
                     (f[11] == "" ? "-" : sprintf("%.1f MiB", f[11] / 1024))
             }
         }' "$RESULTS"
     echo
-    echo "(ratio: req/s over the baseline's matching route, /info or /validate, mean of its two runs; CPU ratio: the server's own user + system CPU per request over the baseline's, lower is better)"
+    echo "(ratio: req/s over the baseline's matching route, /info or /validate, mean of its two runs; CPU ratio: the baseline's own user + system CPU time per request (mean of its two runs) over this server's, so above 1.0x means less CPU per request than the baseline: it moves much less with the machine's load than req/s)"
     echo
     cat "$NOTES"
 } >>"$REPORT"
