@@ -116,7 +116,14 @@ build_baseline
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gn-compare.XXXXXX")
 cleanup() {
+    local rc=$?
     stop_server
+    # a failed run keeps the end of the servers' log
+    if [ "$rc" -ne 0 ] && [ -s "$WORK/server.log" ]; then
+        mkdir -p "$BENCH_DIR/results"
+        sed 's/\x1b\[[0-9;]*m//g' "$WORK/server.log" | tail -n 200 >"$BENCH_DIR/results/compare-failed-server.log"
+        log "the end of the servers' log: bench/results/compare-failed-server.log"
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
