@@ -89,29 +89,32 @@ issue_keys() {
 
 SERVER_PID=
 READY_MS=
-# start_server DB_URL DATA_DIR PORT: spawns the server (SERVER_PID), waits for the first 200 on
-# /readyz and sets READY_MS to the milliseconds from spawn to ready. Not in a subshell: the
-# caller must keep SERVER_PID.
+# start_server DB_URL DATA_DIR PORT [ARGS...]: spawns the server (SERVER_PID) with ARGS added
+# to its command line, waits for the first 200 on /readyz and sets READY_MS to the
+# milliseconds from spawn to ready (BENCH_READY_TIMEOUT seconds at most [30]: a large fixture
+# file loads before the server answers). Not in a subshell: the caller must keep SERVER_PID.
 start_server() {
-    local db=$1 dir=$2 port=$3 t0 i
-    if curl -s -o /dev/null "http://127.0.0.1:$port/healthz"; then
+    local db=$1 dir=$2 port=$3 t0 deadline
+    shift 3
+    if curl -s -m 2 -o /dev/null "http://127.0.0.1:$port/healthz"; then
         die "something already listens on 127.0.0.1:$port (set BENCH_PORT)"
     fi
     t0=$(now_ms)
+    deadline=$((t0 + ${BENCH_READY_TIMEOUT:-30} * 1000))
     "$BIN" --bind "127.0.0.1:$port" --database-url "$db" --data-dir "$dir" \
         --admin-token "$ADMIN_TOKEN" \
         --failed-lookups-per-minute 100000000 --registrations-per-key-per-minute 100000000 \
-        ${BENCH_WORKERS:+--workers "$BENCH_WORKERS"} >>"$WORK/server.log" 2>&1 &
+        ${BENCH_WORKERS:+--workers "$BENCH_WORKERS"} "$@" >>"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
-    for ((i = 0; i < 6000; i++)); do
-        if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz")" = 200 ]; then
+    while [ "$(now_ms)" -lt "$deadline" ]; do
+        if [ "$(curl -s -m 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz")" = 200 ]; then
             READY_MS=$(($(now_ms) - t0))
             return 0
         fi
         kill -0 "$SERVER_PID" 2>/dev/null || die "the server exited at start (see $WORK/server.log)"
         sleep 0.005
     done
-    die "the server was not ready within 30 s"
+    die "the server was not ready within ${BENCH_READY_TIMEOUT:-30} s"
 }
 
 stop_server() {
