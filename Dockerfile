@@ -1,12 +1,15 @@
-# glpi-network-server: build with the Rust toolchain, run on a slim Debian with libpq.
+# glpi-network-server: built with the Rust toolchain alone (libpq and OpenSSL are compiled into
+# the binary: pq-sys "bundled", openssl-sys "vendored"; the rust image has the C compiler, make
+# and perl that they need), run on a slim Debian with no database client library.
+# `bash .ci/dockerfile-steps` runs these steps outside a container.
 FROM rust:1.95-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev pkg-config && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release -p glpi-network-server
+RUN cargo build --release --locked -p glpi-network-server
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certificates curl \
+# curl for the health check; ca-certificates for `sslrootcert=system` in DATABASE_URL
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /data --shell /usr/sbin/nologin glpinet \
     && mkdir -p /data && chown glpinet /data
@@ -15,8 +18,11 @@ USER glpinet
 # The data directory keeps the master key, the generated admin token and (with SQLite) the
 # database: mount a volume on it so they survive restarts.
 VOLUME /data
+# The compiled-in OpenSSL does not know Debian's certificate paths: name them.
 ENV GLPI_NETWORK_BIND=0.0.0.0:8080 \
-    GLPI_NETWORK_DATA_DIR=/data
+    GLPI_NETWORK_DATA_DIR=/data \
+    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    SSL_CERT_DIR=/etc/ssl/certs
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8080/readyz || exit 1

@@ -737,3 +737,359 @@ crate::on_both_backends!(
     the_marketplace_refuses_keys_that_info_calls_invalid,
     the_plugin_catalogue_is_managed_through_the_admin_api,
 );
+
+/// Protocol §15, one regression test per key problem on the registration endpoints. GLPI 12's
+/// HTTP client throws on every 4xx (and GLPI caches no failed answer), so each problem answers
+/// `200` with GLPI's shape: `is_valid: false` with a message for a key GLPI must not use, and
+/// `is_valid: true` with `subscription.is_running: false` for a valid key whose subscription is
+/// suspended, ended or cancelled (DESIGN §8, Statuses). Every answer is asked by GLPI 10, 11 and
+/// 12 user agents, twice (the second may come from the key cache). A failure of the server
+/// itself answers a 5xx, which GLPI neither caches nor shows as a key problem.
+mod key_problems {
+    use super::{UID, UID2, raw};
+    use crate::helpers::TestApp;
+    use serde_json::{Value, json};
+
+    const AGENTS: [&str; 3] = [
+        "GLPI/10.0.18 (installation-mode:TARBALL)",
+        "GLPI/11.0.1 (installation-mode:TARBALL)",
+        "GLPI/12.0.0-dev (installation-mode:GIT)",
+    ];
+
+    /// GLPI's `/info` call from each agent, twice: every answer is `200` and the same JSON.
+    async fn ask(app: &TestApp, key: Option<&str>, uid: &str) -> Value {
+        let mut first: Option<Value> = None;
+        for agent in AGENTS {
+            for _ in 0..2 {
+                let mut lines = vec![
+                    "Accept:application/json".to_owned(),
+                    "Accept-Language: en".to_owned(),
+                    "Content-Type:application/json".to_owned(),
+                    format!("User-Agent:{agent}"),
+                    format!("X-Glpi-Network-Uid:{uid}"),
+                ];
+                if let Some(k) = key {
+                    lines.push(format!("X-Registration-Key:{k}"));
+                }
+                let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+                let (status, body) = raw(app, "/api/registration/info", &refs).await;
+                assert_eq!(status, 200, "{agent}: {body}");
+                let v: Value = serde_json::from_str(&body).unwrap();
+                match &first {
+                    None => first = Some(v),
+                    Some(f) => assert_eq!(&v, f, "{agent}"),
+                }
+            }
+        }
+        // the availability check GLPI makes with the same headers answers 200 too
+        let (status, _) = raw(
+            app,
+            "/api/registration/",
+            &[&format!("X-Registration-Key:{}", key.unwrap_or("-"))],
+        )
+        .await;
+        assert_eq!(status, 200);
+        first.unwrap()
+    }
+
+    /// `200`, `is_valid: false`, this message, and no owner or subscription.
+    async fn refused(app: &TestApp, key: Option<&str>, uid: &str, message: &str) {
+        let v = ask(app, key, uid).await;
+        assert_eq!(v["is_valid"], false, "{v}");
+        assert_eq!(v["validation_message"], message, "{v}");
+        assert_eq!(
+            (&v["owner"], &v["subscription"]),
+            (&Value::Null, &Value::Null)
+        );
+    }
+
+    /// `200`, `is_valid: true`, the subscription shown as not running, with this message.
+    async fn not_running(app: &TestApp, key: &str, uid: &str, message: &str) -> Value {
+        let v = ask(app, Some(key), uid).await;
+        assert_eq!(v["is_valid"], true, "{v}");
+        assert_eq!(v["subscription"]["is_running"], false, "{v}");
+        assert_eq!(v["validation_message"], message, "{v}");
+        assert_eq!(v["owner"], json!({"name": "ACME Corp"}));
+        v
+    }
+
+    async fn valid(app: &TestApp, key: &str, uid: &str) {
+        let v = ask(app, Some(key), uid).await;
+        assert_eq!(
+            (&v["is_valid"], &v["subscription"]["is_running"]),
+            (&json!(true), &json!(true)),
+            "{v}"
+        );
+    }
+
+    async fn a_malformed_key_is_not_valid(app: TestApp) {
+        let (_, key) = app.new_key().await;
+        // a typo in a generated key fails its checksum before any look-up
+        let last = if key.ends_with('A') { 'B' } else { 'A' };
+        let typo = format!("{}{last}", &key[..key.len() - 1]);
+        refused(&app, Some(&typo), UID, "Invalid registration key.").await;
+        // a group too many
+        refused(
+            &app,
+            Some(&format!("{key}-AAAA")),
+            UID,
+            "Invalid registration key.",
+        )
+        .await;
+        // no key at all
+        refused(&app, None, UID, "No registration key was sent.").await;
+        // the real key still works from the same address
+        valid(&app, &key, UID).await;
+    }
+
+    async fn an_unknown_key_is_not_valid(app: TestApp) {
+        refused(&app, Some("no-such-key"), UID, "Invalid registration key.").await;
+        refused(&app, Some("GLPI-0000"), UID2, "Invalid registration key.").await;
+    }
+
+    async fn a_revoked_key_is_not_valid(app: TestApp) {
+        let (id, key) = app.new_key().await;
+        valid(&app, &key, UID).await;
+        app.admin_post(&format!("/v1/admin/keys/{id}/revoke"), json!({}))
+            .await
+            .expect(200);
+        refused(
+            &app,
+            Some(&key),
+            UID,
+            "This registration key has been revoked.",
+        )
+        .await;
+        // regenerating revokes the old key too
+        let (id2, key2) = app.new_key().await;
+        valid(&app, &key2, UID2).await;
+        app.admin_post(&format!("/v1/admin/keys/{id2}/regenerate"), json!({}))
+            .await
+            .expect(201);
+        refused(
+            &app,
+            Some(&key2),
+            UID2,
+            "This registration key has been revoked.",
+        )
+        .await;
+    }
+
+    async fn an_expired_key_is_not_valid(app: TestApp) {
+        let sub = app.subscription("basic", json!({})).await;
+        let exp = (app.clock.now() + chrono::Duration::hours(1)).to_rfc3339();
+        let k = app
+            .admin_post(
+                "/v1/admin/keys",
+                json!({"subscription_id": sub, "expires_at": exp}),
+            )
+            .await
+            .expect(201);
+        let key = k["key"].as_str().unwrap();
+        valid(&app, key, UID).await;
+        app.clock.advance(7200);
+        refused(&app, Some(key), UID, "This registration key has expired.").await;
+    }
+
+    async fn a_key_bound_to_another_instance_is_not_valid(app: TestApp) {
+        let (_, key) = app.new_key().await;
+        valid(&app, &key, UID).await;
+        refused(
+            &app,
+            Some(&key),
+            UID2,
+            "This registration key is already used by another GLPI instance.",
+        )
+        .await;
+        // and the bound instance cannot use a second key
+        let (_, other) = app.new_key().await;
+        refused(
+            &app,
+            Some(&other),
+            UID,
+            "This GLPI instance is already registered with another key.",
+        )
+        .await;
+        // the binding itself is untouched
+        valid(&app, &key, UID).await;
+    }
+
+    async fn a_suspended_subscription_shows_as_not_running(app: TestApp) {
+        let sub = app.subscription("standard", json!({})).await;
+        let (_, key) = app.issue_key(&sub).await;
+        valid(&app, &key, UID).await;
+        app.admin_post(&format!("/v1/admin/subscriptions/{sub}/suspend"), json!({}))
+            .await
+            .expect(200);
+        not_running(
+            &app,
+            &key,
+            UID,
+            "The registration key is valid but its subscription is suspended.",
+        )
+        .await;
+    }
+
+    async fn an_ended_subscription_shows_as_not_running(app: TestApp) {
+        let sub = app
+            .subscription(
+                "advanced",
+                json!({"begin_date": "2020-01-01", "end_date": "2020-12-31"}),
+            )
+            .await;
+        let (_, key) = app.issue_key(&sub).await;
+        let v = not_running(
+            &app,
+            &key,
+            UID,
+            "The registration key is valid but its subscription has ended.",
+        )
+        .await;
+        assert_eq!(v["subscription"]["end_date"], "2020-12-31");
+        // a subscription that ends while the instance runs
+        let trial = app.subscription("basic", json!({"trial_days": 7})).await;
+        let (_, tkey) = app.issue_key(&trial).await;
+        valid(&app, &tkey, UID2).await;
+        app.clock.advance(8 * 86_400);
+        not_running(
+            &app,
+            &tkey,
+            UID2,
+            "The registration key is valid but its subscription has ended.",
+        )
+        .await;
+    }
+
+    async fn a_cancelled_subscription_shows_as_ended(app: TestApp) {
+        let sub = app.subscription("basic", json!({})).await;
+        let (_, key) = app.issue_key(&sub).await;
+        valid(&app, &key, UID).await;
+        app.admin_post(&format!("/v1/admin/subscriptions/{sub}/cancel"), json!({}))
+            .await
+            .expect(200);
+        not_running(
+            &app,
+            &key,
+            UID,
+            "The registration key is valid but its subscription has ended.",
+        )
+        .await;
+    }
+
+    async fn a_rate_limited_address_gets_is_valid_false(app: TestApp) {
+        let (_, key) = app.new_key().await;
+        valid(&app, &key, UID).await;
+        // start a fresh window, then use up its 30 failed look-ups
+        let now = app.clock.now().timestamp();
+        app.clock.advance(60 - now.rem_euclid(60));
+        for i in 0..30 {
+            let v = super::info(&app, &format!("unknown-{i}"), UID2, "en").await;
+            assert_eq!(v["is_valid"], false);
+        }
+        refused(
+            &app,
+            Some(&key),
+            UID,
+            "Too many invalid registration keys were tried from your address; try again later.",
+        )
+        .await;
+        app.clock.advance(60);
+        valid(&app, &key, UID).await;
+    }
+
+    crate::on_both_backends!(
+        a_malformed_key_is_not_valid,
+        an_unknown_key_is_not_valid,
+        a_revoked_key_is_not_valid,
+        an_expired_key_is_not_valid,
+        a_key_bound_to_another_instance_is_not_valid,
+        a_suspended_subscription_shows_as_not_running,
+        an_ended_subscription_shows_as_not_running,
+        a_cancelled_subscription_shows_as_ended,
+        a_rate_limited_address_gets_is_valid_false,
+    );
+
+    /// The server's own failure (its database lost a table under it) answers `503` with the
+    /// error envelope on `/info`, for every agent, and the next answer after the repair is
+    /// `200` again. Runs the in-process `TestServer` on a database this test can reach.
+    fn a_server_failure_answers_5xx(db_url: &str, break_sql: &str, repair_sql: &str) {
+        use glpi_network_server::testing::TestServer;
+        let server = TestServer::builder()
+            .database_url(db_url)
+            .fixtures_json(json!({
+                "subscribers": [{"ref": "acme", "name": "ACME Corp"}],
+                "subscriptions": [{"ref": "s", "subscriber": "acme", "offer": "basic"}],
+                "keys": [{"key": "TEST-KEY-0001", "subscription": "s"},
+                         {"key": "TEST-KEY-0002", "subscription": "s"}]
+            }))
+            .start()
+            .unwrap();
+        let client = reqwest::blocking::Client::new();
+        let info = |key: &str, agent: &str| {
+            let r = client
+                .get(format!("{}/api/registration/info", server.url()))
+                .header("User-Agent", agent)
+                .header("X-Registration-Key", key)
+                .header("X-Glpi-Network-Uid", UID)
+                .send()
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().unwrap())
+        };
+        let (status, v) = info("TEST-KEY-0001", AGENTS[0]);
+        assert_eq!((status, &v["is_valid"]), (200, &json!(true)), "{v}");
+        run_sql(db_url, break_sql);
+        for agent in AGENTS {
+            // a key the server has not cached, so the answer needs the database
+            let (status, v) = info("TEST-KEY-0002", agent);
+            assert_eq!(status, 503, "{agent}: {v}");
+            assert_eq!(v["error"]["code"], "internal", "{v}");
+            assert!(
+                v.get("is_valid").is_none(),
+                "a failure is not a key problem: {v}"
+            );
+        }
+        run_sql(db_url, repair_sql);
+        let (status, v) = info("TEST-KEY-0002", AGENTS[2]);
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(
+            v["validation_message"],
+            "This GLPI instance is already registered with another key."
+        );
+    }
+
+    fn run_sql(db_url: &str, sql: &str) {
+        use diesel::connection::SimpleConnection;
+        use diesel::{Connection, PgConnection, SqliteConnection};
+        if let Some(path) = db_url.strip_prefix("sqlite://") {
+            SqliteConnection::establish(path)
+                .unwrap()
+                .batch_execute(sql)
+                .unwrap();
+        } else {
+            PgConnection::establish(db_url)
+                .unwrap()
+                .batch_execute(sql)
+                .unwrap();
+        }
+    }
+
+    const BREAK: &str = "ALTER TABLE registration_keys RENAME TO registration_keys_gone";
+    const REPAIR: &str = "ALTER TABLE registration_keys_gone RENAME TO registration_keys";
+
+    #[test]
+    fn a_server_failure_answers_5xx_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("gn.db").display());
+        a_server_failure_answers_5xx(&url, BREAK, REPAIR);
+    }
+
+    #[test]
+    fn a_server_failure_answers_5xx_on_postgres() {
+        let Some((base, url, name)) = crate::common::create_pg_database("glpifail") else {
+            return;
+        };
+        let _db = crate::common::PgDb { base, name };
+        a_server_failure_answers_5xx(&url, BREAK, REPAIR);
+    }
+}
