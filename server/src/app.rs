@@ -125,11 +125,7 @@ pub fn open_pool(settings: &Settings) -> anyhow::Result<Db> {
 pub fn open_signer(settings: &Settings, db: &Db, clock: &Clock) -> anyhow::Result<Signer> {
     let mut conn = db.get()?;
     let has_keys = db::signing_keys::active(&mut conn)?.is_some();
-    let master = match MasterKey::load(
-        settings.master_key.as_deref(),
-        &settings.data_dir,
-        !has_keys,
-    )? {
+    let master = match MasterKey::load(&settings.master_key, &settings.data_dir, !has_keys)? {
         Some(m) => m,
         None => anyhow::bail!(
             "the database already holds signing keys but there is no master key: restore {} or pass --master-key",

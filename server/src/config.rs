@@ -7,7 +7,7 @@
 //! | `--data-dir` | `GLPI_NETWORK_DATA_DIR` | `./data` |
 //! | `--admin-token` | `GLPI_NETWORK_ADMIN_TOKEN` | generated into `<data-dir>/admin-token` |
 //! | `--public-url` | `GLPI_NETWORK_PUBLIC_URL` | `http://<bind address>` |
-//! | `--master-key` | `GLPI_NETWORK_MASTER_KEY` | `<data-dir>/master.key` (64 hex chars, created on first start) |
+//! | `--master-key` (at most twice) | `GLPI_NETWORK_MASTER_KEY` (`KEY[,KEY]`) | `<data-dir>/master.key` and `master.key.previous` (64 hex chars, created on first start) |
 //! | `--token-ttl` | `GLPI_NETWORK_TOKEN_TTL` | `86400` seconds |
 //! | `--grace-period` | `GLPI_NETWORK_GRACE_PERIOD` | `604800` seconds (7 days after `exp`) |
 //! | `--catalogue` | `GLPI_NETWORK_CATALOGUE` | none (a JSON plugin catalogue imported at start) |
@@ -86,14 +86,17 @@ pub struct Settings {
     #[arg(long, env = "GLPI_NETWORK_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
     /// The master key sealing signing keys at rest, 64 hex characters (default: read from, or
-    /// created in, `<data-dir>/master.key`).
+    /// created in, `<data-dir>/master.key`, with `<data-dir>/master.key.previous` when a
+    /// master-key change is under way). Given twice (or `KEY,KEY` in the environment): the
+    /// current key, then the previous one; either unseals.
     #[arg(
         long,
         env = "GLPI_NETWORK_MASTER_KEY",
         hide_env_values = true,
+        value_delimiter = ',',
         global = true
     )]
-    pub master_key: Option<String>,
+    pub master_key: Vec<String>,
     /// Token lifetime in seconds (`exp - iat`).
     #[arg(long, env = "GLPI_NETWORK_TOKEN_TTL", default_value_t = glpi_network_shared::token::DEFAULT_TTL_SECS,
           value_parser = clap::value_parser!(i64).range(60..=31_536_000), global = true)]
@@ -208,7 +211,7 @@ impl Settings {
             data_dir,
             admin_token: None,
             public_url: None,
-            master_key: None,
+            master_key: Vec::new(),
             catalogue: None,
             test_mode: false,
             failed_lookups_per_minute: 30,
@@ -311,6 +314,26 @@ pub enum Command {
     /// Issue and manage invitation keys.
     #[command(subcommand)]
     Invitations(crate::cli::kinds::InvitationsCmd),
+    /// Change the master key that seals the signing keys (and every other sealed secret).
+    #[command(subcommand)]
+    MasterKey(MasterKeyCmd),
+}
+
+#[derive(Subcommand)]
+pub enum MasterKeyCmd {
+    /// Re-seal every sealed secret under a new master key, written to `<data-dir>/master.key`;
+    /// the previous key is kept as `master.key.previous` until `--finish`.
+    Rotate {
+        /// The new key (64 hex characters, the format of `master.key`); default: generated.
+        #[arg(long, conflicts_with = "finish")]
+        new_key_file: Option<PathBuf>,
+        /// Re-seal under the current key what is still sealed under the previous one, then
+        /// remove `master.key.previous` (once every process runs with the new key).
+        #[arg(long)]
+        finish: bool,
+    },
+    /// Print which key (current or previous) seals each secret, as JSON; changes nothing.
+    Status,
 }
 
 #[derive(Subcommand)]

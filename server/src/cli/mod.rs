@@ -3,12 +3,13 @@
 //!
 //! One function per subcommand group: `subscriptions.rs` (subscribers and subscriptions),
 //! `keys.rs` (keys and registrations), `catalogue.rs` (offers and plugins), `audit.rs`,
-//! `signing_keys.rs`.
+//! `signing_keys.rs`, `master_key.rs`.
 
 mod audit;
 mod catalogue;
 mod keys;
 pub mod kinds;
+mod master_key;
 mod signing_keys;
 mod subscriptions;
 
@@ -50,8 +51,10 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
 
 /// Runs one admin subcommand.
 pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
-    if let Command::Migrate = command {
-        return migrate(settings);
+    match command {
+        Command::Migrate => return migrate(settings),
+        Command::MasterKey(cmd) => return master_key::master_key(settings, cmd),
+        _ => {}
     }
     let pool = open_pool(settings)?;
     let mut conn = pool.get()?;
@@ -62,7 +65,7 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
     };
     match command {
         Command::Serve => unreachable!("serve is handled by main"),
-        Command::Migrate => unreachable!("handled above"),
+        Command::Migrate | Command::MasterKey(_) => unreachable!("handled above"),
         Command::Subscribers(cmd) => subscriptions::subscribers(ctx, cmd),
         Command::Subscriptions(cmd) => subscriptions::subscriptions(ctx, cmd),
         Command::Keys(cmd) => keys::keys(ctx, cmd),

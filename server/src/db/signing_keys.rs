@@ -64,3 +64,10 @@ pub fn withdraw_seeded(c: &mut AnyConnection, now: NaiveDateTime) -> Result<Vec<
         .select(s::kid)
         .load(c)?)
 }
+
+/// Replaces the sealed private half of key `kid` (a master-key change re-seals it).
+pub fn set_sealed(c: &mut AnyConnection, kid: &str, sealed: &[u8]) -> Result<usize> {
+    Ok(diesel::update(s::signing_keys.filter(s::kid.eq(kid)))
+        .set(s::private_key_enc.eq(sealed))
+        .execute(c)?)
+}

@@ -7,6 +7,7 @@
 //! key; a process re-reads the ring at most every [`RELOAD_SECS`] seconds, so a rotation made by
 //! another process is picked up within that time.
 
+pub mod rekey;
 pub mod secret;
 
 use crate::db::audit::{self, Actor};
@@ -26,8 +27,15 @@ use std::time::Instant;
 /// How often a process re-reads the signing keys from the database.
 pub const RELOAD_SECS: u64 = 5;
 
-/// The key that seals signing keys at rest.
-pub struct MasterKey(LessSafeKey);
+/// The file of the current master key in the data directory.
+pub const MASTER_KEY_FILE: &str = "master.key";
+/// The file of the previous master key, kept by `master-key rotate` until `--finish`.
+pub const PREVIOUS_KEY_FILE: &str = "master.key.previous";
+
+/// The keys that seal signing keys (and every other sealed secret, see [`rekey`]) at rest: the
+/// first seals, every one opens (the current key first, then the previous one), so a server
+/// given both keys during a master-key change unseals either.
+pub struct MasterKey(Vec<LessSafeKey>);
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -35,43 +43,123 @@ impl std::fmt::Debug for MasterKey {
     }
 }
 
-impl MasterKey {
-    fn from_hex(hex_str: &str, origin: &str) -> anyhow::Result<Self> {
-        let bytes = hex::decode(hex_str.trim())
+/// A master key as written in `master.key`: 64 hex characters, with where it was read from.
+pub struct KeyText {
+    pub hex: String,
+    pub origin: String,
+}
+
+impl std::fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyText({}, <redacted>)", self.origin)
+    }
+}
+
+impl KeyText {
+    /// A new random key (256 bits).
+    pub fn generate(origin: &str) -> anyhow::Result<KeyText> {
+        let mut bytes = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| anyhow::anyhow!("system random generator failed"))?;
+        Ok(KeyText {
+            hex: hex::encode(bytes),
+            origin: origin.to_owned(),
+        })
+    }
+
+    /// The AES key, or an error naming where the text came from.
+    fn key(&self) -> anyhow::Result<LessSafeKey> {
+        let origin = &self.origin;
+        let bytes = hex::decode(self.hex.trim())
             .map_err(|_| anyhow::anyhow!("the master key in {origin} is not hex"))?;
         if bytes.len() != 32 {
             anyhow::bail!("the master key in {origin} must be 32 bytes (64 hex characters)");
         }
-        Ok(MasterKey(LessSafeKey::new(
+        Ok(LessSafeKey::new(
             UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| anyhow::anyhow!("bad master key"))?,
-        )))
+        ))
     }
 
-    /// The configured key, or the one in `<data-dir>/master.key`. With `create`, a missing file
-    /// is created with 256 random bits (mode 0600).
+    /// Whether two texts name the same key.
+    pub fn same_key(&self, other: &KeyText) -> bool {
+        self.hex.trim().eq_ignore_ascii_case(other.hex.trim())
+    }
+}
+
+/// The configured keys (`--master-key`, at most twice: current then previous), or the ones in
+/// `<data-dir>/master.key` and, when present, `<data-dir>/master.key.previous`. With `create`, a
+/// missing `master.key` is created with 256 random bits (mode 0600); without it, a missing one
+/// gives `None`.
+pub fn key_texts(
+    configured: &[String],
+    data_dir: &Path,
+    create: bool,
+) -> anyhow::Result<Option<Vec<KeyText>>> {
+    let configured: Vec<&String> = configured.iter().filter(|k| !k.trim().is_empty()).collect();
+    if configured.len() > 2 {
+        anyhow::bail!(
+            "--master-key is given at most twice (the current key, then the previous one)"
+        );
+    }
+    if !configured.is_empty() {
+        let origins = ["--master-key", "the second --master-key"];
+        return Ok(Some(
+            configured
+                .iter()
+                .zip(origins)
+                .map(|(k, origin)| KeyText {
+                    hex: k.trim().to_owned(),
+                    origin: origin.to_owned(),
+                })
+                .collect(),
+        ));
+    }
+    let path = data_dir.join(MASTER_KEY_FILE);
+    if !create && !path.exists() {
+        return Ok(None);
+    }
+    let (text, created) = read_or_create_secret(&path, || Ok(KeyText::generate("")?.hex))?;
+    if created {
+        tracing::info!(path = %path.display(), "generated a new master key");
+    }
+    let mut texts = vec![KeyText {
+        hex: text,
+        origin: path.display().to_string(),
+    }];
+    let previous = data_dir.join(PREVIOUS_KEY_FILE);
+    if previous.exists() {
+        texts.push(KeyText {
+            hex: std::fs::read_to_string(&previous)?.trim().to_owned(),
+            origin: previous.display().to_string(),
+        });
+    }
+    Ok(Some(texts))
+}
+
+impl MasterKey {
+    /// The keys of `texts`, the first sealing.
+    pub fn from_texts(texts: &[KeyText]) -> anyhow::Result<Self> {
+        if texts.is_empty() {
+            anyhow::bail!("no master key");
+        }
+        Ok(MasterKey(
+            texts
+                .iter()
+                .map(KeyText::key)
+                .collect::<anyhow::Result<_>>()?,
+        ))
+    }
+
+    /// The configured keys, or the ones in the data directory (see [`key_texts`]).
     pub fn load(
-        configured: Option<&str>,
+        configured: &[String],
         data_dir: &Path,
         create: bool,
     ) -> anyhow::Result<Option<Self>> {
-        if let Some(k) = configured.filter(|k| !k.trim().is_empty()) {
-            return Self::from_hex(k, "--master-key").map(Some);
-        }
-        let path = data_dir.join("master.key");
-        if !create && !path.exists() {
-            return Ok(None);
-        }
-        let (text, created) = read_or_create_secret(&path, || {
-            let mut bytes = [0u8; 32];
-            SystemRandom::new()
-                .fill(&mut bytes)
-                .map_err(|_| anyhow::anyhow!("system random generator failed"))?;
-            Ok(hex::encode(bytes))
-        })?;
-        if created {
-            tracing::info!(path = %path.display(), "generated a new master key");
-        }
-        Self::from_hex(&text, &path.display().to_string()).map(Some)
+        key_texts(configured, data_dir, create)?
+            .map(|t| Self::from_texts(&t))
+            .transpose()
     }
 
     fn seal(&self, kid: &str, plaintext: &[u8]) -> Vec<u8> {
@@ -80,7 +168,7 @@ impl MasterKey {
             .fill(&mut nonce)
             .expect("system random generator failed");
         let mut buf = plaintext.to_vec();
-        self.0
+        self.0[0]
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(kid.as_bytes()),
@@ -93,17 +181,24 @@ impl MasterKey {
     }
 
     fn open(&self, kid: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        self.open_with(kid, sealed).map(|(_, plain)| plain)
+    }
+
+    /// Opens `sealed` with the first key that can: its index (0 the current key) and the
+    /// plaintext.
+    fn open_with(&self, kid: &str, sealed: &[u8]) -> Option<(usize, Vec<u8>)> {
         if sealed.len() < NONCE_LEN {
             return None;
         }
         let (nonce, ct) = sealed.split_at(NONCE_LEN);
-        let mut buf = ct.to_vec();
-        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-        let plain = self
-            .0
-            .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf)
-            .ok()?;
-        Some(plain.to_vec())
+        self.0.iter().enumerate().find_map(|(i, key)| {
+            let mut buf = ct.to_vec();
+            let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+            let plain = key
+                .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf)
+                .ok()?;
+            Some((i, plain.to_vec()))
+        })
     }
 }
 
@@ -141,8 +236,9 @@ fn new_key(master: &MasterKey, now: NaiveDateTime, seed: Option<&str>) -> Result
 }
 
 struct Ring {
-    /// The active key, parsed once.
-    signer: TokenSigner,
+    /// The active key, parsed once (and kept across reloads while it stays active, so a
+    /// process keeps signing after the master key changed under it).
+    signer: std::sync::Arc<TokenSigner>,
     jwks: JwkSet,
     loaded_at: Instant,
 }
@@ -196,7 +292,7 @@ impl Signer {
                 Err(e) => return Err(e.into()),
             }
         }
-        let ring = load_ring(c, &master, lifetimes, now, test_mode)?;
+        let ring = load_ring(c, &master, lifetimes, now, test_mode, None)?;
         Ok(Signer {
             master,
             lifetimes,
@@ -252,7 +348,15 @@ impl Signer {
     pub fn reload(&self, c: &mut AnyConnection, now: NaiveDateTime) -> Result<()> {
         self.changed
             .store(false, std::sync::atomic::Ordering::Release);
-        let ring = load_ring(c, &self.master, self.lifetimes, now, self.test_mode)?;
+        let kept = self.ring.read().expect("signing ring lock").signer.clone();
+        let ring = load_ring(
+            c,
+            &self.master,
+            self.lifetimes,
+            now,
+            self.test_mode,
+            Some(kept),
+        )?;
         *self.ring.write().expect("signing ring lock") = ring;
         Ok(())
     }
@@ -341,6 +445,7 @@ fn load_ring(
     lt: Lifetimes,
     now: NaiveDateTime,
     test_mode: bool,
+    kept: Option<std::sync::Arc<TokenSigner>>,
 ) -> anyhow::Result<Ring> {
     let rows: Vec<SigningKeyRow> = signing_keys::all(c)?
         .into_iter()
@@ -351,15 +456,10 @@ fn load_ring(
             "no active signing key in the database (a seeded key never signs outside test mode)"
         )
     })?;
-    let pkcs8 = master.open(&active.kid, &active.private_key_enc).ok_or_else(|| {
-        anyhow::anyhow!(
-            "cannot decrypt signing key {}: the master key does not match the one this database was \
-             created with (restore <data-dir>/master.key or pass the original --master-key)",
-            active.kid
-        )
-    })?;
-    let signer = TokenSigner::new(&active.kid, &pkcs8)
-        .map_err(|e| anyhow::anyhow!("signing key {} is corrupt: {e}", active.kid))?;
+    let signer = match kept.filter(|s| s.kid() == active.kid) {
+        Some(s) => s,
+        None => std::sync::Arc::new(open_active(master, active)?),
+    };
     let window = Duration::seconds(lt.ttl_secs + lt.grace_secs);
     let mut keys = Vec::new();
     for r in rows
@@ -375,6 +475,19 @@ fn load_ring(
     })
 }
 
+/// The active key's private half, opened with the master key.
+fn open_active(master: &MasterKey, active: &SigningKeyRow) -> anyhow::Result<TokenSigner> {
+    let pkcs8 = master.open(&active.kid, &active.private_key_enc).ok_or_else(|| {
+        anyhow::anyhow!(
+            "cannot decrypt signing key {}: the master key does not match the one this database was \
+             created with (restore <data-dir>/master.key or pass the original --master-key)",
+            active.kid
+        )
+    })?;
+    TokenSigner::new(&active.kid, &pkcs8)
+        .map_err(|e| anyhow::anyhow!("signing key {} is corrupt: {e}", active.kid))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,7 +495,7 @@ mod tests {
     #[test]
     fn sealed_keys_open_only_with_the_same_master_key_and_kid() {
         let dir = tempfile::tempdir().unwrap();
-        let m = MasterKey::load(None, dir.path(), true).unwrap().unwrap();
+        let m = MasterKey::load(&[], dir.path(), true).unwrap().unwrap();
         let sealed = m.seal("kid-1", b"secret pkcs8");
         assert_eq!(
             m.open("kid-1", &sealed).as_deref(),
@@ -396,13 +509,13 @@ mod tests {
         flipped[20] ^= 1;
         assert!(m.open("kid-1", &flipped).is_none());
         // the same file loads the same key
-        let again = MasterKey::load(None, dir.path(), false).unwrap().unwrap();
+        let again = MasterKey::load(&[], dir.path(), false).unwrap().unwrap();
         assert!(again.open("kid-1", &sealed).is_some());
-        let other = MasterKey::load(Some(&"ab".repeat(32)), dir.path(), false)
+        let other = MasterKey::load(&["ab".repeat(32)], dir.path(), false)
             .unwrap()
             .unwrap();
         assert!(other.open("kid-1", &sealed).is_none());
-        assert!(MasterKey::load(Some("abcd"), dir.path(), false).is_err());
+        assert!(MasterKey::load(&["abcd".to_owned()], dir.path(), false).is_err());
         let mode = std::os::unix::fs::PermissionsExt::mode(
             &std::fs::metadata(dir.path().join("master.key"))
                 .unwrap()
@@ -418,7 +531,7 @@ mod tests {
     #[test]
     fn a_signing_seed_gives_the_same_key_every_time() {
         let dir = tempfile::tempdir().unwrap();
-        let m = MasterKey::load(None, dir.path(), true).unwrap().unwrap();
+        let m = MasterKey::load(&[], dir.path(), true).unwrap().unwrap();
         let now = chrono::DateTime::from_timestamp(1_800_000_000, 0)
             .unwrap()
             .naive_utc();
