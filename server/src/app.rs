@@ -68,6 +68,27 @@ fn spawn_change_checks(db: Db, keys: Arc<KeyCache>) {
     });
 }
 
+/// Writes the `last_seen_at` refreshes reads recorded, every
+/// [`crate::db::last_seen::FLUSH_EVERY_SECS`] for as long as the server's system runs (and once
+/// more at shutdown, in [`Application::run_until_stopped`]).
+fn spawn_last_seen_flush(db: Db) {
+    actix_web::rt::spawn(async move {
+        let period = Duration::from_secs(crate::db::last_seen::FLUSH_EVERY_SECS);
+        let mut tick = actix_web::rt::time::interval(period);
+        loop {
+            tick.tick().await;
+            let db2 = db.clone();
+            match actix_web::rt::task::spawn_blocking(move || db2.flush_last_seen()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not write last_seen_at; kept for the next flush")
+                }
+                Err(e) => tracing::warn!(error = %e, "last_seen_at flush task failed"),
+            }
+        }
+    });
+}
+
 /// Opens the database (running migrations) and makes sure the data directory exists.
 pub fn open_pool(settings: &Settings) -> anyhow::Result<Db> {
     std::fs::create_dir_all(&settings.data_dir)?;
@@ -288,6 +309,7 @@ impl Application {
         if state.keys.enabled() {
             spawn_change_checks(state.db.clone(), state.keys.clone());
         }
+        spawn_last_seen_flush(state.db.clone());
         let server = http_server(settings, &state, listener)?;
         Ok(Application {
             server,
@@ -315,7 +337,16 @@ impl Application {
         self.server.handle()
     }
 
+    /// Runs until stopped, then writes out the `last_seen_at` refreshes still recorded.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        let db = self.state.db.clone();
+        match actix_web::rt::task::spawn_blocking(move || db.flush_last_seen()).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(written = n, "wrote last_seen_at at shutdown"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "could not write last_seen_at at shutdown"),
+            Err(e) => tracing::error!(error = %e, "last_seen_at flush at shutdown failed"),
+        }
+        result
     }
 }

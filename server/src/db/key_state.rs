@@ -1,9 +1,9 @@
 //! A key's state (the key, its subscription, its owner and its binding) read in one statement,
-//! and the one write a read of it may make (a due `last_seen_at`).
+//! and the refresh of a due `last_seen_at` a read of it records.
 
 use super::models::{KeyRow, RegistrationRow, SubscriptionRow};
 use super::schema::registrations::dsl as r;
-use super::{AnyConnection, Error, Result};
+use super::{AnyConnection, Error, Result, Transact};
 use crate::domain::binding::KeyState;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -37,19 +37,17 @@ pub fn load_state(c: &mut AnyConnection, key: &RegistrationKey) -> Result<KeySta
 }
 
 /// Refreshes the binding's `last_seen_at` when it is due (at most once a minute per binding),
-/// in the row and in `state`.
+/// in `state` and through `c`: in the row inside a write transaction, else recorded and written
+/// out in a batch (no write on a read, see [`super::last_seen`]).
 pub(crate) fn refresh_last_seen(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     state: &mut KeyState,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
     if let Some(reg) = state.registration.as_mut()
         && reg.last_seen_due(now)
     {
-        diesel::update(r::registrations.find(&reg.id))
-            .filter(r::last_seen_at.lt(now))
-            .set(r::last_seen_at.eq(now))
-            .execute(c)?;
+        c.saw(&reg.id, now)?;
         reg.last_seen_at = now;
     }
     Ok(())

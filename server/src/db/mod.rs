@@ -10,6 +10,7 @@ pub mod error;
 pub mod key_state;
 pub mod keycache;
 pub mod keys;
+pub mod last_seen;
 pub mod models;
 pub mod offers;
 pub mod page;
