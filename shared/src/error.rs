@@ -45,6 +45,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// The method is not allowed on this path.
     MethodNotAllowed,
+    /// The server cannot reach its database for now (`503` with `Retry-After`): retry.
+    Unavailable,
     /// Something failed inside the server; details are in its log.
     Internal,
     /// A code this version does not know.
@@ -73,6 +75,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }
@@ -133,6 +136,7 @@ mod tests {
             ErrorCode::UrlAlreadyRegistered,
             ErrorCode::UidAlreadyRegistered,
             ErrorCode::SubscriptionSuspended,
+            ErrorCode::Unavailable,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }

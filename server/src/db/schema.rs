@@ -74,6 +74,7 @@ diesel::table! {
         detail -> Nullable<Text>,
         prev_hash -> Text,
         hash -> Text,
+        count -> BigInt,
     }
 }
 
@@ -85,6 +86,7 @@ diesel::table! {
         created_at -> Timestamp,
         retired_at -> Nullable<Timestamp>,
         active -> Bool,
+        seeded -> Bool,
     }
 }
 
@@ -144,3 +146,12 @@ diesel::table! {
 
 diesel::joinable!(plugin_versions -> plugins (plugin_key));
 diesel::allow_tables_to_appear_in_same_query!(plugins, plugin_versions);
+
+diesel::table! {
+    rate_limits (kind, subject, window_start) {
+        kind -> Text,
+        subject -> Text,
+        window_start -> BigInt,
+        n -> BigInt,
+    }
+}

@@ -32,12 +32,15 @@ async fn access(state: &AppState, req: &HttpRequest) -> Result<KeyState, ApiErro
     let caller = guard::caller(state, req)?;
     let key = caller
         .parse_key(state, req, raw)
-        .map_err(|_| unauthorized())?;
+        .await
+        .map_err(|e| match e {
+            ApiError::Client { .. } => unauthorized(),
+            other => other,
+        })?;
     let uid = header(req, "x-glpi-network-uid").map(str::to_owned);
     let now = state.clock.now_naive();
     let result = run(&state.db, move |c| key_state::load_state(c, &key)).await;
-    caller.note(state, &result);
-    let ks = result.map_err(|e| {
+    let ks = caller.note(state, result).await.map_err(|e| {
         if e.code() == ErrorCode::KeyNotFound {
             unauthorized()
         } else {

@@ -191,11 +191,19 @@ pub fn configure_test_mode(cfg: &mut web::ServiceConfig) {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     configure_main(cfg);
     cfg.service(res("/openapi.json").get(crate::http::openapi::serve))
+        .service(res("/docs").get(docs_without_slash))
         .service(
             utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
                 .config(utoipa_swagger_ui::Config::from("/openapi.json")),
         )
         .default_service(web::to(not_found));
+}
+
+/// `GET /docs`: Swagger UI lives at `/docs/` (its pages load their assets relative to it).
+async fn docs_without_slash() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((actix_web::http::header::LOCATION, "/docs/"))
+        .finish()
 }
 
 /// A resource whose other methods answer `405` in the error envelope.

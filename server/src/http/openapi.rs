@@ -236,6 +236,11 @@ pub fn document() -> utoipa::openapi::OpenApi {
         get("This document", "application/json"),
     );
     doc.paths.add_path_operation(
+        "/docs",
+        vec![HttpMethod::Get],
+        get("Redirects to /docs/ (308)", "text/plain"),
+    );
+    doc.paths.add_path_operation(
         "/docs/{_:.*}",
         vec![HttpMethod::Get],
         get("Swagger UI, served from the binary", "text/html"),
