@@ -14,6 +14,7 @@ pub mod keycache;
 pub mod keys;
 pub mod kinds;
 pub mod licenses;
+pub mod last_seen;
 pub mod limits;
 pub mod models;
 pub mod notify;

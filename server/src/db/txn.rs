@@ -13,6 +13,7 @@
 
 use super::audit;
 use super::keycache::Generations;
+use super::last_seen::{self, LastSeen};
 use super::models::NewAuditEvent;
 use super::{AnyConnection, Error, Pool, PooledConn};
 use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
@@ -30,6 +31,8 @@ struct Shared {
     sqlite_writer: Mutex<()>,
     /// Bumped once a transaction has ended, for what it touched.
     generations: Arc<Generations>,
+    /// The `last_seen_at` refreshes reads recorded, written out in batches.
+    last_seen: LastSeen,
 }
 
 /// A database: its pool and what its write transactions share.
@@ -76,6 +79,43 @@ impl Db {
     pub fn generations(&self) -> Arc<Generations> {
         self.shared.generations.clone()
     }
+
+    /// The use of binding `id` recorded and not yet written, if any (the admin API shows it).
+    pub fn pending_last_seen(&self, id: &str) -> Option<chrono::NaiveDateTime> {
+        self.shared.last_seen.pending_for(id)
+    }
+
+    /// Writes the recorded `last_seen_at` refreshes in batched write transactions; what could
+    /// not be written is kept for the next flush. Returns how many were written.
+    pub fn flush_last_seen(&self) -> Result<usize, Error> {
+        let items = self.shared.last_seen.take();
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = match self.get() {
+            Ok(c) => c,
+            Err(e) => {
+                self.shared.last_seen.restore(items);
+                return Err(e);
+            }
+        };
+        let mut written = 0;
+        for batch in last_seen::batches(&items) {
+            let result = conn.write(Touches::LastSeen, |tx| {
+                for (id, at) in batch {
+                    last_seen::write_one(tx.conn(), id, *at)?;
+                }
+                Ok::<_, Error>(())
+            });
+            if let Err(e) = result {
+                let rest = items[written..].to_vec();
+                self.shared.last_seen.restore(rest);
+                return Err(e);
+            }
+            written += batch.len();
+        }
+        Ok(written)
+    }
 }
 
 /// A pooled connection of a [`Db`].
@@ -107,6 +147,8 @@ pub enum Touches<'a> {
     Key(&'a str),
     /// Only the audit trail.
     AuditOnly,
+    /// Only `last_seen_at` (which no cached answer depends on: a due one is refreshed).
+    LastSeen,
 }
 
 /// What a transaction touched.
@@ -121,7 +163,7 @@ impl Scope {
         match t {
             Touches::Anything => self.all = true,
             Touches::Key(h) => self.keys.push(h.to_owned()),
-            Touches::AuditOnly => {}
+            Touches::AuditOnly | Touches::LastSeen => {}
         }
     }
 }
@@ -177,6 +219,11 @@ pub trait Transact: DerefMut<Target = AnyConnection> {
         touches: Touches<'_>,
         f: impl FnOnce(&mut Txn<'_>) -> Result<T, E>,
     ) -> Result<T, E>;
+
+    /// Notes that binding `id` was used at `at`: inside a write transaction the row is written
+    /// with it; on a bare connection (a read) it is recorded and written out later in a batch
+    /// (see [`crate::db::last_seen`]).
+    fn saw(&mut self, id: &str, at: chrono::NaiveDateTime) -> diesel::QueryResult<()>;
 }
 
 impl Transact for Txn<'_> {
@@ -187,6 +234,10 @@ impl Transact for Txn<'_> {
     ) -> Result<T, E> {
         self.scope.add(touches);
         f(self)
+    }
+
+    fn saw(&mut self, id: &str, at: chrono::NaiveDateTime) -> diesel::QueryResult<()> {
+        last_seen::write_one(self.conn, id, at).map(drop)
     }
 }
 
@@ -211,6 +262,14 @@ impl Drop for InvalidateOnEnd<'_> {
 }
 
 impl Transact for Conn {
+    fn saw(&mut self, id: &str, at: chrono::NaiveDateTime) -> diesel::QueryResult<()> {
+        if self.shared.last_seen.record(id, at) {
+            return Ok(());
+        }
+        // the map is full until the next flush: write this one now
+        last_seen::write_one(&mut self.raw, id, at).map(drop)
+    }
+
     /// On SQLite the transaction is `BEGIN IMMEDIATE`, so the write lock is taken up front and
     /// concurrent writers wait on `busy_timeout` instead of failing on a lock upgrade (and this
     /// server's writers queue on its writer queue first).

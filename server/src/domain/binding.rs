@@ -9,8 +9,9 @@ use chrono::{Duration, NaiveDateTime};
 use glpi_network_shared::{ErrorCode, ValidationStatus};
 
 /// How stale `last_seen_at` may get before a use refreshes it (so reads do not write on every
-/// call).
-pub const LAST_SEEN_GRANULARITY_SECS: i64 = 60;
+/// call). With the refreshes written out every [`crate::db::last_seen::FLUSH_EVERY_SECS`], the
+/// stored value lags a use by at most 60 s (DESIGN §4.1).
+pub const LAST_SEEN_GRANULARITY_SECS: i64 = 55;
 
 /// Checks an instance UID: GLPI sends 40 alphanumerics; accept 1..=128 of `[A-Za-z0-9_-]`.
 pub fn parse_uid(raw: &str) -> Result<String, Invalid> {

@@ -202,7 +202,9 @@ pub async fn list_registrations(
     q: web::Query<ListQuery>,
 ) -> Res {
     let page = run(&state.db, move |c| registrations::list(c, &q)).await?;
-    Ok(ok(&page.map(|(r, prefix)| registration_view(r, prefix))))
+    Ok(ok(&page.map(|(r, prefix)| {
+        registration_view(with_pending_seen(&state, r), prefix)
+    })))
 }
 
 pub async fn get_registration(
@@ -215,7 +217,22 @@ pub async fn get_registration(
         registrations::with_prefix(c, row)
     })
     .await?;
-    Ok(ok(&registration_view(row, prefix)))
+    Ok(ok(&registration_view(
+        with_pending_seen(&state, row),
+        prefix,
+    )))
+}
+
+/// The binding with its latest recorded use, written out or not yet (see
+/// [`crate::db::last_seen`]).
+fn with_pending_seen(
+    state: &AppState,
+    mut r: crate::domain::binding::Binding,
+) -> crate::domain::binding::Binding {
+    if let Some(at) = state.db.pending_last_seen(&r.id) {
+        r.last_seen_at = r.last_seen_at.max(at);
+    }
+    r
 }
 
 pub async fn release_registration(

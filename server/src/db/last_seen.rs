@@ -1,0 +1,114 @@
+//! `last_seen_at` refreshes, coalesced: a read that finds its binding's `last_seen_at` due
+//! records the time here (no write on the read path) and [`LastSeen::flush`] writes what was
+//! recorded in batched write transactions, every [`FLUSH_EVERY_SECS`] and at shutdown. The
+//! stored value then lags a use by at most the refresh granularity plus the flush period
+//! (60 s, DESIGN §4.1).
+//!
+//! Memory is bounded by [`CAPACITY`] (not by the number of keys): when the map is full a
+//! refresh is written at once, as it was before coalescing.
+
+use super::AnyConnection;
+use super::schema::registrations::dsl as r;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+/// How often the recorded refreshes are written out.
+pub const FLUSH_EVERY_SECS: u64 = 5;
+/// The most bindings recorded between two flushes (about 100 bytes each).
+pub const CAPACITY: usize = 65_536;
+/// Refreshes written per write transaction, so a flush never holds SQLite's writer long.
+const BATCH: usize = 500;
+
+/// The refreshes recorded since the last flush, by registration id.
+#[derive(Debug, Default)]
+pub struct LastSeen {
+    pending: Mutex<HashMap<String, NaiveDateTime>>,
+}
+
+impl LastSeen {
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, NaiveDateTime>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records that binding `id` was used at `at`; `false` when the map is full (the caller
+    /// then writes the refresh itself).
+    pub fn record(&self, id: &str, at: NaiveDateTime) -> bool {
+        let mut p = self.pending();
+        if let Some(t) = p.get_mut(id) {
+            *t = (*t).max(at);
+            return true;
+        }
+        if p.len() >= CAPACITY {
+            return false;
+        }
+        p.insert(id.to_owned(), at);
+        true
+    }
+
+    /// The recorded (not yet written) use of binding `id`, if any.
+    pub fn pending_for(&self, id: &str) -> Option<NaiveDateTime> {
+        self.pending().get(id).copied()
+    }
+
+    /// Takes everything recorded so far (the map is left empty, its memory released).
+    pub fn take(&self) -> Vec<(String, NaiveDateTime)> {
+        std::mem::take(&mut *self.pending()).into_iter().collect()
+    }
+
+    /// Puts back refreshes a failed flush could not write (never past [`CAPACITY`]).
+    pub fn restore(&self, items: impl IntoIterator<Item = (String, NaiveDateTime)>) {
+        for (id, at) in items {
+            if !self.record(&id, at) {
+                break;
+            }
+        }
+    }
+}
+
+/// Writes one refresh (never moving `last_seen_at` back).
+pub fn write_one(c: &mut AnyConnection, id: &str, at: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(r::registrations.find(id))
+        .filter(r::last_seen_at.lt(at))
+        .set(r::last_seen_at.eq(at))
+        .execute(c)
+}
+
+/// The size of the write transactions a flush uses.
+pub fn batches(
+    items: &[(String, NaiveDateTime)],
+) -> impl Iterator<Item = &[(String, NaiveDateTime)]> {
+    items.chunks(BATCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> NaiveDateTime {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn keeps_the_latest_use_and_empties_on_take() {
+        let ls = LastSeen::default();
+        assert!(ls.record("a", t("2026-01-01T00:01:00")));
+        assert!(ls.record("a", t("2026-01-01T00:00:00")));
+        assert_eq!(ls.pending_for("a"), Some(t("2026-01-01T00:01:00")));
+        let taken = ls.take();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(ls.pending_for("a"), None);
+    }
+
+    #[test]
+    fn bounded() {
+        let ls = LastSeen::default();
+        let at = t("2026-01-01T00:00:00");
+        for i in 0..CAPACITY {
+            assert!(ls.record(&i.to_string(), at));
+        }
+        assert!(!ls.record("one more", at));
+        assert!(ls.record("0", at), "a recorded binding is still updated");
+    }
+}
