@@ -29,6 +29,8 @@ pub struct AppState {
     pub limits: Arc<crate::http::limits::Limits>,
     /// Key states of the hot read paths (see [`crate::db::keycache`]).
     pub keys: Arc<crate::db::keycache::KeyCache>,
+    /// `--portal-signup`.
+    pub portal_signup: crate::config::PortalSignup,
     /// Present only with `--test-mode`.
     pub test_mode: Option<Arc<crate::testmode::TestMode>>,
 }
@@ -144,6 +146,7 @@ impl Application {
             public_url: public_url.into(),
             signer: Arc::new(signer),
             offers: Arc::new(offers),
+            portal_signup: settings.portal_signup,
             test_mode: settings
                 .test_mode
                 .then(|| Arc::new(crate::testmode::TestMode::default())),

@@ -256,6 +256,8 @@ pub fn reset(c: &mut AnyConnection, now: NaiveDateTime) -> Result<(), ApiError> 
     write_txn(c, |c| {
         diesel::delete(registrations::table).execute(c)?;
         diesel::delete(registration_keys::table).execute(c)?;
+        diesel::delete(web_sessions::table).execute(c)?;
+        diesel::delete(accounts::table).execute(c)?;
         diesel::delete(subscriptions::table).execute(c)?;
         diesel::delete(subscribers::table).execute(c)?;
         diesel::delete(audit_events::table).execute(c)?;

@@ -36,9 +36,13 @@ pub struct TestServer {
     _dir: tempfile::TempDir,
 }
 
+/// A change to the settings a [`TestServer`] starts with.
+type SettingsHook = Box<dyn FnOnce(&mut Settings) + Send>;
+
 /// Options for [`TestServer`].
 #[derive(Default)]
 pub struct TestServerBuilder {
+    settings: Option<SettingsHook>,
     fixtures: Option<Fixtures>,
     signing_seed: Option<String>,
     database_url: Option<String>,
@@ -75,6 +79,12 @@ impl TestServerBuilder {
         self
     }
 
+    /// Changes any other setting (e.g. `portal_signup`, `public_url`) before the server starts.
+    pub fn settings(mut self, f: impl FnOnce(&mut Settings) + Send + 'static) -> Self {
+        self.settings = Some(Box::new(f));
+        self
+    }
+
     /// Starts the server and waits until it listens.
     pub fn start(self) -> anyhow::Result<TestServer> {
         let dir = tempfile::tempdir()?;
@@ -84,6 +94,9 @@ impl TestServerBuilder {
         settings.signing_seed = self.signing_seed;
         settings.database_url = self.database_url;
         settings.admin_token = self.admin_token;
+        if let Some(f) = self.settings {
+            f(&mut settings);
+        }
         let fx = self.fixtures;
         let (tx, rx) =
             mpsc::channel::<anyhow::Result<(u16, String, Clock, actix_web::dev::ServerHandle)>>();

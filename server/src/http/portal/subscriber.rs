@@ -1,0 +1,659 @@
+//! The subscriber portal: sign-up, login, logout, the dashboard, and the actions a member's
+//! role allows (release an instance, regenerate a key).
+
+use super::session::{self, Binding, PORTAL_COOKIE, PORTAL_SESSION_HOURS};
+use super::{
+    CSRF_REFUSED, Layout, Logout, NavLink, PageError, forbidden, or_dash, render, see_other, when,
+};
+use crate::app::AppState;
+use crate::config::PortalSignup;
+use crate::db::accounts::{self, AccountRow, PORTAL};
+use crate::db::audit::Actor;
+use crate::db::{self, keys, registrations};
+use crate::domain::account::{self, Email, LoginAllowance, PortalAction, Role};
+use crate::domain::status;
+use crate::http::client_addr;
+use crate::http::error::ApiError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, Scope, web};
+use askama::Template;
+use serde::Deserialize;
+
+type Res = Result<HttpResponse, PageError>;
+
+pub fn scope() -> Scope {
+    web::scope("/portal")
+        .route("/", web::get().to(dashboard))
+        .service(
+            web::resource("/signup")
+                .route(web::get().to(signup_form))
+                .route(web::post().to(signup)),
+        )
+        .service(
+            web::resource("/login")
+                .route(web::get().to(login_form))
+                .route(web::post().to(login)),
+        )
+        .route("/logout", web::post().to(logout))
+        .route("/registrations/{id}/release", web::post().to(release))
+        .route("/keys/{id}/regenerate", web::post().to(regenerate))
+}
+
+fn layout(title: &str) -> Layout {
+    Layout::new("Portal", "/portal/", title)
+}
+
+/// A member's session: the cookie's token and the account.
+struct Member {
+    token: String,
+    account: AccountRow,
+}
+
+impl Member {
+    fn role(&self) -> Role {
+        self.account.role()
+    }
+    fn csrf(&self) -> String {
+        session::csrf_for(Binding::Portal, &self.token)
+    }
+    fn actor(&self, req: &HttpRequest) -> Actor {
+        Actor::new(&format!("portal:{}", self.account.id), client_addr(req))
+    }
+    /// `403` unless the member's role allows `action`.
+    fn require(&self, action: PortalAction) -> Result<(), PageError> {
+        if self.role().may(action) {
+            Ok(())
+        } else {
+            Err(forbidden(&format!(
+                "Your role ({}) does not allow this action.",
+                self.role()
+            )))
+        }
+    }
+}
+
+async fn member(state: &AppState, req: &HttpRequest) -> Result<Option<Member>, ApiError> {
+    let Some(token) = req
+        .cookie(PORTAL_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(None);
+    };
+    let hash = session::sha256_hex(&token);
+    let now = state.clock.now_naive();
+    let found = db::run(&state.pool, move |c| {
+        accounts::find_session(c, &hash, PORTAL, now)
+    })
+    .await?;
+    Ok(found
+        .and_then(|(_, acc)| acc)
+        .map(|account| Member { token, account }))
+}
+
+/// A signed-in member whose form carries a valid CSRF token; `None` (go and log in) without a
+/// session.
+async fn member_for_post(
+    state: &AppState,
+    req: &HttpRequest,
+    csrf: &str,
+) -> Result<Option<Member>, PageError> {
+    let Some(m) = member(state, req).await? else {
+        return Ok(None);
+    };
+    if !session::csrf_ok(req, Binding::Portal, csrf) {
+        return Err(forbidden(CSRF_REFUSED));
+    }
+    Ok(Some(m))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CsrfForm {
+    csrf_token: String,
+}
+
+// ---------------------------------------------------------------- sign-up
+
+#[derive(Template)]
+#[template(path = "portal/signup.html")]
+struct SignupPage {
+    layout: Layout,
+    csrf: String,
+    name: String,
+    email: String,
+    invite_only: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SignupForm {
+    name: String,
+    email: String,
+    password: String,
+    invitation_key: String,
+    csrf_token: String,
+}
+
+fn signup_page(
+    state: &AppState,
+    req: &HttpRequest,
+    status: StatusCode,
+    error: Option<String>,
+    form: Option<&SignupForm>,
+) -> HttpResponse {
+    let (pre, set) = session::pre_session(state, req);
+    let mut l = layout("Create an account");
+    l.error = error;
+    l.nav.push(NavLink {
+        href: "/portal/login",
+        label: "Log in",
+        current: false,
+    });
+    let mut resp = render(
+        status,
+        &SignupPage {
+            layout: l,
+            csrf: session::csrf_for(Binding::Pre, &pre),
+            name: form.map(|f| f.name.clone()).unwrap_or_default(),
+            email: form.map(|f| f.email.clone()).unwrap_or_default(),
+            invite_only: state.portal_signup == PortalSignup::Invite,
+        },
+    );
+    if let Some(c) = set {
+        let _ = resp.add_cookie(&c);
+    }
+    resp
+}
+
+fn signup_off(state: &AppState) -> Result<(), PageError> {
+    if state.portal_signup == PortalSignup::Off {
+        return Err(PageError(ApiError::not_found(
+            "sign-up is closed on this server",
+        )));
+    }
+    Ok(())
+}
+
+async fn signup_form(state: web::Data<AppState>, req: HttpRequest) -> Res {
+    signup_off(&state)?;
+    Ok(signup_page(&state, &req, StatusCode::OK, None, None))
+}
+
+async fn signup(state: web::Data<AppState>, req: HttpRequest, form: web::Form<SignupForm>) -> Res {
+    signup_off(&state)?;
+    let form = form.into_inner();
+    if !session::csrf_ok(&req, Binding::Pre, &form.csrf_token) {
+        return Err(forbidden(CSRF_REFUSED));
+    }
+    let refuse = |status: StatusCode, msg: String| {
+        Ok(signup_page(&state, &req, status, Some(msg), Some(&form)))
+    };
+    if state.portal_signup == PortalSignup::Invite {
+        // Invitations come with the invitation keys (§11.3); until then no signup can carry
+        // a valid one.
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "Sign-up needs a valid invitation key on this server.".into(),
+        );
+    }
+    let addr = client_addr(&req).unwrap_or_else(|| "unknown".into());
+    if let Err(over) = state
+        .limits
+        .failed_lookups
+        .check(&addr, state.clock.now().timestamp())
+    {
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many attempts from your address; try again in {} seconds.",
+                over.retry_after
+            ),
+        );
+    }
+    let checked = account::check_name(&form.name)
+        .map(str::to_owned)
+        .and_then(|n| Ok((n, Email::parse(&form.email)?)))
+        .and_then(|(n, e)| account::check_password(&form.password).map(|()| (n, e)));
+    let (name, email) = match checked {
+        Ok(v) => v,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, capitalise(&e.to_string())),
+    };
+    let pw = form.password.clone();
+    let hash = web::block(move || session::hash_password(&pw))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let now = state.clock.now_naive();
+    let actor = Actor::new("portal", Some(addr));
+    let token = session::random_token();
+    let token_hash = session::sha256_hex(&token);
+    let expires = now + chrono::Duration::hours(PORTAL_SESSION_HOURS);
+    let done = db::run(&state.pool, move |c| {
+        let s = accounts::signup(c, &name, &email, &hash, now, &actor)?;
+        accounts::open_session(c, &token_hash, Some(&s.account), now, expires, &actor)?;
+        Ok(s)
+    })
+    .await;
+    let signed = match done {
+        Ok(s) => s,
+        Err(ApiError::Client {
+            status, message, ..
+        }) => {
+            return refuse(status, capitalise(&message));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let member = Member {
+        token: token.clone(),
+        account: signed.account,
+    };
+    let mut resp = dashboard_page(
+        &state,
+        &member,
+        Some(signed.plaintext.expose().to_owned()),
+        None,
+    )
+    .await?;
+    let _ = resp.add_cookie(&session::cookie(
+        &state,
+        PORTAL_COOKIE,
+        token,
+        PORTAL_SESSION_HOURS,
+    ));
+    Ok(resp)
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+// ---------------------------------------------------------------- login, logout
+
+#[derive(Template)]
+#[template(path = "portal/login.html")]
+struct LoginPage {
+    layout: Layout,
+    csrf: String,
+    email: String,
+    signup_open: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    csrf_token: String,
+}
+
+fn login_page(
+    state: &AppState,
+    req: &HttpRequest,
+    status: StatusCode,
+    error: Option<String>,
+    email: &str,
+) -> HttpResponse {
+    let (pre, set) = session::pre_session(state, req);
+    let mut l = layout("Log in");
+    l.error = error;
+    if state.portal_signup != PortalSignup::Off {
+        l.nav.push(NavLink {
+            href: "/portal/signup",
+            label: "Sign up",
+            current: false,
+        });
+    }
+    let mut resp = render(
+        status,
+        &LoginPage {
+            layout: l,
+            csrf: session::csrf_for(Binding::Pre, &pre),
+            email: email.to_owned(),
+            signup_open: state.portal_signup == PortalSignup::Open,
+        },
+    );
+    if let Some(c) = set {
+        let _ = resp.add_cookie(&c);
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        resp.headers_mut().insert(
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::HeaderValue::from_static("60"),
+        );
+    }
+    resp
+}
+
+async fn login_form(state: web::Data<AppState>, req: HttpRequest) -> Res {
+    if member(&state, &req).await?.is_some() {
+        return Ok(see_other("/portal/"));
+    }
+    Ok(login_page(&state, &req, StatusCode::OK, None, ""))
+}
+
+enum Attempt {
+    Unknown,
+    Limited(u64),
+    Found(AccountRow),
+}
+
+async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form<LoginForm>) -> Res {
+    let form = form.into_inner();
+    if !session::csrf_ok(&req, Binding::Pre, &form.csrf_token) {
+        return Err(forbidden(CSRF_REFUSED));
+    }
+    let refuse = |status: StatusCode, msg: &str| {
+        Ok(login_page(
+            &state,
+            &req,
+            status,
+            Some(msg.to_owned()),
+            &form.email,
+        ))
+    };
+    let addr = client_addr(&req).unwrap_or_else(|| "unknown".into());
+    let ts = state.clock.now().timestamp();
+    if let Err(over) = state.limits.failed_lookups.check(&addr, ts) {
+        crate::http::lookup::refused(&state, "failed_lookups", over);
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "Too many failed attempts from your address; try again in {} seconds.",
+                over.retry_after
+            ),
+        );
+    }
+    let Ok(email) = Email::parse(&form.email) else {
+        return refuse(StatusCode::BAD_REQUEST, "Enter a valid email address.");
+    };
+    if form.password.is_empty() || form.password.len() > account::MAX_PASSWORD_BYTES {
+        return refuse(StatusCode::BAD_REQUEST, "Enter your password.");
+    }
+    let now = state.clock.now_naive();
+    let actor = Actor::new("portal", Some(addr.clone()));
+    let attempt = db::run(&state.pool, move |c| {
+        Ok(match accounts::find_by_email(c, &email)? {
+            None => Attempt::Unknown,
+            Some(acc) => match accounts::allowance(&acc, now) {
+                LoginAllowance::Limited { retry_after } => Attempt::Limited(retry_after),
+                LoginAllowance::Open { .. } => Attempt::Found(acc),
+            },
+        })
+    })
+    .await?;
+    let wrong = "Wrong email or password.";
+    let pw = form.password.clone();
+    match attempt {
+        Attempt::Limited(secs) => refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "Too many failed logins for this account; try again in {} minutes.",
+                secs.div_ceil(60)
+            ),
+        ),
+        Attempt::Unknown => {
+            web::block(move || session::spend_password_time(&pw))
+                .await
+                .map_err(ApiError::internal)?;
+            state.limits.failed_lookups.count(&addr, ts);
+            let ev = actor.event("account.login", "unknown_email", now);
+            db::run(&state.pool, move |c| crate::db::audit::record(c, &ev)).await?;
+            refuse(StatusCode::UNAUTHORIZED, wrong)
+        }
+        Attempt::Found(acc) => {
+            let phc = acc.password_hash.clone();
+            let ok = web::block(move || session::verify_password(&pw, &phc))
+                .await
+                .map_err(ApiError::internal)?;
+            if !ok {
+                state.limits.failed_lookups.count(&addr, ts);
+                let id = acc.id.clone();
+                db::run(&state.pool, move |c| {
+                    accounts::note_failed_login(c, &id, now, &actor)
+                })
+                .await?;
+                return refuse(StatusCode::UNAUTHORIZED, wrong);
+            }
+            let token = session::random_token();
+            let hash = session::sha256_hex(&token);
+            let expires = now + chrono::Duration::hours(PORTAL_SESSION_HOURS);
+            db::run(&state.pool, move |c| {
+                accounts::open_session(c, &hash, Some(&acc), now, expires, &actor)
+            })
+            .await?;
+            let mut resp = see_other("/portal/");
+            let _ = resp.add_cookie(&session::cookie(
+                &state,
+                PORTAL_COOKIE,
+                token,
+                PORTAL_SESSION_HOURS,
+            ));
+            Ok(resp)
+        }
+    }
+}
+
+async fn logout(state: web::Data<AppState>, req: HttpRequest, form: web::Form<CsrfForm>) -> Res {
+    let Some(m) = member_for_post(&state, &req, &form.csrf_token).await? else {
+        return Ok(see_other("/portal/login"));
+    };
+    let now = state.clock.now_naive();
+    let actor = m.actor(&req);
+    let hash = session::sha256_hex(&m.token);
+    db::run(&state.pool, move |c| {
+        accounts::close_session(c, &hash, now, &actor)
+    })
+    .await?;
+    let mut resp = see_other("/portal/login");
+    let _ = resp.add_cookie(&session::removal(&state, PORTAL_COOKIE));
+    Ok(resp)
+}
+
+// ---------------------------------------------------------------- dashboard
+
+#[derive(Template)]
+#[template(path = "portal/dashboard.html")]
+struct DashboardPage {
+    layout: Layout,
+    csrf: String,
+    subscriber_name: String,
+    account_name: String,
+    account_email: String,
+    account_role: String,
+    new_key: Option<String>,
+    subscriptions: Vec<SubscriptionCard>,
+    members: Vec<MemberLine>,
+    can_release: bool,
+    can_regenerate: bool,
+}
+
+struct SubscriptionCard {
+    offer_title: String,
+    status: String,
+    running: bool,
+    begin: String,
+    end: String,
+    keys: Vec<KeyCard>,
+}
+
+struct KeyCard {
+    id: String,
+    prefix: String,
+    created: String,
+    expires: String,
+    bindings: Vec<BindingLine>,
+}
+
+struct BindingLine {
+    id: String,
+    url: String,
+    uid: String,
+    bound: String,
+    last_seen: String,
+}
+
+struct MemberLine {
+    name: String,
+    email: String,
+    role: String,
+}
+
+async fn dashboard_page(
+    state: &AppState,
+    m: &Member,
+    new_key: Option<String>,
+    notice: Option<String>,
+) -> Res {
+    let sid = m.account.subscriber_id.clone();
+    let o = db::run(&state.pool, move |c| accounts::overview(c, &sid)).await?;
+    let now = state.clock.now_naive();
+    let subscriptions = o
+        .subscriptions
+        .iter()
+        .map(|s| SubscriptionCard {
+            offer_title: state
+                .offers
+                .get(s.offer.as_str())
+                .map(|x| x.title.clone())
+                .unwrap_or_else(|| s.offer.clone()),
+            status: s.status.clone(),
+            running: status::is_running(s, now.date()),
+            begin: s.begin_date.to_string(),
+            end: s
+                .end_date
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "open-ended".into()),
+            keys: o
+                .keys
+                .iter()
+                .filter(|k| k.subscription_id == s.id)
+                .map(|k| KeyCard {
+                    id: k.id.clone(),
+                    prefix: k.key_prefix.clone(),
+                    created: when(k.created_at),
+                    expires: k.expires_at.map(when).unwrap_or_default(),
+                    bindings: o
+                        .bindings
+                        .iter()
+                        .filter(|b| b.key_id == k.id)
+                        .map(|b| BindingLine {
+                            id: b.id.clone(),
+                            url: or_dash(b.instance_url.as_deref()),
+                            uid: or_dash(b.instance_uid.as_deref()),
+                            bound: when(b.bound_at),
+                            last_seen: when(b.last_seen_at),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    let mut l = layout("Dashboard");
+    l.nav.push(NavLink {
+        href: "/portal/",
+        label: "Dashboard",
+        current: true,
+    });
+    l.logout = Some(Logout {
+        action: "/portal/logout",
+        csrf: m.csrf(),
+    });
+    l.notice = notice;
+    Ok(render(
+        StatusCode::OK,
+        &DashboardPage {
+            layout: l,
+            csrf: m.csrf(),
+            subscriber_name: o.subscriber.name.clone(),
+            account_name: m.account.name.clone(),
+            account_email: m.account.email.clone(),
+            account_role: m.role().to_string(),
+            new_key,
+            subscriptions,
+            members: o
+                .members
+                .into_iter()
+                .map(|a| MemberLine {
+                    role: a.role.clone(),
+                    name: a.name,
+                    email: a.email,
+                })
+                .collect(),
+            can_release: m.role().may(PortalAction::ReleaseInstance),
+            can_regenerate: m.role().may(PortalAction::RegenerateKey),
+        },
+    ))
+}
+
+async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> Res {
+    match member(&state, &req).await? {
+        Some(m) => dashboard_page(&state, &m, None, None).await,
+        None => Ok(see_other("/portal/login")),
+    }
+}
+
+/// `404` unless the subscriber owns the thing (another subscriber's ids are not revealed).
+fn owned(owner: Option<String>, m: &Member, what: &str) -> Result<(), PageError> {
+    if owner.as_deref() == Some(m.account.subscriber_id.as_str()) {
+        Ok(())
+    } else {
+        Err(PageError(ApiError::not_found(format!("no such {what}"))))
+    }
+}
+
+async fn release(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Res {
+    let Some(m) = member_for_post(&state, &req, &form.csrf_token).await? else {
+        return Ok(see_other("/portal/login"));
+    };
+    m.require(PortalAction::ReleaseInstance)?;
+    let id = id.into_inner();
+    let rid = id.clone();
+    let owner = db::run(&state.pool, move |c| accounts::registration_owner(c, &rid)).await?;
+    owned(owner, &m, "instance")?;
+    let now = state.clock.now_naive();
+    let actor = m.actor(&req);
+    db::run(&state.pool, move |c| {
+        registrations::release_by_id(c, &id, now, &actor)
+    })
+    .await?;
+    Ok(see_other("/portal/"))
+}
+
+async fn regenerate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Res {
+    let Some(m) = member_for_post(&state, &req, &form.csrf_token).await? else {
+        return Ok(see_other("/portal/login"));
+    };
+    m.require(PortalAction::RegenerateKey)?;
+    let id = id.into_inner();
+    let kid = id.clone();
+    let owner = db::run(&state.pool, move |c| accounts::key_owner(c, &kid)).await?;
+    owned(owner, &m, "key")?;
+    let now = state.clock.now_naive();
+    let actor = m.actor(&req);
+    let (_, plaintext) =
+        db::run(&state.pool, move |c| keys::regenerate(c, &id, now, &actor)).await?;
+    dashboard_page(
+        &state,
+        &m,
+        Some(plaintext.expose().to_owned()),
+        Some(
+            "The old key is revoked and its instance released; paste the new key into GLPI.".into(),
+        ),
+    )
+    .await
+}
