@@ -272,9 +272,9 @@ fn a_form_posted_without_a_valid_csrf_token_is_refused_with_403() {
         403
     );
     // signed in: actions and logout need the session's token (the pre-session one is not it)
+    let pre = b.get("/portal/signup").csrf();
     let page = b.signup("N", "n@example.com");
     assert_eq!(page.status, 200);
-    let pre = b.get("/portal/login").csrf();
     let key_id = subscriber_key_id(&page);
     let path = format!("/portal/keys/{key_id}/regenerate");
     assert_eq!(b.post(&path, &[]).status, 403);
