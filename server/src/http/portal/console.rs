@@ -292,6 +292,8 @@ struct Fact {
 
 struct FormSpec {
     id: &'static str,
+    /// Shown unfolded (forms fold into a `<details>` above the list).
+    open: bool,
     title: &'static str,
     action: &'static str,
     submit: &'static str,
@@ -445,6 +447,7 @@ async fn subscribers_page(
     );
     p.forms.push(FormSpec {
         id: "new-subscriber",
+        open: false,
         title: "New subscriber",
         action: "/console/subscribers",
         submit: "Create subscriber",
@@ -562,6 +565,7 @@ async fn subscriptions_page(
     offers.sort_by_key(|o| o.rank);
     p.forms.push(FormSpec {
         id: "new-subscription",
+        open: false,
         title: "New subscription",
         action: "/console/subscriptions",
         submit: "Create subscription",
@@ -708,6 +712,7 @@ async fn keys_page(state: web::Data<AppState>, req: HttpRequest, q: web::Query<P
     );
     p.forms.push(FormSpec {
         id: "issue-key",
+        open: false,
         title: "Issue a key",
         action: "/console/keys",
         submit: "Issue key",
@@ -967,6 +972,7 @@ async fn signing_keys_page(state: web::Data<AppState>, req: HttpRequest) -> Res 
     let mut p = ListPage::new(&v, "/console/signing-keys", "Signing keys");
     p.forms.push(FormSpec {
         id: "rotate",
+        open: true,
         title: "Rotate",
         action: "/console/signing-keys/rotate",
         submit: "Rotate the signing key",
