@@ -6,7 +6,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::http::Http;
 use crate::status::Policy;
-use glpi_network_shared::{InstanceUrl, RegistrationKey};
+use glpi_network_shared::{InstanceUrl, RegistrationKey, Verifier};
+use jsonwebtoken::jwk::JwkSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +18,13 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default lag of the wall clock behind the latest server time seen before `clock_rollback`.
 pub const DEFAULT_ROLLBACK_TOLERANCE: Duration = Duration::from_secs(300);
+/// Default age of the cached JWKS after which it is fetched again (six hours).
+pub const DEFAULT_JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 
-/// The default cache file: `glpi-network/state.json` under the user's cache directory
-/// (`$XDG_CACHE_HOME` or `~/.cache` on Linux), or `None` when there is no such directory.
+/// The builder's default cache file when none is set: `glpi-network/state.json` under the
+/// user's cache directory (`$XDG_CACHE_HOME` or `~/.cache` on Linux), or `None` when there is
+/// no such directory. A program that serves several instances gives each its own file, as the
+/// CLI does with [`instance_cache_path`](crate::instance_cache_path).
 pub fn default_cache_path() -> Option<PathBuf> {
     dirs::cache_dir().map(|d| d.join("glpi-network").join("state.json"))
 }
@@ -38,6 +43,9 @@ pub struct ClientBuilder {
     rollback_tolerance: Duration,
     leeway: Duration,
     refresh_after: Option<Duration>,
+    jwks_refresh_interval: Duration,
+    pinned_keys: Option<JwkSet>,
+    ca_files: Vec<PathBuf>,
 }
 
 impl Default for ClientBuilder {
@@ -54,6 +62,9 @@ impl Default for ClientBuilder {
             rollback_tolerance: DEFAULT_ROLLBACK_TOLERANCE,
             leeway: Duration::from_secs(glpi_network_shared::token::DEFAULT_LEEWAY_SECS as u64),
             refresh_after: None,
+            jwks_refresh_interval: DEFAULT_JWKS_REFRESH_INTERVAL,
+            pinned_keys: None,
+            ca_files: Vec::new(),
         }
     }
 }
@@ -129,6 +140,38 @@ impl ClientBuilder {
         self
     }
 
+    /// How old the cached JWKS may grow before the next call to the server fetches it again
+    /// (default [`DEFAULT_JWKS_REFRESH_INTERVAL`]). A token whose signing key a refresh shows
+    /// withdrawn is refused, and so is a cached token signed by it ([`Reason::KeyWithdrawn`]).
+    /// [`Client::check`] asks the server once the cached set is due. Offline, the cached set
+    /// keeps verifying the cached token until its `grace_until`.
+    ///
+    /// [`Reason::KeyWithdrawn`]: crate::Reason::KeyWithdrawn
+    pub fn jwks_refresh_interval(mut self, d: Duration) -> Self {
+        self.jwks_refresh_interval = d;
+        self
+    }
+
+    /// Pins the server's public keys: every token, fresh or cached, then verifies only against
+    /// these keys (matched by `kid`, with the key material given here, whatever the server's
+    /// JWKS or the cache says), and only while the server still publishes that `kid`. A cache
+    /// forged by someone who can read the local seal secret can then never bring its own
+    /// keys. The price: a server that rotates to a key not pinned is refused until the program
+    /// ships the new key. `build` refuses an empty set or a key that is not an Ed25519 public
+    /// key with a `kid`.
+    pub fn pinned_keys(mut self, keys: JwkSet) -> Self {
+        self.pinned_keys = Some(keys);
+        self
+    }
+
+    /// Trusts the certificate authorities of this PEM file as well as the platform's
+    /// certificate store, for a server behind a private certificate authority. May be called
+    /// more than once. `build` refuses a file that cannot be read or holds no certificate.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_files.push(path.into());
+        self
+    }
+
     /// Checks the settings and builds the client. Nothing is read or sent yet.
     pub fn build(self) -> Result<Client, Error> {
         let server_url = self
@@ -150,21 +193,36 @@ impl ClientBuilder {
                 ));
             }
         };
+        let pins = self.pinned_keys.map(check_pins).transpose()?;
+        let roots = crate::http::root_certs(&self.ca_files)?;
         Ok(Client {
+            pins,
             server_url,
             issuer: self.issuer.map(|i| i.trim_end_matches('/').to_owned()),
             instance_url,
             key: self.key,
             cache: CacheFile::new(cache_path),
-            http: Http::new(self.connect_timeout, self.timeout),
+            http: Http::new(self.connect_timeout, self.timeout, roots),
             clock: self.clock,
             policy: Policy {
                 rollback_tolerance: secs(self.rollback_tolerance),
                 leeway: secs(self.leeway),
                 refresh_after: self.refresh_after.map(secs),
+                jwks_refresh_after: secs(self.jwks_refresh_interval),
             },
         })
     }
+}
+
+/// Pinned keys must be usable Ed25519 keys with a `kid`, and at least one.
+fn check_pins(keys: JwkSet) -> Result<JwkSet, Error> {
+    if keys.keys.is_empty() {
+        return Err(Error::Config(
+            "no key to pin: the pinned set is empty".into(),
+        ));
+    }
+    Verifier::new("", &keys).map_err(|e| Error::Config(format!("invalid pinned key: {e}")))?;
+    Ok(keys)
 }
 
 fn secs(d: Duration) -> i64 {

@@ -33,14 +33,23 @@ pub(crate) struct Entry {
     pub token: String,
     /// Its claims.
     pub claims: Claims,
-    /// The JWKS that verified it.
+    /// The server's JWKS as last fetched (it verified the token, unless a later refresh
+    /// showed the token's key withdrawn).
     pub jwks: JwkSet,
+    /// The local time when `jwks` was fetched (0 in caches written before it was kept, so
+    /// that their set is due for a refresh).
+    #[serde(default)]
+    pub jwks_fetched_at: i64,
     /// The highest `ver` seen for this key.
     pub max_ver: i64,
     /// The latest server time seen (the `iat` of the latest token).
     pub last_server_time: i64,
     /// The local time when the token was fetched.
     pub fetched_at: i64,
+    /// Set when the entry is read, never stored: `jwks` no longer has the key that signed
+    /// `token`, so the token is not trusted any more (see `Client::load`).
+    #[serde(skip)]
+    pub withdrawn: bool,
 }
 
 impl std::fmt::Debug for Entry {

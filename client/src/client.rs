@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::error::Error;
 use crate::http::Http;
 use crate::status::{Policy, Reason, State, Status, evaluate};
-use crate::verify::{Target, nonce};
+use crate::verify::{KeySet, Target, nonce};
 use glpi_network_shared::wire::{
     RegisterRequest, RegisterResponse, ReleaseRequest, ValidateRequest, ValidationResponse,
 };
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 /// A client for one instance of one server. Blocking; cheap to keep around.
 pub struct Client {
+    pub(crate) pins: Option<JwkSet>,
     pub(crate) server_url: Option<String>,
     pub(crate) issuer: Option<String>,
     pub(crate) instance_url: Option<InstanceUrl>,
@@ -124,14 +125,17 @@ impl Client {
         }
     }
 
-    /// [`State::Cached`] without any request while the cached token is not yet due for a
-    /// refresh (half its lifetime by default); otherwise [`Client::validate`].
+    /// [`State::Cached`] without any request while neither the cached token (half its
+    /// lifetime by default) nor the cached JWKS (see
+    /// [`ClientBuilder::jwks_refresh_interval`]) is due for a refresh; otherwise
+    /// [`Client::validate`].
     pub fn check(&self) -> Result<Status, Error> {
         let now = self.clock.now();
         if let Some(e) = self.load()
             && self.target(Some(&e), None).is_ok_and(|t| t.matches(&e))
             && evaluate(&e, now, &self.policy) == State::Cached
             && !self.policy.due_for_refresh(&e.claims, now)
+            && !self.policy.jwks_due(e.jwks_fetched_at, now)
         {
             return Ok(status(State::Cached, Some(e), now, None));
         }
@@ -217,7 +221,9 @@ impl Client {
             .ok_or_else(|| Error::Config("no server URL configured or cached".into()))
     }
 
-    /// Verifies a fresh token, refuses a lower `ver`, caches it, and concludes.
+    /// Verifies a fresh token, refuses a lower `ver`, caches it, and concludes. When the JWKS
+    /// was refreshed but the token is refused, the cache still learns the new set, so a cached
+    /// token whose key is gone is no longer trusted.
     fn accept(
         &self,
         t: &Target,
@@ -228,10 +234,19 @@ impl Client {
         write: Write,
     ) -> Result<Status, Error> {
         let same = cached.filter(|e| t.matches(e));
-        let mut jwks = cached
-            .filter(|e| e.server_url == t.server && e.issuer == t.issuer)
-            .map(|e| e.jwks.clone());
-        let claims = match self.verify_fresh(t, token, nonce, now, &mut jwks) {
+        let same_server = cached.filter(|e| e.server_url == t.server && e.issuer == t.issuer);
+        let mut keys = same_server.map(|e| KeySet {
+            jwks: e.jwks.clone(),
+            fetched_at: e.jwks_fetched_at,
+            refreshed: false,
+        });
+        let verified = self.verify_fresh(t, token, nonce, now, &mut keys);
+        if verified.is_err()
+            && let (Some(e), Some(k)) = (same_server, keys.as_ref().filter(|k| k.refreshed))
+        {
+            self.learn_keys(e, k);
+        }
+        let claims = match verified {
             Err(Error::Token(TokenError::NotYetValid)) => {
                 tracing::warn!("the server's token is not yet valid by this clock");
                 let state = State::Refused(Reason::ClockRollback);
@@ -246,6 +261,7 @@ impl Client {
                 got: claims.ver,
             });
         }
+        let keys = keys.expect("verification leaves a key set");
         let entry = Entry {
             server_url: t.server.clone(),
             issuer: t.issuer.clone(),
@@ -255,7 +271,9 @@ impl Client {
             max_ver: seen.max(claims.ver),
             last_server_time: claims.iat,
             fetched_at: now,
-            jwks: jwks.expect("verification leaves a key set"),
+            jwks: keys.jwks,
+            jwks_fetched_at: keys.fetched_at,
+            withdrawn: false,
             claims,
         };
         let replace = write == Write::Always || cached.is_none() || same.is_some();
@@ -271,6 +289,17 @@ impl Client {
             State::Refused(Reason::from_server_status(entry.claims.status))
         };
         Ok(status(state, Some(entry), now, None))
+    }
+
+    /// Writes a refreshed key set into the cached entry, which keeps its token: reading it then
+    /// finds the token's key withdrawn when the new set lacks it.
+    fn learn_keys(&self, cached: &Entry, keys: &KeySet) {
+        let mut e = cached.clone();
+        e.jwks = keys.jwks.clone();
+        e.jwks_fetched_at = keys.fetched_at;
+        if let Err(err) = self.cache.write(&e) {
+            tracing::warn!("{err}");
+        }
     }
 
     /// The answer from the cache when the server could not be used.
@@ -300,7 +329,8 @@ impl Client {
 fn status(state: State, e: Option<Entry>, now: i64, offline_reason: Option<String>) -> Status {
     Status {
         state,
-        claims: e.map(|e| e.claims),
+        // A token whose key was withdrawn is not trusted: its claims are not shown either.
+        claims: e.filter(|e| !e.withdrawn).map(|e| e.claims),
         checked_at: now,
         offline_reason,
     }

@@ -5,7 +5,10 @@ use crate::error::Error;
 use glpi_network_shared::ErrorEnvelope;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 /// The largest answer body the client reads (1 MiB); a larger one is refused.
 pub const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
@@ -34,9 +37,11 @@ impl std::fmt::Debug for Http {
 }
 
 impl Http {
-    /// An agent whose connection phase is bounded by `connect` and whole calls by `total`.
-    pub fn new(connect: Duration, total: Duration) -> Self {
+    /// An agent whose connection phase is bounded by `connect` and whole calls by `total`,
+    /// trusting `roots` for TLS.
+    pub fn new(connect: Duration, total: Duration, roots: RootCerts) -> Self {
         let agent = ureq::Agent::config_builder()
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
             .http_status_as_error(false)
             .timeout_connect(Some(connect))
             .timeout_global(Some(total))
@@ -96,6 +101,43 @@ impl Http {
     }
 }
 
+/// The roots TLS trusts: the platform's certificate store (on Linux the system bundle, or
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR` when set) plus the certificates of `ca_files`. With neither
+/// (a system without a store), the Mozilla roots built into the client.
+pub(crate) fn root_certs(ca_files: &[PathBuf]) -> Result<RootCerts, Error> {
+    let mut certs: Vec<Certificate<'static>> = Vec::new();
+    for path in ca_files {
+        let bad = |why: String| Error::Config(format!("CA file {}: {why}", path.display()));
+        let pem = std::fs::read(path).map_err(|e| bad(format!("cannot be read: {e}")))?;
+        let before = certs.len();
+        for item in ureq::tls::parse_pem(&pem) {
+            if let PemItem::Certificate(c) = item.map_err(|e| bad(format!("not valid PEM: {e}")))? {
+                certs.push(c);
+            }
+        }
+        if certs.len() == before {
+            return Err(bad("holds no PEM certificate".into()));
+        }
+    }
+    let platform = rustls_native_certs::load_native_certs();
+    for e in &platform.errors {
+        tracing::debug!("the platform's certificate store: {e}");
+    }
+    if platform.certs.is_empty() {
+        if certs.is_empty() {
+            return Ok(RootCerts::WebPki);
+        }
+        tracing::warn!("no platform certificate store found: trusting only the CA file");
+    }
+    certs.extend(
+        platform
+            .certs
+            .iter()
+            .map(|c| Certificate::from_der(c.as_ref()).to_owned()),
+    );
+    Ok(RootCerts::Specific(Arc::new(certs)))
+}
+
 fn url(base: &str, path: &str) -> String {
     format!("{}{}", base.trim_end_matches('/'), path)
 }
@@ -115,7 +157,13 @@ fn transport_error(e: ureq::Error, total: Duration) -> Error {
         ureq::Error::Timeout(t) => timed_out(Some(t)),
         ureq::Error::Protocol(p) => Error::InvalidResponse(format!("not valid HTTP: {p}")),
         ureq::Error::BadUri(u) => Error::Config(format!("invalid server URL: {u}")),
+        ureq::Error::Rustls(e) => Error::Unreachable(format!("TLS failed: {e}")),
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => timed_out(None),
+        // The handshake's refusals (an untrusted certificate...) arrive wrapped in I/O errors.
+        ureq::Error::Io(io) => match io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+            Some(tls) => Error::Unreachable(format!("TLS failed: {tls}")),
+            None => Error::Unreachable(ureq::Error::Io(io).to_string()),
+        },
         other => Error::Unreachable(other.to_string()),
     }
 }

@@ -69,26 +69,36 @@
 //!
 //! # What is checked
 //! Every token is verified through [`shared::Verifier`]: pinned to EdDSA and a `kid` of the
-//! server's JWKS (an unknown `kid` refreshes the JWKS once, no more), `iss` (the server URL
+//! server's JWKS (an unknown `kid` refreshes the JWKS once, no more, and so does a cached set
+//! older than [`ClientBuilder::jwks_refresh_interval`]; a key the server no longer publishes
+//! verifies nothing, not even the cached token it signed), `iss` (the server URL
 //! unless [`ClientBuilder::issuer`] says otherwise), `aud`, `exp`/`nbf` with a one-minute
 //! leeway, the instance URL, and the nonce: every request sends a fresh random one and the
 //! token must echo it. A token whose `ver` is lower than one already seen for the key is
 //! refused. Answers are read up to [`MAX_RESPONSE_BYTES`] and every call is bounded by the
-//! timeouts, so a hostile or broken server can neither flood nor hang the client.
+//! timeouts, so a hostile or broken server can neither flood nor hang the client. With
+//! [`ClientBuilder::pinned_keys`], tokens verify only against the keys the program pinned, so
+//! that not even a cache forged with the local seal secret can bring its own keys.
+//!
+//! TLS trusts the platform's certificate store plus any [`ClientBuilder::ca_file`], for a
+//! server behind a private certificate authority.
 //!
 //! # States
 //! [`State::Valid`] (fresh from the server), [`State::Cached`] (a verified cached token not yet
 //! due for a refresh), [`State::Grace`] (the server is unavailable, or the token is past `exp`,
 //! but it is before `grace_until`), then [`State::Refused`] with a [`Reason`]: `expired`,
 //! `revoked`, `suspended`, `instance_mismatch`, `clock_rollback` (the wall clock is more than
-//! five minutes behind the latest server time seen), `not_registered`. A signed refusal from
-//! the server is cached and sticks, offline too.
+//! five minutes behind the latest server time seen), `not_registered`, `key_withdrawn` (a JWKS
+//! refresh showed the cached token's signing key withdrawn). A signed refusal from the server
+//! is cached and sticks, offline too.
 //!
 //! # The cache
-//! One JSON file (default [`default_cache_path`]) per instance, written atomically (temp file,
+//! One JSON file per instance ([`ClientBuilder::cache_path`], default [`default_cache_path`];
+//! the CLI keeps one per instance with [`instance_cache_path`]), written atomically (temp file,
 //! fsync, rename) with mode 0600, and sealed with HMAC-SHA256 under a local secret kept next
 //! to it (`<file>.key`, mode 0600). It holds the key, the instance and server URLs, the latest
-//! token and the JWKS that verified it, the highest `ver` seen and the latest server time seen.
+//! token and the server's JWKS (with the time it was fetched), the highest `ver` seen and the
+//! latest server time seen.
 //! A corrupt, truncated, edited or foreign file is discarded with a `tracing` warning and the
 //! next call to the server refetches; it is never trusted and never a panic.
 
@@ -100,17 +110,19 @@ mod client;
 mod clock;
 mod error;
 mod http;
+mod location;
 mod status;
 mod verify;
 
 pub use builder::{
-    ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_ROLLBACK_TOLERANCE, DEFAULT_TIMEOUT,
-    default_cache_path,
+    ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_JWKS_REFRESH_INTERVAL,
+    DEFAULT_ROLLBACK_TOLERANCE, DEFAULT_TIMEOUT, default_cache_path,
 };
 pub use client::{Client, Ping};
 pub use clock::{Clock, SystemClock};
 pub use error::Error;
 pub use glpi_network_shared as shared;
-pub use glpi_network_shared::{Claims, ErrorCode, RegistrationKey, ValidationStatus};
+pub use glpi_network_shared::{Claims, ErrorCode, InstanceUrl, RegistrationKey, ValidationStatus};
 pub use http::MAX_RESPONSE_BYTES;
+pub use location::{CachedInstance, cached_instances, default_cache_dir, instance_cache_path};
 pub use status::{Reason, State, Status};

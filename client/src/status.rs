@@ -22,13 +22,16 @@ pub enum Reason {
     ClockRollback,
     /// The server knows the key but it is bound to no instance.
     NotRegistered,
+    /// A refresh of the server's JWKS showed that the key which signed the cached token is
+    /// no longer published: the cached token is not trusted any more (a fresh one is).
+    KeyWithdrawn,
     /// A refusal this version does not know.
     Unknown,
 }
 
 impl Reason {
     /// The snake_case name (`expired`, `revoked`, `suspended`, `instance_mismatch`,
-    /// `clock_rollback`, `not_registered`, `unknown`).
+    /// `clock_rollback`, `not_registered`, `key_withdrawn`, `unknown`).
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Expired => "expired",
@@ -37,6 +40,7 @@ impl Reason {
             Reason::InstanceMismatch => "instance_mismatch",
             Reason::ClockRollback => "clock_rollback",
             Reason::NotRegistered => "not_registered",
+            Reason::KeyWithdrawn => "key_withdrawn",
             Reason::Unknown => "unknown",
         }
     }
@@ -139,12 +143,15 @@ impl Status {
     }
 }
 
-/// The offline rules, applied to a verified cached entry at `now`:
-/// a signed refusal sticks; then a clock well behind the latest server time seen is a
+/// The offline rules, applied to a verified cached entry at `now`: a token whose signing key
+/// a JWKS refresh showed withdrawn is refused; a signed refusal sticks; then a clock well behind the latest server time seen is a
 /// `clock_rollback`; past `grace_until` is `expired`; before `exp` (with the leeway) is
 /// `cached`; in between is `grace`.
 pub(crate) fn evaluate(entry: &Entry, now: i64, policy: &Policy) -> State {
     let c = &entry.claims;
+    if entry.withdrawn {
+        return State::Refused(Reason::KeyWithdrawn);
+    }
     if !c.valid {
         return State::Refused(Reason::from_server_status(c.status));
     }
@@ -170,6 +177,8 @@ pub(crate) struct Policy {
     pub leeway: i64,
     /// Seconds after `iat` when `check` asks the server again (None: half the lifetime).
     pub refresh_after: Option<i64>,
+    /// Seconds after it was fetched when the cached JWKS is refreshed.
+    pub jwks_refresh_after: i64,
 }
 
 impl Policy {
@@ -179,6 +188,11 @@ impl Policy {
             .refresh_after
             .unwrap_or_else(|| (c.exp - c.iat).max(0) / 2);
         now >= c.iat.saturating_add(after)
+    }
+
+    /// Whether a JWKS fetched at `fetched_at` is due for a refresh at `now`.
+    pub fn jwks_due(&self, fetched_at: i64, now: i64) -> bool {
+        now.saturating_sub(fetched_at) >= self.jwks_refresh_after
     }
 }
 
@@ -191,6 +205,7 @@ mod tests {
         rollback_tolerance: 300,
         leeway: 60,
         refresh_after: None,
+        jwks_refresh_after: 6 * 3600,
     };
 
     #[test]
@@ -225,6 +240,28 @@ mod tests {
         for now in [1_000, 2_500, 9_999] {
             assert_eq!(evaluate(&e, now, &POLICY), State::Refused(Reason::Revoked));
         }
+    }
+
+    #[test]
+    fn a_token_whose_key_was_withdrawn_is_refused_whatever_the_time() {
+        let mut e = sample_entry();
+        e.withdrawn = true;
+        for now in [1_000, 2_500] {
+            assert_eq!(
+                evaluate(&e, now, &POLICY),
+                State::Refused(Reason::KeyWithdrawn)
+            );
+        }
+    }
+
+    #[test]
+    fn the_jwks_is_due_once_the_interval_has_passed() {
+        assert!(!POLICY.jwks_due(1_000, 1_000 + 6 * 3600 - 1));
+        assert!(POLICY.jwks_due(1_000, 1_000 + 6 * 3600));
+        assert!(
+            POLICY.jwks_due(0, 1_000_000),
+            "a cache without a fetch time is due"
+        );
     }
 
     #[test]

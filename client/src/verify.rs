@@ -1,7 +1,8 @@
 //! Token verification through shared's pinned `Verifier`: a fresh token is checked against the
-//! cached JWKS, refreshed once (no more) when its `kid` is unknown; a cached token is checked
-//! again, at the time it was issued, when the cache is read. Also which server, instance and
-//! key a call is about.
+//! cached JWKS, refreshed once (no more) when its `kid` is unknown or the set is older than the
+//! refresh interval; a cached token is checked again, at the time it was issued, when the cache
+//! is read, and is no longer trusted once a refresh showed its key withdrawn. With pinned keys,
+//! both verify only against the pins. Also which server, instance and key a call is about.
 
 use crate::Client;
 use crate::cache::{Discard, Entry};
@@ -10,6 +11,25 @@ use glpi_network_shared::token::Expect;
 use glpi_network_shared::{Claims, InstanceUrl, RegistrationKey, TokenError, Verifier};
 use jsonwebtoken::jwk::JwkSet;
 use ring::rand::{SecureRandom, SystemRandom};
+use std::borrow::Cow;
+
+/// The server's published key set as the client holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct KeySet {
+    pub jwks: JwkSet,
+    /// The local time it was fetched.
+    pub fetched_at: i64,
+    /// Whether it was fetched during this call.
+    pub refreshed: bool,
+}
+
+/// What reading the cache found wrong with its token.
+enum Reverify {
+    /// The set no longer publishes the token's `kid`: a refresh showed it withdrawn.
+    Withdrawn,
+    /// Anything else: the entry cannot be trusted at all.
+    Bad(TokenError),
+}
 
 /// Where a fresh token must come from and what it must say.
 #[derive(Debug)]
@@ -90,9 +110,14 @@ impl Client {
     pub(crate) fn load(&self) -> Option<Entry> {
         let path = self.cache.path().display().to_string();
         match self.cache.read() {
-            Ok(Some(e)) => match reverify(&e) {
+            Ok(Some(mut e)) => match self.reverify(&e) {
                 Ok(()) => Some(e),
-                Err(err) => {
+                Err(Reverify::Withdrawn) => {
+                    tracing::warn!(%path, "the cached token's signing key is no longer published by the server");
+                    e.withdrawn = true;
+                    Some(e)
+                }
+                Err(Reverify::Bad(err)) => {
                     tracing::warn!(%path, "discarding the cache: its token does not verify ({err})");
                     self.cache.discard();
                     None
@@ -116,29 +141,59 @@ impl Client {
         self.http.get(server, "/.well-known/jwks.json")?.json()
     }
 
+    /// The keys a token may be verified with, given the server's published set: the published
+    /// set itself, or with pins the pinned keys whose `kid` the server still publishes.
+    pub(crate) fn trusted<'a>(&'a self, published: &'a JwkSet) -> Cow<'a, JwkSet> {
+        match &self.pins {
+            None => Cow::Borrowed(published),
+            Some(pins) => Cow::Owned(JwkSet {
+                keys: pins
+                    .keys
+                    .iter()
+                    .filter(|k| {
+                        k.common
+                            .key_id
+                            .as_deref()
+                            .is_some_and(|kid| published.find(kid).is_some())
+                    })
+                    .cloned()
+                    .collect(),
+            }),
+        }
+    }
+
     /// Verifies a token just received: pinned to EdDSA, `iss`, `aud`, time at `now`, the
-    /// instance and the nonce sent. `jwks` is the cached set for this server, if any; when it
-    /// lacks the token's `kid` it is refreshed once and the refreshed set is left in `jwks`.
+    /// instance and the nonce sent. `keys` is the cached set for this server, if any; when
+    /// there is none, when it lacks the token's `kid` or when it is due for a refresh, it is
+    /// fetched once (no more) and the new set is left in `keys`, marked `refreshed`.
     pub(crate) fn verify_fresh(
         &self,
         t: &Target,
         token: &str,
         nonce: &str,
         now: i64,
-        jwks: &mut Option<JwkSet>,
+        keys: &mut Option<KeySet>,
     ) -> Result<Claims, Error> {
         let kid = Verifier::peek_kid(token).ok().flatten();
-        let known = match (jwks.as_ref(), kid.as_deref()) {
-            (None, _) => false,
-            (Some(set), Some(kid)) => set.find(kid).is_some(),
+        let fetch = match (keys.as_ref(), kid.as_deref()) {
+            (None, _) => true,
+            (Some(k), _) if self.policy.jwks_due(k.fetched_at, now) => true,
+            (Some(k), Some(kid)) => k.jwks.find(kid).is_none(),
             // No readable kid: let the verifier say what is wrong with the token.
-            (Some(_), None) => true,
+            (Some(_), None) => false,
         };
-        if !known {
-            *jwks = Some(self.get_jwks(&t.server)?);
+        if fetch {
+            *keys = Some(KeySet {
+                jwks: self.get_jwks(&t.server)?,
+                fetched_at: now,
+                refreshed: true,
+            });
         }
-        let set = jwks.as_ref().expect("fetched above when missing");
-        let verifier = Verifier::new(&t.issuer, set)?.with_leeway(self.policy.leeway);
+        let set = &keys.as_ref().expect("fetched above when missing").jwks;
+        // The published set must be well formed even when pins decide what verifies.
+        Verifier::new(&t.issuer, set)?;
+        let verifier =
+            Verifier::new(&t.issuer, &self.trusted(set))?.with_leeway(self.policy.leeway);
         let expect = Expect {
             instance_url: Some(t.instance.as_str()),
             nonce: Some(nonce),
@@ -147,19 +202,31 @@ impl Client {
     }
 }
 
-/// Checks a cached entry again: its token must verify against its JWKS and issuer, as of the
-/// time it was issued, for its instance, and carry exactly the cached claims.
-fn reverify(e: &Entry) -> Result<(), TokenError> {
-    let verifier = Verifier::new(&e.issuer, &e.jwks)?;
-    let expect = Expect {
-        instance_url: Some(&e.instance_url),
-        nonce: None,
-    };
-    let claims = verifier.verify(&e.token, e.claims.iat, &expect)?;
-    if claims != e.claims {
-        return Err(TokenError::Malformed(
-            "cached claims differ from the token".into(),
-        ));
+impl Client {
+    /// Checks a cached entry again: its token must verify against its JWKS (with pins, against
+    /// the pinned keys only) and issuer, as of the time it was issued, for its instance, and
+    /// carry exactly the cached claims. A `kid` the cached set no longer has is `Withdrawn`:
+    /// only a refresh writes such an entry.
+    fn reverify(&self, e: &Entry) -> Result<(), Reverify> {
+        let kid = Verifier::peek_kid(&e.token)
+            .map_err(Reverify::Bad)?
+            .ok_or(Reverify::Bad(TokenError::MissingKid))?;
+        if e.jwks.find(&kid).is_none() {
+            return Err(Reverify::Withdrawn);
+        }
+        let verifier = Verifier::new(&e.issuer, &self.trusted(&e.jwks)).map_err(Reverify::Bad)?;
+        let expect = Expect {
+            instance_url: Some(&e.instance_url),
+            nonce: None,
+        };
+        let claims = verifier
+            .verify(&e.token, e.claims.iat, &expect)
+            .map_err(Reverify::Bad)?;
+        if claims != e.claims {
+            return Err(Reverify::Bad(TokenError::Malformed(
+                "cached claims differ from the token".into(),
+            )));
+        }
+        Ok(())
     }
-    Ok(())
 }

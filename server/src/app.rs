@@ -1,17 +1,21 @@
 //! `Application`: the one start-up path shared by `main` and the tests.
 
 use crate::config::Settings;
+use crate::db::keycache::KeyCache;
 use crate::db::{self, Pool};
 use crate::domain::clock::Clock;
-use crate::domain::token::OfferCatalog;
+use crate::domain::offer::OfferCatalog;
 use crate::http;
 use crate::http::auth::{AdminSecret, load_or_create_admin_token};
 use crate::http::error;
+use crate::http::limits::{Limiter, Limits};
+use crate::http::telemetry::Metrics;
 use crate::signing::{Lifetimes, MasterKey, Signer};
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Largest JSON body accepted.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
@@ -25,10 +29,10 @@ pub struct AppState {
     pub public_url: Arc<str>,
     pub signer: Arc<Signer>,
     pub offers: Arc<OfferCatalog>,
-    pub metrics: Arc<crate::http::telemetry::Metrics>,
-    pub limits: Arc<crate::http::limits::Limits>,
+    pub metrics: Arc<Metrics>,
+    pub limits: Arc<Limits>,
     /// Key states of the hot read paths (see [`crate::db::keycache`]).
-    pub keys: Arc<crate::db::keycache::KeyCache>,
+    pub keys: Arc<KeyCache>,
     /// `--portal-signup`.
     pub portal_signup: crate::config::PortalSignup,
     /// Present only with `--test-mode`.
@@ -45,13 +49,13 @@ pub struct Application {
 
 /// Checks the database for changes made by other processes, for the key-state cache (see
 /// [`crate::db::keycache`]), every half TTL for as long as the server's system runs.
-fn spawn_change_checks(pool: Pool, keys: Arc<crate::db::keycache::KeyCache>) {
+fn spawn_change_checks(pool: Pool, keys: Arc<KeyCache>) {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(keys.check_interval());
         let mut failing = false;
         loop {
             tick.tick().await;
-            match db::run(&pool, crate::db::audit::latest_id).await {
+            match http::run(&pool, crate::db::audit::latest_id).await {
                 Ok(latest) => {
                     keys.note_latest_event(latest);
                     failing = false;
@@ -101,144 +105,194 @@ pub fn open_signer(settings: &Settings, pool: &Pool, clock: &Clock) -> anyhow::R
 }
 
 fn load_offers(pool: &Pool) -> anyhow::Result<OfferCatalog> {
-    let rows = db::offers::list(&mut *pool.get()?)?;
-    Ok(rows.into_iter().map(|o| (o.reference.clone(), o)).collect())
+    let offers = db::offers::list(&mut *pool.get()?)?;
+    Ok(offers
+        .into_iter()
+        .map(|o| (o.reference.clone(), o))
+        .collect())
+}
+
+/// Loads or creates the admin token (see [`load_or_create_admin_token`]), saying so when it
+/// made a new one.
+fn admin_token(settings: &Settings) -> anyhow::Result<String> {
+    let (admin_token, generated) =
+        load_or_create_admin_token(settings.admin_token.as_deref(), &settings.data_dir)?;
+    if generated {
+        tracing::info!(
+            path = %settings.data_dir.join("admin-token").display(),
+            "generated a new admin token"
+        );
+    }
+    Ok(admin_token)
+}
+
+/// Binds the listener; returns it with the public URL (`--public-url`, or the bound address).
+fn bind(settings: &Settings) -> anyhow::Result<(TcpListener, String)> {
+    let listener = TcpListener::bind(&settings.bind)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
+    let addr = listener.local_addr()?;
+    let public_url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .trim_end_matches('/')
+        .to_owned();
+    Ok((listener, public_url))
+}
+
+/// Seeds the demo plugins once per database and imports `--catalogue` if given.
+fn seed_catalogue(settings: &Settings, pool: &Pool, clock: &Clock) -> anyhow::Result<()> {
+    let mut c = pool.get()?;
+    if crate::db::catalogue::seed_demo_once(&mut c, clock.now_naive())? {
+        tracing::info!("seeded the demo plugins");
+    }
+    if let Some(file) = &settings.catalogue {
+        let n = crate::db::catalogue::import_file(&mut c, file, clock.now_naive())?;
+        tracing::info!(plugins = n, file = %file.display(), "imported the plugin catalogue");
+    }
+    Ok(())
+}
+
+/// The request limiters, from the settings.
+fn limits(settings: &Settings) -> Limits {
+    Limits {
+        failed_lookups: Limiter::new(settings.failed_lookups_per_minute, 60),
+        registrations: Limiter::new(settings.registrations_per_key_per_minute, 60),
+        trusted_proxies: settings.trusted_proxies.clone(),
+    }
+}
+
+/// Opens everything a handler reaches: the signer, the offers, the catalogue, the caches.
+fn build_state(
+    settings: &Settings,
+    pool: Pool,
+    admin_token: &str,
+    public_url: String,
+) -> anyhow::Result<AppState> {
+    let clock = Clock::default();
+    let signer = open_signer(settings, &pool, &clock)?;
+    let offers = load_offers(&pool)?;
+    seed_catalogue(settings, &pool, &clock)?;
+    Ok(AppState {
+        pool,
+        clock,
+        admin: AdminSecret::new(admin_token),
+        public_url: public_url.into(),
+        signer: Arc::new(signer),
+        offers: Arc::new(offers),
+        portal_signup: settings.portal_signup,
+        test_mode: settings
+            .test_mode
+            .then(|| Arc::new(crate::testmode::TestMode::default())),
+        metrics: Arc::new(Metrics::new()),
+        keys: Arc::new(KeyCache::new(
+            settings.key_cache_size,
+            Duration::from_secs(settings.key_cache_ttl),
+        )),
+        limits: Arc::new(limits(settings)),
+    })
+}
+
+/// With `--test-mode`: warns loudly, and loads `--fixtures` if given.
+fn start_test_mode(settings: &Settings, state: &AppState) -> anyhow::Result<()> {
+    if !settings.test_mode {
+        return Ok(());
+    }
+    tracing::warn!(
+        "TEST MODE IS ON: /_test routes (clock, fixtures, faults, journal, reset) are exposed \
+         without authentication; never run a production server like this"
+    );
+    let Some(file) = &settings.fixtures else {
+        return Ok(());
+    };
+    let fx = crate::testmode::fixtures::read_file(file)?;
+    let actor = crate::db::audit::Actor::new("test", None);
+    let base = file.parent().unwrap_or_else(|| std::path::Path::new("."));
+    let loaded = crate::testmode::fixtures::load_file(
+        &mut *state.pool.get()?,
+        &fx,
+        base,
+        state.clock.now_naive(),
+        &actor,
+    )
+    .map_err(|e| anyhow::anyhow!("fixtures {}: {e}", file.display()))?;
+    tracing::info!(file = %file.display(), keys = loaded.keys.len(), "loaded the fixtures");
+    Ok(())
+}
+
+/// The actix server on `listener`: extractor limits and error envelopes, security headers,
+/// test-mode and telemetry middleware, the route table, and the connection timeouts.
+fn http_server(
+    settings: &Settings,
+    state: &AppState,
+    listener: TcpListener,
+) -> anyhow::Result<Server> {
+    let test_mode = settings.test_mode;
+    // Blocking work is database work, and each task holds a pooled connection: more threads
+    // per worker than connections would only wait on the pool (and each idle thread keeps
+    // its stack and malloc arena, which grew the RSS under mixed load).
+    let blocking_threads = state.pool.max_size() as usize;
+    let data = web::Data::new(state.clone());
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(MAX_JSON_BODY)
+                    .error_handler(error::json_error),
+            )
+            .app_data(web::QueryConfig::default().error_handler(error::query_error))
+            .app_data(web::PathConfig::default().error_handler(error::path_error))
+            .app_data(web::PayloadConfig::new(MAX_JSON_BODY))
+            .wrap(
+                middleware::DefaultHeaders::new()
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("Cache-Control", "no-store"))
+                    .add(("X-Frame-Options", "DENY"))
+                    .add(("Referrer-Policy", "no-referrer")),
+            )
+            .wrap(middleware::Condition::new(
+                test_mode,
+                middleware::from_fn(crate::testmode::middleware),
+            ))
+            .wrap(middleware::from_fn(crate::http::telemetry::middleware))
+            .configure(|cfg| {
+                if test_mode {
+                    http::configure_test_mode(cfg);
+                }
+                http::configure(cfg);
+            })
+    })
+    .listen(listener)?
+    // slow clients: the request head must arrive within 5 s; idle keep-alive ends at 30 s
+    .client_request_timeout(Duration::from_secs(5))
+    .client_disconnect_timeout(Duration::from_secs(2))
+    .keep_alive(Duration::from_secs(30))
+    .worker_max_blocking_threads(blocking_threads)
+    .shutdown_timeout(5);
+    if let Some(w) = settings.workers {
+        server = server.workers(w.max(1));
+    }
+    Ok(server.run())
 }
 
 impl Application {
-    /// Opens the database, loads or creates the admin token, and binds the listener.
+    /// Opens the database, loads or creates the admin token, binds the listener, builds the
+    /// state every handler reaches, and starts (without running it yet) the HTTP server.
     pub fn build(settings: &Settings) -> anyhow::Result<Self> {
         let pool = open_pool(settings)?;
-        let (admin_token, generated) =
-            load_or_create_admin_token(settings.admin_token.as_deref(), &settings.data_dir)?;
-        if generated {
-            tracing::info!(
-                path = %settings.data_dir.join("admin-token").display(),
-                "generated a new admin token"
-            );
-        }
-        let listener = TcpListener::bind(&settings.bind)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
-        let addr = listener.local_addr()?;
-        let public_url = settings
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{addr}"))
-            .trim_end_matches('/')
-            .to_owned();
-        let clock = Clock::default();
-        let signer = open_signer(settings, &pool, &clock)?;
-        let offers = load_offers(&pool)?;
-        {
-            let mut c = pool.get()?;
-            if crate::db::catalogue::seed_demo_once(&mut c, clock.now_naive())? {
-                tracing::info!("seeded the demo plugins");
-            }
-            if let Some(file) = &settings.catalogue {
-                let n = crate::db::catalogue::import_file(&mut c, file, clock.now_naive())?;
-                tracing::info!(plugins = n, file = %file.display(), "imported the plugin catalogue");
-            }
-        }
-        let state = AppState {
-            pool,
-            clock,
-            admin: AdminSecret::new(&admin_token),
-            public_url: public_url.into(),
-            signer: Arc::new(signer),
-            offers: Arc::new(offers),
-            portal_signup: settings.portal_signup,
-            test_mode: settings
-                .test_mode
-                .then(|| Arc::new(crate::testmode::TestMode::default())),
-            metrics: Arc::new(crate::http::telemetry::Metrics::new()),
-            keys: Arc::new(crate::db::keycache::KeyCache::new(
-                settings.key_cache_size,
-                std::time::Duration::from_secs(settings.key_cache_ttl),
-            )),
-            limits: Arc::new(crate::http::limits::Limits {
-                failed_lookups: crate::http::limits::Limiter::new(
-                    settings.failed_lookups_per_minute,
-                    60,
-                ),
-                registrations: crate::http::limits::Limiter::new(
-                    settings.registrations_per_key_per_minute,
-                    60,
-                ),
-                trusted_proxies: settings.trusted_proxies.clone(),
-            }),
-        };
-        if settings.test_mode {
-            tracing::warn!(
-                "TEST MODE IS ON: /_test routes (clock, fixtures, faults, journal, reset) are exposed \
-                 without authentication; never run a production server like this"
-            );
-            if let Some(file) = &settings.fixtures {
-                let fx = crate::testmode::fixtures::read_file(file)?;
-                let actor = crate::db::audit::Actor::new("test", None);
-                let base = file.parent().unwrap_or_else(|| std::path::Path::new("."));
-                let loaded = crate::testmode::fixtures::load_file(
-                    &mut *state.pool.get()?,
-                    &fx,
-                    base,
-                    state.clock.now_naive(),
-                    &actor,
-                )
-                .map_err(|e| anyhow::anyhow!("fixtures {}: {e}", file.display()))?;
-                tracing::info!(file = %file.display(), keys = loaded.keys.len(), "loaded the fixtures");
-            }
-        }
+        let admin_token = admin_token(settings)?;
+        let (listener, public_url) = bind(settings)?;
+        let port = listener.local_addr()?.port();
+        let state = build_state(settings, pool, &admin_token, public_url)?;
+        start_test_mode(settings, &state)?;
         if state.keys.enabled() {
             spawn_change_checks(state.pool.clone(), state.keys.clone());
         }
-        let test_mode = settings.test_mode;
-        // Blocking work is database work, and each task holds a pooled connection: more threads
-        // per worker than connections would only wait on the pool (and each idle thread keeps
-        // its stack and malloc arena, which grew the RSS under mixed load).
-        let blocking_threads = state.pool.max_size() as usize;
-        let data = web::Data::new(state.clone());
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(MAX_JSON_BODY)
-                        .error_handler(error::json_error),
-                )
-                .app_data(web::QueryConfig::default().error_handler(error::query_error))
-                .app_data(web::PathConfig::default().error_handler(error::path_error))
-                .app_data(web::PayloadConfig::new(MAX_JSON_BODY))
-                .wrap(
-                    middleware::DefaultHeaders::new()
-                        .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("Cache-Control", "no-store"))
-                        .add(("X-Frame-Options", "DENY"))
-                        .add(("Referrer-Policy", "no-referrer")),
-                )
-                .wrap(middleware::Condition::new(
-                    test_mode,
-                    middleware::from_fn(crate::testmode::middleware),
-                ))
-                .wrap(middleware::from_fn(crate::http::telemetry::middleware))
-                .configure(|cfg| {
-                    if test_mode {
-                        http::configure_test_mode(cfg);
-                    }
-                    http::configure(cfg);
-                })
-        })
-        .listen(listener)?
-        // slow clients: the request head must arrive within 5 s; idle keep-alive ends at 30 s
-        .client_request_timeout(std::time::Duration::from_secs(5))
-        .client_disconnect_timeout(std::time::Duration::from_secs(2))
-        .keep_alive(std::time::Duration::from_secs(30))
-        .worker_max_blocking_threads(blocking_threads)
-        .shutdown_timeout(5);
-        if let Some(w) = settings.workers {
-            server = server.workers(w.max(1));
-        }
+        let server = http_server(settings, &state, listener)?;
         Ok(Application {
-            server: server.run(),
-            port: addr.port(),
+            server,
+            port,
             state,
             admin_token,
         })

@@ -440,28 +440,16 @@ fn fixtures_load_all_or_nothing_and_reset_empties_all_but_offers_and_signing_key
 
 #[test]
 fn without_test_mode_the_test_routes_do_not_exist() {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = glpi_network_server::Settings::new("127.0.0.1:0", dir.path().to_path_buf());
-    let (tx, rx) = std::sync::mpsc::channel();
-    let t = std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let app = glpi_network_server::Application::build(&settings).unwrap();
-            tx.send((app.port(), app.handle())).unwrap();
-            app.run_until_stopped().await.unwrap();
-        })
-    });
-    let (port, handle) = rx.recv().unwrap();
+    let s = TestServer::builder().test_mode(false).start().unwrap();
     let c = client();
     for path in ["/_test/clock", "/_test/requests", "/_test/faults"] {
-        let (st, body) = get(&c, format!("http://127.0.0.1:{port}{path}"));
+        let (st, body) = get(&c, format!("{}{path}", s.url()));
         assert_eq!(
             (st, body["error"]["code"].as_str()),
             (404, Some("not_found")),
             "{path}"
         );
     }
-    futures::executor::block_on(handle.stop(true));
-    t.join().unwrap();
 }
 
 #[test]

@@ -34,6 +34,8 @@ pub(crate) fn sample_entry() -> Entry {
         max_ver: 4,
         last_server_time: 1_000,
         fetched_at: 1_000,
+        jwks_fetched_at: 1_000,
+        withdrawn: false,
     }
 }
 

@@ -1,15 +1,12 @@
-//! The real server on `127.0.0.1:0` in its own thread and actix system, admin helpers over
+//! The real server (the server crate's `TestServer`, test mode off), admin helpers over
 //! blocking HTTP, and a client clock the tests move.
 
 use glpi_network_client::{Client, ClientBuilder, RegistrationKey};
 use glpi_network_server::domain::clock::Clock as ServerClock;
-use glpi_network_server::{Application, Settings};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub const INSTANCE: &str = "https://glpi.example.com/glpi";
@@ -19,38 +16,21 @@ pub struct TestServer {
     pub url: String,
     pub admin_token: String,
     pub clock: ServerClock,
-    handle: Option<actix_web::dev::ServerHandle>,
-    thread: Option<JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    server: glpi_network_server::TestServer,
     http: ureq::Agent,
 }
 
 pub fn spawn_server() -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::new("127.0.0.1:0", dir.path().to_path_buf());
-    settings.workers = Some(1);
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let app = Application::build(&settings).expect("the server builds");
-            let info = (
-                app.port(),
-                app.admin_token().to_owned(),
-                app.state().clock.clone(),
-                app.handle(),
-            );
-            tx.send(info).unwrap();
-            app.run_until_stopped().await.expect("the server runs");
-        });
-    });
-    let (port, admin_token, clock, handle) = rx.recv().expect("the server starts");
+    let server = glpi_network_server::TestServer::builder()
+        .test_mode(false)
+        .workers(1)
+        .start()
+        .expect("the server starts");
     TestServer {
-        url: format!("http://127.0.0.1:{port}"),
-        admin_token,
-        clock,
-        handle: Some(handle),
-        thread: Some(thread),
-        _dir: dir,
+        url: server.url().to_owned(),
+        admin_token: server.admin_token().to_owned(),
+        clock: server.clock().clone(),
+        server,
         http: ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
@@ -62,12 +42,7 @@ pub fn spawn_server() -> TestServer {
 impl TestServer {
     /// Stops the server and waits until its port is closed.
     pub fn stop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            actix_web::rt::System::new().block_on(h.stop(true));
-        }
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
+        self.server.stop();
     }
 
     fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -142,12 +117,6 @@ impl TestServer {
             .iter()
             .filter(|r| r["released_at"].is_null())
             .count()
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 

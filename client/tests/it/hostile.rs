@@ -183,6 +183,35 @@ fn a_lower_ver_than_one_already_seen_is_refused() {
     );
 }
 
+/// The guard is `ver < highest seen`: exactly one below is refused (an off-by-one in the
+/// comparison would let it through), and an equal `ver` is accepted (the same state,
+/// signed again).
+#[test]
+fn a_ver_exactly_one_below_the_highest_seen_is_refused_and_an_equal_one_accepted() {
+    let h = Hostile::start();
+    let cache = CacheDir::new();
+    let c = client(&h, &cache);
+    h.set(|f, r| f.honest(r, 7));
+    c.register(&key()).unwrap();
+    h.set(|f, r| f.honest(r, 6));
+    let e = c.validate().unwrap_err();
+    assert!(matches!(e, Error::StaleVersion { seen: 7, got: 6 }), "{e}");
+    assert!(
+        !e.is_unavailable(),
+        "a stale token is a refusal, never grace"
+    );
+    assert_eq!(c.status().unwrap().claims.unwrap().ver, 7);
+    h.set(|f, r| f.honest(r, 7));
+    let st = c.validate().unwrap();
+    assert_eq!(st.state, State::Valid);
+    assert_eq!(st.claims.unwrap().ver, 7);
+    h.set(|f, r| f.honest(r, 6));
+    assert!(
+        matches!(c.validate(), Err(Error::StaleVersion { seen: 7, got: 6 })),
+        "accepting an equal ver does not lower the highest seen"
+    );
+}
+
 #[test]
 fn a_jwks_with_a_short_key_is_refused_without_panicking() {
     let h = Hostile::start();

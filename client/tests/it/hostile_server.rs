@@ -54,6 +54,17 @@ impl SigningKey {
     }
 }
 
+/// The JWKS publishing `keys`.
+pub fn jwks_of(keys: &[&SigningKey]) -> Value {
+    let set = JwkSet {
+        keys: keys
+            .iter()
+            .map(|k| token::ed25519_jwk(&k.kid, &k.public).unwrap())
+            .collect(),
+    };
+    serde_json::to_value(set).unwrap()
+}
+
 /// The forger's keys and defaults: `k1` is published in the JWKS, `k2` is not.
 pub struct Forge {
     pub issuer: String,
@@ -65,10 +76,7 @@ pub struct Forge {
 
 impl Forge {
     pub fn jwks(&self) -> Value {
-        let set = JwkSet {
-            keys: vec![token::ed25519_jwk(&self.k1.kid, &self.k1.public).unwrap()],
-        };
-        serde_json::to_value(set).unwrap()
+        jwks_of(&[&self.k1])
     }
 
     /// Honest claims for the request: its instance URL and nonce, valid for a day.

@@ -2,8 +2,11 @@
 //! in-process, and against hostile servers written here.
 
 mod cli;
+mod cli_instances;
 mod cli_probe;
+mod cli_tls;
 mod helpers;
 mod hostile;
 mod hostile_server;
+mod keys;
 mod lifecycle;

@@ -10,13 +10,14 @@ use super::schema::registrations::dsl as r;
 use super::schema::subscriptions::dsl as s;
 use super::schema::web_sessions::dsl as w;
 use super::{AnyConnection, keys, subscribers, subscriptions, write_txn};
+use super::{Error, Result};
 use crate::domain::account::{Email, LoginAllowance, Role, login_allowance};
-use crate::domain::status::{FREE_OFFER, KEY_ACTIVE, KEY_REVOKED};
-use crate::http::dto::CreateSubscriptionRequest;
-use crate::http::error::ApiError;
+use crate::domain::key::{Key, KeyStatus};
+use crate::domain::offer::FREE_OFFER;
+use crate::domain::subscription::{NewSubscription, Subscription};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use glpi_network_shared::{ErrorCode, RegistrationKey};
+use glpi_network_shared::RegistrationKey;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = super::schema::accounts)]
@@ -56,15 +57,12 @@ pub const CONSOLE: &str = "console";
 /// What sign-up creates.
 pub struct SignedUp {
     pub account: AccountRow,
-    pub key: KeyRow,
+    pub key: Key,
     pub plaintext: RegistrationKey,
 }
 
-fn email_taken() -> ApiError {
-    ApiError::conflict(
-        ErrorCode::Conflict,
-        "an account with this email already exists",
-    )
+fn email_taken() -> Error {
+    Error::Conflict("an account with this email already exists".into())
 }
 
 /// Creates a subscriber, its running `registered` subscription, a key and the owner account,
@@ -76,7 +74,7 @@ pub fn signup(
     password_hash: &str,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<SignedUp, ApiError> {
+) -> Result<SignedUp> {
     let plaintext = RegistrationKey::generate();
     write_txn(conn, |c| {
         if find_by_email(c, email)?.is_some() {
@@ -85,7 +83,7 @@ pub fn signup(
         let sub = subscribers::create(c, name, Some(email.as_str()), now)?;
         let subscription = subscriptions::create(
             c,
-            &CreateSubscriptionRequest {
+            &NewSubscription {
                 subscriber_id: sub.id.clone(),
                 offer: FREE_OFFER.to_owned(),
                 begin_date: None,
@@ -99,7 +97,7 @@ pub fn signup(
             c,
             &subscription.id,
             &plaintext,
-            KEY_ACTIVE,
+            KeyStatus::Active,
             None,
             now,
             actor,
@@ -150,7 +148,7 @@ pub fn add_member(
     role: Role,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<AccountRow, ApiError> {
+) -> Result<AccountRow> {
     write_txn(conn, |c| {
         subscribers::get(c, subscriber_id)?;
         let account = AccountRow {
@@ -181,7 +179,7 @@ pub fn add_member(
     })
 }
 
-pub fn find_by_email(c: &mut AnyConnection, email: &Email) -> Result<Option<AccountRow>, ApiError> {
+pub fn find_by_email(c: &mut AnyConnection, email: &Email) -> Result<Option<AccountRow>> {
     Ok(a::accounts
         .filter(a::email.eq(email.as_str()))
         .select(AccountRow::as_select())
@@ -190,10 +188,7 @@ pub fn find_by_email(c: &mut AnyConnection, email: &Email) -> Result<Option<Acco
 }
 
 /// The accounts of a subscriber, oldest first.
-pub fn of_subscriber(
-    c: &mut AnyConnection,
-    subscriber_id: &str,
-) -> Result<Vec<AccountRow>, ApiError> {
+pub fn of_subscriber(c: &mut AnyConnection, subscriber_id: &str) -> Result<Vec<AccountRow>> {
     Ok(a::accounts
         .filter(a::subscriber_id.eq(subscriber_id))
         .order(a::id.asc())
@@ -202,7 +197,7 @@ pub fn of_subscriber(
 }
 
 /// The accounts of several subscribers (the console's subscriber list).
-pub fn of_subscribers(c: &mut AnyConnection, ids: &[String]) -> Result<Vec<AccountRow>, ApiError> {
+pub fn of_subscribers(c: &mut AnyConnection, ids: &[String]) -> Result<Vec<AccountRow>> {
     Ok(a::accounts
         .filter(a::subscriber_id.eq_any(ids))
         .order(a::id.asc())
@@ -222,7 +217,7 @@ pub fn note_failed_login(
     account_id: &str,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<(), ApiError> {
+) -> Result<()> {
     write_txn(c, |c| {
         let acc: AccountRow = a::accounts
             .find(account_id)
@@ -255,7 +250,7 @@ pub fn open_session(
     now: NaiveDateTime,
     expires_at: NaiveDateTime,
     actor: &Actor,
-) -> Result<(), ApiError> {
+) -> Result<()> {
     write_txn(c, |c| {
         let row = SessionRow {
             token_hash: token_hash.to_owned(),
@@ -291,7 +286,7 @@ pub fn find_session(
     token_hash: &str,
     kind: &str,
     now: NaiveDateTime,
-) -> Result<Option<(SessionRow, Option<AccountRow>)>, ApiError> {
+) -> Result<Option<(SessionRow, Option<AccountRow>)>> {
     let Some(sess) = w::web_sessions
         .find(token_hash)
         .filter(w::kind.eq(kind))
@@ -320,7 +315,7 @@ pub fn close_session(
     token_hash: &str,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<(), ApiError> {
+) -> Result<()> {
     write_txn(c, |c| {
         let n = diesel::delete(w::web_sessions.find(token_hash)).execute(c)?;
         if n > 0 {
@@ -336,7 +331,7 @@ pub fn end_sessions_of_subscriber(
     subscriber_id: &str,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<usize, ApiError> {
+) -> Result<usize> {
     write_txn(c, |c| {
         subscribers::get(c, subscriber_id)?;
         let ids: Vec<String> = a::accounts
@@ -355,23 +350,26 @@ pub fn end_sessions_of_subscriber(
 /// instances bound to them.
 pub struct Overview {
     pub subscriber: SubscriberRow,
-    pub subscriptions: Vec<SubscriptionRow>,
+    pub subscriptions: Vec<Subscription>,
     pub keys: Vec<KeyRow>,
     pub bindings: Vec<RegistrationRow>,
     pub members: Vec<AccountRow>,
 }
 
-pub fn overview(c: &mut AnyConnection, subscriber_id: &str) -> Result<Overview, ApiError> {
+pub fn overview(c: &mut AnyConnection, subscriber_id: &str) -> Result<Overview> {
     let subscriber = subscribers::get(c, subscriber_id)?;
-    let subs: Vec<SubscriptionRow> = s::subscriptions
+    let subs: Vec<Subscription> = s::subscriptions
         .filter(s::subscriber_id.eq(subscriber_id))
         .order(s::id.asc())
         .select(SubscriptionRow::as_select())
-        .load(c)?;
+        .load(c)?
+        .into_iter()
+        .map(Subscription::from)
+        .collect();
     let sub_ids: Vec<&str> = subs.iter().map(|x| x.id.as_str()).collect();
     let keys: Vec<KeyRow> = k::registration_keys
         .filter(k::subscription_id.eq_any(&sub_ids))
-        .filter(k::status.ne(KEY_REVOKED))
+        .filter(k::status.ne(KeyStatus::Revoked.as_str()))
         .order(k::id.asc())
         .select(KeyRow::as_select())
         .load(c)?;
@@ -393,7 +391,7 @@ pub fn overview(c: &mut AnyConnection, subscriber_id: &str) -> Result<Overview, 
 }
 
 /// The subscriber owning a key (through its subscription), if the key exists.
-pub fn key_owner(c: &mut AnyConnection, key_id: &str) -> Result<Option<String>, ApiError> {
+pub fn key_owner(c: &mut AnyConnection, key_id: &str) -> Result<Option<String>> {
     Ok(k::registration_keys
         .inner_join(s::subscriptions)
         .filter(k::id.eq(key_id))
@@ -403,7 +401,7 @@ pub fn key_owner(c: &mut AnyConnection, key_id: &str) -> Result<Option<String>, 
 }
 
 /// The subscriber owning a registration (through its key), if it exists.
-pub fn registration_owner(c: &mut AnyConnection, reg_id: &str) -> Result<Option<String>, ApiError> {
+pub fn registration_owner(c: &mut AnyConnection, reg_id: &str) -> Result<Option<String>> {
     let key_id: Option<String> = r::registrations
         .find(reg_id)
         .select(r::key_id)

@@ -2,9 +2,9 @@
 
 use super::AnyConnection;
 use super::models::{AuditRow, NewAuditEvent};
+use super::page::{ListQuery, Page, paginate};
 use super::schema::audit_events::dsl as a;
-use crate::http::dto::{AuditView, ListQuery, Page, paginate};
-use crate::http::error::ApiError;
+use super::{Error, Result};
 use diesel::prelude::*;
 
 /// Who did something, and from where.
@@ -111,20 +111,20 @@ fn hash_of_row(prev: &str, r: &AuditRow) -> String {
 /// Records one event. Inside a write transaction it is queued and appended when that
 /// transaction commits (so a rolled-back change leaves no event); outside one, it is appended
 /// in a transaction of its own.
-pub fn record(conn: &mut AnyConnection, ev: &NewAuditEvent) -> Result<(), ApiError> {
+pub fn record(conn: &mut AnyConnection, ev: &NewAuditEvent) -> Result<()> {
     if super::queue_audit(ev) {
         return Ok(());
     }
     super::write_txn_touching(conn, super::Touches::AuditOnly, |_| {
         super::queue_audit(ev);
-        Ok::<_, ApiError>(())
+        Ok::<_, Error>(())
     })
 }
 
 /// The largest audit event id (`None` for an empty trail): a change counter for the whole
 /// database, since every change to a key state writes an event and events are appended in
 /// commit order (see [`append_chained`]).
-pub fn latest_id(conn: &mut AnyConnection) -> Result<Option<i64>, ApiError> {
+pub fn latest_id(conn: &mut AnyConnection) -> Result<Option<i64>> {
     Ok(a::audit_events
         .select(diesel::dsl::max(a::id))
         .first::<Option<i64>>(conn)?)
@@ -170,7 +170,7 @@ pub enum ChainCheck {
 }
 
 /// Walks the chain in id order, in pages, and names the first broken event.
-pub fn verify_chain(conn: &mut AnyConnection) -> Result<ChainCheck, ApiError> {
+pub fn verify_chain(conn: &mut AnyConnection) -> Result<ChainCheck> {
     let mut prev = GENESIS.to_owned();
     let mut after = i64::MIN;
     let mut events = 0u64;
@@ -205,29 +205,26 @@ pub fn verify_chain(conn: &mut AnyConnection) -> Result<ChainCheck, ApiError> {
 }
 
 /// Newest first, paged by id.
-pub fn list(conn: &mut AnyConnection, q: &ListQuery) -> Result<Page<AuditView>, ApiError> {
+pub fn list(conn: &mut AnyConnection, q: &ListQuery) -> Result<Page<AuditRow>> {
     let limit = q.limit();
     let mut query = a::audit_events.select(AuditRow::as_select()).into_boxed();
     if let Some(c) = &q.cursor {
-        let before: i64 = c
-            .parse()
-            .map_err(|_| ApiError::bad_request("invalid cursor"))?;
+        let before: i64 = c.parse().map_err(|_| Error::invalid("invalid cursor"))?;
         query = query.filter(a::id.lt(before));
     }
     if let Some(k) = &q.key_id {
         query = query.filter(a::key_id.eq(k));
     }
     let rows = query.order(a::id.desc()).limit(limit + 1).load(conn)?;
-    Ok(paginate(rows, limit, |r| r.id.to_string(), AuditView::from))
+    Ok(paginate(rows, limit, |r| r.id.to_string(), |r| r))
 }
 
 /// One event by id.
-pub fn get(conn: &mut AnyConnection, id: i64) -> Result<AuditView, ApiError> {
+pub fn get(conn: &mut AnyConnection, id: i64) -> Result<AuditRow> {
     a::audit_events
         .find(id)
         .select(AuditRow::as_select())
         .first(conn)
         .optional()?
-        .map(AuditView::from)
-        .ok_or_else(|| ApiError::not_found(format!("no audit event {id}")))
+        .ok_or_else(|| Error::NotFound(format!("no audit event {id}")))
 }

@@ -1,153 +1,14 @@
-//! The plugin catalogue: admin input, the marketplace record GLPI reads (protocol §5), demo
-//! plugins seeded on first start, and catalogue files.
+//! The plugin catalogue's storage: plugins from admin input or catalogue files, versions with
+//! their archives, the record GLPI reads built from rows, and the demo plugins seeded on first
+//! start. The shapes and field rules are in `domain::catalogue`.
 
-use crate::db::plugins::{self, NewVersion, PluginRow, VersionRow};
-use crate::db::{AnyConnection, offers, write_txn};
+use super::plugins::{self, NewVersion, PluginRow, VersionRow};
+use super::{AnyConnection, Error, Result, offers, write_txn};
 use crate::domain::archive;
-use crate::http::error::ApiError;
+use crate::domain::catalogue::*;
 use chrono::NaiveDateTime;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use std::path::Path;
-
-/// `{id, name}` of a plugin author.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Author {
-    #[serde(default)]
-    pub id: i64,
-    pub name: String,
-}
-
-/// A localised description.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Description {
-    pub lang: String,
-    #[serde(default)]
-    pub short_description: String,
-    #[serde(default)]
-    pub long_description: String,
-}
-
-/// A tag: `key` in URLs, `tag` shown.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Tag {
-    pub key: String,
-    pub tag: String,
-}
-
-fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
-/// A version in a catalogue file: the archive is a path relative to the file, or generated.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-pub struct VersionInput {
-    pub num: String,
-    #[serde(default)]
-    pub stability: Option<String>,
-    #[serde(default)]
-    pub archive: Option<String>,
-}
-
-/// Plugin fields for create (`key` and `name` required) and update (all optional;
-/// `"required_offers": null` makes the plugin free again).
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-pub struct PluginInput {
-    #[serde(default)]
-    pub key: Option<String>,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub logo_url: Option<String>,
-    #[serde(default)]
-    pub homepage_url: Option<String>,
-    #[serde(default)]
-    pub issues_url: Option<String>,
-    #[serde(default)]
-    pub readme_url: Option<String>,
-    #[serde(default)]
-    pub changelog_url: Option<String>,
-    #[serde(default)]
-    pub license: Option<String>,
-    #[serde(default)]
-    pub note: Option<f64>,
-    #[serde(default)]
-    pub authors: Option<Vec<Author>>,
-    #[serde(default)]
-    pub descriptions: Option<Vec<Description>>,
-    #[serde(default)]
-    pub tags: Option<Vec<Tag>>,
-    #[serde(default, deserialize_with = "double_option")]
-    pub required_offers: Option<Option<Vec<String>>>,
-    /// Catalogue files only.
-    #[serde(default)]
-    pub versions: Vec<VersionInput>,
-}
-
-/// A version as GLPI reads it.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct VersionRecord {
-    pub num: String,
-    pub stability: String,
-    pub download_url: String,
-}
-
-/// A plugin record with every field GLPI reads (strings never null, `required_offers` null when
-/// free).
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PluginRecord {
-    pub key: String,
-    pub name: String,
-    pub logo_url: String,
-    pub homepage_url: String,
-    pub issues_url: String,
-    pub readme_url: String,
-    pub changelog_url: String,
-    pub license: String,
-    pub note: f64,
-    pub download_count: i64,
-    pub date_added: String,
-    pub date_updated: String,
-    pub authors: Vec<Author>,
-    pub descriptions: Vec<Description>,
-    pub tags: Vec<Tag>,
-    pub versions: Vec<VersionRecord>,
-    pub required_offers: Option<Vec<String>>,
-}
-
-/// Whether a plugin key is acceptable (GLPI plugin folder names: lower-case letters, digits).
-pub fn valid_plugin_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= 64
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
-/// Whether a version number is acceptable in an archive file name.
-pub fn valid_version(num: &str) -> bool {
-    !num.is_empty()
-        && num.len() <= 64
-        && num
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
-        && !num.starts_with('.')
-}
-
-/// The archive path of a version, relative to the public URL.
-pub fn archive_path(key: &str, num: &str) -> String {
-    format!("/api/marketplace/archives/{key}-{num}.tar.gz")
-}
-
-/// Splits `<key>-<version>.tar.gz` (plugin keys have no `-`).
-pub fn parse_archive_name(file: &str) -> Option<(&str, &str)> {
-    let stem = file.strip_suffix(".tar.gz")?;
-    let (key, num) = stem.split_once('-')?;
-    (valid_plugin_key(key) && valid_version(num)).then_some((key, num))
-}
 
 fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("plain data serialises")
@@ -206,27 +67,10 @@ pub fn record(
     }
 }
 
-fn check_url_field(name: &str, v: &str) -> Result<(), ApiError> {
-    if v.len() > 2048 || v.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!(
-            "{name} must be at most 2048 printable characters"
-        )));
-    }
-    Ok(())
-}
-
 /// Applies `input` to `row` (a new row for create), validating every field.
-pub fn apply(
-    c: &mut AnyConnection,
-    row: &mut PluginRow,
-    input: &PluginInput,
-) -> Result<(), ApiError> {
+pub fn apply(c: &mut AnyConnection, row: &mut PluginRow, input: &PluginInput) -> Result<()> {
     if let Some(name) = &input.name {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 200 {
-            return Err(ApiError::bad_request("name must be 1 to 200 characters"));
-        }
-        row.name = name.to_owned();
+        row.name = check_name(name)?.to_owned();
     }
     for (field, value, target) in [
         ("logo_url", &input.logo_url, &mut row.logo_url),
@@ -246,30 +90,18 @@ pub fn apply(
         }
     }
     if let Some(note) = input.note {
-        if !(0.0..=5.0).contains(&note) {
-            return Err(ApiError::bad_request("note must be between 0 and 5"));
-        }
+        check_note(note)?;
         row.note = note;
     }
     if let Some(a) = &input.authors {
         row.authors = json(a);
     }
     if let Some(d) = &input.descriptions {
-        if d.iter().any(|d| d.lang.is_empty() || d.lang.len() > 16) {
-            return Err(ApiError::bad_request(
-                "every description needs a lang of 1 to 16 characters",
-            ));
-        }
+        check_descriptions(d)?;
         row.descriptions = json(d);
     }
     if let Some(t) = &input.tags {
-        if t.iter()
-            .any(|t| !valid_plugin_key(&t.key) || t.tag.trim().is_empty())
-        {
-            return Err(ApiError::bad_request(
-                "tag keys are lower-case letters, digits or '_', with a non-empty tag",
-            ));
-        }
+        check_tags(t)?;
         row.tags = json(t);
     }
     if let Some(req) = &input.required_offers {
@@ -278,8 +110,8 @@ pub fn apply(
             Some(list) if list.is_empty() => None,
             Some(list) => {
                 for o in list {
-                    if offers::find(c, o)?.is_none() {
-                        return Err(ApiError::bad_request(format!(
+                    if !offers::exists(c, o)? {
+                        return Err(Error::invalid(format!(
                             "unknown offer {o:?} in required_offers"
                         )));
                     }
@@ -292,12 +124,8 @@ pub fn apply(
 }
 
 /// A new row for `key` with defaults.
-pub fn new_row(key: &str, now: NaiveDateTime) -> Result<PluginRow, ApiError> {
-    if !valid_plugin_key(key) {
-        return Err(ApiError::bad_request(
-            "plugin key must be 1 to 64 of a-z, 0-9 or '_'",
-        ));
-    }
+pub fn new_row(key: &str, now: NaiveDateTime) -> Result<PluginRow> {
+    check_plugin_key(key)?;
     Ok(PluginRow {
         key: key.to_owned(),
         name: String::new(),
@@ -319,17 +147,13 @@ pub fn new_row(key: &str, now: NaiveDateTime) -> Result<PluginRow, ApiError> {
 }
 
 /// Creates a plugin from admin input.
-pub fn create(
-    c: &mut AnyConnection,
-    input: &PluginInput,
-    now: NaiveDateTime,
-) -> Result<PluginRow, ApiError> {
+pub fn create(c: &mut AnyConnection, input: &PluginInput, now: NaiveDateTime) -> Result<PluginRow> {
     let key = input
         .key
         .as_deref()
-        .ok_or_else(|| ApiError::bad_request("key is required"))?;
+        .ok_or_else(|| Error::invalid("key is required"))?;
     if input.name.is_none() {
-        return Err(ApiError::bad_request("name is required"));
+        return Err(Error::invalid("name is required"));
     }
     write_txn(c, |c| {
         let mut row = new_row(key, now)?;
@@ -345,9 +169,9 @@ pub fn update(
     key: &str,
     input: &PluginInput,
     now: NaiveDateTime,
-) -> Result<PluginRow, ApiError> {
+) -> Result<PluginRow> {
     if input.key.as_deref().is_some_and(|k| k != key) {
-        return Err(ApiError::bad_request("a plugin key cannot change"));
+        return Err(Error::invalid("a plugin key cannot change"));
     }
     write_txn(c, |c| {
         let (mut row, _) = plugins::get(c, key)?;
@@ -366,26 +190,13 @@ pub fn add_version(
     stability: Option<&str>,
     archive_bytes: Option<Vec<u8>>,
     now: NaiveDateTime,
-) -> Result<VersionRow, ApiError> {
-    if !valid_version(num) {
-        return Err(ApiError::bad_request(
-            "num must be 1 to 64 of A-Z, a-z, 0-9, '.', '-' or '_'",
-        ));
-    }
-    let stability = stability.unwrap_or("stable");
-    if stability.is_empty()
-        || stability.len() > 16
-        || !stability.bytes().all(|b| b.is_ascii_lowercase())
-    {
-        return Err(ApiError::bad_request(
-            "stability must be lower-case letters, e.g. stable, beta, rc",
-        ));
-    }
+) -> Result<VersionRow> {
+    let stability = check_version(num, stability)?;
     write_txn(c, |c| {
         let (row, _) = plugins::get(c, key)?;
         let bytes = match archive_bytes {
             Some(b) => {
-                archive::check(key, &b).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                archive::check(key, &b).map_err(|e| Error::invalid(e.to_string()))?;
                 b
             }
             None => archive::generate(key, &row.name, num),
@@ -412,20 +223,6 @@ pub fn add_version(
 
 const DEMO_SEEDED: &str = "demo_plugins_seeded";
 
-/// The demo catalogue: two free plugins and one exclusive to `standard` and `advanced`.
-pub fn demo_catalogue() -> Vec<PluginInput> {
-    let text = include_str!("demo-catalogue.json");
-    serde_json::from_str::<CatalogueFile>(text)
-        .expect("the embedded demo catalogue parses")
-        .plugins
-}
-
-/// A catalogue file: `{"plugins": [...]}`.
-#[derive(Debug, Deserialize)]
-pub struct CatalogueFile {
-    pub plugins: Vec<PluginInput>,
-}
-
 /// Creates or updates every plugin of a catalogue (one transaction per plugin's fields and
 /// versions; versions already present are left alone). Archive paths are relative to `base`.
 pub fn import(
@@ -433,11 +230,11 @@ pub fn import(
     plugins_in: &[PluginInput],
     base: Option<&Path>,
     now: NaiveDateTime,
-) -> Result<usize, ApiError> {
+) -> Result<usize> {
     for (i, input) in plugins_in.iter().enumerate() {
         let key = input.key.clone().unwrap_or_default();
         let what = format!("plugins[{i}] ({key})");
-        let name_err = |e: ApiError| e.context(&what);
+        let name_err = |e: Error| e.within(&what);
         if plugins::find(c, &key).map_err(name_err)?.is_some() {
             update(c, &key, input, now).map_err(name_err)?;
         } else {
@@ -453,9 +250,7 @@ pub fn import(
                     let full =
                         base.map_or_else(|| Path::new(path).to_path_buf(), |dir| dir.join(path));
                     Some(std::fs::read(full).map_err(|e| {
-                        name_err(ApiError::bad_request(format!(
-                            "cannot read archive {path}: {e}"
-                        )))
+                        name_err(Error::invalid(format!("cannot read archive {path}: {e}")))
                     })?)
                 }
                 None => None,
@@ -485,7 +280,7 @@ pub fn import_file(
 /// Seeds the demo plugins once per database (on first start).
 /// Several processes starting together on one database agree through a claim row in `meta`:
 /// only the one that inserts it seeds.
-pub fn seed_demo_once(c: &mut AnyConnection, now: NaiveDateTime) -> Result<bool, ApiError> {
+pub fn seed_demo_once(c: &mut AnyConnection, now: NaiveDateTime) -> Result<bool> {
     if plugins::meta_get(c, DEMO_SEEDED)?.is_some()
         || !plugins::meta_claim(c, DEMO_SEEDED, &now.to_string())?
     {
@@ -499,49 +294,11 @@ pub fn seed_demo_once(c: &mut AnyConnection, now: NaiveDateTime) -> Result<bool,
 }
 
 /// Puts the demo plugins back as they were first seeded (test-mode reset).
-pub fn restore_demo(c: &mut AnyConnection, now: NaiveDateTime) -> Result<(), ApiError> {
+pub fn restore_demo(c: &mut AnyConnection, now: NaiveDateTime) -> Result<()> {
     let demo = demo_catalogue();
     for p in &demo {
         plugins::delete(c, p.key.as_deref().unwrap_or_default())?;
     }
     import(c, &demo, None, now)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn archive_names_split_at_the_first_dash() {
-        assert_eq!(
-            parse_archive_name("hello-1.0.0.tar.gz"),
-            Some(("hello", "1.0.0"))
-        );
-        assert_eq!(
-            parse_archive_name("hello-1.1.0-beta1.tar.gz"),
-            Some(("hello", "1.1.0-beta1"))
-        );
-        assert_eq!(parse_archive_name("hello.tar.gz"), None);
-        assert_eq!(parse_archive_name("hello-1.0.zip"), None);
-        assert_eq!(parse_archive_name("Hello-1.0.tar.gz"), None);
-        assert_eq!(parse_archive_name("hello-../x.tar.gz"), None);
-    }
-
-    #[test]
-    fn the_demo_catalogue_has_free_and_exclusive_plugins() {
-        let demo = demo_catalogue();
-        assert!(demo.len() >= 3);
-        assert!(
-            demo.iter()
-                .any(|p| p.required_offers.as_ref().is_some_and(|r| r.is_none()))
-        );
-        assert!(demo.iter().any(
-            |p| matches!(&p.required_offers, Some(Some(r)) if r == &["standard", "advanced"])
-        ));
-        assert!(
-            demo.iter()
-                .all(|p| !p.versions.is_empty() && p.key.as_deref().is_some_and(valid_plugin_key))
-        );
-    }
 }

@@ -3,12 +3,13 @@
 //! case-insensitively on both backends.
 
 use super::AnyConnection;
+use super::Result;
 use super::models::{KeyRow, RegistrationRow, SubscriberRow, SubscriptionRow};
 use super::schema::registration_keys::dsl as k;
 use super::schema::registrations::dsl as r;
 use super::schema::subscribers::dsl as sb;
 use super::schema::subscriptions::dsl as s;
-use crate::http::error::ApiError;
+use crate::domain::subscription::Subscription;
 use diesel::prelude::*;
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
@@ -53,7 +54,7 @@ impl Search {
 }
 
 /// Subscribers whose name or email matches.
-pub fn subscribers(c: &mut AnyConnection, q: &Search) -> Result<Found<SubscriberRow>, ApiError> {
+pub fn subscribers(c: &mut AnyConnection, q: &Search) -> Result<Found<SubscriberRow>> {
     let mut query = sb::subscribers
         .select(SubscriberRow::as_select())
         .into_boxed();
@@ -76,7 +77,7 @@ pub fn subscribers(c: &mut AnyConnection, q: &Search) -> Result<Found<Subscriber
 pub fn subscriptions(
     c: &mut AnyConnection,
     q: &Search,
-) -> Result<Found<(SubscriptionRow, SubscriberRow)>, ApiError> {
+) -> Result<Found<(Subscription, SubscriberRow)>> {
     let mut query = s::subscriptions
         .inner_join(sb::subscribers)
         .select((SubscriptionRow::as_select(), SubscriberRow::as_select()))
@@ -92,15 +93,17 @@ pub fn subscriptions(
     if let Some(cur) = &q.cursor {
         query = query.filter(s::id.gt(cur.clone()));
     }
-    let rows = query.order(s::id.asc()).limit(q.limit + 1).load(c)?;
-    Ok(q.page(rows, |x| x.0.id.clone()))
+    let rows: Vec<(SubscriptionRow, SubscriberRow)> =
+        query.order(s::id.asc()).limit(q.limit + 1).load(c)?;
+    let rows = rows
+        .into_iter()
+        .map(|(s, owner)| (Subscription::from(s), owner))
+        .collect();
+    Ok(q.page(rows, |x: &(Subscription, SubscriberRow)| x.0.id.clone()))
 }
 
 /// Keys whose display prefix or bound instance URL matches, with their unreleased binding.
-pub fn keys(
-    c: &mut AnyConnection,
-    q: &Search,
-) -> Result<Found<(KeyRow, Option<RegistrationRow>)>, ApiError> {
+pub fn keys(c: &mut AnyConnection, q: &Search) -> Result<Found<(KeyRow, Option<RegistrationRow>)>> {
     let mut query = k::registration_keys
         .select(KeyRow::as_select())
         .into_boxed();
@@ -144,7 +147,7 @@ pub fn keys(
 pub fn registrations(
     c: &mut AnyConnection,
     q: &Search,
-) -> Result<Found<(RegistrationRow, String)>, ApiError> {
+) -> Result<Found<(RegistrationRow, String)>> {
     let mut query = r::registrations
         .inner_join(k::registration_keys)
         .filter(r::released_at.is_null())

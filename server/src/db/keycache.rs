@@ -26,7 +26,7 @@
 //! (SQL by hand), no entry lives longer than [`MAX_AGE_TTLS`] TTLs. `--key-cache-size 0` turns
 //! the cache off.
 
-use crate::db::registrations::KeyState;
+use crate::domain::binding::KeyState;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -236,38 +236,40 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::models::{KeyRow, RegistrationRow, SubscriptionRow};
+    use crate::domain::binding::Binding;
+    use crate::domain::key::{Key, KeyStatus};
+    use crate::domain::subscription::{Subscription, SubscriptionStatus};
 
     fn state(hash: &str) -> KeyState {
         let t = chrono::DateTime::from_timestamp(1_700_000_000, 0)
             .unwrap()
             .naive_utc();
         KeyState {
-            key: KeyRow {
+            key: Key {
                 id: "k".into(),
                 subscription_id: "s".into(),
                 key_hash: hash.into(),
                 key_prefix: "GLPI-AAAA".into(),
-                status: "active".into(),
+                status: KeyStatus::Active,
                 expires_at: None,
                 created_at: t,
                 revoked_at: None,
                 replaced_by: None,
                 ver: 1,
             },
-            subscription: SubscriptionRow {
+            subscription: Subscription {
                 id: "s".into(),
                 subscriber_id: "o".into(),
                 offer: "basic".into(),
                 begin_date: t.date(),
                 end_date: None,
-                status: "active".into(),
+                status: SubscriptionStatus::Active,
                 trial: false,
                 created_at: t,
                 updated_at: t,
             },
             owner: "Owner".into(),
-            registration: Some(RegistrationRow {
+            registration: Some(Binding {
                 id: "r".into(),
                 key_id: "k".into(),
                 instance_url: None,

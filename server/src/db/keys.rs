@@ -2,15 +2,14 @@
 
 use super::audit::{self, Actor};
 use super::models::{KeyRow, new_id};
+use super::page::{ListQuery, Page, paginate};
 use super::schema::registration_keys::dsl as k;
 use super::schema::registrations::dsl as r;
-use super::{AnyConnection, UniqueHit, subscriptions, unique_violation, write_txn};
-use crate::domain::status::{KEY_ACTIVE, KEY_REVOKED};
-use crate::http::dto::{KeyView, ListQuery, Page, paginate};
-use crate::http::error::ApiError;
+use super::{AnyConnection, Error, Result, UniqueHit, subscriptions, unique_violation, write_txn};
+use crate::domain::key::{Key, KeyStatus};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use glpi_network_shared::{ErrorCode, RegistrationKey};
+use glpi_network_shared::RegistrationKey;
 
 /// Inserts a key for a subscription (inside the caller's transaction). `plaintext` is a fresh
 /// generated key, or a fixed string from fixtures.
@@ -18,31 +17,18 @@ pub fn insert(
     conn: &mut AnyConnection,
     subscription_id: &str,
     plaintext: &RegistrationKey,
-    status: &str,
+    status: KeyStatus,
     expires_at: Option<NaiveDateTime>,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<KeyRow, ApiError> {
+) -> Result<Key> {
     subscriptions::get(conn, subscription_id)?;
-    let row = KeyRow {
-        id: new_id(),
-        subscription_id: subscription_id.to_owned(),
-        key_hash: plaintext.hash(),
-        key_prefix: plaintext.display_prefix(),
-        status: status.to_owned(),
-        expires_at,
-        created_at: now,
-        revoked_at: (status == KEY_REVOKED).then_some(now),
-        replaced_by: None,
-        ver: 1,
-    };
+    let row = new_key(subscription_id, plaintext, status, expires_at, now);
     diesel::insert_into(k::registration_keys)
-        .values(&row)
+        .values(&KeyRow::from(&row))
         .execute(conn)
         .map_err(|e| match unique_violation(&e) {
-            Some(UniqueHit::KeyHash) => {
-                ApiError::conflict(ErrorCode::Conflict, "this key string already exists")
-            }
+            Some(UniqueHit::KeyHash) => Error::Conflict("this key string already exists".into()),
             _ => e.into(),
         })?;
     let mut ev = actor.event("key.issue", "ok", now);
@@ -53,6 +39,27 @@ pub fn insert(
     Ok(row)
 }
 
+fn new_key(
+    subscription_id: &str,
+    plaintext: &RegistrationKey,
+    status: KeyStatus,
+    expires_at: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+) -> Key {
+    Key {
+        id: new_id(),
+        subscription_id: subscription_id.to_owned(),
+        key_hash: plaintext.hash(),
+        key_prefix: plaintext.display_prefix(),
+        status,
+        expires_at,
+        created_at: now,
+        revoked_at: (status == KeyStatus::Revoked).then_some(now),
+        replaced_by: None,
+        ver: 1,
+    }
+}
+
 /// Issues a new random key; returns the row and the plaintext (shown once).
 pub fn issue(
     conn: &mut AnyConnection,
@@ -60,14 +67,14 @@ pub fn issue(
     expires_at: Option<NaiveDateTime>,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<(KeyRow, RegistrationKey), ApiError> {
+) -> Result<(Key, RegistrationKey)> {
     let plaintext = RegistrationKey::generate();
     let row = write_txn(conn, |c| {
         insert(
             c,
             subscription_id,
             &plaintext,
-            KEY_ACTIVE,
+            KeyStatus::Active,
             expires_at,
             now,
             actor,
@@ -77,31 +84,26 @@ pub fn issue(
 }
 
 /// Looks a key up by its plaintext (through the hash).
-pub fn find_by_key(
-    conn: &mut AnyConnection,
-    key: &RegistrationKey,
-) -> Result<Option<KeyRow>, ApiError> {
+pub fn find_by_key(conn: &mut AnyConnection, key: &RegistrationKey) -> Result<Option<Key>> {
     Ok(k::registration_keys
         .filter(k::key_hash.eq(key.hash()))
         .select(KeyRow::as_select())
         .first(conn)
-        .optional()?)
+        .optional()?
+        .map(Key::from))
 }
 
-pub fn get(conn: &mut AnyConnection, id: &str) -> Result<KeyRow, ApiError> {
+pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Key> {
     k::registration_keys
         .find(id)
         .select(KeyRow::as_select())
         .first(conn)
         .optional()?
-        .ok_or_else(|| ApiError::not_found(format!("no key {id}")))
+        .map(Key::from)
+        .ok_or_else(|| Error::NotFound(format!("no key {id}")))
 }
 
-pub fn list(
-    conn: &mut AnyConnection,
-    q: &ListQuery,
-    now: NaiveDateTime,
-) -> Result<Page<KeyView>, ApiError> {
+pub fn list(conn: &mut AnyConnection, q: &ListQuery) -> Result<Page<Key>> {
     let limit = q.limit();
     let mut query = k::registration_keys
         .select(KeyRow::as_select())
@@ -115,13 +117,8 @@ pub fn list(
     if let Some(v) = &q.status {
         query = query.filter(k::status.eq(v.clone()));
     }
-    let rows = query.order(k::id.asc()).limit(limit + 1).load(conn)?;
-    Ok(paginate(
-        rows,
-        limit,
-        |r| r.id.clone(),
-        |r| KeyView::new(r, now),
-    ))
+    let rows: Vec<KeyRow> = query.order(k::id.asc()).limit(limit + 1).load(conn)?;
+    Ok(paginate(rows, limit, |r| r.id.clone(), Key::from))
 }
 
 /// Marks a key revoked (idempotent) and bumps its `ver`. Its binding stays, so the bound
@@ -131,14 +128,14 @@ fn revoke_inner(
     id: &str,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<KeyRow, ApiError> {
+) -> Result<Key> {
     let row = get(conn, id)?;
-    if row.status == KEY_REVOKED {
+    if row.status == KeyStatus::Revoked {
         return Ok(row);
     }
     diesel::update(k::registration_keys.find(id))
         .set((
-            k::status.eq(KEY_REVOKED),
+            k::status.eq(KeyStatus::Revoked.as_str()),
             k::revoked_at.eq(Some(now)),
             k::ver.eq(k::ver + 1),
         ))
@@ -155,7 +152,7 @@ pub fn revoke(
     id: &str,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<KeyRow, ApiError> {
+) -> Result<Key> {
     write_txn(conn, |c| revoke_inner(c, id, now, actor))
 }
 
@@ -166,21 +163,20 @@ pub fn regenerate(
     id: &str,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<(KeyRow, RegistrationKey), ApiError> {
+) -> Result<(Key, RegistrationKey)> {
     let plaintext = RegistrationKey::generate();
     let row = write_txn(conn, |c| {
         let old = get(c, id)?;
         if let Some(next) = &old.replaced_by {
-            return Err(ApiError::conflict(
-                ErrorCode::Conflict,
-                format!("key {id} was already regenerated as {next}"),
-            ));
+            return Err(Error::Conflict(format!(
+                "key {id} was already regenerated as {next}"
+            )));
         }
         let new = insert(
             c,
             &old.subscription_id,
             &plaintext,
-            KEY_ACTIVE,
+            KeyStatus::Active,
             old.expires_at,
             now,
             actor,
@@ -215,7 +211,7 @@ pub fn regenerate(
 
 /// Bumps a key's `ver` (every change of the key, its subscription or its binding); returns
 /// the new value.
-pub fn bump_ver(conn: &mut AnyConnection, id: &str) -> Result<i64, ApiError> {
+pub fn bump_ver(conn: &mut AnyConnection, id: &str) -> Result<i64> {
     Ok(diesel::update(k::registration_keys.find(id))
         .set(k::ver.eq(k::ver + 1))
         .returning(k::ver)
@@ -234,33 +230,26 @@ pub fn issue_batch(
     expires_at: Option<NaiveDateTime>,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<Vec<(KeyRow, RegistrationKey)>, ApiError> {
+) -> Result<Vec<(Key, RegistrationKey)>> {
     if count == 0 || count > BATCH {
-        return Err(ApiError::bad_request(format!(
-            "a batch is 1 to {BATCH} keys"
-        )));
+        return Err(Error::invalid(format!("a batch is 1 to {BATCH} keys")));
     }
-    let issued: Vec<(KeyRow, RegistrationKey)> = (0..count)
+    let issued: Vec<(Key, RegistrationKey)> = (0..count)
         .map(|_| {
             let plaintext = RegistrationKey::generate();
-            let row = KeyRow {
-                id: new_id(),
-                subscription_id: subscription_id.to_owned(),
-                key_hash: plaintext.hash(),
-                key_prefix: plaintext.display_prefix(),
-                status: KEY_ACTIVE.to_owned(),
+            let row = new_key(
+                subscription_id,
+                &plaintext,
+                KeyStatus::Active,
                 expires_at,
-                created_at: now,
-                revoked_at: None,
-                replaced_by: None,
-                ver: 1,
-            };
+                now,
+            );
             (row, plaintext)
         })
         .collect();
     write_txn(conn, |c| {
         subscriptions::get(c, subscription_id)?;
-        let rows: Vec<&KeyRow> = issued.iter().map(|(r, _)| r).collect();
+        let rows: Vec<KeyRow> = issued.iter().map(|(r, _)| KeyRow::from(r)).collect();
         // MultiConnection has no multi-row insert: use the backend's own connection (same
         // transaction).
         match c {
@@ -278,7 +267,7 @@ pub fn issue_batch(
             issued[count - 1].0.id
         ));
         audit::record(c, &ev)?;
-        Ok::<_, ApiError>(())
+        Ok::<_, Error>(())
     })?;
     Ok(issued)
 }

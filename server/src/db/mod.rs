@@ -8,10 +8,12 @@ pub mod accounts;
 pub mod audit;
 pub mod catalogue;
 pub mod console;
+pub mod error;
 pub mod keycache;
 pub mod keys;
 pub mod models;
 pub mod offers;
+pub mod page;
 pub mod plugins;
 pub mod registrations;
 pub mod schema;
@@ -19,7 +21,8 @@ pub mod signing_keys;
 pub mod subscribers;
 pub mod subscriptions;
 
-use crate::http::error::ApiError;
+pub use error::{Error, Result};
+
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection, R2D2Connection};
@@ -372,22 +375,7 @@ pub fn unique_violation(e: &DieselError) -> Option<UniqueHit> {
     })
 }
 
-/// Runs blocking database work on actix's blocking pool with a pooled connection.
-pub async fn run<T, F>(pool: &Pool, f: F) -> Result<T, ApiError>
-where
-    F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
-    T: Send + 'static,
-{
-    let pool = pool.clone();
-    actix_web::web::block(move || {
-        let mut conn = pool.get().map_err(ApiError::internal)?;
-        f(&mut conn)
-    })
-    .await
-    .map_err(ApiError::internal)?
-}
-
 /// Whether the database answers (for `/readyz`).
-pub fn ping(conn: &mut AnyConnection) -> Result<(), ApiError> {
-    conn.batch_execute("SELECT 1").map_err(ApiError::internal)
+pub fn ping(conn: &mut AnyConnection) -> Result<()> {
+    Ok(conn.batch_execute("SELECT 1")?)
 }

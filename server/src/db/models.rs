@@ -1,7 +1,11 @@
-//! Database rows. Ids are UUIDv7 strings (time-ordered, so cursors can page by id);
-//! times are UTC `NaiveDateTime`s.
+//! Database rows and their conversions to and from the domain types. Ids are UUIDv7 strings
+//! (time-ordered, so cursors can page by id); times are UTC `NaiveDateTime`s.
 
 use super::schema::*;
+use crate::domain::binding::Binding;
+use crate::domain::key::{Key, KeyStatus};
+use crate::domain::offer::Offer;
+use crate::domain::subscription::{Subscription, SubscriptionStatus};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
@@ -14,9 +18,14 @@ pub struct OfferRow {
     pub entitlements: String,
 }
 
-impl OfferRow {
-    pub fn entitlement_list(&self) -> Vec<String> {
-        serde_json::from_str(&self.entitlements).unwrap_or_default()
+impl From<OfferRow> for Offer {
+    fn from(r: OfferRow) -> Self {
+        Offer {
+            entitlements: serde_json::from_str(&r.entitlements).unwrap_or_default(),
+            reference: r.reference,
+            title: r.title,
+            rank: r.rank,
+        }
     }
 }
 
@@ -101,6 +110,102 @@ pub struct NewAuditEvent {
     pub instance_uid: Option<String>,
     pub client_addr: Option<String>,
     pub detail: Option<String>,
+}
+
+impl From<SubscriptionRow> for Subscription {
+    fn from(r: SubscriptionRow) -> Self {
+        Subscription {
+            id: r.id,
+            subscriber_id: r.subscriber_id,
+            offer: r.offer,
+            begin_date: r.begin_date,
+            end_date: r.end_date,
+            // an unknown stored status is not running
+            status: SubscriptionStatus::parse(&r.status).unwrap_or(SubscriptionStatus::Cancelled),
+            trial: r.trial,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+impl From<&Subscription> for SubscriptionRow {
+    fn from(s: &Subscription) -> Self {
+        SubscriptionRow {
+            id: s.id.clone(),
+            subscriber_id: s.subscriber_id.clone(),
+            offer: s.offer.clone(),
+            begin_date: s.begin_date,
+            end_date: s.end_date,
+            status: s.status.as_str().to_owned(),
+            trial: s.trial,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+impl From<KeyRow> for Key {
+    fn from(r: KeyRow) -> Self {
+        Key {
+            id: r.id,
+            subscription_id: r.subscription_id,
+            key_hash: r.key_hash,
+            key_prefix: r.key_prefix,
+            // an unknown stored status is not usable
+            status: KeyStatus::parse(&r.status).unwrap_or(KeyStatus::Revoked),
+            expires_at: r.expires_at,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+            replaced_by: r.replaced_by,
+            ver: r.ver,
+        }
+    }
+}
+
+impl From<&Key> for KeyRow {
+    fn from(k: &Key) -> Self {
+        KeyRow {
+            id: k.id.clone(),
+            subscription_id: k.subscription_id.clone(),
+            key_hash: k.key_hash.clone(),
+            key_prefix: k.key_prefix.clone(),
+            status: k.status.as_str().to_owned(),
+            expires_at: k.expires_at,
+            created_at: k.created_at,
+            revoked_at: k.revoked_at,
+            replaced_by: k.replaced_by.clone(),
+            ver: k.ver,
+        }
+    }
+}
+
+impl From<RegistrationRow> for Binding {
+    fn from(r: RegistrationRow) -> Self {
+        Binding {
+            id: r.id,
+            key_id: r.key_id,
+            instance_url: r.instance_url,
+            instance_uid: r.instance_uid,
+            bound_at: r.bound_at,
+            last_seen_at: r.last_seen_at,
+            released_at: r.released_at,
+        }
+    }
+}
+
+impl From<&Binding> for RegistrationRow {
+    fn from(b: &Binding) -> Self {
+        RegistrationRow {
+            id: b.id.clone(),
+            key_id: b.key_id.clone(),
+            instance_url: b.instance_url.clone(),
+            instance_uid: b.instance_uid.clone(),
+            bound_at: b.bound_at,
+            last_seen_at: b.last_seen_at,
+            released_at: b.released_at,
+        }
+    }
 }
 
 /// A new time-ordered id.

@@ -1,24 +1,27 @@
 //! Offers (tiers): seeded by the migrations, read-only through the API.
 
 use super::AnyConnection;
+use super::Result;
 use super::models::OfferRow;
 use super::schema::offers::dsl as o;
-use crate::http::error::ApiError;
+use crate::domain::offer::Offer;
 use diesel::prelude::*;
 
 /// Every offer by rank.
-pub fn list(conn: &mut AnyConnection) -> Result<Vec<OfferRow>, ApiError> {
-    Ok(o::offers
+pub fn list(conn: &mut AnyConnection) -> Result<Vec<Offer>> {
+    let rows: Vec<OfferRow> = o::offers
         .select(OfferRow::as_select())
         .order(o::rank.asc())
-        .load(conn)?)
+        .load(conn)?;
+    Ok(rows.into_iter().map(Offer::from).collect())
 }
 
-/// One offer by reference.
-pub fn find(conn: &mut AnyConnection, reference: &str) -> Result<Option<OfferRow>, ApiError> {
+/// Whether an offer with this reference exists.
+pub fn exists(conn: &mut AnyConnection, reference: &str) -> Result<bool> {
     Ok(o::offers
         .find(reference)
-        .select(OfferRow::as_select())
-        .first(conn)
-        .optional()?)
+        .select(o::reference)
+        .first::<String>(conn)
+        .optional()?
+        .is_some())
 }

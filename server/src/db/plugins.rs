@@ -4,10 +4,9 @@ use super::AnyConnection;
 use super::schema::meta::dsl as m;
 use super::schema::plugin_versions::dsl as v;
 use super::schema::plugins::dsl as p;
-use crate::http::error::ApiError;
+use super::{Error, Result};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use glpi_network_shared::ErrorCode;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = super::schema::plugins, treat_none_as_null = true)]
@@ -53,7 +52,7 @@ pub struct NewVersion {
 }
 
 /// All plugins ordered by key, with their versions.
-pub fn all(c: &mut AnyConnection) -> Result<Vec<(PluginRow, Vec<VersionRow>)>, ApiError> {
+pub fn all(c: &mut AnyConnection) -> Result<Vec<(PluginRow, Vec<VersionRow>)>> {
     let plugins = p::plugins
         .select(PluginRow::as_select())
         .order(p::key.asc())
@@ -80,7 +79,7 @@ fn group(plugins: Vec<PluginRow>, versions: Vec<VersionRow>) -> Vec<(PluginRow, 
         .collect()
 }
 
-pub fn find(c: &mut AnyConnection, key: &str) -> Result<Option<PluginRow>, ApiError> {
+pub fn find(c: &mut AnyConnection, key: &str) -> Result<Option<PluginRow>> {
     Ok(p::plugins
         .find(key)
         .select(PluginRow::as_select())
@@ -88,8 +87,8 @@ pub fn find(c: &mut AnyConnection, key: &str) -> Result<Option<PluginRow>, ApiEr
         .optional()?)
 }
 
-pub fn get(c: &mut AnyConnection, key: &str) -> Result<(PluginRow, Vec<VersionRow>), ApiError> {
-    let row = find(c, key)?.ok_or_else(|| ApiError::not_found(format!("no plugin {key}")))?;
+pub fn get(c: &mut AnyConnection, key: &str) -> Result<(PluginRow, Vec<VersionRow>)> {
+    let row = find(c, key)?.ok_or_else(|| Error::NotFound(format!("no plugin {key}")))?;
     let versions = v::plugin_versions
         .filter(v::plugin_key.eq(key))
         .select(VersionRow::as_select())
@@ -98,7 +97,7 @@ pub fn get(c: &mut AnyConnection, key: &str) -> Result<(PluginRow, Vec<VersionRo
     Ok((row, versions))
 }
 
-pub fn insert(c: &mut AnyConnection, row: &PluginRow) -> Result<(), ApiError> {
+pub fn insert(c: &mut AnyConnection, row: &PluginRow) -> Result<()> {
     diesel::insert_into(p::plugins)
         .values(row)
         .execute(c)
@@ -110,10 +109,7 @@ pub fn insert(c: &mut AnyConnection, row: &PluginRow) -> Result<(), ApiError> {
                     _
                 )
             ) {
-                ApiError::conflict(
-                    ErrorCode::Conflict,
-                    format!("plugin {} already exists", row.key),
-                )
+                Error::Conflict(format!("plugin {} already exists", row.key))
             } else {
                 e.into()
             }
@@ -121,7 +117,7 @@ pub fn insert(c: &mut AnyConnection, row: &PluginRow) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub fn update(c: &mut AnyConnection, row: &PluginRow) -> Result<(), ApiError> {
+pub fn update(c: &mut AnyConnection, row: &PluginRow) -> Result<()> {
     diesel::update(p::plugins.find(&row.key))
         .set(row)
         .execute(c)?;
@@ -129,13 +125,13 @@ pub fn update(c: &mut AnyConnection, row: &PluginRow) -> Result<(), ApiError> {
 }
 
 /// Deletes a plugin and its versions; `false` when there was none.
-pub fn delete(c: &mut AnyConnection, key: &str) -> Result<bool, ApiError> {
+pub fn delete(c: &mut AnyConnection, key: &str) -> Result<bool> {
     diesel::delete(v::plugin_versions.filter(v::plugin_key.eq(key))).execute(c)?;
     Ok(diesel::delete(p::plugins.find(key)).execute(c)? > 0)
 }
 
 /// Adds a version (`409 conflict` when the number exists) and touches `date_updated`.
-pub fn add_version(c: &mut AnyConnection, new: &NewVersion) -> Result<(), ApiError> {
+pub fn add_version(c: &mut AnyConnection, new: &NewVersion) -> Result<()> {
     diesel::insert_into(v::plugin_versions)
         .values(new)
         .execute(c)
@@ -147,10 +143,10 @@ pub fn add_version(c: &mut AnyConnection, new: &NewVersion) -> Result<(), ApiErr
                     _
                 )
             ) {
-                ApiError::conflict(
-                    ErrorCode::Conflict,
-                    format!("version {} of {} already exists", new.num, new.plugin_key),
-                )
+                Error::Conflict(format!(
+                    "version {} of {} already exists",
+                    new.num, new.plugin_key
+                ))
             } else {
                 e.into()
             }
@@ -162,7 +158,7 @@ pub fn add_version(c: &mut AnyConnection, new: &NewVersion) -> Result<(), ApiErr
 }
 
 /// The archive bytes of one version.
-pub fn archive(c: &mut AnyConnection, key: &str, num: &str) -> Result<Option<Vec<u8>>, ApiError> {
+pub fn archive(c: &mut AnyConnection, key: &str, num: &str) -> Result<Option<Vec<u8>>> {
     Ok(v::plugin_versions
         .filter(v::plugin_key.eq(key))
         .filter(v::num.eq(num))
@@ -172,20 +168,20 @@ pub fn archive(c: &mut AnyConnection, key: &str, num: &str) -> Result<Option<Vec
 }
 
 /// Counts one download; `false` when the plugin is unknown.
-pub fn count_download(c: &mut AnyConnection, key: &str) -> Result<bool, ApiError> {
+pub fn count_download(c: &mut AnyConnection, key: &str) -> Result<bool> {
     Ok(diesel::update(p::plugins.find(key))
         .set(p::download_count.eq(p::download_count + 1))
         .execute(c)?
         > 0)
 }
 
-pub fn meta_get(c: &mut AnyConnection, name: &str) -> Result<Option<String>, ApiError> {
+pub fn meta_get(c: &mut AnyConnection, name: &str) -> Result<Option<String>> {
     Ok(m::meta.find(name).select(m::value).first(c).optional()?)
 }
 
 /// Inserts `name` unless it exists; `false` when another caller got there first (the row is
 /// a once-only claim that holds across processes).
-pub fn meta_claim(c: &mut AnyConnection, name: &str, value: &str) -> Result<bool, ApiError> {
+pub fn meta_claim(c: &mut AnyConnection, name: &str, value: &str) -> Result<bool> {
     match diesel::insert_into(m::meta)
         .values((m::name.eq(name), m::value.eq(value)))
         .execute(c)
@@ -199,7 +195,7 @@ pub fn meta_claim(c: &mut AnyConnection, name: &str, value: &str) -> Result<bool
     }
 }
 
-pub fn meta_delete(c: &mut AnyConnection, name: &str) -> Result<(), ApiError> {
+pub fn meta_delete(c: &mut AnyConnection, name: &str) -> Result<()> {
     diesel::delete(m::meta.find(name)).execute(c)?;
     Ok(())
 }

@@ -1,50 +1,42 @@
 //! Registrations (bindings): a key bound to one instance, by URL, UID or both.
 //!
-//! The unique indexes over unreleased rows decide races; a transaction that loses one is
-//! retried so the loser reads the winner's row and answers exactly as a later request would
-//! (`200` for the same instance, `409` otherwise), never `500`, never a second row.
+//! `register` reads as load -> plan (the domain's [`plan_bind`]) -> apply -> retry on a lost
+//! race: the unique indexes over unreleased rows decide races, and a transaction that loses one
+//! is retried so the loser reads the winner's row and answers exactly as a later request would
+//! (the same instance again, or a refusal), never a failure, never a second row.
 
 use super::audit::{self, Actor};
 use super::models::{KeyRow, NewAuditEvent, RegistrationRow, SubscriptionRow, new_id};
+use super::page::{ListQuery, Page, paginate};
 use super::schema::registrations::dsl as r;
 use super::{
-    AnyConnection, Touches, UniqueHit, keys, unique_violation, write_txn, write_txn_touching,
+    AnyConnection, Error, Result, Touches, UniqueHit, keys, unique_violation, write_txn,
+    write_txn_touching,
 };
-use crate::domain::status::{self, KEY_REVOKED};
-use crate::http::dto::{ListQuery, Page, paginate, registration_view};
-use crate::http::error::ApiError;
-use actix_web::http::StatusCode;
-use chrono::{Duration, NaiveDateTime};
+use crate::domain::binding::{
+    BindPlan, BindRefusal, Binding, KeyState, Taken, check_holders, plan_bind,
+};
+use crate::domain::key::Key;
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use glpi_network_shared::wire::Registration;
-use glpi_network_shared::{ErrorCode, InstanceUrl, RegistrationKey, ValidationStatus};
+use glpi_network_shared::{InstanceUrl, RegistrationKey, ValidationStatus};
 
-/// How stale `last_seen_at` may get before a validation refreshes it (so validations do not
-/// write on every call).
-pub const LAST_SEEN_GRANULARITY_SECS: i64 = 60;
+pub use crate::domain::binding::LAST_SEEN_GRANULARITY_SECS;
+
 const RACE_RETRIES: usize = 3;
-
-/// A key, its subscription and (maybe) its binding: what statuses and tokens are made of.
-#[derive(Debug, Clone)]
-pub struct KeyState {
-    pub key: KeyRow,
-    pub subscription: SubscriptionRow,
-    /// The subscriber's name.
-    pub owner: String,
-    pub registration: Option<RegistrationRow>,
-}
 
 /// The outcome of a registration.
 #[derive(Debug, Clone)]
 pub struct Bound {
     pub state: KeyState,
-    pub registration: RegistrationRow,
-    /// `true` for a new binding (`201`), `false` for the same one again (`200`).
+    pub registration: Binding,
+    /// `true` for a new binding, `false` for the same one again (or one that gained its URL
+    /// or UID).
     pub created: bool,
 }
 
 /// Checks an instance UID: GLPI sends 40 alphanumerics; accept 1..=128 of `[A-Za-z0-9_-]`.
-pub fn parse_uid(raw: &str) -> Result<String, ApiError> {
+pub fn parse_uid(raw: &str) -> Result<String, crate::domain::Invalid> {
     let uid = raw.trim();
     if uid.is_empty()
         || uid.len() > 128
@@ -52,80 +44,67 @@ pub fn parse_uid(raw: &str) -> Result<String, ApiError> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
-        return Err(ApiError::bad_request(
+        return Err(crate::domain::Invalid::new(
             "instance_uid must be 1 to 128 characters of A-Z, a-z, 0-9, '-' or '_'",
         ));
     }
     Ok(uid.to_owned())
 }
 
-enum BindError {
-    Api(ApiError),
+/// Why one attempt at a bind did not bind.
+enum Attempt {
+    Failed(Error),
+    /// A unique index (or a row of this very key) shows a concurrent bind committed first.
     Race(UniqueHit),
 }
 
-impl From<diesel::result::Error> for BindError {
+impl From<diesel::result::Error> for Attempt {
     fn from(e: diesel::result::Error) -> Self {
         match unique_violation(&e) {
-            Some(hit) => BindError::Race(hit),
-            None => BindError::Api(e.into()),
+            Some(hit) => Attempt::Race(hit),
+            None => Attempt::Failed(e.into()),
         }
     }
 }
 
-impl From<ApiError> for BindError {
-    fn from(e: ApiError) -> Self {
-        BindError::Api(e)
+impl From<Error> for Attempt {
+    fn from(e: Error) -> Self {
+        Attempt::Failed(e)
     }
 }
 
-fn race_error(hit: UniqueHit) -> ApiError {
+impl From<BindRefusal> for Attempt {
+    fn from(e: BindRefusal) -> Self {
+        Attempt::Failed(e.into())
+    }
+}
+
+/// The refusal a race still lost after the retries answers.
+fn race_refusal(hit: UniqueHit) -> BindRefusal {
     match hit {
-        UniqueHit::RegistrationUrl => url_taken(),
-        UniqueHit::RegistrationUid => uid_taken(),
-        _ => key_bound(),
+        UniqueHit::RegistrationUrl => BindRefusal::UrlTaken,
+        UniqueHit::RegistrationUid => BindRefusal::UidTaken,
+        _ => BindRefusal::KeyBound,
     }
 }
 
-fn key_bound() -> ApiError {
-    ApiError::conflict(
-        ErrorCode::KeyAlreadyBound,
-        "this key is already bound to another instance",
-    )
-}
-fn url_taken() -> ApiError {
-    ApiError::conflict(
-        ErrorCode::UrlAlreadyRegistered,
-        "this instance URL is registered with another key",
-    )
-}
-fn uid_taken() -> ApiError {
-    ApiError::conflict(
-        ErrorCode::UidAlreadyRegistered,
-        "this instance UID is registered with another key",
-    )
-}
-
-fn active_for_url(c: &mut AnyConnection, url: &str) -> QueryResult<Option<RegistrationRow>> {
-    r::registrations
-        .filter(r::instance_url.eq(url))
+/// The key id of the unreleased binding that holds this URL or UID.
+fn holder(c: &mut AnyConnection, url: Option<&str>, uid: Option<&str>) -> Result<Option<String>> {
+    let mut q = r::registrations
         .filter(r::released_at.is_null())
-        .select(RegistrationRow::as_select())
-        .first(c)
-        .optional()
-}
-fn active_for_uid(c: &mut AnyConnection, uid: &str) -> QueryResult<Option<RegistrationRow>> {
-    r::registrations
-        .filter(r::instance_uid.eq(uid))
-        .filter(r::released_at.is_null())
-        .select(RegistrationRow::as_select())
-        .first(c)
-        .optional()
+        .select(r::key_id)
+        .into_boxed();
+    match (url, uid) {
+        (Some(u), _) => q = q.filter(r::instance_url.eq(u.to_owned())),
+        (None, Some(i)) => q = q.filter(r::instance_uid.eq(i.to_owned())),
+        (None, None) => return Ok(None),
+    }
+    Ok(q.first(c).optional()?)
 }
 
 /// Loads a key by plaintext with its subscription, owner and binding (one statement);
-/// `404 key_not_found` if unknown.
-pub fn load_state(c: &mut AnyConnection, key: &RegistrationKey) -> Result<KeyState, ApiError> {
+/// [`Error::UnknownKey`] if unknown.
+pub fn load_state(c: &mut AnyConnection, key: &RegistrationKey) -> Result<KeyState> {
     use super::schema::{
         registration_keys::dsl as k, subscribers::dsl as o, subscriptions::dsl as s,
     };
@@ -141,33 +120,12 @@ pub fn load_state(c: &mut AnyConnection, key: &RegistrationKey) -> Result<KeySta
         ))
         .first::<(KeyRow, SubscriptionRow, String, Option<RegistrationRow>)>(c)
         .optional()?
-        .ok_or_else(ApiError::key_not_found)?;
+        .ok_or(Error::UnknownKey)?;
     Ok(KeyState {
-        key: key_row,
-        subscription,
+        key: key_row.into(),
+        subscription: subscription.into(),
         owner,
-        registration,
-    })
-}
-
-/// Whether the binding's `last_seen_at` is old enough to be refreshed.
-pub fn last_seen_due(reg: &RegistrationRow, now: NaiveDateTime) -> bool {
-    now - reg.last_seen_at > Duration::seconds(LAST_SEEN_GRANULARITY_SECS)
-}
-
-/// Whether `state` is a usable key already bound to this very instance (every identifier
-/// given matches the binding): the idempotent case, which needs no write transaction.
-pub fn same_instance(
-    state: &KeyState,
-    url: Option<&InstanceUrl>,
-    uid: Option<&str>,
-    now: NaiveDateTime,
-) -> bool {
-    state.registration.as_ref().is_some_and(|mine| {
-        state.key.status != KEY_REVOKED
-            && !status::key_expired(&state.key, now)
-            && url.is_none_or(|u| mine.instance_url.as_deref() == Some(u.as_str()))
-            && uid.is_none_or(|i| mine.instance_uid.as_deref() == Some(i))
+        registration: registration.map(Into::into),
     })
 }
 
@@ -179,7 +137,7 @@ fn refresh_last_seen(
     now: NaiveDateTime,
 ) -> QueryResult<()> {
     if let Some(reg) = state.registration.as_mut()
-        && last_seen_due(reg, now)
+        && reg.last_seen_due(now)
     {
         diesel::update(r::registrations.find(&reg.id))
             .filter(r::last_seen_at.lt(now))
@@ -229,6 +187,13 @@ fn record_refusal(
     }
 }
 
+/// The audit outcome of a failed operation: its refusal's code, or `internal`.
+fn outcome_of(e: &Error) -> &'static str {
+    e.refusal_code()
+        .unwrap_or(glpi_network_shared::ErrorCode::Internal)
+        .as_str()
+}
+
 /// Binds `key` to the instance (URL, UID or both), or confirms the existing binding.
 pub fn register(
     c: &mut AnyConnection,
@@ -237,188 +202,174 @@ pub fn register(
     uid: Option<&str>,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<Bound, ApiError> {
+) -> Result<Bound> {
+    let url = url.map(InstanceUrl::as_str);
     // Fast path: the same instance again (GLPI's /info on every page, a client's periodic
     // re-registration) needs no write transaction, so it does not queue behind SQLite's writer.
     if let Ok(mut state) = load_state(c, key)
-        && same_instance(&state, url, uid, now)
+        && plan_bind(&state, url, uid, now) == Ok(BindPlan::Same)
     {
         refresh_last_seen(c, &mut state, now)?;
-        let registration = state
-            .registration
-            .clone()
-            .expect("same_instance has a binding");
-        return Ok(Bound {
-            state,
-            registration,
-            created: false,
-        });
+        return Ok(bound(state, false));
     }
-    let hash = key.hash();
-    let mut attempt = 0;
-    let result = loop {
-        match write_txn_touching(c, Touches::Key(&hash), |c| {
-            bind_inner(c, key, url, uid, now, actor)
-        }) {
-            Ok(b) => break Ok(b),
-            Err(BindError::Api(e)) => break Err(e),
-            Err(BindError::Race(hit)) if attempt >= RACE_RETRIES => break Err(race_error(hit)),
-            Err(BindError::Race(_)) => attempt += 1,
-        }
-    };
+    let result = bind_with_retries(c, key, url, uid, now, actor);
     if let Err(e) = &result {
         let key_id = keys::find_by_key(c, key).ok().flatten().map(|k| k.id);
         let refusal = Refusal {
             action: "registration.bind",
             key_id: key_id.as_deref(),
-            url: url.map(InstanceUrl::as_str),
+            url,
             uid,
-            outcome: e.code().as_str(),
+            outcome: outcome_of(e),
         };
         record_refusal(c, actor, key, now, refusal);
     }
     result
 }
 
-fn bind_inner(
+/// Binds in a write transaction, again (up to [`RACE_RETRIES`] times) when a concurrent bind
+/// won a race, so this one answers from the winner's row.
+fn bind_with_retries(
     c: &mut AnyConnection,
     key: &RegistrationKey,
-    url: Option<&InstanceUrl>,
+    url: Option<&str>,
     uid: Option<&str>,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<Bound, BindError> {
-    let state = load_state(c, key)?;
-    if state.key.status == KEY_REVOKED {
-        return Err(ApiError::forbidden(
-            ErrorCode::KeyRevoked,
-            "this registration key was revoked",
-        )
-        .into());
+) -> Result<Bound> {
+    let hash = key.hash();
+    let mut attempt = 0;
+    loop {
+        match write_txn_touching(c, Touches::Key(&hash), |c| {
+            bind(c, key, url, uid, now, actor)
+        }) {
+            Ok(b) => return Ok(b),
+            Err(Attempt::Failed(e)) => return Err(e),
+            Err(Attempt::Race(hit)) if attempt >= RACE_RETRIES => {
+                return Err(race_refusal(hit).into());
+            }
+            Err(Attempt::Race(_)) => attempt += 1,
+        }
     }
-    if status::key_expired(&state.key, now) {
-        return Err(ApiError::forbidden(
-            ErrorCode::KeyExpired,
-            "this registration key has expired",
-        )
-        .into());
+}
+
+/// One bind inside the caller's write transaction: load, plan, check who holds what the plan
+/// takes, apply.
+fn bind(
+    c: &mut AnyConnection,
+    key: &RegistrationKey,
+    url: Option<&str>,
+    uid: Option<&str>,
+    now: NaiveDateTime,
+    actor: &Actor,
+) -> Result<Bound, Attempt> {
+    let mut state = load_state(c, key)?;
+    let plan = plan_bind(&state, url, uid, now)?;
+    // Under READ COMMITTED each statement sees the latest commits: a row of this very key found
+    // here was committed by a concurrent request after `load_state` ran (a race).
+    let (take_url, take_uid) = match plan {
+        BindPlan::Same => (None, None),
+        BindPlan::Attach { url, uid } => (url, uid),
+        BindPlan::New => (url, uid),
+    };
+    let url_holder = holder(c, take_url, None)?;
+    let uid_holder = holder(c, None, take_uid)?;
+    match check_holders(
+        plan,
+        &state.key.id,
+        url_holder.as_deref(),
+        uid_holder.as_deref(),
+    ) {
+        Ok(()) => {}
+        Err(Taken::Refused(refusal)) => return Err(Error::from(refusal).into()),
+        Err(Taken::Race) => return Err(Attempt::Race(UniqueHit::RegistrationKey)),
     }
-    let url = url.map(InstanceUrl::as_str);
     let mut ev = event(actor, "registration.bind", "ok", now, key);
     ev.key_id = Some(state.key.id.clone());
     ev.instance_url = url.map(str::to_owned);
     ev.instance_uid = uid.map(str::to_owned);
-
-    if let Some(mut mine) = state.registration.clone() {
-        if url
-            .zip(mine.instance_url.as_deref())
-            .is_some_and(|(a, b)| a != b)
-            || uid
-                .zip(mine.instance_uid.as_deref())
-                .is_some_and(|(a, b)| a != b)
-        {
-            return Err(key_bound().into());
-        }
-        let attach_url = url.filter(|_| mine.instance_url.is_none());
-        let attach_uid = uid.filter(|_| mine.instance_uid.is_none());
-        if let Some(u) = attach_url
-            && active_for_url(c, u)?.is_some()
-        {
-            return Err(url_taken().into());
-        }
-        if let Some(i) = attach_uid
-            && active_for_uid(c, i)?.is_some()
-        {
-            return Err(uid_taken().into());
-        }
-        let mut state = state;
-        if attach_url.is_some() || attach_uid.is_some() {
-            mine.instance_url = mine.instance_url.or(attach_url.map(str::to_owned));
-            mine.instance_uid = mine.instance_uid.or(attach_uid.map(str::to_owned));
-            mine.last_seen_at = now;
-            diesel::update(r::registrations.find(&mine.id))
-                .set((
-                    r::instance_url.eq(mine.instance_url.as_deref()),
-                    r::instance_uid.eq(mine.instance_uid.as_deref()),
-                    r::last_seen_at.eq(now),
-                ))
-                .execute(c)?;
-            let ver = keys::bump_ver(c, &state.key.id)?;
-            ev.action = "registration.attach".into();
-            audit::record(c, &ev)?;
-            state = with_binding(c, key, state, ver, mine.clone())?;
-        } else {
-            state.registration = Some(mine);
+    match plan {
+        BindPlan::Same => {
             refresh_last_seen(c, &mut state, now)?;
+            Ok(bound(state, false))
         }
-        let registration = state
-            .registration
-            .clone()
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("binding vanished")))?;
-        return Ok(Bound {
-            state,
-            registration,
-            created: false,
-        });
+        BindPlan::Attach { url, uid } => {
+            ev.action = "registration.attach".into();
+            let binding = attach(c, &state, url, uid, now)?;
+            let state = apply(c, key, state, binding, &ev)?;
+            Ok(bound(state, false))
+        }
+        BindPlan::New => {
+            let binding = Binding {
+                id: new_id(),
+                key_id: state.key.id.clone(),
+                instance_url: url.map(str::to_owned),
+                instance_uid: uid.map(str::to_owned),
+                bound_at: now,
+                last_seen_at: now,
+                released_at: None,
+            };
+            diesel::insert_into(r::registrations)
+                .values(&RegistrationRow::from(&binding))
+                .execute(c)?;
+            let state = apply(c, key, state, binding, &ev)?;
+            Ok(bound(state, true))
+        }
     }
-
-    // Under READ COMMITTED each statement sees the latest commits: a row found here that
-    // belongs to this very key was committed by a concurrent request after `load_state` ran.
-    // That is a race, retried so this request answers as the idempotent case does.
-    let ours = |r: &RegistrationRow| r.key_id == state.key.id;
-    if let Some(u) = url
-        && let Some(found) = active_for_url(c, u)?
-    {
-        return Err(if ours(&found) {
-            BindError::Race(UniqueHit::RegistrationKey)
-        } else {
-            url_taken().into()
-        });
-    }
-    if let Some(i) = uid
-        && let Some(found) = active_for_uid(c, i)?
-    {
-        return Err(if ours(&found) {
-            BindError::Race(UniqueHit::RegistrationKey)
-        } else {
-            uid_taken().into()
-        });
-    }
-    let row = RegistrationRow {
-        id: new_id(),
-        key_id: state.key.id.clone(),
-        instance_url: url.map(str::to_owned),
-        instance_uid: uid.map(str::to_owned),
-        bound_at: now,
-        last_seen_at: now,
-        released_at: None,
-    };
-    diesel::insert_into(r::registrations)
-        .values(&row)
-        .execute(c)?;
-    let ver = keys::bump_ver(c, &state.key.id)?;
-    audit::record(c, &ev)?;
-    let state = with_binding(c, key, state, ver, row.clone())?;
-    Ok(Bound {
-        state,
-        registration: row,
-        created: true,
-    })
 }
 
-/// The state as this transaction leaves it: `state` with its new binding row and `ver`, without
-/// reading it again, unless `ver` moved by more than this transaction's bump (a concurrent
-/// change to the key or its subscription committed meanwhile, possible under PostgreSQL's READ
-/// COMMITTED): then it is read again.
-fn with_binding(
+fn bound(state: KeyState, created: bool) -> Bound {
+    let registration = state
+        .registration
+        .clone()
+        .expect("a bound state has a binding");
+    Bound {
+        state,
+        registration,
+        created,
+    }
+}
+
+/// Gives the binding its URL and/or UID; returns the binding as it now is.
+fn attach(
+    c: &mut AnyConnection,
+    state: &KeyState,
+    url: Option<&str>,
+    uid: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<Binding, Attempt> {
+    let mut mine = state
+        .registration
+        .clone()
+        .ok_or_else(|| Error::Other(anyhow::anyhow!("binding vanished")))?;
+    mine.instance_url = mine.instance_url.or(url.map(str::to_owned));
+    mine.instance_uid = mine.instance_uid.or(uid.map(str::to_owned));
+    mine.last_seen_at = now;
+    diesel::update(r::registrations.find(&mine.id))
+        .set((
+            r::instance_url.eq(mine.instance_url.as_deref()),
+            r::instance_uid.eq(mine.instance_uid.as_deref()),
+            r::last_seen_at.eq(now),
+        ))
+        .execute(c)?;
+    Ok(mine)
+}
+
+/// After a bind wrote `binding`: bumps the key's `ver`, records the event and returns the state
+/// as this transaction leaves it, without reading it again, unless `ver` moved by more than
+/// this bump (a concurrent change to the key or its subscription committed meanwhile, possible
+/// under PostgreSQL's READ COMMITTED): then it is read again.
+fn apply(
     c: &mut AnyConnection,
     key: &RegistrationKey,
     mut state: KeyState,
-    ver: i64,
-    binding: RegistrationRow,
-) -> Result<KeyState, ApiError> {
+    binding: Binding,
+    ev: &NewAuditEvent,
+) -> Result<KeyState, Attempt> {
+    let ver = keys::bump_ver(c, &state.key.id)?;
+    audit::record(c, ev)?;
     if ver != state.key.ver + 1 {
-        return load_state(c, key);
+        return Ok(load_state(c, key)?);
     }
     state.key.ver = ver;
     state.registration = Some(binding);
@@ -440,40 +391,29 @@ pub fn validate(
     url: &InstanceUrl,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<Validated, ApiError> {
+) -> Result<Validated> {
+    let refused = |c: &mut AnyConnection, key_id: Option<&str>, outcome: &str| {
+        let refusal = Refusal {
+            action: "validation",
+            key_id,
+            url: Some(url.as_str()),
+            uid: None,
+            outcome,
+        };
+        record_refusal(c, actor, key, now, refusal);
+    };
     let mut state = match load_state(c, key) {
         Ok(s) => s,
         Err(e) => {
-            let refusal = Refusal {
-                action: "validation",
-                key_id: None,
-                url: Some(url.as_str()),
-                uid: None,
-                outcome: e.code().as_str(),
-            };
-            record_refusal(c, actor, key, now, refusal);
+            refused(c, None, outcome_of(&e));
             return Err(e);
         }
     };
-    let status = status::native_status(
-        &state.key,
-        &state.subscription,
-        state.registration.as_ref(),
-        url.as_str(),
-        now,
-    );
+    let status = state.status_for(url.as_str(), now);
     if status.is_valid() {
         refresh_last_seen(c, &mut state, now)?;
-    }
-    if !status.is_valid() {
-        let refusal = Refusal {
-            action: "validation",
-            key_id: Some(&state.key.id),
-            url: Some(url.as_str()),
-            uid: None,
-            outcome: status.as_str(),
-        };
-        record_refusal(c, actor, key, now, refusal);
+    } else {
+        refused(c, Some(&state.key.id), status.as_str());
     }
     Ok(Validated { state, status })
 }
@@ -485,30 +425,24 @@ pub fn release_by_key(
     url: &InstanceUrl,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<RegistrationRow, ApiError> {
+) -> Result<Binding> {
     write_txn_touching(c, Touches::Key(&key.hash()), |c| {
         let state = load_state(c, key)?;
         let reg = state
             .registration
             .filter(|r| r.instance_url.as_deref() == Some(url.as_str()))
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    ErrorCode::NotFound,
-                    "this key is not bound to this instance URL",
-                )
-            })?;
+            .ok_or_else(|| Error::NotFound("this key is not bound to this instance URL".into()))?;
         release_row(c, &reg, &state.key, now, actor)
     })
 }
 
 fn release_row(
     c: &mut AnyConnection,
-    reg: &RegistrationRow,
-    key: &KeyRow,
+    reg: &Binding,
+    key: &Key,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<RegistrationRow, ApiError> {
+) -> Result<Binding> {
     diesel::update(r::registrations.find(&reg.id))
         .set(r::released_at.eq(Some(now)))
         .execute(c)?;
@@ -528,7 +462,7 @@ pub fn release_by_id(
     id: &str,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<RegistrationRow, ApiError> {
+) -> Result<Binding> {
     write_txn(c, |c| {
         let reg = get(c, id)?;
         if reg.released_at.is_some() {
@@ -539,22 +473,24 @@ pub fn release_by_id(
     })
 }
 
-pub fn get(c: &mut AnyConnection, id: &str) -> Result<RegistrationRow, ApiError> {
+pub fn get(c: &mut AnyConnection, id: &str) -> Result<Binding> {
     r::registrations
         .find(id)
         .select(RegistrationRow::as_select())
         .first(c)
         .optional()?
-        .ok_or_else(|| ApiError::not_found(format!("no registration {id}")))
+        .map(Binding::from)
+        .ok_or_else(|| Error::NotFound(format!("no registration {id}")))
 }
 
-/// A registration with its key's display prefix, for answers.
-pub fn view(c: &mut AnyConnection, row: RegistrationRow) -> Result<Registration, ApiError> {
+/// A registration with its key's display prefix.
+pub fn with_prefix(c: &mut AnyConnection, row: Binding) -> Result<(Binding, String)> {
     let prefix = keys::get(c, &row.key_id)?.key_prefix;
-    Ok(registration_view(row, prefix))
+    Ok((row, prefix))
 }
 
-pub fn list(c: &mut AnyConnection, q: &ListQuery) -> Result<Page<Registration>, ApiError> {
+/// Registrations with their key's display prefix, by id.
+pub fn list(c: &mut AnyConnection, q: &ListQuery) -> Result<Page<(Binding, String)>> {
     use super::schema::registration_keys::dsl as k;
     let limit = q.limit();
     let mut query = r::registrations
@@ -575,6 +511,6 @@ pub fn list(c: &mut AnyConnection, q: &ListQuery) -> Result<Page<Registration>, 
         rows,
         limit,
         |(r, _)| r.id.clone(),
-        |(r, p)| registration_view(r, p),
+        |(r, p)| (Binding::from(r), p),
     ))
 }

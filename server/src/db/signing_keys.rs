@@ -1,8 +1,8 @@
 //! Signing keys: Ed25519 key pairs whose private half is stored sealed under the master key.
 
 use super::AnyConnection;
+use super::Result;
 use super::schema::signing_keys::dsl as s;
-use crate::http::error::ApiError;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -18,7 +18,7 @@ pub struct SigningKeyRow {
 }
 
 /// Every signing key, oldest first.
-pub fn all(c: &mut AnyConnection) -> Result<Vec<SigningKeyRow>, ApiError> {
+pub fn all(c: &mut AnyConnection) -> Result<Vec<SigningKeyRow>> {
     Ok(s::signing_keys
         .select(SigningKeyRow::as_select())
         .order(s::created_at.asc())
@@ -26,7 +26,7 @@ pub fn all(c: &mut AnyConnection) -> Result<Vec<SigningKeyRow>, ApiError> {
 }
 
 /// The active key, if any.
-pub fn active(c: &mut AnyConnection) -> Result<Option<SigningKeyRow>, ApiError> {
+pub fn active(c: &mut AnyConnection) -> Result<Option<SigningKeyRow>> {
     Ok(s::signing_keys
         .filter(s::active.eq(true))
         .select(SigningKeyRow::as_select())
@@ -40,7 +40,7 @@ pub fn insert(c: &mut AnyConnection, row: &SigningKeyRow) -> QueryResult<usize> 
 }
 
 /// Retires the active key; returns how many rows changed.
-pub fn retire_active(c: &mut AnyConnection, now: NaiveDateTime) -> Result<usize, ApiError> {
+pub fn retire_active(c: &mut AnyConnection, now: NaiveDateTime) -> Result<usize> {
     Ok(diesel::update(s::signing_keys.filter(s::active.eq(true)))
         .set((s::active.eq(false), s::retired_at.eq(Some(now))))
         .execute(c)?)

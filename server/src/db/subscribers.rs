@@ -2,9 +2,10 @@
 
 use super::AnyConnection;
 use super::models::{SubscriberRow, new_id};
+use super::page::{ListQuery, Page, paginate};
 use super::schema::subscribers::dsl as s;
-use crate::http::dto::{ListQuery, Page, SubscriberView, paginate};
-use crate::http::error::ApiError;
+use super::{Error, Result};
+use crate::domain::subscription;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -14,17 +15,8 @@ pub fn create(
     name: &str,
     email: Option<&str>,
     now: NaiveDateTime,
-) -> Result<SubscriberRow, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::bad_request("name must be 1 to 200 characters"));
-    }
-    let email = email.map(str::trim).filter(|e| !e.is_empty());
-    if let Some(e) = email
-        && (e.len() > 254 || !e.contains('@') || e.chars().any(char::is_whitespace))
-    {
-        return Err(ApiError::bad_request("email is not a valid address"));
-    }
+) -> Result<SubscriberRow> {
+    let (name, email) = subscription::subscriber(name, email)?;
     let row = SubscriberRow {
         id: new_id(),
         name: name.to_owned(),
@@ -37,7 +29,7 @@ pub fn create(
     Ok(row)
 }
 
-pub fn find(conn: &mut AnyConnection, id: &str) -> Result<Option<SubscriberRow>, ApiError> {
+pub fn find(conn: &mut AnyConnection, id: &str) -> Result<Option<SubscriberRow>> {
     Ok(s::subscribers
         .find(id)
         .select(SubscriberRow::as_select())
@@ -45,15 +37,12 @@ pub fn find(conn: &mut AnyConnection, id: &str) -> Result<Option<SubscriberRow>,
         .optional()?)
 }
 
-pub fn get(conn: &mut AnyConnection, id: &str) -> Result<SubscriberRow, ApiError> {
-    find(conn, id)?.ok_or_else(|| ApiError::not_found(format!("no subscriber {id}")))
+pub fn get(conn: &mut AnyConnection, id: &str) -> Result<SubscriberRow> {
+    find(conn, id)?.ok_or_else(|| Error::NotFound(format!("no subscriber {id}")))
 }
 
 /// The first subscriber with exactly this name (the CLI's `--subscriber NAME`).
-pub fn find_by_name(
-    conn: &mut AnyConnection,
-    name: &str,
-) -> Result<Option<SubscriberRow>, ApiError> {
+pub fn find_by_name(conn: &mut AnyConnection, name: &str) -> Result<Option<SubscriberRow>> {
     Ok(s::subscribers
         .filter(s::name.eq(name))
         .order(s::id.asc())
@@ -62,7 +51,7 @@ pub fn find_by_name(
         .optional()?)
 }
 
-pub fn list(conn: &mut AnyConnection, q: &ListQuery) -> Result<Page<SubscriberView>, ApiError> {
+pub fn list(conn: &mut AnyConnection, q: &ListQuery) -> Result<Page<SubscriberRow>> {
     let limit = q.limit();
     let mut query = s::subscribers
         .select(SubscriberRow::as_select())
@@ -71,10 +60,5 @@ pub fn list(conn: &mut AnyConnection, q: &ListQuery) -> Result<Page<SubscriberVi
         query = query.filter(s::id.gt(c.clone()));
     }
     let rows = query.order(s::id.asc()).limit(limit + 1).load(conn)?;
-    Ok(paginate(
-        rows,
-        limit,
-        |r| r.id.clone(),
-        SubscriberView::from,
-    ))
+    Ok(paginate(rows, limit, |r| r.id.clone(), |r| r))
 }

@@ -1,6 +1,9 @@
 //! What GLPI reads from `/api/registration/info` (protocol §4.2): the answer shape and its
 //! messages in English and French.
 
+use super::binding::BindRefusal;
+use super::key::KeyRefusal;
+use glpi_network_shared::ValidationStatus;
 use serde::Serialize;
 
 /// The answer language, from `Accept-Language` (GLPI sends a two-letter prefix).
@@ -90,6 +93,37 @@ impl Outcome {
             (RateLimited, Lang::Fr) => {
                 "Trop de clés d'enregistrement invalides ont été essayées depuis votre adresse ; réessayez plus tard."
             }
+        }
+    }
+}
+
+impl From<KeyRefusal> for Outcome {
+    fn from(r: KeyRefusal) -> Self {
+        match r {
+            KeyRefusal::Revoked => Outcome::Revoked,
+            KeyRefusal::Expired => Outcome::Expired,
+        }
+    }
+}
+
+impl From<BindRefusal> for Outcome {
+    fn from(r: BindRefusal) -> Self {
+        match r {
+            BindRefusal::Key(k) => k.into(),
+            // GLPI binds by UID: a URL held elsewhere only arises on the native API
+            BindRefusal::KeyBound | BindRefusal::UrlTaken => Outcome::UsedElsewhere,
+            BindRefusal::UidTaken => Outcome::UidTaken,
+        }
+    }
+}
+
+impl Outcome {
+    /// The outcome for a usable key, from its subscription's standing.
+    pub fn of_standing(standing: ValidationStatus) -> Outcome {
+        match standing {
+            ValidationStatus::Valid => Outcome::Running,
+            ValidationStatus::SubscriptionSuspended => Outcome::Suspended,
+            _ => Outcome::Ended,
         }
     }
 }

@@ -1,23 +1,29 @@
 //! Building token claims from a key's state: pure, no I/O.
 
-use crate::db::models::{KeyRow, OfferRow, RegistrationRow, SubscriptionRow};
-use crate::domain::status::FREE_OFFER;
-use crate::signing::Lifetimes;
+use super::binding::Binding;
+use super::key::Key;
+use super::offer::{FREE_OFFER, OfferCatalog};
+use super::subscription::Subscription;
 use chrono::{DateTime, Utc};
 use glpi_network_shared::ValidationStatus;
 use glpi_network_shared::token::{AUDIENCE, Claims};
-use std::collections::HashMap;
 
-/// The seeded offers by reference (read-only, loaded at start).
-pub type OfferCatalog = HashMap<String, OfferRow>;
+/// Lifetimes of the tokens a server signs.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    /// `exp - iat`.
+    pub ttl_secs: i64,
+    /// `grace_until - exp`.
+    pub grace_secs: i64,
+}
 
 /// What a token speaks of.
 pub struct TokenInput<'a> {
-    pub key: &'a KeyRow,
-    pub subscription: &'a SubscriptionRow,
+    pub key: &'a Key,
+    pub subscription: &'a Subscription,
     pub owner: &'a str,
     /// The binding, when it belongs to the instance the token is for.
-    pub registration: Option<&'a RegistrationRow>,
+    pub registration: Option<&'a Binding>,
     /// The canonical URL of the instance the token is for.
     pub instance_url: Option<&'a str>,
     pub status: ValidationStatus,
@@ -34,7 +40,7 @@ pub fn entitlements(offers: &OfferCatalog, offer: &str, status: ValidationStatus
     };
     offers
         .get(from)
-        .map(OfferRow::entitlement_list)
+        .map(|o| o.entitlements.clone())
         .unwrap_or_default()
 }
 

@@ -3,11 +3,11 @@
 
 use crate::app::AppState;
 use crate::http::error::ApiError;
+use crate::signing::secret::read_or_create_secret;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use std::future::{Ready, ready};
-use std::io::Write;
 use std::path::Path;
 
 /// Holds only an HMAC tag of the admin token, so verification is `hmac::verify` (constant
@@ -69,44 +69,6 @@ pub fn load_or_create_admin_token(
     Ok((token, created))
 }
 
-/// Reads a secret file, or creates it (mode 0600) with `generate()` when it does not exist.
-/// Creation is atomic (temp file, fsync, hard link), so several processes starting together
-/// on one data directory agree on one secret. Returns the trimmed contents and whether this
-/// call created the file.
-pub fn read_or_create_secret(
-    path: &Path,
-    generate: impl FnOnce() -> anyhow::Result<String>,
-) -> anyhow::Result<(String, bool)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if path.exists() {
-        return Ok((std::fs::read_to_string(path)?.trim().to_owned(), false));
-    }
-    let value = generate()?;
-    let tmp = path.with_extension(format!(
-        "tmp-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(value.as_bytes())?;
-        f.sync_all()?;
-    }
-    let linked = std::fs::hard_link(&tmp, path);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => Ok((value, true)),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Ok((std::fs::read_to_string(path)?.trim().to_owned(), false))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// A failed admin login: counted against the client's failed look-up allowance (`429` once
 /// over it) and audited while under it, so a flood cannot flood the audit trail.
 fn refuse(state: &web::Data<AppState>, req: &HttpRequest) -> ApiError {
@@ -124,7 +86,7 @@ fn refuse(state: &web::Data<AppState>, req: &HttpRequest) -> ApiError {
     ev.detail = Some(format!("{} {}", req.method(), req.path()));
     let pool = state.pool.clone();
     actix_web::rt::spawn(async move {
-        if let Err(e) = crate::db::run(&pool, move |c| crate::db::audit::record(c, &ev)).await {
+        if let Err(e) = crate::http::run(&pool, move |c| crate::db::audit::record(c, &ev)).await {
             tracing::error!(error = %e, "could not record a failed admin login");
         }
     });

@@ -1,20 +1,17 @@
 //! Admin API bodies: what the admin routes and the CLI read and print.
 
-use crate::db::models::*;
-use crate::domain::status;
+use crate::db::models::{AuditRow, SubscriberRow};
+pub use crate::db::page::{ListQuery, Page, paginate};
+use crate::domain::binding::Binding;
+use crate::domain::key::Key;
+use crate::domain::offer::Offer;
+use crate::domain::subscription::{NewSubscription, Subscription};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use glpi_network_shared::wire::Registration;
 use serde::{Deserialize, Serialize};
 
 pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()
-}
-
-/// `{"items": [...], "next_cursor": ...}`
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -25,13 +22,13 @@ pub struct OfferView {
     pub entitlements: Vec<String>,
 }
 
-impl From<OfferRow> for OfferView {
-    fn from(r: OfferRow) -> Self {
+impl From<Offer> for OfferView {
+    fn from(o: Offer) -> Self {
         OfferView {
-            entitlements: r.entitlement_list(),
-            reference: r.reference,
-            title: r.title,
-            rank: r.rank,
+            entitlements: o.entitlements,
+            reference: o.reference,
+            title: o.title,
+            rank: o.rank,
         }
     }
 }
@@ -74,6 +71,18 @@ pub struct CreateSubscriptionRequest {
     pub trial_days: Option<u32>,
 }
 
+impl From<CreateSubscriptionRequest> for NewSubscription {
+    fn from(r: CreateSubscriptionRequest) -> Self {
+        NewSubscription {
+            subscriber_id: r.subscriber_id,
+            offer: r.offer,
+            begin_date: r.begin_date,
+            end_date: r.end_date,
+            trial_days: r.trial_days,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SubscriptionView {
     pub id: String,
@@ -90,15 +99,15 @@ pub struct SubscriptionView {
 }
 
 impl SubscriptionView {
-    pub fn new(r: SubscriptionRow, today: NaiveDate) -> Self {
+    pub fn new(r: Subscription, today: NaiveDate) -> Self {
         SubscriptionView {
-            running: status::is_running(&r, today),
+            running: r.is_running(today),
             id: r.id,
             subscriber_id: r.subscriber_id,
             offer: r.offer,
             begin_date: r.begin_date,
             end_date: r.end_date,
-            status: r.status,
+            status: r.status.as_str().to_owned(),
             trial: r.trial,
             created_at: utc(r.created_at),
             updated_at: utc(r.updated_at),
@@ -132,13 +141,13 @@ pub struct KeyView {
 }
 
 impl KeyView {
-    pub fn new(r: KeyRow, now: NaiveDateTime) -> Self {
+    pub fn new(r: Key, now: NaiveDateTime) -> Self {
         KeyView {
-            expired: status::key_expired(&r, now),
+            expired: r.expired(now),
             id: r.id,
             subscription_id: r.subscription_id,
             key_prefix: r.key_prefix,
-            status: r.status,
+            status: r.status.as_str().to_owned(),
             expires_at: r.expires_at.map(utc),
             created_at: utc(r.created_at),
             revoked_at: r.revoked_at.map(utc),
@@ -149,7 +158,7 @@ impl KeyView {
     }
 }
 
-pub fn registration_view(r: RegistrationRow, key_prefix: String) -> Registration {
+pub fn registration_view(r: Binding, key_prefix: String) -> Registration {
     Registration {
         id: r.id,
         key_id: r.key_id,
@@ -198,53 +207,6 @@ impl From<AuditRow> for AuditView {
             prev_hash: r.prev_hash,
             hash: r.hash,
         }
-    }
-}
-
-/// `?limit=&cursor=` plus the filters some lists take.
-#[derive(Debug, Default, Clone, Deserialize)]
-pub struct ListQuery {
-    #[serde(default)]
-    pub limit: Option<i64>,
-    #[serde(default)]
-    pub cursor: Option<String>,
-    #[serde(default)]
-    pub subscription_id: Option<String>,
-    #[serde(default)]
-    pub subscriber_id: Option<String>,
-    #[serde(default)]
-    pub status: Option<String>,
-    #[serde(default)]
-    pub key_id: Option<String>,
-    /// Registrations: include released ones (default false).
-    #[serde(default)]
-    pub include_released: Option<bool>,
-}
-
-impl ListQuery {
-    /// The page size: default 50, clamped to 1..=500.
-    pub fn limit(&self) -> i64 {
-        self.limit.unwrap_or(50).clamp(1, 500)
-    }
-}
-
-/// Cuts a fetched `limit + 1` rows into a page and its next cursor.
-pub fn paginate<R, T>(
-    mut rows: Vec<R>,
-    limit: i64,
-    cursor_of: impl Fn(&R) -> String,
-    view: impl Fn(R) -> T,
-) -> Page<T> {
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = if more {
-        rows.last().map(&cursor_of)
-    } else {
-        None
-    };
-    Page {
-        items: rows.into_iter().map(view).collect(),
-        next_cursor,
     }
 }
 

@@ -1,6 +1,10 @@
 //! `ApiError`: the one place where failures become HTTP statuses and the error envelope.
 //! Internal errors answer an opaque `500` and are logged with their full cause chain.
 
+use crate::db;
+use crate::domain::Invalid;
+use crate::domain::binding::BindRefusal;
+use crate::domain::key::KeyRefusal;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, error::JsonPayloadError};
 use glpi_network_shared::{ErrorCode, ErrorEnvelope, KeyFormatError, UrlError};
@@ -88,9 +92,43 @@ impl ApiError {
     }
 }
 
-impl From<diesel::result::Error> for ApiError {
-    fn from(e: diesel::result::Error) -> Self {
-        ApiError::internal(e)
+impl From<db::Error> for ApiError {
+    fn from(e: db::Error) -> Self {
+        use db::Error as E;
+        match e {
+            E::NotFound(message) => ApiError::not_found(message),
+            E::UnknownKey => ApiError::key_not_found(),
+            E::Conflict(message) => ApiError::conflict(ErrorCode::Conflict, message),
+            E::Invalid(i) => i.into(),
+            E::Key(r) => r.into(),
+            E::Bind(r) => r.into(),
+            E::Cancelled(c) => ApiError::conflict(ErrorCode::Conflict, c.to_string()),
+            E::In { what, source } => ApiError::from(*source).context(&what),
+            E::Diesel(e) => ApiError::internal(e),
+            E::Pool(e) => ApiError::internal(e),
+            E::Other(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> Self {
+        ApiError::bad_request(e.0)
+    }
+}
+
+impl From<KeyRefusal> for ApiError {
+    fn from(r: KeyRefusal) -> Self {
+        ApiError::forbidden(r.code(), r.to_string())
+    }
+}
+
+impl From<BindRefusal> for ApiError {
+    fn from(r: BindRefusal) -> Self {
+        match r {
+            BindRefusal::Key(k) => k.into(),
+            _ => ApiError::conflict(r.code(), r.to_string()),
+        }
     }
 }
 

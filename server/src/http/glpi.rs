@@ -3,13 +3,12 @@
 
 use super::lookup as guard;
 use crate::app::AppState;
-use crate::db::registrations::{self, KeyState};
-use crate::db::{self, audit::Actor};
+use crate::db::{self, audit::Actor, registrations};
+use crate::domain::binding::{KeyState, same_instance};
 use crate::domain::glpi::{Info, Lang, Outcome, Owner, Subscription};
-use crate::domain::status::{self, KEY_REVOKED};
 use crate::http::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
-use glpi_network_shared::{ErrorCode, RegistrationKey, ValidationStatus};
+use glpi_network_shared::{ErrorCode, RegistrationKey};
 use serde_json::json;
 
 /// A request header as a trimmed string (`None` when absent, empty or not visible ASCII).
@@ -37,51 +36,33 @@ pub async fn offers(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(body)
 }
 
-fn outcome_of(e: &ApiError) -> Option<Outcome> {
-    Some(match e.code() {
-        ErrorCode::KeyNotFound | ErrorCode::InvalidKeyFormat => Outcome::InvalidKey,
-        ErrorCode::KeyRevoked => Outcome::Revoked,
-        ErrorCode::KeyExpired => Outcome::Expired,
-        ErrorCode::KeyAlreadyBound => Outcome::UsedElsewhere,
-        ErrorCode::UidAlreadyRegistered => Outcome::UidTaken,
-        _ => return None,
-    })
-}
-
-/// Without a UID nothing can be bound: the key must be usable and not bound to a UID (a key
-/// bound to one is another instance's).
-fn usable_without_uid(st: &KeyState, now: chrono::NaiveDateTime) -> Result<(), ApiError> {
-    if st.key.status == KEY_REVOKED {
-        return Err(ApiError::forbidden(ErrorCode::KeyRevoked, "revoked"));
-    }
-    if status::key_expired(&st.key, now) {
-        return Err(ApiError::forbidden(ErrorCode::KeyExpired, "expired"));
-    }
-    if st
-        .registration
-        .as_ref()
-        .is_some_and(|r| r.instance_uid.is_some())
-    {
-        return Err(ApiError::conflict(ErrorCode::KeyAlreadyBound, "bound"));
-    }
-    Ok(())
-}
-
-/// Checks a key as GLPI's `/info` does, binding it to `uid` on the first valid call.
+/// Checks a key as GLPI's `/info` does, binding it to `uid` on the first valid call. Without a
+/// UID nothing can be bound: the key must be usable and not bound to a UID (a key bound to one
+/// is another instance's).
 fn check(
     c: &mut db::AnyConnection,
     key: &RegistrationKey,
     uid: Option<&str>,
     now: chrono::NaiveDateTime,
     actor: &Actor,
-) -> Result<KeyState, ApiError> {
+) -> db::Result<KeyState> {
     match uid {
         Some(uid) => registrations::register(c, key, None, Some(uid), now, actor).map(|b| b.state),
         None => {
             let st = registrations::load_state(c, key)?;
-            usable_without_uid(&st, now)?;
+            st.usable_by(None, now)?;
             Ok(st)
         }
+    }
+}
+
+/// The GLPI outcome of a refusal, or `None` when the error is the server's own.
+fn outcome_of(e: &db::Error) -> Option<Outcome> {
+    match e {
+        db::Error::UnknownKey => Some(Outcome::InvalidKey),
+        db::Error::Key(r) => Some((*r).into()),
+        db::Error::Bind(r) => Some((*r).into()),
+        _ => None,
     }
 }
 
@@ -90,13 +71,13 @@ fn check(
 fn cached_answer(ks: &KeyState, uid: Option<&str>, now: chrono::NaiveDateTime) -> bool {
     match uid {
         Some(uid) => {
-            registrations::same_instance(ks, None, Some(uid), now)
+            same_instance(ks, None, Some(uid), now)
                 && ks
                     .registration
                     .as_ref()
-                    .is_some_and(|r| !registrations::last_seen_due(r, now))
+                    .is_some_and(|r| !r.last_seen_due(now))
         }
-        None => usable_without_uid(ks, now).is_ok(),
+        None => ks.usable_by(None, now).is_ok(),
     }
 }
 
@@ -104,11 +85,7 @@ fn cached_answer(ks: &KeyState, uid: Option<&str>, now: chrono::NaiveDateTime) -
 pub(crate) fn valid_info(state: &AppState, ks: &KeyState, lang: Lang) -> Info {
     let sub = &ks.subscription;
     let today = state.clock.now().date_naive();
-    let outcome = match status::subscription_status(sub, today) {
-        ValidationStatus::Valid => Outcome::Running,
-        ValidationStatus::SubscriptionSuspended => Outcome::Suspended,
-        _ => Outcome::Ended,
-    };
+    let outcome = Outcome::of_standing(sub.standing(today));
     Info {
         is_valid: true,
         validation_message: outcome.message(lang).to_owned(),
@@ -167,7 +144,7 @@ pub async fn registration_info(
     }
     let stamp = state.keys.stamp(&hash);
     let actor = Actor::new("glpi", Some(caller.addr.clone()));
-    let result = db::run(&state.pool, move |c| {
+    let result = super::run(&state.pool, move |c| {
         match check(c, &key, uid.as_deref(), now, &actor) {
             Ok(ks) => Ok(Ok(ks)),
             Err(e) => match outcome_of(&e) {

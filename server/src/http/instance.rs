@@ -1,11 +1,11 @@
 //! The instance API: the registration key is the credential.
 
 use super::lookup as guard;
+use super::run;
 use crate::app::AppState;
-use crate::db::models::RegistrationRow;
-use crate::db::registrations::KeyState;
-use crate::db::{self, audit::Actor, registrations};
-use crate::domain::{status, token};
+use crate::db::{audit::Actor, registrations};
+use crate::domain::binding::{Binding, KeyState};
+use crate::domain::token;
 use crate::http::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
 use glpi_network_shared::InstanceUrl;
@@ -33,7 +33,7 @@ fn check_nonce(nonce: Option<&str>) -> Result<(), ApiError> {
 pub(crate) fn issue_token(
     state: &AppState,
     ks: &KeyState,
-    registration: Option<&RegistrationRow>,
+    registration: Option<&Binding>,
     instance_url: Option<&str>,
     status: ValidationStatus,
     nonce: Option<&str>,
@@ -60,7 +60,7 @@ pub(crate) fn issue_token(
         .metrics
         .signing
         .observe(started.elapsed().as_secs_f64());
-    token
+    Ok(token?)
 }
 
 /// `POST /v1/registrations`: `201` for a new binding, `200` for the same one again.
@@ -82,28 +82,23 @@ pub async fn register_instance(
     let now = state.clock.now_naive();
     let actor = Actor::new("instance", Some(caller.addr.clone()));
     let signer = state.signer.clone();
-    let result = db::run(&state.pool, move |c| {
+    let result = run(&state.pool, move |c| {
         signer.refresh_if_stale(c, now)?;
-        let bound = registrations::register(c, &key, Some(&url), uid.as_deref(), now, &actor)?;
-        let view = crate::http::dto::registration_view(
-            bound.registration.clone(),
-            bound.state.key.key_prefix.clone(),
-        );
-        Ok((bound, view))
+        registrations::register(c, &key, Some(&url), uid.as_deref(), now, &actor)
     })
     .await;
     caller.note(&state, &result);
-    let (bound, view) = result?;
+    let bound = result?;
     if bound.created {
         state.metrics.registrations_bound.inc();
     }
-    let st = status::native_status(
-        &bound.state.key,
-        &bound.state.subscription,
-        Some(&bound.registration),
-        view.instance_url.as_deref().unwrap_or_default(),
-        now,
+    let view = crate::http::dto::registration_view(
+        bound.registration.clone(),
+        bound.state.key.key_prefix.clone(),
     );
+    let st = bound
+        .state
+        .status_for(view.instance_url.as_deref().unwrap_or_default(), now);
     let token = issue_token(
         &state,
         &bound.state,
@@ -143,17 +138,11 @@ pub async fn validate_instance(
     // database path).
     let cached = state.keys.get(&hash).filter(|_| !state.signer.is_stale());
     let cached = cached.and_then(|ks| {
-        let st = status::native_status(
-            &ks.key,
-            &ks.subscription,
-            ks.registration.as_ref(),
-            &canonical,
-            now,
-        );
+        let st = ks.status_for(&canonical, now);
         let fresh = ks
             .registration
             .as_ref()
-            .is_some_and(|r| !registrations::last_seen_due(r, now));
+            .is_some_and(|r| !r.last_seen_due(now));
         (st.is_valid() && fresh).then_some((ks, st))
     });
     state
@@ -165,7 +154,7 @@ pub async fn validate_instance(
             let stamp = state.keys.stamp(&hash);
             let actor = Actor::new("instance", Some(caller.addr.clone()));
             let signer = state.signer.clone();
-            let result = db::run(&state.pool, move |c| {
+            let result = run(&state.pool, move |c| {
                 signer.refresh_if_stale(c, now)?;
                 registrations::validate(c, &key, &url, now, &actor)
             })
@@ -214,7 +203,7 @@ pub async fn release_instance(
     let url = InstanceUrl::parse(&body.instance_url)?;
     let now = state.clock.now_naive();
     let actor = Actor::new("instance", Some(caller.addr.clone()));
-    let result = db::run(&state.pool, move |c| {
+    let result = run(&state.pool, move |c| {
         registrations::release_by_key(c, &key, &url, now, &actor)
     })
     .await;

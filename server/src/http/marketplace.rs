@@ -4,11 +4,11 @@
 
 use super::glpi::header;
 use super::lookup as guard;
+use super::run;
 use crate::app::AppState;
-use crate::db::catalogue::{self, PluginRecord};
-use crate::db::registrations::{self, KeyState};
-use crate::db::{self, plugins};
-use crate::domain::status::{self, KEY_REVOKED};
+use crate::db::{catalogue, plugins, registrations};
+use crate::domain::binding::KeyState;
+use crate::domain::catalogue::{PluginRecord, parse_archive_name};
 use crate::http::error::ApiError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -38,7 +38,7 @@ async fn access(state: &AppState, req: &HttpRequest) -> Result<KeyState, ApiErro
         .map_err(|_| unauthorized())?;
     let uid = header(req, "x-glpi-network-uid").map(str::to_owned);
     let now = state.clock.now_naive();
-    let result = db::run(&state.pool, move |c| registrations::load_state(c, &key)).await;
+    let result = run(&state.pool, move |c| registrations::load_state(c, &key)).await;
     caller.note(state, &result);
     let ks = result.map_err(|e| {
         if e.code() == ErrorCode::KeyNotFound {
@@ -47,14 +47,8 @@ async fn access(state: &AppState, req: &HttpRequest) -> Result<KeyState, ApiErro
             e
         }
     })?;
-    let bound_elsewhere = ks
-        .registration
-        .as_ref()
-        .and_then(|r| r.instance_uid.as_deref())
-        .is_some_and(|bound| uid.as_deref() != Some(bound));
-    if ks.key.status == KEY_REVOKED || status::key_expired(&ks.key, now) || bound_elsewhere {
-        return Err(unauthorized());
-    }
+    ks.usable_by(uid.as_deref(), now)
+        .map_err(|_| unauthorized())?;
     Ok(ks)
 }
 
@@ -63,7 +57,7 @@ fn unlocks(state: &AppState, ks: &KeyState, required: Option<&[String]>) -> bool
     match required {
         None => true,
         Some(list) => {
-            status::is_running(&ks.subscription, state.clock.now().date_naive())
+            ks.subscription.is_running(state.clock.now().date_naive())
                 && list.contains(&ks.subscription.offer)
         }
     }
@@ -91,7 +85,7 @@ async fn records(
     ks: &KeyState,
     tag: Option<String>,
 ) -> Result<Vec<PluginRecord>, ApiError> {
-    let all = db::run(&state.pool, plugins::all).await?;
+    let all = run(&state.pool, plugins::all).await?;
     Ok(all
         .iter()
         .map(|(row, versions)| {
@@ -163,7 +157,7 @@ pub async fn count_download(
 ) -> Result<HttpResponse, ApiError> {
     access(&state, &req).await?;
     let (key, _version) = path.into_inner();
-    let found = db::run(&state.pool, move |c| plugins::count_download(c, &key)).await?;
+    let found = run(&state.pool, move |c| plugins::count_download(c, &key)).await?;
     if !found {
         return Err(ApiError::not_found("no such plugin"));
     }
@@ -179,11 +173,11 @@ pub async fn archive(
 ) -> Result<HttpResponse, ApiError> {
     let ks = access(&state, &req).await?;
     let file = file.into_inner();
-    let (key, num) = catalogue::parse_archive_name(&file)
-        .ok_or_else(|| ApiError::not_found("no such archive"))?;
+    let (key, num) =
+        parse_archive_name(&file).ok_or_else(|| ApiError::not_found("no such archive"))?;
     let (key, num) = (key.to_owned(), num.to_owned());
     let k2 = key.clone();
-    let row = db::run(&state.pool, move |c| plugins::find(c, &k2))
+    let row = run(&state.pool, move |c| plugins::find(c, &k2))
         .await?
         .ok_or_else(|| ApiError::not_found("no such plugin"))?;
     if !unlocks(&state, &ks, catalogue::required_offers(&row).as_deref()) {
@@ -192,7 +186,7 @@ pub async fn archive(
             "this plugin is a GLPI Network exclusive: it needs a running subscription to one of its required offers",
         ));
     }
-    let bytes = db::run(&state.pool, move |c| plugins::archive(c, &key, &num))
+    let bytes = run(&state.pool, move |c| plugins::archive(c, &key, &num))
         .await?
         .ok_or_else(|| ApiError::not_found("no such version"))?;
     Ok(HttpResponse::Ok()

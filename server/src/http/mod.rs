@@ -238,6 +238,22 @@ pub(crate) fn client_addr(req: &HttpRequest) -> Option<String> {
         .map(|ip| ip.to_string())
 }
 
+/// Runs blocking database work on actix's blocking pool with a pooled connection.
+pub(crate) async fn run<T, F>(pool: &crate::db::Pool, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut crate::db::AnyConnection) -> crate::db::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    web::block(move || {
+        let mut conn = pool.get().map_err(crate::db::Error::from)?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::from)
+}
+
 /// `201 Created` with a JSON body.
 pub(crate) fn created<T: serde::Serialize>(body: &T) -> HttpResponse {
     HttpResponse::Created().json(body)

@@ -53,11 +53,11 @@ pub struct GlpiOffers(pub Vec<GlpiOffer>);
 
 /// A page of marketplace records (`[]` past the end).
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct PluginList(pub Vec<crate::db::catalogue::PluginRecord>);
+pub struct PluginList(pub Vec<crate::domain::catalogue::PluginRecord>);
 
 /// `[{key, tag}]`.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct TagList(pub Vec<crate::db::catalogue::Tag>);
+pub struct TagList(pub Vec<crate::domain::catalogue::Tag>);
 
 /// `{"now": RFC3339}`.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -104,8 +104,8 @@ pub struct Journal {
         crate::http::dto::AuditView,
         crate::http::dto::SigningKeyView,
         crate::http::admin::BulkKeysRequest,
-        crate::db::catalogue::PluginInput,
-        crate::db::catalogue::PluginRecord,
+        crate::domain::catalogue::PluginInput,
+        crate::domain::catalogue::PluginRecord,
         crate::http::plugins::VersionView,
         crate::http::plugins::VersionQuery,
         crate::domain::glpi::Info,

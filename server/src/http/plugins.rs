@@ -1,9 +1,10 @@
 //! The plugin catalogue under `/v1/admin/plugins` (bearer admin token).
 
 use super::created;
+use super::run;
 use crate::app::AppState;
-use crate::db::catalogue::{self, PluginInput, PluginRecord};
-use crate::db::{self, plugins};
+use crate::db::{self, catalogue, plugins};
+use crate::domain::catalogue::{PluginInput, PluginRecord, archive_path};
 use crate::http::auth::AdminAuth;
 use crate::http::dto::{ListQuery, Page};
 use crate::http::error::ApiError;
@@ -26,7 +27,7 @@ pub struct VersionView {
 fn record_of(
     state: &AppState,
     key: String,
-) -> impl FnOnce(&mut db::AnyConnection) -> Result<PluginRecord, ApiError> + use<> {
+) -> impl FnOnce(&mut db::AnyConnection) -> db::Result<PluginRecord> + use<> {
     let public = state.public_url.clone();
     move |c| {
         let (row, versions) = plugins::get(c, &key)?;
@@ -40,8 +41,8 @@ pub async fn create_plugin(
     body: web::Json<PluginInput>,
 ) -> Res {
     let now = state.clock.now_naive();
-    let row = db::run(&state.pool, move |c| catalogue::create(c, &body, now)).await?;
-    let rec = db::run(&state.pool, record_of(&state, row.key)).await?;
+    let row = run(&state.pool, move |c| catalogue::create(c, &body, now)).await?;
+    let rec = run(&state.pool, record_of(&state, row.key)).await?;
     Ok(created(&rec))
 }
 
@@ -51,7 +52,7 @@ pub async fn list_plugins(
     q: web::Query<ListQuery>,
 ) -> Res {
     let public = state.public_url.clone();
-    let all = db::run(&state.pool, plugins::all).await?;
+    let all = run(&state.pool, plugins::all).await?;
     let limit = q.limit() as usize;
     let rest: Vec<_> = all
         .into_iter()
@@ -76,7 +77,7 @@ pub async fn list_plugins(
 }
 
 pub async fn get_plugin(_: AdminAuth, state: web::Data<AppState>, key: web::Path<String>) -> Res {
-    Ok(HttpResponse::Ok().json(db::run(&state.pool, record_of(&state, key.into_inner())).await?))
+    Ok(HttpResponse::Ok().json(run(&state.pool, record_of(&state, key.into_inner())).await?))
 }
 
 pub async fn update_plugin(
@@ -88,8 +89,8 @@ pub async fn update_plugin(
     let now = state.clock.now_naive();
     let key = key.into_inner();
     let k = key.clone();
-    db::run(&state.pool, move |c| catalogue::update(c, &k, &body, now)).await?;
-    Ok(HttpResponse::Ok().json(db::run(&state.pool, record_of(&state, key)).await?))
+    run(&state.pool, move |c| catalogue::update(c, &k, &body, now)).await?;
+    Ok(HttpResponse::Ok().json(run(&state.pool, record_of(&state, key)).await?))
 }
 
 pub async fn delete_plugin(
@@ -97,7 +98,7 @@ pub async fn delete_plugin(
     state: web::Data<AppState>,
     key: web::Path<String>,
 ) -> Res {
-    let deleted = db::run(&state.pool, move |c| {
+    let deleted = run(&state.pool, move |c| {
         db::write_txn(c, |c| plugins::delete(c, &key))
     })
     .await?;
@@ -174,7 +175,7 @@ pub async fn add_version(
     let num = num.ok_or_else(|| ApiError::bad_request("num is required"))?;
     let now = state.clock.now_naive();
     let key = key.into_inner();
-    let row = db::run(&state.pool, move |c| {
+    let row = run(&state.pool, move |c| {
         catalogue::add_version(c, &key, &num, stability.as_deref(), archive, now)
     })
     .await?;
@@ -182,7 +183,7 @@ pub async fn add_version(
         download_url: format!(
             "{}{}",
             state.public_url,
-            catalogue::archive_path(&row.plugin_key, &row.num)
+            archive_path(&row.plugin_key, &row.num)
         ),
         plugin_key: row.plugin_key,
         num: row.num,

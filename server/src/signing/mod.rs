@@ -7,17 +7,18 @@
 //! key; a process re-reads the ring at most every [`RELOAD_SECS`] seconds, so a rotation made by
 //! another process is picked up within that time.
 
+pub mod secret;
+
 use crate::db::audit::{self, Actor};
 use crate::db::signing_keys::{self, SigningKeyRow};
-use crate::db::{AnyConnection, write_txn};
-use crate::http::auth::read_or_create_secret;
-use crate::http::error::ApiError;
+use crate::db::{AnyConnection, Error, Result, write_txn};
 use chrono::{Duration, NaiveDateTime};
 use glpi_network_shared::token::{self, Claims, TokenSigner};
 use jsonwebtoken::jwk::JwkSet;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair};
+use secret::read_or_create_secret;
 use std::path::Path;
 use std::sync::RwLock;
 use std::time::Instant;
@@ -108,12 +109,8 @@ impl MasterKey {
 
 /// A new key pair sealed under `master`: random, or derived from `seed` (test mode's
 /// `--signing-seed`, so a suite can pin the JWKS).
-fn new_key(
-    master: &MasterKey,
-    now: NaiveDateTime,
-    seed: Option<&str>,
-) -> Result<SigningKeyRow, ApiError> {
-    let keygen_failed = || ApiError::internal(anyhow::anyhow!("keygen failed"));
+fn new_key(master: &MasterKey, now: NaiveDateTime, seed: Option<&str>) -> Result<SigningKeyRow> {
+    let keygen_failed = || Error::Other(anyhow::anyhow!("keygen failed"));
     let pkcs8: Vec<u8> = match seed {
         Some(s) => {
             let digest = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
@@ -128,10 +125,10 @@ fn new_key(
     };
     let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).map_err(|_| keygen_failed())?;
     let public = pair.public_key().as_ref().to_vec();
-    let jwk = token::ed25519_jwk("", &public).map_err(ApiError::internal)?;
+    let jwk = token::ed25519_jwk("", &public).map_err(|e| Error::Other(e.into()))?;
     let kid = jwk
         .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
-        .map_err(ApiError::internal)?;
+        .map_err(|e| Error::Other(e.into()))?;
     Ok(SigningKeyRow {
         private_key_enc: master.seal(&kid, pkcs8.as_ref()),
         kid,
@@ -149,14 +146,7 @@ struct Ring {
     loaded_at: Instant,
 }
 
-/// Lifetimes of the tokens a server signs.
-#[derive(Debug, Clone, Copy)]
-pub struct Lifetimes {
-    /// `exp - iat`.
-    pub ttl_secs: i64,
-    /// `grace_until - exp`.
-    pub grace_secs: i64,
-}
+pub use crate::domain::token::Lifetimes;
 
 /// Signs tokens with the active key; publishes the JWKS.
 pub struct Signer {
@@ -226,11 +216,7 @@ impl Signer {
     }
 
     /// Re-reads the keys when the ring is older than [`RELOAD_SECS`].
-    pub fn refresh_if_stale(
-        &self,
-        c: &mut AnyConnection,
-        now: NaiveDateTime,
-    ) -> Result<(), ApiError> {
+    pub fn refresh_if_stale(&self, c: &mut AnyConnection, now: NaiveDateTime) -> Result<()> {
         if self.is_stale() {
             self.reload(c, now)
         } else {
@@ -239,8 +225,8 @@ impl Signer {
     }
 
     /// Re-reads the keys now.
-    pub fn reload(&self, c: &mut AnyConnection, now: NaiveDateTime) -> Result<(), ApiError> {
-        let ring = load_ring(c, &self.master, self.lifetimes, now).map_err(ApiError::internal)?;
+    pub fn reload(&self, c: &mut AnyConnection, now: NaiveDateTime) -> Result<()> {
+        let ring = load_ring(c, &self.master, self.lifetimes, now)?;
         *self.ring.write().expect("signing ring lock") = ring;
         Ok(())
     }
@@ -252,7 +238,7 @@ impl Signer {
         c: &mut AnyConnection,
         now: NaiveDateTime,
         actor: &Actor,
-    ) -> Result<SigningKeyRow, ApiError> {
+    ) -> Result<SigningKeyRow> {
         let row = new_key(&self.master, now, None)?;
         write_txn(c, |c| {
             let retired = signing_keys::active(c)?;
@@ -271,9 +257,9 @@ impl Signer {
     }
 
     /// Signs claims with the active key.
-    pub fn sign(&self, claims: &Claims) -> Result<String, ApiError> {
+    pub fn sign(&self, claims: &Claims) -> Result<String> {
         let ring = self.ring.read().expect("signing ring lock");
-        ring.signer.sign(claims).map_err(ApiError::internal)
+        ring.signer.sign(claims).map_err(|e| Error::Other(e.into()))
     }
 
     /// The published keys.

@@ -2,12 +2,14 @@
 //! plugins, loaded all-or-nothing in one transaction, with errors that name the bad entry.
 
 use crate::db::audit::Actor;
-use crate::db::catalogue::{self, PluginInput};
 use crate::db::schema;
-use crate::db::{AnyConnection, keys, registrations, subscribers, subscriptions, write_txn};
-use crate::domain::status::{KEY_ACTIVE, KEY_REVOKED, SUB_ACTIVE, SUB_CANCELLED, SUB_SUSPENDED};
-use crate::http::dto::CreateSubscriptionRequest;
-use crate::http::error::ApiError;
+use crate::db::{
+    AnyConnection, Error, Result, catalogue, keys, registrations, subscribers, subscriptions,
+    write_txn,
+};
+use crate::domain::catalogue::PluginInput;
+use crate::domain::key::KeyStatus;
+use crate::domain::subscription::{NewSubscription, SubscriptionStatus};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use glpi_network_shared::{InstanceUrl, RegistrationKey};
@@ -88,12 +90,8 @@ pub struct Loaded {
     pub plugins: Vec<String>,
 }
 
-fn named(what: String) -> impl Fn(ApiError) -> ApiError {
-    move |e| e.context(&what)
-}
-
-fn bad(what: &str, msg: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request(format!("{what}: {msg}"))
+fn bad(what: &str, msg: impl std::fmt::Display) -> Error {
+    Error::invalid(format!("{what}: {msg}"))
 }
 
 /// Reads a fixture file: TOML when it ends in `.toml`, JSON otherwise.
@@ -118,7 +116,7 @@ pub fn load(
     fx: &Fixtures,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<Loaded, ApiError> {
+) -> Result<Loaded> {
     write_txn(c, |c| load_inner(c, fx, None, now, actor))
 }
 
@@ -129,7 +127,7 @@ pub fn load_file(
     base: &Path,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<Loaded, ApiError> {
+) -> Result<Loaded> {
     write_txn(c, |c| load_inner(c, fx, Some(base), now, actor))
 }
 
@@ -139,7 +137,7 @@ fn load_inner(
     base: Option<&Path>,
     now: NaiveDateTime,
     actor: &Actor,
-) -> Result<Loaded, ApiError> {
+) -> Result<Loaded> {
     if base.is_none() {
         for (i, p) in fx.plugins.iter().enumerate() {
             if let Some(j) = p.versions.iter().position(|v| v.archive.is_some()) {
@@ -151,15 +149,43 @@ fn load_inner(
         }
     }
     let mut out = Loaded::default();
-    for (i, s) in fx.subscribers.iter().enumerate() {
+    load_subscribers(c, &fx.subscribers, now, &mut out)?;
+    load_subscriptions(c, &fx.subscriptions, now, actor, &mut out)?;
+    load_keys(c, &fx.keys, now, actor, &mut out)?;
+    load_registrations(c, &fx.registrations, now, actor, &mut out)?;
+    if !fx.plugins.is_empty() {
+        catalogue::import(c, &fx.plugins, base, now)?;
+        out.plugins = fx.plugins.iter().filter_map(|p| p.key.clone()).collect();
+    }
+    Ok(out)
+}
+
+fn load_subscribers(
+    c: &mut AnyConnection,
+    list: &[SubscriberFx],
+    now: NaiveDateTime,
+    out: &mut Loaded,
+) -> Result<()> {
+    for (i, s) in list.iter().enumerate() {
         let what = format!("subscribers[{i}] (ref {:?})", s.reference);
         if out.subscribers.contains_key(&s.reference) {
             return Err(bad(&what, "duplicate ref"));
         }
-        let row = subscribers::create(c, &s.name, s.email.as_deref(), now).map_err(named(what))?;
+        let row =
+            subscribers::create(c, &s.name, s.email.as_deref(), now).map_err(|e| e.within(what))?;
         out.subscribers.insert(s.reference.clone(), row.id);
     }
-    for (i, s) in fx.subscriptions.iter().enumerate() {
+    Ok(())
+}
+
+fn load_subscriptions(
+    c: &mut AnyConnection,
+    list: &[SubscriptionFx],
+    now: NaiveDateTime,
+    actor: &Actor,
+    out: &mut Loaded,
+) -> Result<()> {
+    for (i, s) in list.iter().enumerate() {
         let what = format!("subscriptions[{i}] (ref {:?})", s.reference);
         if out.subscriptions.contains_key(&s.reference) {
             return Err(bad(&what, "duplicate ref"));
@@ -169,30 +195,37 @@ fn load_inner(
             .get(&s.subscriber)
             .ok_or_else(|| bad(&what, format!("unknown subscriber ref {:?}", s.subscriber)))?
             .clone();
-        let status = s.status.as_deref().unwrap_or(SUB_ACTIVE);
-        if ![SUB_ACTIVE, SUB_SUSPENDED, SUB_CANCELLED].contains(&status) {
-            return Err(bad(
+        let raw = s.status.as_deref().unwrap_or("active");
+        let status = SubscriptionStatus::parse(raw).ok_or_else(|| {
+            bad(
                 &what,
-                format!("status must be active, suspended or cancelled, not {status:?}"),
-            ));
-        }
-        let req = CreateSubscriptionRequest {
+                format!("status must be active, suspended or cancelled, not {raw:?}"),
+            )
+        })?;
+        let req = NewSubscription {
             subscriber_id,
             offer: s.offer.clone(),
             begin_date: s.begin_date,
             end_date: s.end_date,
             trial_days: s.trial_days,
         };
-        let row = subscriptions::create(c, &req, now, actor).map_err(named(what))?;
-        if status != SUB_ACTIVE {
-            use schema::subscriptions::dsl as t;
-            diesel::update(t::subscriptions.find(&row.id))
-                .set(t::status.eq(status))
-                .execute(c)?;
+        let row = subscriptions::create(c, &req, now, actor).map_err(|e| e.within(what))?;
+        if status != SubscriptionStatus::Active {
+            subscriptions::set_status(c, &row.id, status, now)?;
         }
         out.subscriptions.insert(s.reference.clone(), row.id);
     }
-    for (i, k) in fx.keys.iter().enumerate() {
+    Ok(())
+}
+
+fn load_keys(
+    c: &mut AnyConnection,
+    list: &[KeyFx],
+    now: NaiveDateTime,
+    actor: &Actor,
+    out: &mut Loaded,
+) -> Result<()> {
+    for (i, k) in list.iter().enumerate() {
         let what = format!("keys[{i}]");
         let plaintext = RegistrationKey::parse(&k.key).map_err(|e| bad(&what, e))?;
         let sub_id = out.subscriptions.get(&k.subscription).ok_or_else(|| {
@@ -201,26 +234,29 @@ fn load_inner(
                 format!("unknown subscription ref {:?}", k.subscription),
             )
         })?;
-        let status = k.status.as_deref().unwrap_or(KEY_ACTIVE);
-        if ![KEY_ACTIVE, KEY_REVOKED].contains(&status) {
-            return Err(bad(
+        let raw = k.status.as_deref().unwrap_or("active");
+        let status = KeyStatus::parse(raw).ok_or_else(|| {
+            bad(
                 &what,
-                format!("status must be active or revoked, not {status:?}"),
-            ));
-        }
-        let row = keys::insert(
-            c,
-            sub_id,
-            &plaintext,
-            status,
-            k.expires_at.map(|t| t.naive_utc()),
-            now,
-            actor,
-        )
-        .map_err(named(what.clone()))?;
+                format!("status must be active or revoked, not {raw:?}"),
+            )
+        })?;
+        let expires_at = k.expires_at.map(|t| t.naive_utc());
+        let row = keys::insert(c, sub_id, &plaintext, status, expires_at, now, actor)
+            .map_err(|e| e.within(what.clone()))?;
         out.keys.insert(k.reference.clone().unwrap_or(what), row.id);
     }
-    for (i, r) in fx.registrations.iter().enumerate() {
+    Ok(())
+}
+
+fn load_registrations(
+    c: &mut AnyConnection,
+    list: &[RegistrationFx],
+    now: NaiveDateTime,
+    actor: &Actor,
+    out: &mut Loaded,
+) -> Result<()> {
+    for (i, r) in list.iter().enumerate() {
         let what = format!("registrations[{i}]");
         let key = RegistrationKey::parse(&r.key).map_err(|e| bad(&what, e))?;
         let url = r
@@ -234,24 +270,20 @@ fn load_inner(
             .as_deref()
             .map(registrations::parse_uid)
             .transpose()
-            .map_err(named(what.clone()))?;
+            .map_err(|e| Error::from(e).within(what.clone()))?;
         if url.is_none() && uid.is_none() {
             return Err(bad(&what, "give instance_url, instance_uid or both"));
         }
         let bound = registrations::register(c, &key, url.as_ref(), uid.as_deref(), now, actor)
-            .map_err(named(what))?;
+            .map_err(|e| e.within(what))?;
         out.registrations.push(bound.registration.id);
     }
-    if !fx.plugins.is_empty() {
-        catalogue::import(c, &fx.plugins, base, now)?;
-        out.plugins = fx.plugins.iter().filter_map(|p| p.key.clone()).collect();
-    }
-    Ok(out)
+    Ok(())
 }
 
 /// Empties subscribers, subscriptions, keys, registrations, audit events and plugins, then
 /// puts the demo plugins back. Offers and signing keys stay.
-pub fn reset(c: &mut AnyConnection, now: NaiveDateTime) -> Result<(), ApiError> {
+pub fn reset(c: &mut AnyConnection, now: NaiveDateTime) -> Result<()> {
     use schema::*;
     write_txn(c, |c| {
         diesel::delete(registrations::table).execute(c)?;

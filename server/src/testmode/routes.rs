@@ -1,7 +1,7 @@
 //! The `/_test` routes (test mode only): clock, fixtures, faults, journal, reset.
 
 use crate::app::AppState;
-use crate::db::{self, audit::Actor};
+use crate::db::audit::Actor;
 use crate::http::client_addr;
 use crate::http::error::ApiError;
 use crate::testmode::fixtures::{self, Fixtures};
@@ -103,14 +103,15 @@ pub async fn load_fixtures(
 ) -> Res {
     let now = state.clock.now_naive();
     let actor = Actor::new("test", client_addr(&req));
-    let loaded = db::run(&state.pool, move |c| fixtures::load(c, &body, now, &actor)).await?;
+    let loaded =
+        crate::http::run(&state.pool, move |c| fixtures::load(c, &body, now, &actor)).await?;
     Ok(HttpResponse::Created().json(loaded))
 }
 
 pub async fn reset(state: web::Data<AppState>) -> Res {
     let tm = test_mode(&state)?;
     let now = state.clock.now_naive();
-    db::run(&state.pool, move |c| fixtures::reset(c, now)).await?;
+    crate::http::run(&state.pool, move |c| fixtures::reset(c, now)).await?;
     tm.reset();
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,6 +1,7 @@
 //! `TestServer`: the real server in-process, for Rust integration tests of programs that talk to
-//! GLPI Network. It listens on a random port of 127.0.0.1 with a temporary SQLite database and
-//! test mode on, and stops (joining its threads) when dropped.
+//! GLPI Network, and the one way this workspace's own tests start a server on a thread. It
+//! listens on a random port of 127.0.0.1 with a temporary SQLite database (or the database
+//! given) and test mode on (unless turned off), and stops (joining its threads) when dropped.
 //!
 //! ```
 //! use glpi_network_server::testmode::server::TestServer;
@@ -31,7 +32,7 @@ pub struct TestServer {
     url: String,
     admin_token: String,
     clock: Clock,
-    handle: actix_web::dev::ServerHandle,
+    handle: Option<actix_web::dev::ServerHandle>,
     thread: Option<std::thread::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
@@ -47,6 +48,8 @@ pub struct TestServerBuilder {
     signing_seed: Option<String>,
     database_url: Option<String>,
     admin_token: Option<String>,
+    test_mode: Option<bool>,
+    workers: Option<usize>,
 }
 
 impl TestServerBuilder {
@@ -85,12 +88,25 @@ impl TestServerBuilder {
         self
     }
 
+    /// Turn test mode (the `/_test` routes and fault rules) off: the server then behaves as in
+    /// production. On by default.
+    pub fn test_mode(mut self, on: bool) -> Self {
+        self.test_mode = Some(on);
+        self
+    }
+
+    /// The number of HTTP workers (2 by default).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
     /// Starts the server and waits until it listens.
     pub fn start(self) -> anyhow::Result<TestServer> {
         let dir = tempfile::tempdir()?;
         let mut settings = Settings::new("127.0.0.1:0", dir.path().to_path_buf());
-        settings.test_mode = true;
-        settings.workers = Some(2);
+        settings.test_mode = self.test_mode.unwrap_or(true);
+        settings.workers = Some(self.workers.unwrap_or(2));
         settings.signing_seed = self.signing_seed;
         settings.database_url = self.database_url;
         settings.admin_token = self.admin_token;
@@ -98,45 +114,9 @@ impl TestServerBuilder {
             f(&mut settings);
         }
         let fx = self.fixtures;
-        let (tx, rx) =
-            mpsc::channel::<anyhow::Result<(u16, String, Clock, actix_web::dev::ServerHandle)>>();
+        let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let app = match Application::build(&settings) {
-                    Ok(app) => app,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                };
-                if let Some(fx) = fx {
-                    let state = app.state();
-                    let loaded = state
-                        .pool
-                        .get()
-                        .map_err(anyhow::Error::from)
-                        .and_then(|mut c| {
-                            fixtures::load(
-                                &mut c,
-                                &fx,
-                                state.clock.now_naive(),
-                                &Actor::new("test", None),
-                            )
-                            .map_err(|e| anyhow::anyhow!("fixtures: {e}"))
-                        });
-                    if let Err(e) = loaded {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                }
-                let _ = tx.send(Ok((
-                    app.port(),
-                    app.admin_token().to_owned(),
-                    app.state().clock.clone(),
-                    app.handle(),
-                )));
-                let _ = app.run_until_stopped().await;
-            })
+            actix_web::rt::System::new().block_on(serve(settings, fx, tx))
         });
         let (port, admin_token, clock, handle) = rx
             .recv()
@@ -145,11 +125,57 @@ impl TestServerBuilder {
             url: format!("http://127.0.0.1:{port}"),
             admin_token,
             clock,
-            handle,
+            handle: Some(handle),
             thread: Some(thread),
             _dir: dir,
         })
     }
+}
+
+/// What the server thread reports once it listens.
+type Started = (u16, String, Clock, actix_web::dev::ServerHandle);
+
+/// The server thread: builds the application, loads the fixtures, reports, then serves until
+/// stopped.
+async fn serve(
+    settings: Settings,
+    fx: Option<Fixtures>,
+    tx: mpsc::Sender<anyhow::Result<Started>>,
+) {
+    let app = match Application::build(&settings) {
+        Ok(app) => app,
+        Err(e) => {
+            let _ = tx.send(Err(e));
+            return;
+        }
+    };
+    if let Some(fx) = fx {
+        let state = app.state();
+        let loaded = state
+            .pool
+            .get()
+            .map_err(anyhow::Error::from)
+            .and_then(|mut c| {
+                fixtures::load(
+                    &mut c,
+                    &fx,
+                    state.clock.now_naive(),
+                    &Actor::new("test", None),
+                )
+                .map_err(|e| anyhow::anyhow!("fixtures: {e}"))
+            });
+        if let Err(e) = loaded {
+            let _ = tx.send(Err(e));
+            return;
+        }
+    }
+    let _ = tx.send(Ok((
+        app.port(),
+        app.admin_token().to_owned(),
+        app.state().clock.clone(),
+        app.handle(),
+    )));
+    let _ = app.run_until_stopped().await;
 }
 
 impl TestServer {
@@ -177,13 +203,20 @@ impl TestServer {
     pub fn clock(&self) -> &Clock {
         &self.clock
     }
+
+    /// Stops the server gracefully and waits until its port is closed (also done on drop).
+    pub fn stop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            futures::executor::block_on(h.stop(true));
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        futures::executor::block_on(self.handle.stop(true));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop();
     }
 }

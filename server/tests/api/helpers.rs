@@ -1,8 +1,9 @@
-//! `spawn_app`: the real server on a random port, on a fresh SQLite file or a fresh
-//! PostgreSQL database (dropped afterwards), with helpers per endpoint.
+//! `spawn_app`: the real server (a [`TestServer`] with test mode off) on a random port, on a
+//! fresh SQLite file or a fresh PostgreSQL database (dropped afterwards), with helpers per
+//! endpoint.
 
+use glpi_network_server::TestServer;
 use glpi_network_server::domain::clock::Clock;
-use glpi_network_server::{Application, Settings};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -17,11 +18,10 @@ pub struct TestApp {
     pub admin_token: String,
     pub clock: Clock,
     pub client: reqwest::Client,
-    handle: actix_web::dev::ServerHandle,
-    thread: Option<std::thread::JoinHandle<()>>,
-    /// Dropped (the database with it) after the server has stopped.
-    pg: Option<crate::common::PgDb>,
-    _dir: tempfile::TempDir,
+    /// Stopped (joining its workers and their connections) before `pg` drops the database:
+    /// fields drop in declaration order.
+    _server: TestServer,
+    _pg: Option<crate::common::PgDb>,
 }
 
 /// A fresh PostgreSQL database `gn_test_<random>` (see `common::create_pg_database`).
@@ -30,55 +30,23 @@ pub fn create_pg_database() -> Option<(String, String, String)> {
 }
 
 /// Starts the server; `None` when the backend is unavailable on a developer machine.
-///
-/// The server runs on its own thread and actix system, so dropping the `TestApp` can stop it
-/// and wait for its workers (and their database connections) to finish before the test
-/// database is dropped and the process exits.
 pub async fn spawn_app(db: Db) -> Option<TestApp> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::new("127.0.0.1:0", dir.path().to_path_buf());
-    settings.workers = Some(2);
+    let mut builder = TestServer::builder().test_mode(false).workers(2);
     let mut pg = None;
     if db == Db::Postgres {
         let (base, url, name) = create_pg_database()?;
-        settings.database_url = Some(url);
+        builder = builder.database_url(&url);
         pg = Some(crate::common::PgDb { base, name });
     }
-    let (tx, rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let app = Application::build(&settings).expect("server builds");
-            tx.send((
-                app.port(),
-                app.admin_token().to_owned(),
-                app.state().clock.clone(),
-                app.handle(),
-            ))
-            .unwrap();
-            app.run_until_stopped().await.unwrap();
-        })
-    });
-    let (port, admin_token, clock, handle) = rx.recv().expect("server thread started");
+    let server = builder.start().expect("server builds");
     Some(TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        admin_token,
-        clock,
+        address: server.url().to_owned(),
+        admin_token: server.admin_token().to_owned(),
+        clock: server.clock().clone(),
         client: reqwest::Client::new(),
-        handle,
-        thread: Some(thread),
-        pg,
-        _dir: dir,
+        _server: server,
+        _pg: pg,
     })
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        futures::executor::block_on(self.handle.stop(true));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        drop(self.pg.take());
-    }
 }
 
 /// A decoded answer.

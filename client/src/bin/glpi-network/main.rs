@@ -7,7 +7,10 @@ mod probe;
 mod spinner;
 
 use clap::{CommandFactory, Parser, Subcommand, error::ErrorKind};
-use glpi_network_client::{Client, Error, RegistrationKey};
+use glpi_network_client::{
+    CachedInstance, Client, Error, InstanceUrl, RegistrationKey, cached_instances,
+    default_cache_dir, instance_cache_path,
+};
 use output::Out;
 use spinner::Spinner;
 use std::path::PathBuf;
@@ -35,9 +38,14 @@ struct Cli {
     /// The licensing server's base URL (default: the one cached at registration).
     #[arg(long, env = "GLPI_NETWORK_SERVER", global = true, value_name = "URL")]
     server: Option<String>,
-    /// The cache file [default: glpi-network/state.json under the user's cache directory].
+    /// The cache file [default: one file per instance under glpi-network/ in the user's cache
+    /// directory; with several there, --url picks one].
     #[arg(long, global = true, value_name = "PATH")]
     cache: Option<PathBuf>,
+    /// Also trust the certificate authorities of this PEM file (beside the platform's store),
+    /// for a server behind a private certificate authority.
+    #[arg(long, env = "GLPI_NETWORK_CA_FILE", global = true, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
     /// The registration key, overriding the cached one.
     #[arg(
         long,
@@ -47,7 +55,8 @@ struct Cli {
         value_name = "KEY"
     )]
     key: Option<String>,
-    /// This instance's URL, overriding the cached one (required by `register`).
+    /// This instance's URL (required by `register`): picks its cache file, or overrides the
+    /// cached URL with --cache.
     #[arg(long, global = true, value_name = "URL")]
     url: Option<String>,
     /// The token issuer to expect [default: the server URL].
@@ -130,7 +139,15 @@ fn run(cli: &Cli, out: &Out) -> u8 {
             return usage(out, ErrorKind::InvalidValue, &msg);
         }
     };
-    let client = match build(cli, key.clone()) {
+    let cache = match cache_path(cli) {
+        Ok(p) => p,
+        Err(Choice::Failed(e)) => return failed(out, &e),
+        Err(Choice::Ambiguous(dir, known)) => {
+            out.ambiguous(&dir, &known);
+            return EXIT_USAGE;
+        }
+    };
+    let client = match build(cli, key.clone(), cache) {
         Ok(c) => c,
         Err(e) => return failed(out, &e),
     };
@@ -170,8 +187,48 @@ fn run(cli: &Cli, out: &Out) -> u8 {
     }
 }
 
-fn build(cli: &Cli, key: Option<RegistrationKey>) -> Result<Client, Error> {
-    let mut b = Client::builder().timeout(Duration::from_secs(cli.timeout));
+/// Why no cache file could be chosen.
+enum Choice {
+    Failed(Error),
+    /// Several instances are cached in this directory and nothing says which.
+    Ambiguous(PathBuf, Vec<CachedInstance>),
+}
+
+/// The cache file: `--cache`; else, in the default directory, the file of the `--url`
+/// instance; else the only one there (several: ambiguous, unless `test` has its `--server`).
+fn cache_path(cli: &Cli) -> Result<PathBuf, Choice> {
+    if let Some(p) = &cli.cache {
+        return Ok(p.clone());
+    }
+    let dir = default_cache_dir().ok_or_else(|| {
+        Choice::Failed(Error::Config(
+            "no cache directory on this system: pass --cache PATH".into(),
+        ))
+    })?;
+    let known = cached_instances(&dir);
+    if let Some(url) = &cli.url {
+        let url = InstanceUrl::parse(url)
+            .map_err(|e| Choice::Failed(Error::Config(format!("invalid instance URL: {e}"))))?;
+        return Ok(known
+            .into_iter()
+            .find(|c| c.instance_url == url.as_str())
+            .map_or_else(|| instance_cache_path(&dir, &url), |c| c.path));
+    }
+    match known.as_slice() {
+        [only] => Ok(only.path.clone()),
+        // Nothing cached: a file that does not exist (the commands then say what is missing).
+        [] => Ok(dir.join("state.json")),
+        [first, ..] if cli.command == Command::Test && cli.server.is_some() => {
+            Ok(first.path.clone())
+        }
+        _ => Err(Choice::Ambiguous(dir, known)),
+    }
+}
+
+fn build(cli: &Cli, key: Option<RegistrationKey>, cache: PathBuf) -> Result<Client, Error> {
+    let mut b = Client::builder()
+        .timeout(Duration::from_secs(cli.timeout))
+        .cache_path(cache);
     if let Some(s) = &cli.server {
         b = b.server_url(s);
     }
@@ -184,8 +241,8 @@ fn build(cli: &Cli, key: Option<RegistrationKey>) -> Result<Client, Error> {
     if let Some(i) = &cli.issuer {
         b = b.issuer(i);
     }
-    if let Some(c) = &cli.cache {
-        b = b.cache_path(c);
+    if let Some(f) = &cli.ca_file {
+        b = b.ca_file(f);
     }
     b.build()
 }

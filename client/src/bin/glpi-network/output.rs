@@ -1,8 +1,9 @@
 //! What the CLI prints: human text by default, exactly one JSON object on stdout with `--json`.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use glpi_network_client::{Client, Error, State, Status};
+use glpi_network_client::{CachedInstance, Client, Error, State, Status};
 use serde_json::{Value, json};
+use std::path::Path;
 
 /// The output mode and the command being run.
 pub struct Out {
@@ -22,6 +23,15 @@ fn human(secs: i64) -> String {
         .unwrap_or_else(|| secs.to_string())
 }
 
+/// What to do about a server certificate the client does not trust.
+pub const CA_HINT: &str = "if the server's certificate comes from a private certificate \
+     authority, pass --ca-file PEM or set GLPI_NETWORK_CA_FILE";
+
+/// Whether an error is about the server's certificate.
+pub fn is_certificate_problem(e: &Error) -> bool {
+    matches!(e, Error::Unreachable(m) if m.starts_with("TLS failed") && m.contains("certificate"))
+}
+
 /// A one-line explanation of a refusal.
 fn explain(state: State) -> &'static str {
     use glpi_network_client::Reason::*;
@@ -34,6 +44,9 @@ fn explain(state: State) -> &'static str {
         }
         Some(ClockRollback) => "this machine's clock is well behind the server's time",
         Some(NotRegistered) => "the key is not registered to any instance",
+        Some(KeyWithdrawn) => {
+            "the server no longer publishes the key that signed the cached token: validate online"
+        }
         _ => "the server refused this instance",
     }
 }
@@ -144,6 +157,38 @@ impl Out {
             eprintln!("error: {e}");
             if let Error::NotRegistered = e {
                 eprintln!("hint: glpi-network register KEY --url URL --server URL");
+            }
+            if is_certificate_problem(e) {
+                eprintln!("hint: {CA_HINT}");
+            }
+        }
+    }
+
+    /// Several instances are cached and the command did not say which: exit 2, listing them.
+    pub fn ambiguous(&self, dir: &Path, known: &[CachedInstance]) {
+        let message = format!(
+            "{} instances are cached in {}: pick one with --url",
+            known.len(),
+            dir.display()
+        );
+        if self.json {
+            self.emit(json!({
+                "command": self.command,
+                "state": "error",
+                "usable": false,
+                "error": {
+                    "kind": "usage",
+                    "message": message,
+                    "status": null,
+                    "code": null,
+                    "instances": known.iter().map(|c| &c.instance_url).collect::<Vec<_>>(),
+                },
+                "exit_code": crate::EXIT_USAGE,
+            }));
+        } else {
+            eprintln!("error: {message}");
+            for c in known {
+                eprintln!("  {}  (server {})", c.instance_url, c.server_url);
             }
         }
     }

@@ -1,8 +1,9 @@
 //! `glpi-network test`: is the service usable from here? Ping, JWKS, TLS and clock skew, one
-//! line per check. Exit 0 when every check passes, 3 when the service cannot be reached, 1
+//! line per check. Exit 0 when every check passes, 3 when the service cannot be reached (a
+//! server certificate that is not trusted included: no trusted connection can be made), 1
 //! when it answers wrongly.
 
-use crate::output::Out;
+use crate::output::{CA_HINT, Out, is_certificate_problem};
 use crate::spinner::Spinner;
 use crate::{EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE};
 use glpi_network_client::{Client, Error};
@@ -42,7 +43,9 @@ fn is_tls(e: &Error) -> bool {
 }
 
 fn fail_code(e: &Error) -> u8 {
-    if e.is_unavailable() && !is_tls(e) && !matches!(e, Error::InvalidResponse(_)) {
+    if is_certificate_problem(e)
+        || e.is_unavailable() && !is_tls(e) && !matches!(e, Error::InvalidResponse(_))
+    {
         EXIT_UNREACHABLE
     } else {
         EXIT_REFUSED
@@ -65,6 +68,7 @@ pub fn run(client: &Client, out: &Out) -> u8 {
         let _s = Spinner::start(format!("testing {server}"));
         client.ping()
     };
+    let mut certificate = None;
     let ping = match ping {
         Ok(p) => {
             let ms = p.elapsed.as_millis();
@@ -77,6 +81,11 @@ pub fn run(client: &Client, out: &Out) -> u8 {
             Some(p)
         }
         Err(e) => {
+            if let Error::Unreachable(m) = &e
+                && is_certificate_problem(&e)
+            {
+                certificate = Some(m.trim_start_matches("TLS failed: ").to_owned());
+            }
             c.add(
                 "ping",
                 Some(false),
@@ -88,6 +97,11 @@ pub fn run(client: &Client, out: &Out) -> u8 {
     };
     if c.exit == EXIT_UNREACHABLE {
         for name in ["jwks", "tls", "clock"] {
+            if let (Some(why), "tls") = (&certificate, name) {
+                let detail = format!("the server's certificate is not trusted: {why}; {CA_HINT}");
+                c.add(name, Some(false), detail, EXIT_UNREACHABLE);
+                continue;
+            }
             c.add(
                 name,
                 None,

@@ -2,11 +2,11 @@
 //! `DELETE /v1/admin/subscribers/{id}/sessions`.
 
 use crate::app::AppState;
-use crate::db::{self, accounts, audit::Actor, subscribers};
+use crate::db::{accounts, audit::Actor, subscribers};
 use crate::http::auth::AdminAuth;
-use crate::http::client_addr;
 use crate::http::dto::Page;
 use crate::http::error::ApiError;
+use crate::http::{client_addr, run};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -41,7 +41,7 @@ pub async fn list_accounts(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let rows = db::run(&state.pool, move |c| {
+    let rows = run(&state.pool, move |c| {
         subscribers::get(c, &id)?;
         accounts::of_subscriber(c, &id)
     })
@@ -60,7 +60,7 @@ pub async fn end_sessions(
 ) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now_naive();
     let actor = Actor::new("admin", client_addr(&req));
-    db::run(&state.pool, move |c| {
+    run(&state.pool, move |c| {
         accounts::end_sessions_of_subscriber(c, &id, now, &actor)
     })
     .await?;

@@ -10,11 +10,11 @@ use crate::app::AppState;
 use crate::db::accounts::{self, CONSOLE};
 use crate::db::audit::{self, Actor, ChainCheck};
 use crate::db::console::{self as search, Search};
-use crate::db::subscriptions::Action;
 use crate::db::{self, keys, registrations, subscribers, subscriptions};
-use crate::http::client_addr;
-use crate::http::dto::{CreateSubscriptionRequest, ListQuery};
+use crate::domain::subscription::{Action, NewSubscription, SubscriptionStatus};
+use crate::http::dto::ListQuery;
 use crate::http::error::ApiError;
+use crate::http::{client_addr, run};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, Scope, web};
 use askama::Template;
@@ -117,7 +117,7 @@ async fn vendor(state: &AppState, req: &HttpRequest) -> Result<Option<Vendor>, A
     };
     let hash = session::sha256_hex(&token);
     let now = state.clock.now_naive();
-    let found = db::run(&state.pool, move |c| {
+    let found = run(&state.pool, move |c| {
         accounts::find_session(c, &hash, CONSOLE, now)
     })
     .await?;
@@ -225,7 +225,7 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Log
     if !state.admin.verify(form.token.trim()) {
         state.limits.failed_lookups.count(&addr, ts);
         let ev = actor.event("console.login", "unauthorized", now);
-        db::run(&state.pool, move |c| audit::record(c, &ev)).await?;
+        run(&state.pool, move |c| audit::record(c, &ev)).await?;
         return Ok(login_page(
             &state,
             &req,
@@ -236,7 +236,7 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Log
     let token = session::random_token();
     let hash = session::sha256_hex(&token);
     let expires = now + chrono::Duration::hours(CONSOLE_SESSION_HOURS);
-    db::run(&state.pool, move |c| {
+    run(&state.pool, move |c| {
         accounts::open_session(c, &hash, None, now, expires, &actor)
     })
     .await?;
@@ -255,7 +255,7 @@ async fn logout(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Cs
     let now = state.clock.now_naive();
     let a = actor(&req);
     let hash = session::sha256_hex(&v.token);
-    db::run(&state.pool, move |c| {
+    run(&state.pool, move |c| {
         accounts::close_session(c, &hash, now, &a)
     })
     .await?;
@@ -434,7 +434,7 @@ async fn subscribers_page(
 ) -> Res {
     let v = signed_in!(state, req);
     let s = q.search();
-    let (found, accounts) = db::run(&state.pool, move |c| {
+    let (found, accounts) = run(&state.pool, move |c| {
         let found = search::subscribers(c, &s)?;
         let ids: Vec<String> = found.items.iter().map(|x| x.id.clone()).collect();
         Ok((found, accounts::of_subscribers(c, &ids)?))
@@ -514,7 +514,7 @@ async fn create_subscriber(
     let _v = signed_in!(state, req, &form.csrf_token);
     let now = state.clock.now_naive();
     let f = form.into_inner();
-    let row = db::run(&state.pool, move |c| {
+    let row = run(&state.pool, move |c| {
         let email = Some(f.email.as_str()).filter(|e| !e.trim().is_empty());
         subscribers::create(c, &f.name, email, now)
     })
@@ -538,7 +538,7 @@ async fn end_sessions(
     let _v = signed_in!(state, req, &form.csrf_token);
     let now = state.clock.now_naive();
     let a = actor(&req);
-    db::run(&state.pool, move |c| {
+    run(&state.pool, move |c| {
         accounts::end_sessions_of_subscriber(c, &id, now, &a)
     })
     .await?;
@@ -554,7 +554,7 @@ async fn subscriptions_page(
 ) -> Res {
     let v = signed_in!(state, req);
     let s = q.search();
-    let found = db::run(&state.pool, move |c| search::subscriptions(c, &s)).await?;
+    let found = run(&state.pool, move |c| search::subscriptions(c, &s)).await?;
     let today = state.clock.now_naive().date();
     let mut p = ListPage::new(&v, "/console/subscriptions", "Subscriptions").search(
         &q,
@@ -591,12 +591,12 @@ async fn subscriptions_page(
         .items
         .into_iter()
         .map(|(s, owner)| {
-            let running = crate::domain::status::is_running(&s, today);
+            let running = s.is_running(today);
             let mut actions = Vec::new();
             let base = format!("/console/subscriptions/{}", s.id);
-            if s.status != "cancelled" {
+            if s.status != SubscriptionStatus::Cancelled {
                 actions.push(act(format!("{base}/issue-key"), "Issue key", "issue-key"));
-                if s.status == "suspended" {
+                if s.status == SubscriptionStatus::Suspended {
                     actions.push(act(format!("{base}/resume"), "Resume", "secondary resume"));
                 } else {
                     actions.push(act(
@@ -611,7 +611,7 @@ async fn subscriptions_page(
                 cells: vec![
                     cell("Subscriber", owner.name),
                     cell("Offer", s.offer.clone()),
-                    status_cell("Status", &s.status),
+                    status_cell("Status", s.status.as_str()),
                     cell("Running", if running { "yes" } else { "no" }),
                     cell("From", s.begin_date.to_string()),
                     cell("Until", or_dash(s.end_date)),
@@ -648,7 +648,7 @@ async fn create_subscription(
                 .map_err(|_| ApiError::bad_request("trial days must be a whole number"))?,
         ),
     };
-    let body = CreateSubscriptionRequest {
+    let body = NewSubscription {
         subscriber_id: f.subscriber_id.trim().to_owned(),
         offer: f.offer,
         begin_date: None,
@@ -657,7 +657,7 @@ async fn create_subscription(
     };
     let now = state.clock.now_naive();
     let a = actor(&req);
-    db::run(&state.pool, move |c| {
+    run(&state.pool, move |c| {
         subscriptions::create(c, &body, now, &a)
     })
     .await?;
@@ -680,12 +680,12 @@ async fn transition(
         "cancel" => Action::Cancel,
         "issue-key" => {
             let (row, plaintext) =
-                db::run(&state.pool, move |c| keys::issue(c, &id, None, now, &a)).await?;
+                run(&state.pool, move |c| keys::issue(c, &id, None, now, &a)).await?;
             return key_issued(&v, row.key_prefix, plaintext.expose().to_owned());
         }
         _ => return Err(PageError(ApiError::not_found("no such action"))),
     };
-    db::run(&state.pool, move |c| {
+    run(&state.pool, move |c| {
         subscriptions::transition(c, &id, action, now, &a)
     })
     .await?;
@@ -704,7 +704,7 @@ fn key_issued(v: &Vendor, prefix: String, plaintext: String) -> Res {
 async fn keys_page(state: web::Data<AppState>, req: HttpRequest, q: web::Query<PageQuery>) -> Res {
     let v = signed_in!(state, req);
     let s = q.search();
-    let found = db::run(&state.pool, move |c| search::keys(c, &s)).await?;
+    let found = run(&state.pool, move |c| search::keys(c, &s)).await?;
     let mut p = ListPage::new(&v, "/console/keys", "Keys").search(
         &q,
         "Key prefix or instance URL",
@@ -786,8 +786,7 @@ async fn issue_key(
     let now = state.clock.now_naive();
     let a = actor(&req);
     let sid = form.subscription_id.trim().to_owned();
-    let (row, plaintext) =
-        db::run(&state.pool, move |c| keys::issue(c, &sid, None, now, &a)).await?;
+    let (row, plaintext) = run(&state.pool, move |c| keys::issue(c, &sid, None, now, &a)).await?;
     key_issued(&v, row.key_prefix, plaintext.expose().to_owned())
 }
 
@@ -800,7 +799,7 @@ async fn revoke_key(
     let _v = signed_in!(state, req, &form.csrf_token);
     let now = state.clock.now_naive();
     let a = actor(&req);
-    db::run(&state.pool, move |c| keys::revoke(c, &id, now, &a)).await?;
+    run(&state.pool, move |c| keys::revoke(c, &id, now, &a)).await?;
     Ok(see_other("/console/keys"))
 }
 
@@ -813,7 +812,7 @@ async fn regenerate_key(
     let v = signed_in!(state, req, &form.csrf_token);
     let now = state.clock.now_naive();
     let a = actor(&req);
-    let (row, plaintext) = db::run(&state.pool, move |c| keys::regenerate(c, &id, now, &a)).await?;
+    let (row, plaintext) = run(&state.pool, move |c| keys::regenerate(c, &id, now, &a)).await?;
     key_issued(&v, row.key_prefix, plaintext.expose().to_owned())
 }
 
@@ -826,7 +825,7 @@ async fn registrations_page(
 ) -> Res {
     let v = signed_in!(state, req);
     let s = q.search();
-    let found = db::run(&state.pool, move |c| search::registrations(c, &s)).await?;
+    let found = run(&state.pool, move |c| search::registrations(c, &s)).await?;
     let mut p = ListPage::new(&v, "/console/registrations", "Registrations").search(
         &q,
         "Instance URL or key prefix",
@@ -864,7 +863,7 @@ async fn release(
     let _v = signed_in!(state, req, &form.csrf_token);
     let now = state.clock.now_naive();
     let a = actor(&req);
-    db::run(&state.pool, move |c| {
+    run(&state.pool, move |c| {
         registrations::release_by_id(c, &id, now, &a)
     })
     .await?;
@@ -887,7 +886,7 @@ async fn offers_page(state: web::Data<AppState>, req: HttpRequest) -> Res {
                 cell("Reference", o.reference.clone()),
                 cell("Title", o.title.clone()),
                 cell("Rank", o.rank.to_string()),
-                cell("Entitlements", o.entitlement_list().join(", ")),
+                cell("Entitlements", o.entitlements.join(", ")),
             ],
             actions: Vec::new(),
         })
@@ -902,7 +901,7 @@ async fn audit_page(state: web::Data<AppState>, req: HttpRequest, q: web::Query<
         cursor: q.cursor.clone(),
         ..Default::default()
     };
-    let (page, check) = db::run(&state.pool, move |c| {
+    let (page, check) = run(&state.pool, move |c| {
         Ok((audit::list(c, &lq)?, audit::verify_chain(c)?))
     })
     .await?;
@@ -968,7 +967,7 @@ async fn audit_page(state: web::Data<AppState>, req: HttpRequest, q: web::Query<
 
 async fn signing_keys_page(state: web::Data<AppState>, req: HttpRequest) -> Res {
     let v = signed_in!(state, req);
-    let rows = db::run(&state.pool, db::signing_keys::all).await?;
+    let rows = run(&state.pool, db::signing_keys::all).await?;
     let mut p = ListPage::new(&v, "/console/signing-keys", "Signing keys");
     p.forms.push(FormSpec {
         id: "rotate",
@@ -1000,6 +999,6 @@ async fn rotate(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Cs
     let now = state.clock.now_naive();
     let a = actor(&req);
     let signer = state.signer.clone();
-    db::run(&state.pool, move |c| signer.rotate(c, now, &a)).await?;
+    run(&state.pool, move |c| signer.rotate(c, now, &a)).await?;
     Ok(see_other("/console/signing-keys"))
 }

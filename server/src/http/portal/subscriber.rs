@@ -9,11 +9,10 @@ use crate::app::AppState;
 use crate::config::PortalSignup;
 use crate::db::accounts::{self, AccountRow, PORTAL};
 use crate::db::audit::Actor;
-use crate::db::{self, keys, registrations};
+use crate::db::{keys, registrations};
 use crate::domain::account::{self, Email, LoginAllowance, PortalAction, Role};
-use crate::domain::status;
-use crate::http::client_addr;
 use crate::http::error::ApiError;
+use crate::http::{client_addr, run};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, Scope, web};
 use askama::Template;
@@ -82,7 +81,7 @@ async fn member(state: &AppState, req: &HttpRequest) -> Result<Option<Member>, A
     };
     let hash = session::sha256_hex(&token);
     let now = state.clock.now_naive();
-    let found = db::run(&state.pool, move |c| {
+    let found = run(&state.pool, move |c| {
         accounts::find_session(c, &hash, PORTAL, now)
     })
     .await?;
@@ -229,7 +228,7 @@ async fn signup(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Si
     let token = session::random_token();
     let token_hash = session::sha256_hex(&token);
     let expires = now + chrono::Duration::hours(PORTAL_SESSION_HOURS);
-    let done = db::run(&state.pool, move |c| {
+    let done = run(&state.pool, move |c| {
         let s = accounts::signup(c, &name, &email, &hash, now, &actor)?;
         accounts::open_session(c, &token_hash, Some(&s.account), now, expires, &actor)?;
         Ok(s)
@@ -376,7 +375,7 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Log
     }
     let now = state.clock.now_naive();
     let actor = Actor::new("portal", Some(addr.clone()));
-    let attempt = db::run(&state.pool, move |c| {
+    let attempt = run(&state.pool, move |c| {
         Ok(match accounts::find_by_email(c, &email)? {
             None => Attempt::Unknown,
             Some(acc) => match accounts::allowance(&acc, now) {
@@ -402,7 +401,7 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Log
                 .map_err(ApiError::internal)?;
             state.limits.failed_lookups.count(&addr, ts);
             let ev = actor.event("account.login", "unknown_email", now);
-            db::run(&state.pool, move |c| crate::db::audit::record(c, &ev)).await?;
+            run(&state.pool, move |c| crate::db::audit::record(c, &ev)).await?;
             refuse(StatusCode::UNAUTHORIZED, wrong)
         }
         Attempt::Found(acc) => {
@@ -413,7 +412,7 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Log
             if !ok {
                 state.limits.failed_lookups.count(&addr, ts);
                 let id = acc.id.clone();
-                db::run(&state.pool, move |c| {
+                run(&state.pool, move |c| {
                     accounts::note_failed_login(c, &id, now, &actor)
                 })
                 .await?;
@@ -422,7 +421,7 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Log
             let token = session::random_token();
             let hash = session::sha256_hex(&token);
             let expires = now + chrono::Duration::hours(PORTAL_SESSION_HOURS);
-            db::run(&state.pool, move |c| {
+            run(&state.pool, move |c| {
                 accounts::open_session(c, &hash, Some(&acc), now, expires, &actor)
             })
             .await?;
@@ -445,7 +444,7 @@ async fn logout(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Cs
     let now = state.clock.now_naive();
     let actor = m.actor(&req);
     let hash = session::sha256_hex(&m.token);
-    db::run(&state.pool, move |c| {
+    run(&state.pool, move |c| {
         accounts::close_session(c, &hash, now, &actor)
     })
     .await?;
@@ -510,7 +509,7 @@ async fn dashboard_page(
     notice: Option<String>,
 ) -> Res {
     let sid = m.account.subscriber_id.clone();
-    let o = db::run(&state.pool, move |c| accounts::overview(c, &sid)).await?;
+    let o = run(&state.pool, move |c| accounts::overview(c, &sid)).await?;
     let now = state.clock.now_naive();
     let subscriptions = o
         .subscriptions
@@ -521,8 +520,8 @@ async fn dashboard_page(
                 .get(s.offer.as_str())
                 .map(|x| x.title.clone())
                 .unwrap_or_else(|| s.offer.clone()),
-            status: s.status.clone(),
-            running: status::is_running(s, now.date()),
+            status: s.status.as_str().to_owned(),
+            running: s.is_running(now.date()),
             begin: s.begin_date.to_string(),
             end: s
                 .end_date
@@ -618,11 +617,11 @@ async fn release(
     m.require(PortalAction::ReleaseInstance)?;
     let id = id.into_inner();
     let rid = id.clone();
-    let owner = db::run(&state.pool, move |c| accounts::registration_owner(c, &rid)).await?;
+    let owner = run(&state.pool, move |c| accounts::registration_owner(c, &rid)).await?;
     owned(owner, &m, "instance")?;
     let now = state.clock.now_naive();
     let actor = m.actor(&req);
-    db::run(&state.pool, move |c| {
+    run(&state.pool, move |c| {
         registrations::release_by_id(c, &id, now, &actor)
     })
     .await?;
@@ -641,12 +640,11 @@ async fn regenerate(
     m.require(PortalAction::RegenerateKey)?;
     let id = id.into_inner();
     let kid = id.clone();
-    let owner = db::run(&state.pool, move |c| accounts::key_owner(c, &kid)).await?;
+    let owner = run(&state.pool, move |c| accounts::key_owner(c, &kid)).await?;
     owned(owner, &m, "key")?;
     let now = state.clock.now_naive();
     let actor = m.actor(&req);
-    let (_, plaintext) =
-        db::run(&state.pool, move |c| keys::regenerate(c, &id, now, &actor)).await?;
+    let (_, plaintext) = run(&state.pool, move |c| keys::regenerate(c, &id, now, &actor)).await?;
     dashboard_page(
         &state,
         &m,

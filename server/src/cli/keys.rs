@@ -1,0 +1,187 @@
+//! `keys` and `registrations` subcommands.
+
+use super::{Ctx, print, query};
+use crate::config::{BulkFormat, KeysCmd, RegistrationsCmd};
+use crate::db::{self, audit::Actor, keys, registrations, subscribers, subscriptions};
+use crate::http::dto::{CreateSubscriptionRequest, KeyView, registration_view};
+
+/// `keys issue | list | show | revoke | regenerate`.
+pub(super) fn keys(ctx: Ctx<'_>, cmd: KeysCmd) -> anyhow::Result<()> {
+    let Ctx { c, now, actor } = ctx;
+    match cmd {
+        KeysCmd::Issue {
+            subscription,
+            subscriber,
+            offer,
+            trial_days,
+            end_date,
+            expires_at,
+            count,
+            format,
+        } => {
+            let target = Target {
+                subscription,
+                subscriber,
+                offer,
+                trial_days,
+                end_date,
+            };
+            let subscription_id = target.resolve(c, now, &actor)?;
+            let expires = expires_at.map(|t| t.naive_utc());
+            match count {
+                None => {
+                    let (row, plaintext) = keys::issue(c, &subscription_id, expires, now, &actor)?;
+                    let mut view = KeyView::new(row, now);
+                    view.key = Some(plaintext.expose().to_owned());
+                    print(&view)
+                }
+                Some(n) => bulk_issue(c, &subscription_id, n, expires, now, &actor, format),
+            }
+        }
+        KeysCmd::List {
+            page,
+            subscription,
+            status,
+        } => {
+            let mut q = query(&page);
+            q.subscription_id = subscription;
+            q.status = status;
+            print(&keys::list(c, &q)?.map(|k| KeyView::new(k, now)))
+        }
+        KeysCmd::Show { id } => print(&KeyView::new(keys::get(c, &id)?, now)),
+        KeysCmd::Revoke { id } => print(&KeyView::new(keys::revoke(c, &id, now, &actor)?, now)),
+        KeysCmd::Regenerate { id } => {
+            let (row, plaintext) = keys::regenerate(c, &id, now, &actor)?;
+            let mut view = KeyView::new(row, now);
+            view.key = Some(plaintext.expose().to_owned());
+            print(&view)
+        }
+    }
+}
+
+/// `registrations list | release`.
+pub(super) fn registrations(ctx: Ctx<'_>, cmd: RegistrationsCmd) -> anyhow::Result<()> {
+    let Ctx { c, now, actor } = ctx;
+    match cmd {
+        RegistrationsCmd::List(p) => {
+            print(&registrations::list(c, &query(&p))?.map(|(r, p)| registration_view(r, p)))
+        }
+        RegistrationsCmd::Release { id } => {
+            let row = registrations::release_by_id(c, &id, now, &actor)?;
+            let (row, prefix) = registrations::with_prefix(c, row)?;
+            print(&registration_view(row, prefix))
+        }
+    }
+}
+
+/// The subscription `keys issue` issues for: given by id, or found or made from a subscriber
+/// name and an offer.
+struct Target {
+    subscription: Option<String>,
+    subscriber: Option<String>,
+    offer: Option<String>,
+    trial_days: Option<u32>,
+    end_date: Option<chrono::NaiveDate>,
+}
+
+impl Target {
+    fn resolve(
+        self,
+        c: &mut db::AnyConnection,
+        now: chrono::NaiveDateTime,
+        actor: &Actor,
+    ) -> anyhow::Result<String> {
+        let Target {
+            subscription,
+            subscriber,
+            offer,
+            trial_days,
+            end_date,
+        } = self;
+        let id = db::write_txn(c, |c| match (subscription, subscriber, offer) {
+            (Some(id), _, _) => Ok(id),
+            (None, Some(name), Some(offer)) => {
+                let sub = match subscribers::find_by_name(c, &name)? {
+                    Some(s) => s,
+                    None => subscribers::create(c, &name, None, now)?,
+                };
+                let req = CreateSubscriptionRequest {
+                    subscriber_id: sub.id,
+                    offer,
+                    begin_date: None,
+                    end_date,
+                    trial_days,
+                };
+                Ok(subscriptions::create(c, &req.into(), now, actor)?.id)
+            }
+            _ => Err(db::Error::invalid(
+                "give --subscription ID, or --subscriber NAME --offer OFFER",
+            )),
+        })?;
+        Ok(id)
+    }
+}
+
+/// Issues `n` keys in batches, printing each as a CSV or JSON line as its batch commits, with
+/// a progress line on stderr when it is a terminal.
+fn bulk_issue(
+    c: &mut db::AnyConnection,
+    subscription_id: &str,
+    n: usize,
+    expires: Option<chrono::NaiveDateTime>,
+    now: chrono::NaiveDateTime,
+    actor: &Actor,
+    format: BulkFormat,
+) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    if n == 0 {
+        anyhow::bail!("--count must be at least 1");
+    }
+    let tty = std::io::stderr().is_terminal();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if format == BulkFormat::Csv {
+        writeln!(out, "id,key,key_prefix,subscription_id")?;
+    }
+    let mut done = 0;
+    while done < n {
+        let batch = (n - done).min(keys::BATCH);
+        for (row, key) in keys::issue_batch(c, subscription_id, batch, expires, now, actor)? {
+            match format {
+                BulkFormat::Csv => writeln!(
+                    out,
+                    "{},{},{},{}",
+                    row.id,
+                    key.expose(),
+                    row.key_prefix,
+                    row.subscription_id
+                )?,
+                BulkFormat::Jsonl => {
+                    let mut view = KeyView::new(row, now);
+                    view.key = Some(key.expose().to_owned());
+                    writeln!(out, "{}", serde_json::to_string(&view)?)?
+                }
+            }
+        }
+        out.flush()?;
+        done += batch;
+        if tty {
+            progress(done, n);
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+    Ok(())
+}
+
+/// `[#####     ] done/n keys` on stderr, over the previous one.
+fn progress(done: usize, n: usize) {
+    let width = 30;
+    let filled = done * width / n;
+    eprint!(
+        "\r[{}{}] {done}/{n} keys",
+        "#".repeat(filled),
+        " ".repeat(width - filled)
+    );
+}
