@@ -4,6 +4,8 @@
 
 use glpi_network_server::TestServer;
 use glpi_network_server::config::PortalSignup;
+use glpi_network_server::db::accounts::NewAccount;
+use glpi_network_server::domain::account::{Email, Role};
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
@@ -472,13 +474,17 @@ fn a_viewer_sees_the_instances_but_cannot_release_them_and_an_owner_can() {
     let sid = subscriber_id(&server, "owner@example.com");
     let pool = glpi_network_server::db::open(&db_url, 2).unwrap();
     let hash = glpi_network_server::http::portal::session::hash_password(PASSWORD).unwrap();
+    let email = Email::parse("vic@example.com").unwrap();
+    let viewer = NewAccount {
+        subscriber_id: &sid,
+        name: "Vic Viewer",
+        email: &email,
+        password_hash: &hash,
+        role: Role::Viewer,
+    };
     glpi_network_server::db::accounts::add_member(
         &mut pool.get().unwrap(),
-        &sid,
-        "Vic Viewer",
-        &glpi_network_server::domain::account::Email::parse("vic@example.com").unwrap(),
-        &hash,
-        glpi_network_server::domain::account::Role::Viewer,
+        &viewer,
         chrono::Utc::now().naive_utc(),
         &glpi_network_server::db::audit::Actor::new("test", None),
     )

@@ -65,8 +65,46 @@ fn email_taken() -> Error {
     Error::Conflict("an account with this email already exists".into())
 }
 
+/// An account to create.
+pub struct NewAccount<'a> {
+    pub subscriber_id: &'a str,
+    pub name: &'a str,
+    pub email: &'a Email,
+    /// Argon2id PHC string.
+    pub password_hash: &'a str,
+    pub role: Role,
+}
+
+/// Inserts an account (inside the caller's transaction); `409` when the email is taken (the
+/// unique index decides races).
+fn insert_account(
+    c: &mut AnyConnection,
+    new: &NewAccount<'_>,
+    now: NaiveDateTime,
+) -> Result<AccountRow> {
+    let account = AccountRow {
+        id: new_id(),
+        subscriber_id: new.subscriber_id.to_owned(),
+        name: new.name.to_owned(),
+        email: new.email.as_str().to_owned(),
+        password_hash: new.password_hash.to_owned(),
+        role: new.role.as_str().to_owned(),
+        created_at: now,
+        failed_logins: 0,
+        failed_since: None,
+    };
+    diesel::insert_into(a::accounts)
+        .values(&account)
+        .execute(c)
+        .map_err(|e| match super::unique_violation(&e) {
+            Some(_) => email_taken(),
+            None => e.into(),
+        })?;
+    Ok(account)
+}
+
 /// Creates a subscriber, its running `registered` subscription, a key and the owner account,
-/// all or nothing. `409` when the email is taken (the unique index decides races).
+/// all or nothing. `409` when the email is taken.
 pub fn signup(
     conn: &mut AnyConnection,
     name: &str,
@@ -81,18 +119,12 @@ pub fn signup(
             return Err(email_taken());
         }
         let sub = subscribers::create(c, name, Some(email.as_str()), now)?;
-        let subscription = subscriptions::create(
-            c,
-            &NewSubscription {
-                subscriber_id: sub.id.clone(),
-                offer: FREE_OFFER.to_owned(),
-                begin_date: None,
-                end_date: None,
-                trial_days: None,
-            },
-            now,
-            actor,
-        )?;
+        let free = NewSubscription {
+            subscriber_id: sub.id.clone(),
+            offer: FREE_OFFER.to_owned(),
+            ..Default::default()
+        };
+        let subscription = subscriptions::create(c, &free, now, actor)?;
         let key = keys::insert(
             c,
             &subscription.id,
@@ -102,24 +134,14 @@ pub fn signup(
             now,
             actor,
         )?;
-        let account = AccountRow {
-            id: new_id(),
-            subscriber_id: sub.id.clone(),
-            name: sub.name.clone(),
-            email: email.as_str().to_owned(),
-            password_hash: password_hash.to_owned(),
-            role: Role::Owner.as_str().to_owned(),
-            created_at: now,
-            failed_logins: 0,
-            failed_since: None,
+        let owner = NewAccount {
+            subscriber_id: &sub.id,
+            name: &sub.name,
+            email,
+            password_hash,
+            role: Role::Owner,
         };
-        diesel::insert_into(a::accounts)
-            .values(&account)
-            .execute(c)
-            .map_err(|e| match super::unique_violation(&e) {
-                Some(_) => email_taken(),
-                None => e.into(),
-            })?;
+        let account = insert_account(c, &owner, now)?;
         let mut ev = actor.event("account.signup", "ok", now);
         ev.key_id = Some(key.id.clone());
         ev.key_prefix = Some(key.key_prefix.clone());
@@ -136,43 +158,21 @@ pub fn signup(
     })
 }
 
-/// Adds a member with `role` to an existing subscriber (what an accepted invitation does).
-/// `409` when the email is taken.
-#[allow(clippy::too_many_arguments)]
+/// Adds a member to an existing subscriber (what an accepted invitation does). `409` when the
+/// email is taken.
 pub fn add_member(
     conn: &mut AnyConnection,
-    subscriber_id: &str,
-    name: &str,
-    email: &Email,
-    password_hash: &str,
-    role: Role,
+    new: &NewAccount<'_>,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<AccountRow> {
     write_txn(conn, |c| {
-        subscribers::get(c, subscriber_id)?;
-        let account = AccountRow {
-            id: new_id(),
-            subscriber_id: subscriber_id.to_owned(),
-            name: name.to_owned(),
-            email: email.as_str().to_owned(),
-            password_hash: password_hash.to_owned(),
-            role: role.as_str().to_owned(),
-            created_at: now,
-            failed_logins: 0,
-            failed_since: None,
-        };
-        diesel::insert_into(a::accounts)
-            .values(&account)
-            .execute(c)
-            .map_err(|e| match super::unique_violation(&e) {
-                Some(_) => email_taken(),
-                None => e.into(),
-            })?;
+        subscribers::get(c, new.subscriber_id)?;
+        let account = insert_account(c, new, now)?;
         let mut ev = actor.event("account.add_member", "ok", now);
         ev.detail = Some(format!(
-            "account {} ({role}) of subscriber {subscriber_id}",
-            account.id
+            "account {} ({}) of subscriber {}",
+            account.id, new.role, new.subscriber_id
         ));
         audit::record(c, &ev)?;
         Ok(account)

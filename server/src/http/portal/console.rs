@@ -7,10 +7,12 @@ use super::{
     CSRF_REFUSED, Layout, Logout, NavLink, PageError, forbidden, or_dash, render, see_other, when,
 };
 use crate::app::AppState;
-use crate::db::accounts::{self, CONSOLE};
+use crate::db::accounts::{self, AccountRow, CONSOLE};
 use crate::db::audit::{self, Actor, ChainCheck};
 use crate::db::console::{self as search, Search};
+use crate::db::models::{AuditRow, KeyRow, RegistrationRow, SubscriberRow};
 use crate::db::{self, keys, registrations, subscribers, subscriptions};
+use crate::domain::subscription::Subscription;
 use crate::domain::subscription::{Action, NewSubscription, SubscriptionStatus};
 use crate::http::dto::ListQuery;
 use crate::http::error::ApiError;
@@ -427,6 +429,36 @@ pub struct CsrfForm {
 
 // ---------------------------------------------------------------- subscribers
 
+fn subscriber_row(s: SubscriberRow, accounts: &[AccountRow]) -> Row {
+    let members: Vec<String> = accounts
+        .iter()
+        .filter(|a| a.subscriber_id == s.id)
+        .map(|a| format!("{} <{}> ({})", a.name, a.email, a.role))
+        .collect();
+    let actions = if members.is_empty() {
+        Vec::new()
+    } else {
+        let path = format!("/console/subscribers/{}/end-sessions", s.id);
+        vec![act(path, "End sessions", "secondary")]
+    };
+    let accounts = if members.is_empty() {
+        "—".into()
+    } else {
+        members.join("; ")
+    };
+    Row {
+        cells: vec![
+            cell("Name", s.name.clone()),
+            cell("Email", or_dash(s.email.as_deref())),
+            cell("Id", s.id.clone()),
+            cell("Accounts", accounts),
+            cell("Created", when(s.created_at)),
+        ],
+        actions,
+        id: s.id,
+    }
+}
+
 async fn subscribers_page(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -460,40 +492,7 @@ async fn subscribers_page(
     p.rows = found
         .items
         .into_iter()
-        .map(|s| {
-            let members: Vec<String> = accounts
-                .iter()
-                .filter(|a| a.subscriber_id == s.id)
-                .map(|a| format!("{} <{}> ({})", a.name, a.email, a.role))
-                .collect();
-            let has_accounts = !members.is_empty();
-            Row {
-                cells: vec![
-                    cell("Name", s.name.clone()),
-                    cell("Email", or_dash(s.email.as_deref())),
-                    cell("Id", s.id.clone()),
-                    cell(
-                        "Accounts",
-                        if has_accounts {
-                            members.join("; ")
-                        } else {
-                            "—".into()
-                        },
-                    ),
-                    cell("Created", when(s.created_at)),
-                ],
-                actions: if has_accounts {
-                    vec![act(
-                        format!("/console/subscribers/{}/end-sessions", s.id),
-                        "End sessions",
-                        "secondary",
-                    )]
-                } else {
-                    Vec::new()
-                },
-                id: s.id,
-            }
-        })
+        .map(|s| subscriber_row(s, &accounts))
         .collect();
     p.done()
 }
@@ -547,6 +546,57 @@ async fn end_sessions(
 
 // ---------------------------------------------------------------- subscriptions
 
+fn subscription_form(state: &AppState) -> FormSpec {
+    let mut offers: Vec<_> = state.offers.values().collect();
+    offers.sort_by_key(|o| o.rank);
+    FormSpec {
+        id: "new-subscription",
+        open: false,
+        title: "New subscription",
+        action: "/console/subscriptions",
+        submit: "Create subscription",
+        fields: vec![
+            field("subscriber_id", "Subscriber id", true),
+            Field {
+                options: offers.iter().map(|o| o.reference.clone()).collect(),
+                ..field("offer", "Offer", true)
+            },
+            field("trial_days", "Trial days (optional)", false),
+        ],
+    }
+}
+
+fn subscription_row(s: Subscription, owner: SubscriberRow, today: chrono::NaiveDate) -> Row {
+    let base = format!("/console/subscriptions/{}", s.id);
+    let mut actions = Vec::new();
+    if s.status != SubscriptionStatus::Cancelled {
+        actions.push(act(format!("{base}/issue-key"), "Issue key", "issue-key"));
+        if s.status == SubscriptionStatus::Suspended {
+            actions.push(act(format!("{base}/resume"), "Resume", "secondary resume"));
+        } else {
+            actions.push(act(
+                format!("{base}/suspend"),
+                "Suspend",
+                "secondary suspend",
+            ));
+        }
+        actions.push(act(format!("{base}/cancel"), "Cancel", "danger cancel"));
+    }
+    Row {
+        cells: vec![
+            cell("Subscriber", owner.name),
+            cell("Offer", s.offer.clone()),
+            status_cell("Status", s.status.as_str()),
+            cell("Running", if s.is_running(today) { "yes" } else { "no" }),
+            cell("From", s.begin_date.to_string()),
+            cell("Until", or_dash(s.end_date)),
+            cell("Id", s.id.clone()),
+        ],
+        actions,
+        id: s.id,
+    }
+}
+
 async fn subscriptions_page(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -561,23 +611,7 @@ async fn subscriptions_page(
         "Subscriber name or email",
         found.next_cursor,
     );
-    let mut offers: Vec<_> = state.offers.values().collect();
-    offers.sort_by_key(|o| o.rank);
-    p.forms.push(FormSpec {
-        id: "new-subscription",
-        open: false,
-        title: "New subscription",
-        action: "/console/subscriptions",
-        submit: "Create subscription",
-        fields: vec![
-            field("subscriber_id", "Subscriber id", true),
-            Field {
-                options: offers.iter().map(|o| o.reference.clone()).collect(),
-                ..field("offer", "Offer", true)
-            },
-            field("trial_days", "Trial days (optional)", false),
-        ],
-    });
+    p.forms.push(subscription_form(&state));
     p.headers = vec![
         "Subscriber",
         "Offer",
@@ -590,37 +624,7 @@ async fn subscriptions_page(
     p.rows = found
         .items
         .into_iter()
-        .map(|(s, owner)| {
-            let running = s.is_running(today);
-            let mut actions = Vec::new();
-            let base = format!("/console/subscriptions/{}", s.id);
-            if s.status != SubscriptionStatus::Cancelled {
-                actions.push(act(format!("{base}/issue-key"), "Issue key", "issue-key"));
-                if s.status == SubscriptionStatus::Suspended {
-                    actions.push(act(format!("{base}/resume"), "Resume", "secondary resume"));
-                } else {
-                    actions.push(act(
-                        format!("{base}/suspend"),
-                        "Suspend",
-                        "secondary suspend",
-                    ));
-                }
-                actions.push(act(format!("{base}/cancel"), "Cancel", "danger cancel"));
-            }
-            Row {
-                cells: vec![
-                    cell("Subscriber", owner.name),
-                    cell("Offer", s.offer.clone()),
-                    status_cell("Status", s.status.as_str()),
-                    cell("Running", if running { "yes" } else { "no" }),
-                    cell("From", s.begin_date.to_string()),
-                    cell("Until", or_dash(s.end_date)),
-                    cell("Id", s.id.clone()),
-                ],
-                actions,
-                id: s.id,
-            }
-        })
+        .map(|(s, owner)| subscription_row(s, owner, today))
         .collect();
     p.done()
 }
@@ -701,6 +705,37 @@ fn key_issued(v: &Vendor, prefix: String, plaintext: String) -> Res {
 
 // ---------------------------------------------------------------- keys
 
+fn key_row(k: KeyRow, b: Option<RegistrationRow>) -> Row {
+    let mut actions = Vec::new();
+    if k.status != "revoked" {
+        actions.push(act(
+            format!("/console/keys/{}/revoke", k.id),
+            "Revoke",
+            "danger revoke",
+        ));
+    }
+    if k.replaced_by.is_none() {
+        let path = format!("/console/keys/{}/regenerate", k.id);
+        actions.push(act(path, "Regenerate", "secondary regenerate"));
+    }
+    let (url, uid) = b
+        .map(|b| (b.instance_url, b.instance_uid))
+        .unwrap_or_default();
+    Row {
+        cells: vec![
+            cell("Key", k.key_prefix.clone()),
+            status_cell("Status", &k.status),
+            cell("Bound to", or_dash(url)),
+            cell("UID", or_dash(uid)),
+            cell("Subscription", k.subscription_id.clone()),
+            cell("Created", when(k.created_at)),
+            cell("Replaced by", or_dash(k.replaced_by.as_deref())),
+        ],
+        actions,
+        id: k.id,
+    }
+}
+
 async fn keys_page(state: web::Data<AppState>, req: HttpRequest, q: web::Query<PageQuery>) -> Res {
     let v = signed_in!(state, req);
     let s = q.search();
@@ -730,42 +765,7 @@ async fn keys_page(state: web::Data<AppState>, req: HttpRequest, q: web::Query<P
     p.rows = found
         .items
         .into_iter()
-        .map(|(k, b)| {
-            let mut actions = Vec::new();
-            if k.status != "revoked" {
-                actions.push(act(
-                    format!("/console/keys/{}/revoke", k.id),
-                    "Revoke",
-                    "danger revoke",
-                ));
-            }
-            if k.replaced_by.is_none() {
-                actions.push(act(
-                    format!("/console/keys/{}/regenerate", k.id),
-                    "Regenerate",
-                    "secondary regenerate",
-                ));
-            }
-            Row {
-                cells: vec![
-                    cell("Key", k.key_prefix.clone()),
-                    status_cell("Status", &k.status),
-                    cell(
-                        "Bound to",
-                        or_dash(b.as_ref().and_then(|b| b.instance_url.clone())),
-                    ),
-                    cell(
-                        "UID",
-                        or_dash(b.as_ref().and_then(|b| b.instance_uid.clone())),
-                    ),
-                    cell("Subscription", k.subscription_id.clone()),
-                    cell("Created", when(k.created_at)),
-                    cell("Replaced by", or_dash(k.replaced_by.as_deref())),
-                ],
-                actions,
-                id: k.id,
-            }
-        })
+        .map(|(k, b)| key_row(k, b))
         .collect();
     p.done()
 }
@@ -894,6 +894,47 @@ async fn offers_page(state: web::Data<AppState>, req: HttpRequest) -> Res {
     p.done()
 }
 
+fn fact(label: &'static str, text: impl Into<String>, class: &str) -> Fact {
+    Fact {
+        label,
+        text: text.into(),
+        class: class.to_owned(),
+    }
+}
+
+/// `audit verify`'s answer as the page shows it.
+fn chain_facts(check: ChainCheck) -> Vec<Fact> {
+    match check {
+        ChainCheck::Intact { events } => vec![
+            fact("Chain", "intact", "status status-intact verify"),
+            fact("Events", events.to_string(), ""),
+        ],
+        ChainCheck::Broken { id, reason } => vec![
+            fact("Chain", "broken", "status status-broken verify"),
+            fact("First broken event", id.to_string(), ""),
+            fact("Why", reason, ""),
+        ],
+    }
+}
+
+fn audit_row(e: AuditRow) -> Row {
+    Row {
+        id: e.id.to_string(),
+        cells: vec![
+            cell("#", e.id.to_string()),
+            cell("At", e.at.format("%Y-%m-%d %H:%M:%S").to_string()),
+            cell("Actor", e.actor),
+            cell("Action", e.action),
+            cell("Outcome", e.outcome),
+            cell("Key", or_dash(e.key_prefix)),
+            cell("Instance", or_dash(e.instance_url.or(e.instance_uid))),
+            cell("Client", or_dash(e.client_addr)),
+            cell("Detail", or_dash(e.detail)),
+        ],
+        actions: Vec::new(),
+    }
+}
+
 async fn audit_page(state: web::Data<AppState>, req: HttpRequest, q: web::Query<PageQuery>) -> Res {
     let v = signed_in!(state, req);
     let lq = ListQuery {
@@ -906,62 +947,14 @@ async fn audit_page(state: web::Data<AppState>, req: HttpRequest, q: web::Query<
     })
     .await?;
     let mut p = ListPage::new(&v, "/console/audit", "Audit trail");
-    p.facts.push(match check {
-        ChainCheck::Intact { events } => vec![
-            Fact {
-                label: "Chain",
-                text: "intact".into(),
-                class: "status status-intact verify".into(),
-            },
-            Fact {
-                label: "Events",
-                text: events.to_string(),
-                class: String::new(),
-            },
-        ],
-        ChainCheck::Broken { id, reason } => vec![
-            Fact {
-                label: "Chain",
-                text: "broken".into(),
-                class: "status status-broken verify".into(),
-            },
-            Fact {
-                label: "First broken event",
-                text: id.to_string(),
-                class: String::new(),
-            },
-            Fact {
-                label: "Why",
-                text: reason,
-                class: String::new(),
-            },
-        ],
-    });
+    p.facts.push(chain_facts(check));
     p.next_href = page
         .next_cursor
         .map(|c| format!("/console/audit?cursor={}", urlencode(&c)));
     p.headers = vec![
         "#", "At", "Actor", "Action", "Outcome", "Key", "Instance", "Client", "Detail",
     ];
-    p.rows = page
-        .items
-        .into_iter()
-        .map(|e| Row {
-            id: e.id.to_string(),
-            cells: vec![
-                cell("#", e.id.to_string()),
-                cell("At", e.at.format("%Y-%m-%d %H:%M:%S").to_string()),
-                cell("Actor", e.actor),
-                cell("Action", e.action),
-                cell("Outcome", e.outcome),
-                cell("Key", or_dash(e.key_prefix)),
-                cell("Instance", or_dash(e.instance_url.or(e.instance_uid))),
-                cell("Client", or_dash(e.client_addr)),
-                cell("Detail", or_dash(e.detail)),
-            ],
-            actions: Vec::new(),
-        })
-        .collect();
+    p.rows = page.items.into_iter().map(audit_row).collect();
     p.done()
 }
 

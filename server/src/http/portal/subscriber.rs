@@ -179,81 +179,99 @@ async fn signup_form(state: web::Data<AppState>, req: HttpRequest) -> Res {
     Ok(signup_page(&state, &req, StatusCode::OK, None, None))
 }
 
+/// The name and email of a sign-up form, or the message that refuses it.
+fn checked_signup(form: &SignupForm) -> Result<(String, Email), String> {
+    let name = account::check_name(&form.name).map_err(|e| e.to_string())?;
+    let email = Email::parse(&form.email).map_err(|e| e.to_string())?;
+    account::check_password(&form.password).map_err(|e| e.to_string())?;
+    Ok((name.to_owned(), email))
+}
+
+/// Hashes the password, creates the subscriber, subscription, key and owner account, and
+/// signs the account in: the session's token and what was created.
+async fn create_account(
+    state: &AppState,
+    (name, email): (String, Email),
+    password: String,
+    actor: Actor,
+) -> Result<(String, accounts::SignedUp), ApiError> {
+    let hash = web::block(move || session::hash_password(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let now = state.clock.now_naive();
+    let token = session::random_token();
+    let token_hash = session::sha256_hex(&token);
+    let expires = now + chrono::Duration::hours(PORTAL_SESSION_HOURS);
+    let signed = run(&state.pool, move |c| {
+        let s = accounts::signup(c, &name, &email, &hash, now, &actor)?;
+        accounts::open_session(c, &token_hash, Some(&s.account), now, expires, &actor)?;
+        Ok(s)
+    })
+    .await?;
+    Ok((token, signed))
+}
+
+/// Refuses every sign-up under `--portal-signup invite` (invitations come with the invitation
+/// keys, §11.3: until then no sign-up can carry a valid one) and while the address is over the
+/// failed look-up limit.
+fn signup_allowed(state: &AppState, addr: &str) -> Result<(), (StatusCode, String)> {
+    if state.portal_signup == PortalSignup::Invite {
+        let msg = "Sign-up needs a valid invitation key on this server.";
+        return Err((StatusCode::BAD_REQUEST, msg.into()));
+    }
+    let now = state.clock.now().timestamp();
+    state
+        .limits
+        .failed_lookups
+        .check(addr, now)
+        .map_err(|over| {
+            let msg = format!(
+                "Too many attempts from your address; try again in {} seconds.",
+                over.retry_after
+            );
+            (StatusCode::TOO_MANY_REQUESTS, msg)
+        })
+}
+
 async fn signup(state: web::Data<AppState>, req: HttpRequest, form: web::Form<SignupForm>) -> Res {
     signup_off(&state)?;
     let form = form.into_inner();
     if !session::csrf_ok(&req, Binding::Pre, &form.csrf_token) {
         return Err(forbidden(CSRF_REFUSED));
     }
-    let refuse = |status: StatusCode, msg: String| {
-        Ok(signup_page(&state, &req, status, Some(msg), Some(&form)))
+    let refuse = |status: StatusCode, msg: &str| {
+        Ok(signup_page(
+            &state,
+            &req,
+            status,
+            Some(capitalise(msg)),
+            Some(&form),
+        ))
     };
-    if state.portal_signup == PortalSignup::Invite {
-        // Invitations come with the invitation keys (§11.3); until then no signup can carry
-        // a valid one.
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "Sign-up needs a valid invitation key on this server.".into(),
-        );
-    }
     let addr = client_addr(&req).unwrap_or_else(|| "unknown".into());
-    if let Err(over) = state
-        .limits
-        .failed_lookups
-        .check(&addr, state.clock.now().timestamp())
-    {
-        return refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "Too many attempts from your address; try again in {} seconds.",
-                over.retry_after
-            ),
-        );
+    if let Err((status, msg)) = signup_allowed(&state, &addr) {
+        return refuse(status, &msg);
     }
-    let checked = account::check_name(&form.name)
-        .map(str::to_owned)
-        .and_then(|n| Ok((n, Email::parse(&form.email)?)))
-        .and_then(|(n, e)| account::check_password(&form.password).map(|()| (n, e)));
-    let (name, email) = match checked {
+    let checked = match checked_signup(&form) {
         Ok(v) => v,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, capitalise(&e.to_string())),
+        Err(msg) => return refuse(StatusCode::BAD_REQUEST, &msg),
     };
-    let pw = form.password.clone();
-    let hash = web::block(move || session::hash_password(&pw))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    let now = state.clock.now_naive();
     let actor = Actor::new("portal", Some(addr));
-    let token = session::random_token();
-    let token_hash = session::sha256_hex(&token);
-    let expires = now + chrono::Duration::hours(PORTAL_SESSION_HOURS);
-    let done = run(&state.pool, move |c| {
-        let s = accounts::signup(c, &name, &email, &hash, now, &actor)?;
-        accounts::open_session(c, &token_hash, Some(&s.account), now, expires, &actor)?;
-        Ok(s)
-    })
-    .await;
-    let signed = match done {
-        Ok(s) => s,
+    let (token, signed) = match create_account(&state, checked, form.password.clone(), actor).await
+    {
+        Ok(v) => v,
         Err(ApiError::Client {
             status, message, ..
-        }) => {
-            return refuse(status, capitalise(&message));
-        }
+        }) => return refuse(status, &message),
         Err(e) => return Err(e.into()),
     };
     let member = Member {
         token: token.clone(),
         account: signed.account,
     };
-    let mut resp = dashboard_page(
-        &state,
-        &member,
-        Some(signed.plaintext.expose().to_owned()),
-        None,
-    )
-    .await?;
+    let shown = Some(signed.plaintext.expose().to_owned());
+    let mut resp = dashboard_page(&state, &member, shown, None).await?;
     let _ = resp.add_cookie(&session::cookie(
         &state,
         PORTAL_COOKIE,
@@ -335,10 +353,68 @@ async fn login_form(state: web::Data<AppState>, req: HttpRequest) -> Res {
     Ok(login_page(&state, &req, StatusCode::OK, None, ""))
 }
 
+/// How a login attempt ended.
 enum Attempt {
-    Unknown,
+    /// Wrong email or password (counted and audited).
+    Wrong,
+    /// The account is over its limit for now (retry after these seconds).
     Limited(u64),
-    Found(AccountRow),
+    /// Signed in with this session token.
+    In(String),
+}
+
+/// Checks an email and password (the per-account limit first), counts a failure against the
+/// address and the account, and opens a session on success.
+async fn attempt(
+    state: &AppState,
+    email: Email,
+    pw: String,
+    addr: &str,
+) -> Result<Attempt, ApiError> {
+    let now = state.clock.now_naive();
+    let actor = Actor::new("portal", Some(addr.to_owned()));
+    let found = run(&state.pool, move |c| accounts::find_by_email(c, &email)).await?;
+    let acc = match found {
+        Some(acc) => match accounts::allowance(&acc, now) {
+            LoginAllowance::Limited { retry_after } => return Ok(Attempt::Limited(retry_after)),
+            LoginAllowance::Open { .. } => acc,
+        },
+        None => {
+            web::block(move || session::spend_password_time(&pw))
+                .await
+                .map_err(ApiError::internal)?;
+            state
+                .limits
+                .failed_lookups
+                .count(addr, state.clock.now().timestamp());
+            let ev = actor.event("account.login", "unknown_email", now);
+            run(&state.pool, move |c| crate::db::audit::record(c, &ev)).await?;
+            return Ok(Attempt::Wrong);
+        }
+    };
+    let phc = acc.password_hash.clone();
+    let ok = web::block(move || session::verify_password(&pw, &phc))
+        .await
+        .map_err(ApiError::internal)?;
+    if !ok {
+        state
+            .limits
+            .failed_lookups
+            .count(addr, state.clock.now().timestamp());
+        run(&state.pool, move |c| {
+            accounts::note_failed_login(c, &acc.id, now, &actor)
+        })
+        .await?;
+        return Ok(Attempt::Wrong);
+    }
+    let token = session::random_token();
+    let hash = session::sha256_hex(&token);
+    let expires = now + chrono::Duration::hours(PORTAL_SESSION_HOURS);
+    run(&state.pool, move |c| {
+        accounts::open_session(c, &hash, Some(&acc), now, expires, &actor)
+    })
+    .await?;
+    Ok(Attempt::In(token))
 }
 
 async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form<LoginForm>) -> Res {
@@ -356,16 +432,17 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Log
         ))
     };
     let addr = client_addr(&req).unwrap_or_else(|| "unknown".into());
-    let ts = state.clock.now().timestamp();
-    if let Err(over) = state.limits.failed_lookups.check(&addr, ts) {
+    if let Err(over) = state
+        .limits
+        .failed_lookups
+        .check(&addr, state.clock.now().timestamp())
+    {
         crate::http::lookup::refused(&state, "failed_lookups", over);
-        return refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!(
-                "Too many failed attempts from your address; try again in {} seconds.",
-                over.retry_after
-            ),
+        let msg = format!(
+            "Too many failed attempts from your address; try again in {} seconds.",
+            over.retry_after
         );
+        return refuse(StatusCode::TOO_MANY_REQUESTS, &msg);
     }
     let Ok(email) = Email::parse(&form.email) else {
         return refuse(StatusCode::BAD_REQUEST, "Enter a valid email address.");
@@ -373,58 +450,16 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Log
     if form.password.is_empty() || form.password.len() > account::MAX_PASSWORD_BYTES {
         return refuse(StatusCode::BAD_REQUEST, "Enter your password.");
     }
-    let now = state.clock.now_naive();
-    let actor = Actor::new("portal", Some(addr.clone()));
-    let attempt = run(&state.pool, move |c| {
-        Ok(match accounts::find_by_email(c, &email)? {
-            None => Attempt::Unknown,
-            Some(acc) => match accounts::allowance(&acc, now) {
-                LoginAllowance::Limited { retry_after } => Attempt::Limited(retry_after),
-                LoginAllowance::Open { .. } => Attempt::Found(acc),
-            },
-        })
-    })
-    .await?;
-    let wrong = "Wrong email or password.";
-    let pw = form.password.clone();
-    match attempt {
-        Attempt::Limited(secs) => refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!(
+    match attempt(&state, email, form.password.clone(), &addr).await? {
+        Attempt::Wrong => refuse(StatusCode::UNAUTHORIZED, "Wrong email or password."),
+        Attempt::Limited(secs) => {
+            let msg = format!(
                 "Too many failed logins for this account; try again in {} minutes.",
                 secs.div_ceil(60)
-            ),
-        ),
-        Attempt::Unknown => {
-            web::block(move || session::spend_password_time(&pw))
-                .await
-                .map_err(ApiError::internal)?;
-            state.limits.failed_lookups.count(&addr, ts);
-            let ev = actor.event("account.login", "unknown_email", now);
-            run(&state.pool, move |c| crate::db::audit::record(c, &ev)).await?;
-            refuse(StatusCode::UNAUTHORIZED, wrong)
+            );
+            refuse(StatusCode::TOO_MANY_REQUESTS, &msg)
         }
-        Attempt::Found(acc) => {
-            let phc = acc.password_hash.clone();
-            let ok = web::block(move || session::verify_password(&pw, &phc))
-                .await
-                .map_err(ApiError::internal)?;
-            if !ok {
-                state.limits.failed_lookups.count(&addr, ts);
-                let id = acc.id.clone();
-                run(&state.pool, move |c| {
-                    accounts::note_failed_login(c, &id, now, &actor)
-                })
-                .await?;
-                return refuse(StatusCode::UNAUTHORIZED, wrong);
-            }
-            let token = session::random_token();
-            let hash = session::sha256_hex(&token);
-            let expires = now + chrono::Duration::hours(PORTAL_SESSION_HOURS);
-            run(&state.pool, move |c| {
-                accounts::open_session(c, &hash, Some(&acc), now, expires, &actor)
-            })
-            .await?;
+        Attempt::In(token) => {
             let mut resp = see_other("/portal/");
             let _ = resp.add_cookie(&session::cookie(
                 &state,
@@ -502,6 +537,50 @@ struct MemberLine {
     role: String,
 }
 
+fn subscription_card(
+    state: &AppState,
+    o: &accounts::Overview,
+    s: &crate::domain::subscription::Subscription,
+    today: chrono::NaiveDate,
+) -> SubscriptionCard {
+    let binding = |b: &crate::db::models::RegistrationRow| BindingLine {
+        id: b.id.clone(),
+        url: or_dash(b.instance_url.as_deref()),
+        uid: or_dash(b.instance_uid.as_deref()),
+        bound: when(b.bound_at),
+        last_seen: when(b.last_seen_at),
+    };
+    let keys = o.keys.iter().filter(|k| k.subscription_id == s.id);
+    SubscriptionCard {
+        offer_title: state
+            .offers
+            .get(s.offer.as_str())
+            .map(|x| x.title.clone())
+            .unwrap_or_else(|| s.offer.clone()),
+        status: s.status.as_str().to_owned(),
+        running: s.is_running(today),
+        begin: s.begin_date.to_string(),
+        end: s
+            .end_date
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "open-ended".into()),
+        keys: keys
+            .map(|k| KeyCard {
+                id: k.id.clone(),
+                prefix: k.key_prefix.clone(),
+                created: when(k.created_at),
+                expires: k.expires_at.map(when).unwrap_or_default(),
+                bindings: o
+                    .bindings
+                    .iter()
+                    .filter(|b| b.key_id == k.id)
+                    .map(binding)
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
 async fn dashboard_page(
     state: &AppState,
     m: &Member,
@@ -510,47 +589,11 @@ async fn dashboard_page(
 ) -> Res {
     let sid = m.account.subscriber_id.clone();
     let o = run(&state.pool, move |c| accounts::overview(c, &sid)).await?;
-    let now = state.clock.now_naive();
+    let today = state.clock.now_naive().date();
     let subscriptions = o
         .subscriptions
         .iter()
-        .map(|s| SubscriptionCard {
-            offer_title: state
-                .offers
-                .get(s.offer.as_str())
-                .map(|x| x.title.clone())
-                .unwrap_or_else(|| s.offer.clone()),
-            status: s.status.as_str().to_owned(),
-            running: s.is_running(now.date()),
-            begin: s.begin_date.to_string(),
-            end: s
-                .end_date
-                .map(|d| d.to_string())
-                .unwrap_or_else(|| "open-ended".into()),
-            keys: o
-                .keys
-                .iter()
-                .filter(|k| k.subscription_id == s.id)
-                .map(|k| KeyCard {
-                    id: k.id.clone(),
-                    prefix: k.key_prefix.clone(),
-                    created: when(k.created_at),
-                    expires: k.expires_at.map(when).unwrap_or_default(),
-                    bindings: o
-                        .bindings
-                        .iter()
-                        .filter(|b| b.key_id == k.id)
-                        .map(|b| BindingLine {
-                            id: b.id.clone(),
-                            url: or_dash(b.instance_url.as_deref()),
-                            uid: or_dash(b.instance_uid.as_deref()),
-                            bound: when(b.bound_at),
-                            last_seen: when(b.last_seen_at),
-                        })
-                        .collect(),
-                })
-                .collect(),
-        })
+        .map(|s| subscription_card(state, &o, s, today))
         .collect();
     let mut l = layout("Dashboard");
     l.nav.push(NavLink {
