@@ -2,6 +2,8 @@
 //! CSRF, escaping, cookie flags, login limits, `--portal-signup`, roles, the admin API's
 //! accounts and sessions.
 
+mod common;
+
 use glpi_network_server::TestServer;
 use glpi_network_server::config::PortalSignup;
 use glpi_network_server::db::accounts::NewAccount;
@@ -679,4 +681,98 @@ fn the_console_signs_in_with_the_admin_token_and_drives_the_admin_operations() {
         303
     );
     assert_eq!(v.get("/console/keys").location(), "/console/login");
+}
+
+#[test]
+fn the_portal_and_the_console_work_on_postgresql() {
+    let Some((base, url, name)) = common::create_pg_database("portal") else {
+        return;
+    };
+    let _db = common::PgDb { base, name };
+    let server = TestServer::builder().database_url(&url).start().unwrap();
+    let mut owner = Browser::new(&server);
+    let page = owner.signup("Élan <b>Postgres</b>", "PG@Example.com");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let key = key_of(&page);
+    let r = Client::new()
+        .post(format!("{}/v1/registrations", server.url()))
+        .json(&json!({"registration_key": key, "instance_url": "https://GLPI.pg.test/"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        Browser::new(&server).signup("Dup", "pg@example.COM").status,
+        409
+    );
+    // searches are case-insensitive on PostgreSQL too, and escape LIKE's wildcards
+    let mut v = Browser::new(&server);
+    let csrf = v.get("/console/login").csrf();
+    assert_eq!(
+        v.post(
+            "/console/login",
+            &[("token", server.admin_token()), ("csrf_token", &csrf)]
+        )
+        .status,
+        303
+    );
+    assert!(
+        v.get("/console/subscribers?q=POSTGRES")
+            .body
+            .contains("pg@example.com")
+    );
+    assert!(
+        !v.get("/console/subscribers?q=%25")
+            .body
+            .contains("pg@example.com")
+    );
+    assert!(
+        v.get("/console/subscriptions?q=pg%40example")
+            .body
+            .contains("button")
+    );
+    let prefix = &key[..9];
+    assert!(
+        v.get(&format!("/console/keys?q={}", prefix.to_lowercase()))
+            .body
+            .contains("https://glpi.pg.test")
+    );
+    assert!(
+        v.get("/console/registrations?q=PG.TEST")
+            .body
+            .contains(prefix)
+    );
+    assert!(v.get("/console/audit").body.contains("status-intact"));
+    // the per-account limit is counted in the database
+    let mut b = Browser::new(&server);
+    for _ in 0..10 {
+        assert_eq!(
+            b.login("pg@example.com", "wrong password guess").status,
+            401
+        );
+    }
+    assert_eq!(b.login("pg@example.com", PASSWORD).status, 429);
+    // the owner releases the instance; the vendor ends the sessions
+    let oc = owner.get("/portal/").csrf();
+    let reg_id = admin_get(&server, "/v1/admin/registrations")["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        owner
+            .post(
+                &format!("/portal/registrations/{reg_id}/release"),
+                &[("csrf_token", &oc)]
+            )
+            .status,
+        303
+    );
+    let sid = subscriber_id(&server, "pg@example.com");
+    let (c, base, token) = admin(&server);
+    let r = c
+        .delete(format!("{base}/v1/admin/subscribers/{sid}/sessions"))
+        .bearer_auth(token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(owner.get("/portal/").location(), "/portal/login");
 }
