@@ -34,21 +34,11 @@
 //! # }
 //! # mod demo {
 //! #     // Starts the real server in-process and issues a key through its admin API.
-//! #     use glpi_network_server::{Application, Settings};
-//! #     pub fn start(dir: &std::path::Path)
+//! #     use glpi_network_server::TestServer;
+//! #     pub fn start(_dir: &std::path::Path)
 //! #         -> Result<(String, String, impl FnOnce()), Box<dyn std::error::Error>> {
-//! #         let mut settings = Settings::new("127.0.0.1:0", dir.join("server"));
-//! #         settings.workers = Some(1);
-//! #         let (tx, rx) = std::sync::mpsc::channel();
-//! #         let thread = std::thread::spawn(move || {
-//! #             actix_web::rt::System::new().block_on(async move {
-//! #                 let app = Application::build(&settings).unwrap();
-//! #                 tx.send((app.port(), app.admin_token().to_owned(), app.handle())).unwrap();
-//! #                 app.run_until_stopped().await.unwrap();
-//! #             })
-//! #         });
-//! #         let (port, token, handle) = rx.recv()?;
-//! #         let url = format!("http://127.0.0.1:{port}");
+//! #         let mut server = TestServer::builder().test_mode(false).workers(1).start()?;
+//! #         let (url, token) = (server.url().to_owned(), server.admin_token().to_owned());
 //! #         let auth = format!("Bearer {token}");
 //! #         let post = |path: &str, body: serde_json::Value| -> Result<serde_json::Value, ureq::Error> {
 //! #             ureq::post(&format!("{url}/v1/admin/{path}"))
@@ -58,10 +48,7 @@
 //! #         let subscription = post("subscriptions",
 //! #             serde_json::json!({"subscriber_id": sub["id"], "offer": "standard"}))?;
 //! #         let key = post("keys", serde_json::json!({"subscription_id": subscription["id"]}))?;
-//! #         let stop = move || {
-//! #             actix_web::rt::System::new().block_on(handle.stop(true));
-//! #             thread.join().unwrap();
-//! #         };
+//! #         let stop = move || server.stop();
 //! #         Ok((url, key["key"].as_str().unwrap().to_owned(), stop))
 //! #     }
 //! # }

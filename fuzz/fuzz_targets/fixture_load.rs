@@ -11,7 +11,7 @@
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use glpi_network_server::db::audit::Actor;
-use glpi_network_server::db::{self, AnyConnection, PooledConn, schema};
+use glpi_network_server::db::{self, AnyConnection, Conn, schema};
 use glpi_network_server::testmode::fixtures::{self, Fixtures};
 use libfuzzer_sys::fuzz_target;
 use std::sync::{LazyLock, Mutex};
@@ -51,12 +51,12 @@ fn counts(c: &mut AnyConnection) -> Counts {
 }
 
 struct Db {
-    conn: PooledConn,
+    conn: Conn,
     baseline: Counts,
 }
 
 static DB: LazyLock<Mutex<Db>> = LazyLock::new(|| {
-    let pool = db::open("sqlite::memory:", 1).expect("in-memory database");
+    let pool = db::Db::open("sqlite::memory:", 1).expect("in-memory database");
     let mut conn = pool.get().expect("connection");
     // what a fresh server holds: the seeded offers and the demo plugins
     fixtures::reset(&mut conn, now()).expect("reset");
@@ -94,7 +94,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut guard = DB.lock().unwrap_or_else(|e| e.into_inner());
     let db = &mut *guard;
-    let c = &mut *db.conn;
+    let c = &mut db.conn;
     match fixtures::load(c, &fx, now(), &Actor::new("test", None)) {
         Err(_) => {
             trace("refused");

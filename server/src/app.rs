@@ -2,7 +2,7 @@
 
 use crate::config::Settings;
 use crate::db::keycache::KeyCache;
-use crate::db::{self, Pool};
+use crate::db::{self, Db};
 use crate::domain::clock::Clock;
 use crate::domain::offer::OfferCatalog;
 use crate::http;
@@ -23,7 +23,7 @@ pub const MAX_JSON_BODY: usize = 64 * 1024;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: Pool,
+    pub db: Db,
     pub clock: Clock,
     pub admin: AdminSecret,
     pub public_url: Arc<str>,
@@ -49,13 +49,13 @@ pub struct Application {
 
 /// Checks the database for changes made by other processes, for the key-state cache (see
 /// [`crate::db::keycache`]), every half TTL for as long as the server's system runs.
-fn spawn_change_checks(pool: Pool, keys: Arc<KeyCache>) {
+fn spawn_change_checks(db: Db, keys: Arc<KeyCache>) {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(keys.check_interval());
         let mut failing = false;
         loop {
             tick.tick().await;
-            match http::run(&pool, crate::db::audit::latest_id).await {
+            match http::run(&db, |c| crate::db::audit::latest_id(c)).await {
                 Ok(latest) => {
                     keys.note_latest_event(latest);
                     failing = false;
@@ -71,16 +71,16 @@ fn spawn_change_checks(pool: Pool, keys: Arc<KeyCache>) {
 }
 
 /// Opens the database (running migrations) and makes sure the data directory exists.
-pub fn open_pool(settings: &Settings) -> anyhow::Result<Pool> {
+pub fn open_pool(settings: &Settings) -> anyhow::Result<Db> {
     std::fs::create_dir_all(&settings.data_dir)?;
-    db::open(&settings.database_url(), 16)
+    Db::open(&settings.database_url(), 16)
 }
 
 /// Loads the master key and the signing keys (creating both on a fresh deployment). A master
 /// key that is missing while the database already holds signing keys, or that cannot open
 /// them, is a start-up error, never a silent new key.
-pub fn open_signer(settings: &Settings, pool: &Pool, clock: &Clock) -> anyhow::Result<Signer> {
-    let mut conn = pool.get()?;
+pub fn open_signer(settings: &Settings, db: &Db, clock: &Clock) -> anyhow::Result<Signer> {
+    let mut conn = db.get()?;
     let has_keys = db::signing_keys::active(&mut conn)?.is_some();
     let master = match MasterKey::load(
         settings.master_key.as_deref(),
@@ -104,8 +104,8 @@ pub fn open_signer(settings: &Settings, pool: &Pool, clock: &Clock) -> anyhow::R
     Signer::init(&mut conn, master, lifetimes, clock.now_naive(), seed)
 }
 
-fn load_offers(pool: &Pool) -> anyhow::Result<OfferCatalog> {
-    let offers = db::offers::list(&mut *pool.get()?)?;
+fn load_offers(db: &Db) -> anyhow::Result<OfferCatalog> {
+    let offers = db::offers::list(&mut *db.get()?)?;
     Ok(offers
         .into_iter()
         .map(|o| (o.reference.clone(), o))
@@ -141,8 +141,8 @@ fn bind(settings: &Settings) -> anyhow::Result<(TcpListener, String)> {
 }
 
 /// Seeds the demo plugins once per database and imports `--catalogue` if given.
-fn seed_catalogue(settings: &Settings, pool: &Pool, clock: &Clock) -> anyhow::Result<()> {
-    let mut c = pool.get()?;
+fn seed_catalogue(settings: &Settings, db: &Db, clock: &Clock) -> anyhow::Result<()> {
+    let mut c = db.get()?;
     if crate::db::catalogue::seed_demo_once(&mut c, clock.now_naive())? {
         tracing::info!("seeded the demo plugins");
     }
@@ -165,16 +165,17 @@ fn limits(settings: &Settings) -> Limits {
 /// Opens everything a handler reaches: the signer, the offers, the catalogue, the caches.
 fn build_state(
     settings: &Settings,
-    pool: Pool,
+    db: Db,
     admin_token: &str,
     public_url: String,
 ) -> anyhow::Result<AppState> {
     let clock = Clock::default();
-    let signer = open_signer(settings, &pool, &clock)?;
-    let offers = load_offers(&pool)?;
-    seed_catalogue(settings, &pool, &clock)?;
+    let signer = open_signer(settings, &db, &clock)?;
+    let offers = load_offers(&db)?;
+    seed_catalogue(settings, &db, &clock)?;
+    let generations = db.generations();
     Ok(AppState {
-        pool,
+        db,
         clock,
         admin: AdminSecret::new(admin_token),
         public_url: public_url.into(),
@@ -188,6 +189,7 @@ fn build_state(
         keys: Arc::new(KeyCache::new(
             settings.key_cache_size,
             Duration::from_secs(settings.key_cache_ttl),
+            generations,
         )),
         limits: Arc::new(limits(settings)),
     })
@@ -209,7 +211,7 @@ fn start_test_mode(settings: &Settings, state: &AppState) -> anyhow::Result<()> 
     let actor = crate::db::audit::Actor::new("test", None);
     let base = file.parent().unwrap_or_else(|| std::path::Path::new("."));
     let loaded = crate::testmode::fixtures::load_file(
-        &mut *state.pool.get()?,
+        &mut state.db.get()?,
         &fx,
         base,
         state.clock.now_naive(),
@@ -231,7 +233,7 @@ fn http_server(
     // Blocking work is database work, and each task holds a pooled connection: more threads
     // per worker than connections would only wait on the pool (and each idle thread keeps
     // its stack and malloc arena, which grew the RSS under mixed load).
-    let blocking_threads = state.pool.max_size() as usize;
+    let blocking_threads = state.db.pool().max_size() as usize;
     let data = web::Data::new(state.clone());
     let mut server = HttpServer::new(move || {
         App::new()
@@ -280,14 +282,14 @@ impl Application {
     /// Opens the database, loads or creates the admin token, binds the listener, builds the
     /// state every handler reaches, and starts (without running it yet) the HTTP server.
     pub fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let pool = open_pool(settings)?;
+        let db = open_pool(settings)?;
         let admin_token = admin_token(settings)?;
         let (listener, public_url) = bind(settings)?;
         let port = listener.local_addr()?.port();
-        let state = build_state(settings, pool, &admin_token, public_url)?;
+        let state = build_state(settings, db, &admin_token, public_url)?;
         start_test_mode(settings, &state)?;
         if state.keys.enabled() {
-            spawn_change_checks(state.pool.clone(), state.keys.clone());
+            spawn_change_checks(state.db.clone(), state.keys.clone());
         }
         let server = http_server(settings, &state, listener)?;
         Ok(Application {

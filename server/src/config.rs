@@ -24,6 +24,22 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+// Every numeric flag has its range checked when the command line is parsed: a value out of it
+// is a start-up error that names the flag (exit 2), never an overflow or a panic later.
+
+/// The most failed look-ups or registrations per minute a limit may allow.
+pub const MAX_PER_MINUTE: u32 = 1_000_000_000;
+/// The largest `--key-cache-size`.
+pub const MAX_KEY_CACHE_SIZE: usize = 10_000_000;
+/// The longest `--key-cache-ttl`, in seconds (a day).
+pub const MAX_KEY_CACHE_TTL_SECS: u64 = 86_400;
+/// The most `--workers`.
+pub const MAX_WORKERS: usize = 1024;
+/// The longest `--trial-days` (about 100 years).
+pub const MAX_TRIAL_DAYS: u32 = 36_500;
+/// The most keys `keys issue --count` makes at once.
+pub const MAX_ISSUE_COUNT: usize = 1_000_000;
+
 #[derive(Parser)]
 #[command(
     name = "glpi-network-server",
@@ -117,6 +133,7 @@ pub struct Settings {
         long,
         env = "GLPI_NETWORK_FAILED_LOOKUPS_PER_MINUTE",
         default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PER_MINUTE)),
         global = true
     )]
     pub failed_lookups_per_minute: u32,
@@ -125,24 +142,26 @@ pub struct Settings {
         long,
         env = "GLPI_NETWORK_REGISTRATIONS_PER_KEY_PER_MINUTE",
         default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PER_MINUTE)),
         global = true
     )]
     pub registrations_per_key_per_minute: u32,
-    /// Reverse proxies whose `X-Forwarded-For` gives the client address (repeat, or
-    /// comma-separated in the environment).
+    /// Reverse proxies whose `X-Forwarded-For` gives the client address: IP addresses or CIDR
+    /// ranges, IPv4 or IPv6 (repeat, or comma-separated in the environment).
     #[arg(
         long = "trusted-proxy",
         env = "GLPI_NETWORK_TRUSTED_PROXIES",
         value_delimiter = ',',
         global = true
     )]
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: Vec<crate::http::limits::IpNet>,
     /// Key states kept in memory so `/api/registration/info` and `/v1/validations` of known
     /// instances answer without a database read (0 turns the cache off).
     #[arg(
         long,
         env = "GLPI_NETWORK_KEY_CACHE_SIZE",
         default_value_t = DEFAULT_KEY_CACHE_SIZE,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_KEY_CACHE_SIZE as u64),
         global = true
     )]
     pub key_cache_size: usize,
@@ -153,11 +172,17 @@ pub struct Settings {
         long,
         env = "GLPI_NETWORK_KEY_CACHE_TTL",
         default_value_t = DEFAULT_KEY_CACHE_TTL_SECS,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_KEY_CACHE_TTL_SECS),
         global = true
     )]
     pub key_cache_ttl: u64,
     /// HTTP worker threads (default: one per core).
-    #[arg(long, env = "GLPI_NETWORK_WORKERS", global = true)]
+    #[arg(
+        long,
+        env = "GLPI_NETWORK_WORKERS",
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_WORKERS as u64),
+        global = true
+    )]
     pub workers: Option<usize>,
     /// Log format.
     #[arg(
@@ -231,6 +256,36 @@ pub enum PortalSignup {
     Off,
 }
 
+/// Warns (once per file, at start) when the secrets of `data_dir` (`admin-token`,
+/// `master.key`), or the directory itself, can be read by the group or by others: they were
+/// created 0600 and 0700, so someone loosened them (or an older version made them).
+pub fn warn_if_readable_by_others(data_dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let loose = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o7777)
+            .filter(|mode| mode & 0o077 != 0)
+    };
+    for name in ["admin-token", "master.key"] {
+        let path = data_dir.join(name);
+        if let Some(mode) = loose(&path) {
+            tracing::warn!(
+                path = %path.display(),
+                mode = %format!("{mode:04o}"),
+                "this secret can be read by other users: chmod 600 it"
+            );
+        }
+    }
+    if let Some(mode) = loose(data_dir) {
+        tracing::warn!(
+            path = %data_dir.display(),
+            mode = %format!("{mode:04o}"),
+            "the data directory is open to other users: chmod 700 it"
+        );
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -288,7 +343,7 @@ pub enum SigningKeysCmd {
 #[derive(Args, Clone, Debug, Default)]
 pub struct PageArgs {
     /// Page size (1..=500).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=500))]
     pub limit: Option<i64>,
     /// Cursor from a previous page.
     #[arg(long)]
@@ -322,7 +377,7 @@ pub enum SubscriptionsCmd {
         begin_date: Option<chrono::NaiveDate>,
         #[arg(long)]
         end_date: Option<chrono::NaiveDate>,
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_TRIAL_DAYS)))]
         trial_days: Option<u32>,
     },
     /// List subscriptions.
@@ -348,7 +403,8 @@ pub enum KeysCmd {
         subscriber: Option<String>,
         #[arg(long, requires = "subscriber")]
         offer: Option<String>,
-        #[arg(long, requires = "subscriber")]
+        #[arg(long, requires = "subscriber",
+              value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_TRIAL_DAYS)))]
         trial_days: Option<u32>,
         #[arg(long, requires = "subscriber")]
         end_date: Option<chrono::NaiveDate>,
@@ -356,7 +412,7 @@ pub enum KeysCmd {
         #[arg(long)]
         expires_at: Option<chrono::DateTime<chrono::Utc>>,
         /// Issue this many keys (written in batches of 1000), printed one per line.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_ISSUE_COUNT as u64))]
         count: Option<usize>,
         /// With `--count`: `csv` (id,key,key_prefix,subscription_id) or `jsonl`.
         #[arg(long, value_enum, default_value = "csv", requires = "count")]
@@ -406,4 +462,109 @@ pub enum AuditCmd {
     List(PageArgs),
     /// Check the hash chain; names the first broken event and exits 1 if there is one.
     Verify,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("glpi-network-server").chain(args.iter().copied()))
+    }
+
+    /// Issue 14 #14: `--key-cache-ttl 18446744073709551615` was accepted and panicked every
+    /// worker on its first cached look-up.
+    #[test]
+    fn every_numeric_flag_out_of_range_is_refused_naming_it() {
+        let huge = "18446744073709551615";
+        for (flag, bad) in [
+            ("--key-cache-ttl", huge),
+            ("--key-cache-ttl", "86401"),
+            ("--key-cache-size", huge),
+            ("--token-ttl", huge),
+            ("--token-ttl", "59"),
+            ("--grace-period=-1", ""),
+            ("--failed-lookups-per-minute", "0"),
+            ("--failed-lookups-per-minute", huge),
+            ("--registrations-per-key-per-minute", "0"),
+            ("--workers", "0"),
+            ("--workers", huge),
+        ] {
+            let args: Vec<&str> = [flag, bad].into_iter().filter(|a| !a.is_empty()).collect();
+            let flag = flag.split('=').next().unwrap();
+            let err = match parse(&args) {
+                Ok(_) => panic!("{flag} {bad} accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains(flag), "{flag} {bad}: {err}");
+        }
+        for args in [
+            &["keys", "list", "--limit", "0"][..],
+            &["keys", "list", "--limit", "501"],
+            &[
+                "keys",
+                "issue",
+                "--subscriber",
+                "a",
+                "--offer",
+                "basic",
+                "--count",
+                "0",
+            ],
+            &[
+                "keys",
+                "issue",
+                "--subscriber",
+                "a",
+                "--offer",
+                "basic",
+                "--trial-days",
+                huge,
+            ],
+            &[
+                "subscriptions",
+                "create",
+                "--subscriber-id",
+                "x",
+                "--offer",
+                "basic",
+                "--trial-days",
+                "36501",
+            ],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+        let ok = parse(&[
+            "--key-cache-ttl",
+            "86400",
+            "--key-cache-size",
+            "0",
+            "--workers",
+            "1024",
+            "--failed-lookups-per-minute",
+            "100000000",
+        ])
+        .unwrap();
+        assert_eq!(ok.settings.key_cache_ttl, MAX_KEY_CACHE_TTL_SECS);
+        assert_eq!(ok.settings.workers, Some(MAX_WORKERS));
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges_repeated() {
+        let cli = parse(&[
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "fd00::/8",
+            "--trusted-proxy",
+            "192.0.2.1",
+        ])
+        .unwrap();
+        assert_eq!(cli.settings.trusted_proxies.len(), 3);
+        let err = parse(&["--trusted-proxy", "10.0.0.0/40"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("--trusted-proxy"), "{err}");
+    }
 }

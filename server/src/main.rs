@@ -18,8 +18,13 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Before anything is created: the data directory 0700 and every file the server (or
+    // SQLite, for the database and its -wal and -shm) creates 0600, wherever its path points.
+    // SAFETY: umask(2) only sets the process's file mode creation mask; it cannot fail.
+    unsafe { libc::umask(0o077) };
     let args = Cli::parse();
     init_logging(args.settings.log_format);
+    glpi_network_server::config::warn_if_readable_by_others(&args.settings.data_dir);
     match args.command {
         None | Some(Command::Serve) => actix_web::rt::System::new().block_on(async {
             let app = Application::build(&args.settings)?;

@@ -286,7 +286,7 @@ struct Tally {
 
 #[test]
 fn a_fixture_document_loads_fully_or_leaves_no_rows() {
-    let pool = db::open("sqlite::memory:", 1).unwrap();
+    let pool = db::Db::open("sqlite::memory:", 1).unwrap();
     let mut conn = pool.get().unwrap();
     // what a fresh server holds: the seeded offers and the demo plugins
     fixtures::reset(&mut conn, now()).unwrap();
@@ -299,7 +299,7 @@ fn a_fixture_document_loads_fully_or_leaves_no_rows() {
     runner
         .run(&document(), |doc| {
             let mut conn = conn.borrow_mut();
-            let c = &mut **conn;
+            let c = &mut *conn;
             let mut tally = tally.borrow_mut();
             let Ok(fx) = serde_json::from_value::<Fixtures>(doc.clone()) else {
                 tally.unparsed += 1;
@@ -346,7 +346,7 @@ fn a_fixture_document_loads_fully_or_leaves_no_rows() {
 /// were written: all of them are undone.
 #[test]
 fn a_bad_plugin_at_the_end_undoes_everything_before_it() {
-    let pool = db::open("sqlite::memory:", 1).unwrap();
+    let pool = db::Db::open("sqlite::memory:", 1).unwrap();
     let mut conn = pool.get().unwrap();
     fixtures::reset(&mut conn, now()).unwrap();
     let baseline = counts(&mut conn);

@@ -474,7 +474,7 @@ fn a_viewer_sees_the_instances_but_cannot_release_them_and_an_owner_can() {
     assert_eq!(r.status(), 201);
     // a viewer joins the organisation (what an accepted invitation will do)
     let sid = subscriber_id(&server, "owner@example.com");
-    let pool = glpi_network_server::db::open(&db_url, 2).unwrap();
+    let db = glpi_network_server::db::Db::open(&db_url, 2).unwrap();
     let hash = glpi_network_server::http::portal::session::hash_password(PASSWORD).unwrap();
     let email = Email::parse("vic@example.com").unwrap();
     let viewer = NewAccount {
@@ -485,7 +485,7 @@ fn a_viewer_sees_the_instances_but_cannot_release_them_and_an_owner_can() {
         role: Role::Viewer,
     };
     glpi_network_server::db::accounts::add_member(
-        &mut pool.get().unwrap(),
+        &mut db.get().unwrap(),
         &viewer,
         chrono::Utc::now().naive_utc(),
         &glpi_network_server::db::audit::Actor::new("test", None),

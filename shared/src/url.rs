@@ -1,9 +1,12 @@
 //! The canonical form of a GLPI instance URL.
 //!
 //! http or https only; scheme and host lower-cased; IDN hosts in punycode; the default port
-//! dropped; trailing `/` and a trailing `/index.php` dropped; userinfo, query and fragment
-//! refused. `https://GLPI.example.com:443/glpi/` and `https://glpi.example.com/glpi` are the
-//! same instance.
+//! dropped; a trailing `.` of the host dropped; percent-encoded unreserved characters decoded
+//! (`%7E` -> `~`) and other escapes upper-cased (a `%` that starts no escape becomes `%25`); dot
+//! segments removed (RFC 3986 §6.2.2); trailing `/` and a trailing `/index.php` dropped;
+//! userinfo, query and fragment refused. `https://GLPI.example.com:443/glpi/`,
+//! `https://glpi.example.com./%67lpi` and `https://glpi.example.com/glpi` are the same
+//! instance.
 
 use std::fmt;
 
@@ -62,11 +65,28 @@ impl InstanceUrl {
         if u.fragment().is_some() {
             return Err(UrlError::Fragment);
         }
-        let host = u
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or(UrlError::NoHost)?;
-        let mut path = u.path().trim_end_matches('/');
+        // `example.com.` is the fully qualified spelling of `example.com`.
+        let full = u.host_str().ok_or(UrlError::NoHost)?;
+        let host = full.trim_end_matches('.');
+        if host.is_empty() {
+            return Err(UrlError::NoHost);
+        }
+        if host.len() != full.len() {
+            // Without its trailing dots a host must still be the same host: `a.3..` is a domain
+            // but `a.3` would be read as an (invalid) IPv4 address.
+            let again = url::Url::parse(&format!("{}://{host}/", u.scheme()))
+                .map_err(|e| UrlError::Malformed(e.to_string()))?;
+            if again.host_str() != Some(host) {
+                return Err(UrlError::Malformed(format!(
+                    "the host {full} is not the same without its trailing dots"
+                )));
+            }
+        }
+        // The parser has already removed dot segments (`.`, `..`, and their `%2e` spellings),
+        // so decoding escapes afterwards cannot bring one back (`.` stays a plain character only
+        // inside a longer segment).
+        let normalised = normalise_escapes(u.path());
+        let mut path = normalised.trim_end_matches('/');
         while let Some(p) = path.strip_suffix("/index.php") {
             path = p.trim_end_matches('/');
         }
@@ -91,6 +111,55 @@ impl InstanceUrl {
     pub fn into_string(self) -> String {
         self.0
     }
+}
+
+/// Whether `b` is an unreserved character (RFC 3986 §2.3).
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Decodes the escapes of unreserved characters (`%7E` -> `~`), upper-cases the other escapes
+/// (`%2f` -> `%2F`) and encodes a `%` that starts no escape as `%25` (so that decoding can
+/// never assemble a new escape: the result is a fixed point).
+fn normalise_escapes(path: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            // `path` is UTF-8 and only ASCII bytes are handled specially, so copying up to
+            // the next `%` keeps whole characters.
+            let end = bytes[i..]
+                .iter()
+                .position(|&b| b == b'%')
+                .map_or(bytes.len(), |p| i + p);
+            out.push_str(&path[i..end]);
+            i = end;
+            continue;
+        }
+        match (
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (Some(h), Some(l)) => {
+                let b = h << 4 | l;
+                if is_unreserved(b) {
+                    out.push(b as char);
+                } else {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+                i += 3;
+            }
+            _ => {
+                out.push_str("%25");
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 impl fmt::Display for InstanceUrl {
@@ -129,6 +198,51 @@ mod tests {
             "https://xn--bcher-kva.example/glpi"
         );
         assert_eq!(canon("http://[::1]:8080/glpi/"), "http://[::1]:8080/glpi");
+    }
+
+    /// Issue 14 #8: these aliases bound twice (one key, two registrations).
+    #[test]
+    fn trailing_dot_escapes_and_dot_segments_are_one_instance() {
+        let c = "https://glpi.example.com/glpi";
+        for s in [
+            "https://glpi.example.com./glpi",
+            "https://glpi.example.com./%67lpi",
+            "https://glpi.example.com/%67%6C%70%69/",
+            "https://glpi.example.com/%67%6c%70%69/index%2Ephp",
+            "https://GLPI.example.com.:443/./glpi/a/../",
+            "https://glpi.example.com/glpi/%2E/",
+            "https://glpi.example.com/x/%2e%2E/glpi",
+        ] {
+            assert_eq!(canon(s), c, "{s}");
+        }
+        assert_eq!(canon("https://h/%7Euser"), "https://h/~user");
+        assert_eq!(canon("https://h/~user"), "https://h/~user");
+        assert_eq!(canon("https://h/a%2fb"), "https://h/a%2Fb");
+        assert_eq!(canon("https://h/a%2Fb"), "https://h/a%2Fb");
+        assert_ne!(canon("https://h/a%2Fb"), canon("https://h/a/b"));
+        assert_eq!(canon("https://h/a%zz"), "https://h/a%25zz");
+        assert_eq!(canon("https://h/a%25zz"), "https://h/a%25zz");
+        // decoding never assembles a new escape
+        assert_eq!(canon("https://h/%%34%31"), "https://h/%2541");
+        assert_eq!(canon("https://1.2.3.4./x"), "https://1.2.3.4/x");
+        assert_eq!(InstanceUrl::parse("https://./x"), Err(UrlError::NoHost));
+    }
+
+    /// Found by the `url_canonicalise` fuzz target: dropping the trailing dots of this host
+    /// left a last label that is a number, so the canonical form read as an invalid IPv4
+    /// address and did not parse back.
+    #[test]
+    fn fuzz_regression_a_host_that_changes_without_its_trailing_dots_is_refused() {
+        let raw = "http:p..,..........................................3.........//inhp\0\u{e}";
+        assert!(matches!(
+            InstanceUrl::parse(raw),
+            Err(UrlError::Malformed(_))
+        ));
+        assert!(matches!(
+            InstanceUrl::parse("http://a.3../x"),
+            Err(UrlError::Malformed(_))
+        ));
+        assert_eq!(canon("http://a.b../x"), "http://a.b/x");
     }
 
     #[test]
@@ -197,6 +311,76 @@ mod tests {
             let c = InstanceUrl::parse(&format!("https://{host}{path}/index.php")).unwrap();
             prop_assert_eq!(&a, &b);
             prop_assert_eq!(&a, &c);
+        }
+
+        /// Every alias of one instance (host case, default port, trailing dot of the host,
+        /// escapes of unreserved characters in either case, dot segments, trailing slashes,
+        /// `/index.php`) has one canonical form, and that form is a fixed point.
+        #[test]
+        fn every_alias_maps_to_one_form(
+            https in any::<bool>(),
+            labels in proptest::collection::vec("[a-z][a-z0-9-]{0,6}[a-z0-9]", 1..4),
+            port in proptest::option::of(1u16..),
+            segments in proptest::collection::vec("[a-zA-Z0-9._~-]{1,8}|%2[fF]|%40", 0..4),
+            spell in proptest::collection::vec(any::<u8>(), 48),
+        ) {
+            let scheme = if https { "https" } else { "http" };
+            prop_assume!(labels.iter().all(|l| !l.starts_with("xn--")));
+            let host = labels.join(".");
+            // dot-only segments mean something else (removed), and so does `index.php` last
+            prop_assume!(segments.iter().all(|s| s != "." && s != ".."));
+            prop_assume!(segments.last().is_none_or(|s| s != "index.php"));
+            let plain: String = segments.iter().map(|s| format!("/{s}")).collect();
+            let base = match port {
+                Some(p) => format!("{scheme}://{host}:{p}{plain}"),
+                None => format!("{scheme}://{host}{plain}"),
+            };
+            let canonical = InstanceUrl::parse(&base).unwrap();
+            prop_assert_eq!(InstanceUrl::parse(canonical.as_str()), Ok(canonical.clone()));
+
+            let mut draws = spell.iter().copied().cycle();
+            let mut draw = || draws.next().unwrap();
+            let scheme_s = if draw() % 2 == 0 { scheme.to_uppercase() } else { scheme.to_owned() };
+            let host_s: String = host
+                .chars()
+                .map(|c| if draw() % 2 == 0 { c.to_ascii_uppercase() } else { c })
+                .collect();
+            let dot = if draw() % 2 == 0 { "." } else { "" };
+            let port_s = match port {
+                Some(p) => format!(":{p}"),
+                None if draw() % 2 == 0 => (if https { ":443" } else { ":80" }).to_owned(),
+                None => String::new(),
+            };
+            let mut path = String::new();
+            for seg in &segments {
+                match draw() % 4 {
+                    0 => path.push_str("/."),
+                    1 => path.push_str("/zz/.."),
+                    2 => path.push_str("/%2e/x/%2E%2e"),
+                    _ => {}
+                }
+                path.push('/');
+                if seg.starts_with('%') {
+                    // an escape of a reserved character, in either case
+                    path.push_str(&if draw() % 2 == 0 { seg.to_lowercase() } else { seg.to_uppercase() });
+                    continue;
+                }
+                for b in seg.bytes() {
+                    match draw() % 3 {
+                        0 => path.push_str(&format!("%{b:02x}")),
+                        1 => path.push_str(&format!("%{b:02X}")),
+                        _ => path.push(b as char),
+                    }
+                }
+            }
+            match draw() % 4 {
+                0 => path.push('/'),
+                1 => path.push_str("/index.php"),
+                2 => path.push_str("/index%2Ephp/"),
+                _ => {}
+            }
+            let alias = format!("{scheme_s}://{host_s}{dot}{port_s}{path}");
+            prop_assert_eq!(InstanceUrl::parse(&alias), Ok(canonical), "{}", alias);
         }
 
         #[test]

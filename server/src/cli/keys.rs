@@ -2,7 +2,7 @@
 
 use super::{Ctx, print, query};
 use crate::config::{BulkFormat, KeysCmd, RegistrationsCmd};
-use crate::db::{self, audit::Actor, keys, registrations, subscribers, subscriptions};
+use crate::db::{self, Transact, audit::Actor, keys, registrations, subscribers, subscriptions};
 use crate::http::dto::{CreateSubscriptionRequest, KeyView, registration_view};
 
 /// `keys issue | list | show | revoke | regenerate`.
@@ -87,7 +87,7 @@ struct Target {
 impl Target {
     fn resolve(
         self,
-        c: &mut db::AnyConnection,
+        c: &mut db::Conn,
         now: chrono::NaiveDateTime,
         actor: &Actor,
     ) -> anyhow::Result<String> {
@@ -98,25 +98,27 @@ impl Target {
             trial_days,
             end_date,
         } = self;
-        let id = db::write_txn(c, |c| match (subscription, subscriber, offer) {
-            (Some(id), _, _) => Ok(id),
-            (None, Some(name), Some(offer)) => {
-                let sub = match subscribers::find_by_name(c, &name)? {
-                    Some(s) => s,
-                    None => subscribers::create(c, &name, None, now)?,
-                };
-                let req = CreateSubscriptionRequest {
-                    subscriber_id: sub.id,
-                    offer,
-                    begin_date: None,
-                    end_date,
-                    trial_days,
-                };
-                Ok(subscriptions::create(c, &req.into(), now, actor)?.id)
+        let id = c.write(db::Touches::Anything, |c| {
+            match (subscription, subscriber, offer) {
+                (Some(id), _, _) => Ok(id),
+                (None, Some(name), Some(offer)) => {
+                    let sub = match subscribers::find_by_name(c, &name)? {
+                        Some(s) => s,
+                        None => subscribers::create(c, &name, None, now)?,
+                    };
+                    let req = CreateSubscriptionRequest {
+                        subscriber_id: sub.id,
+                        offer,
+                        begin_date: None,
+                        end_date,
+                        trial_days,
+                    };
+                    Ok(subscriptions::create(c, &req.into(), now, actor)?.id)
+                }
+                _ => Err(db::Error::invalid(
+                    "give --subscription ID, or --subscriber NAME --offer OFFER",
+                )),
             }
-            _ => Err(db::Error::invalid(
-                "give --subscription ID, or --subscriber NAME --offer OFFER",
-            )),
         })?;
         Ok(id)
     }
@@ -125,7 +127,7 @@ impl Target {
 /// Issues `n` keys in batches, printing each as a CSV or JSON line as its batch commits, with
 /// a progress line on stderr when it is a terminal.
 fn bulk_issue(
-    c: &mut db::AnyConnection,
+    c: &mut db::Conn,
     subscription_id: &str,
     n: usize,
     expires: Option<chrono::NaiveDateTime>,

@@ -13,9 +13,9 @@ mod subscriptions;
 
 use crate::app::open_pool;
 use crate::config::{Command, PageArgs, Settings};
+use crate::db::page::ListQuery;
 use crate::db::{self, audit::Actor};
 use crate::domain::clock::Clock;
-use crate::http::dto::ListQuery;
 use serde::Serialize;
 
 fn print<T: Serialize>(v: &T) -> anyhow::Result<()> {
@@ -33,7 +33,7 @@ fn query(p: &PageArgs) -> ListQuery {
 
 /// What every subcommand runs with: one pooled connection, the time it started, the actor `cli`.
 struct Ctx<'a> {
-    c: &'a mut db::AnyConnection,
+    c: &'a mut db::Conn,
     now: chrono::NaiveDateTime,
     actor: Actor,
 }

@@ -3,19 +3,19 @@
 use super::{Ctx, print};
 use crate::app::open_signer;
 use crate::config::{Settings, SigningKeysCmd};
-use crate::db::{Pool, signing_keys};
+use crate::db::{Db, signing_keys};
 use crate::domain::clock::Clock;
 use crate::http::dto::SigningKeyView;
 
 /// `signing-keys list | rotate` (opens the signer, creating the first key on a fresh database).
 pub(super) fn signing_keys(
     settings: &Settings,
-    pool: &Pool,
+    db: &Db,
     ctx: Ctx<'_>,
     cmd: SigningKeysCmd,
 ) -> anyhow::Result<()> {
     let Ctx { c, now, actor } = ctx;
-    let signer = open_signer(settings, pool, &Clock::default())?;
+    let signer = open_signer(settings, db, &Clock::default())?;
     match cmd {
         SigningKeysCmd::List => {
             let items: Vec<SigningKeyView> = signing_keys::all(c)?

@@ -9,7 +9,7 @@ use super::schema::registration_keys::dsl as k;
 use super::schema::registrations::dsl as r;
 use super::schema::subscriptions::dsl as s;
 use super::schema::web_sessions::dsl as w;
-use super::{AnyConnection, keys, subscribers, subscriptions, write_txn};
+use super::{AnyConnection, Touches, Transact, Txn, keys, subscribers, subscriptions};
 use super::{Error, Result};
 use crate::domain::account::{Email, LoginAllowance, Role, login_allowance};
 use crate::domain::key::{Key, KeyStatus};
@@ -77,11 +77,7 @@ pub struct NewAccount<'a> {
 
 /// Inserts an account (inside the caller's transaction); `409` when the email is taken (the
 /// unique index decides races).
-fn insert_account(
-    c: &mut AnyConnection,
-    new: &NewAccount<'_>,
-    now: NaiveDateTime,
-) -> Result<AccountRow> {
+fn insert_account(c: &mut Txn<'_>, new: &NewAccount<'_>, now: NaiveDateTime) -> Result<AccountRow> {
     let account = AccountRow {
         id: new_id(),
         subscriber_id: new.subscriber_id.to_owned(),
@@ -95,7 +91,7 @@ fn insert_account(
     };
     diesel::insert_into(a::accounts)
         .values(&account)
-        .execute(c)
+        .execute(c.conn())
         .map_err(|e| match super::unique_violation(&e) {
             Some(_) => email_taken(),
             None => e.into(),
@@ -106,7 +102,7 @@ fn insert_account(
 /// Creates a subscriber, its running `registered` subscription, a key and the owner account,
 /// all or nothing. `409` when the email is taken.
 pub fn signup(
-    conn: &mut AnyConnection,
+    conn: &mut impl Transact,
     name: &str,
     email: &Email,
     password_hash: &str,
@@ -114,7 +110,7 @@ pub fn signup(
     actor: &Actor,
 ) -> Result<SignedUp> {
     let plaintext = RegistrationKey::generate();
-    write_txn(conn, |c| {
+    conn.write(Touches::Anything, |c| {
         if find_by_email(c, email)?.is_some() {
             return Err(email_taken());
         }
@@ -161,12 +157,12 @@ pub fn signup(
 /// Adds a member to an existing subscriber (what an accepted invitation does). `409` when the
 /// email is taken.
 pub fn add_member(
-    conn: &mut AnyConnection,
+    conn: &mut impl Transact,
     new: &NewAccount<'_>,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<AccountRow> {
-    write_txn(conn, |c| {
+    conn.write(Touches::AuditOnly, |c| {
         subscribers::get(c, new.subscriber_id)?;
         let account = insert_account(c, new, now)?;
         let mut ev = actor.event("account.add_member", "ok", now);
@@ -213,26 +209,26 @@ pub fn allowance(account: &AccountRow, now: NaiveDateTime) -> LoginAllowance {
 /// Counts a failed login for the account (starting a new window when the last one is over)
 /// and audits it. Returns the allowance after this failure.
 pub fn note_failed_login(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     account_id: &str,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<()> {
-    write_txn(c, |c| {
+    c.write(Touches::AuditOnly, |c| {
         let acc: AccountRow = a::accounts
             .find(account_id)
             .select(AccountRow::as_select())
-            .first(c)?;
+            .first(c.conn())?;
         match allowance(&acc, now) {
             LoginAllowance::Open { new_window: true } => {
                 diesel::update(a::accounts.find(account_id))
                     .set((a::failed_logins.eq(1), a::failed_since.eq(Some(now))))
-                    .execute(c)?;
+                    .execute(c.conn())?;
             }
             _ => {
                 diesel::update(a::accounts.find(account_id))
                     .set(a::failed_logins.eq(a::failed_logins + 1))
-                    .execute(c)?;
+                    .execute(c.conn())?;
             }
         }
         let mut ev = actor.event("account.login", "wrong_password", now);
@@ -241,17 +237,19 @@ pub fn note_failed_login(
     })
 }
 
+// Account and session writes touch no key state: `Touches::AuditOnly` keeps the key cache.
+
 /// Creates a session whose cookie token hashes to `token_hash`; a portal login also clears the
 /// account's failed-login counter. Audited.
 pub fn open_session(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     token_hash: &str,
     account: Option<&AccountRow>,
     now: NaiveDateTime,
     expires_at: NaiveDateTime,
     actor: &Actor,
 ) -> Result<()> {
-    write_txn(c, |c| {
+    c.write(Touches::AuditOnly, |c| {
         let row = SessionRow {
             token_hash: token_hash.to_owned(),
             kind: if account.is_some() { PORTAL } else { CONSOLE }.to_owned(),
@@ -261,7 +259,7 @@ pub fn open_session(
         };
         diesel::insert_into(w::web_sessions)
             .values(&row)
-            .execute(c)?;
+            .execute(c.conn())?;
         let action = match account {
             Some(acc) => {
                 diesel::update(a::accounts.find(&acc.id))
@@ -269,7 +267,7 @@ pub fn open_session(
                         a::failed_logins.eq(0),
                         a::failed_since.eq(None::<NaiveDateTime>),
                     ))
-                    .execute(c)?;
+                    .execute(c.conn())?;
                 "account.login"
             }
             None => "console.login",
@@ -311,13 +309,13 @@ pub fn find_session(
 
 /// Ends one session (logout). Audited.
 pub fn close_session(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     token_hash: &str,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<()> {
-    write_txn(c, |c| {
-        let n = diesel::delete(w::web_sessions.find(token_hash)).execute(c)?;
+    c.write(Touches::AuditOnly, |c| {
+        let n = diesel::delete(w::web_sessions.find(token_hash)).execute(c.conn())?;
         if n > 0 {
             audit::record(c, &actor.event("session.logout", "ok", now))?;
         }
@@ -327,18 +325,19 @@ pub fn close_session(
 
 /// Ends every session of a subscriber's accounts (a vendor's action). Returns how many.
 pub fn end_sessions_of_subscriber(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     subscriber_id: &str,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<usize> {
-    write_txn(c, |c| {
+    c.write(Touches::AuditOnly, |c| {
         subscribers::get(c, subscriber_id)?;
         let ids: Vec<String> = a::accounts
             .filter(a::subscriber_id.eq(subscriber_id))
             .select(a::id)
-            .load(c)?;
-        let n = diesel::delete(w::web_sessions.filter(w::account_id.eq_any(ids))).execute(c)?;
+            .load(c.conn())?;
+        let n =
+            diesel::delete(w::web_sessions.filter(w::account_id.eq_any(ids))).execute(c.conn())?;
         let mut ev = actor.event("subscriber.end_sessions", "ok", now);
         ev.detail = Some(format!("subscriber {subscriber_id}: {n} session(s) ended"));
         audit::record(c, &ev)?;

@@ -4,7 +4,7 @@ use super::AnyConnection;
 use super::models::{AuditRow, NewAuditEvent};
 use super::page::{ListQuery, Page, paginate};
 use super::schema::audit_events::dsl as a;
-use super::{Error, Result};
+use super::{Error, Result, Touches, Transact};
 use diesel::prelude::*;
 
 /// Who did something, and from where.
@@ -108,15 +108,12 @@ fn hash_of_row(prev: &str, r: &AuditRow) -> String {
     )
 }
 
-/// Records one event. Inside a write transaction it is queued and appended when that
-/// transaction commits (so a rolled-back change leaves no event); outside one, it is appended
-/// in a transaction of its own.
-pub fn record(conn: &mut AnyConnection, ev: &NewAuditEvent) -> Result<()> {
-    if super::queue_audit(ev) {
-        return Ok(());
-    }
-    super::write_txn_touching(conn, super::Touches::AuditOnly, |_| {
-        super::queue_audit(ev);
+/// Records one event. In a write transaction it is queued and appended when that transaction
+/// commits (so a rolled-back change leaves no event); on a connection, it is appended in a
+/// transaction of its own.
+pub fn record(c: &mut impl Transact, ev: &NewAuditEvent) -> Result<()> {
+    c.write(Touches::AuditOnly, |tx| {
+        tx.audit(ev.clone());
         Ok::<_, Error>(())
     })
 }
@@ -130,7 +127,7 @@ pub fn latest_id(conn: &mut AnyConnection) -> Result<Option<i64>> {
         .first::<Option<i64>>(conn)?)
 }
 
-/// Appends events to the chain (called by `write_txn` just before it commits). On PostgreSQL
+/// Appends events to the chain (called by a write transaction just before it commits). On PostgreSQL
 /// an advisory transaction lock serialises appends across processes so the chain never forks;
 /// on SQLite the write transaction already does.
 pub(crate) fn append_chained(

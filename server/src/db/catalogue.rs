@@ -3,7 +3,7 @@
 //! start. The shapes and field rules are in `domain::catalogue`.
 
 use super::plugins::{self, NewVersion, PluginRow, VersionRow};
-use super::{AnyConnection, Error, Result, offers, write_txn};
+use super::{AnyConnection, Error, Result, Touches, Transact, offers};
 use crate::domain::archive;
 use crate::domain::catalogue::*;
 use chrono::NaiveDateTime;
@@ -147,7 +147,7 @@ pub fn new_row(key: &str, now: NaiveDateTime) -> Result<PluginRow> {
 }
 
 /// Creates a plugin from admin input.
-pub fn create(c: &mut AnyConnection, input: &PluginInput, now: NaiveDateTime) -> Result<PluginRow> {
+pub fn create(c: &mut impl Transact, input: &PluginInput, now: NaiveDateTime) -> Result<PluginRow> {
     let key = input
         .key
         .as_deref()
@@ -155,7 +155,7 @@ pub fn create(c: &mut AnyConnection, input: &PluginInput, now: NaiveDateTime) ->
     if input.name.is_none() {
         return Err(Error::invalid("name is required"));
     }
-    write_txn(c, |c| {
+    c.write(Touches::Anything, |c| {
         let mut row = new_row(key, now)?;
         apply(c, &mut row, input)?;
         plugins::insert(c, &row)?;
@@ -165,7 +165,7 @@ pub fn create(c: &mut AnyConnection, input: &PluginInput, now: NaiveDateTime) ->
 
 /// Updates a plugin from admin input (the key cannot change).
 pub fn update(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     key: &str,
     input: &PluginInput,
     now: NaiveDateTime,
@@ -173,7 +173,7 @@ pub fn update(
     if input.key.as_deref().is_some_and(|k| k != key) {
         return Err(Error::invalid("a plugin key cannot change"));
     }
-    write_txn(c, |c| {
+    c.write(Touches::Anything, |c| {
         let (mut row, _) = plugins::get(c, key)?;
         apply(c, &mut row, input)?;
         row.date_updated = now;
@@ -184,7 +184,7 @@ pub fn update(
 
 /// Adds a version: `archive` is an uploaded tarball (checked), or `None` to generate one.
 pub fn add_version(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     key: &str,
     num: &str,
     stability: Option<&str>,
@@ -192,7 +192,7 @@ pub fn add_version(
     now: NaiveDateTime,
 ) -> Result<VersionRow> {
     let stability = check_version(num, stability)?;
-    write_txn(c, |c| {
+    c.write(Touches::Anything, |c| {
         let (row, _) = plugins::get(c, key)?;
         let bytes = match archive_bytes {
             Some(b) => {
@@ -226,7 +226,7 @@ const DEMO_SEEDED: &str = "demo_plugins_seeded";
 /// Creates or updates every plugin of a catalogue (one transaction per plugin's fields and
 /// versions; versions already present are left alone). Archive paths are relative to `base`.
 pub fn import(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     plugins_in: &[PluginInput],
     base: Option<&Path>,
     now: NaiveDateTime,
@@ -265,7 +265,7 @@ pub fn import(
 /// Reads a catalogue file (`{"plugins": [...]}`, JSON) and imports it; archive paths are
 /// relative to the file.
 pub fn import_file(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     path: &Path,
     now: NaiveDateTime,
 ) -> anyhow::Result<usize> {
@@ -280,7 +280,7 @@ pub fn import_file(
 /// Seeds the demo plugins once per database (on first start).
 /// Several processes starting together on one database agree through a claim row in `meta`:
 /// only the one that inserts it seeds.
-pub fn seed_demo_once(c: &mut AnyConnection, now: NaiveDateTime) -> Result<bool> {
+pub fn seed_demo_once(c: &mut impl Transact, now: NaiveDateTime) -> Result<bool> {
     if plugins::meta_get(c, DEMO_SEEDED)?.is_some()
         || !plugins::meta_claim(c, DEMO_SEEDED, &now.to_string())?
     {
@@ -294,7 +294,7 @@ pub fn seed_demo_once(c: &mut AnyConnection, now: NaiveDateTime) -> Result<bool>
 }
 
 /// Puts the demo plugins back as they were first seeded (test-mode reset).
-pub fn restore_demo(c: &mut AnyConnection, now: NaiveDateTime) -> Result<()> {
+pub fn restore_demo(c: &mut impl Transact, now: NaiveDateTime) -> Result<()> {
     let demo = demo_catalogue();
     for p in &demo {
         plugins::delete(c, p.key.as_deref().unwrap_or_default())?;

@@ -4,8 +4,8 @@
 //!
 //! Correctness rests on generations, not on remembering to evict:
 //!
-//! - every write transaction bumps a generation **after it commits** (see
-//!   [`crate::db::write_txn`]): one of [`STRIPES`] counters picked by the key's hash when the
+//! - every write transaction of the server's [`crate::db::Db`] bumps a generation **after it
+//!   commits** (see [`crate::db::Transact`]): one of [`STRIPES`] counters picked by the key's hash when the
 //!   transaction changed one key's binding, the global counter otherwise (revocations,
 //!   subscription and subscriber changes, fixtures, resets...);
 //! - a reader takes a [`Stamp`] (the global counter and its key's stripe) *before* it reads the
@@ -42,9 +42,6 @@ pub struct Generations {
     global: AtomicU64,
     stripes: [AtomicU64; STRIPES],
 }
-
-/// The counters the database layer bumps after each commit.
-pub static GENERATIONS: Generations = Generations::new();
 
 fn stripe_of(key_hash: &str) -> usize {
     // The hash is hex SHA-256: its first 4 hex digits are uniformly distributed.
@@ -109,7 +106,7 @@ struct Entry {
 pub struct KeyCache {
     entries: Option<quick_cache::sync::Cache<String, Entry>>,
     ttl: Duration,
-    gens: &'static Generations,
+    gens: Arc<Generations>,
     /// Bumped when the database changed (a new largest audit event id).
     epoch: AtomicU64,
     /// The largest audit event id seen by the last check.
@@ -129,14 +126,10 @@ impl std::fmt::Debug for KeyCache {
 }
 
 impl KeyCache {
-    /// A cache of at most `capacity` key states, each trusted for `ttl`; `capacity == 0` or a
-    /// zero `ttl` turns it off.
-    pub fn new(capacity: usize, ttl: Duration) -> Self {
-        Self::with_generations(capacity, ttl, &GENERATIONS)
-    }
-
-    /// The same, following other counters (tests).
-    pub fn with_generations(capacity: usize, ttl: Duration, gens: &'static Generations) -> Self {
+    /// A cache of at most `capacity` key states, each trusted for `ttl`, following the
+    /// generations of one database ([`crate::db::Db::generations`]); `capacity == 0` or a zero
+    /// `ttl` turns it off.
+    pub fn new(capacity: usize, ttl: Duration, gens: Arc<Generations>) -> Self {
         let on = capacity > 0 && !ttl.is_zero();
         KeyCache {
             entries: on.then(|| quick_cache::sync::Cache::new(capacity)),
@@ -165,6 +158,11 @@ impl KeyCache {
     /// Records a successful check: `latest` is the largest audit event id in the database. A
     /// value other than the last one (including the first) drops every entry.
     pub fn note_latest_event(&self, latest: Option<i64>) {
+        self.note_latest_event_at(latest, Instant::now());
+    }
+
+    /// [`Self::note_latest_event`] with the check made at `now`.
+    fn note_latest_event_at(&self, latest: Option<i64>, now: Instant) {
         let mut last = self
             .latest_event
             .lock()
@@ -174,18 +172,19 @@ impl KeyCache {
             self.clear();
             *last = Some(latest);
         }
-        let ms = self.started.elapsed().as_millis() as u64 + 1;
-        self.checked_ms.store(ms, Ordering::Release);
+        self.checked_ms.store(self.ms_at(now), Ordering::Release);
     }
 
-    /// Whether the last successful check is younger than the TTL.
-    fn recently_checked(&self) -> bool {
+    /// Milliseconds from `started` to `now`, plus one.
+    fn ms_at(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.started).as_millis() as u64 + 1
+    }
+
+    /// Whether the last successful check is younger than the TTL at `now`.
+    fn recently_checked(&self, now: Instant) -> bool {
         match self.checked_ms.load(Ordering::Acquire) {
             0 => false,
-            at => {
-                let now = self.started.elapsed().as_millis() as u64 + 1;
-                now.saturating_sub(at) < self.ttl.as_millis() as u64
-            }
+            at => self.ms_at(now).saturating_sub(at) < self.ttl.as_millis() as u64,
         }
     }
 
@@ -198,11 +197,16 @@ impl KeyCache {
     /// or, as of a check younger than the TTL, in the database) and younger than
     /// [`MAX_AGE_TTLS`] TTLs.
     pub fn get(&self, key_hash: &str) -> Option<Arc<KeyState>> {
+        self.get_at(key_hash, Instant::now())
+    }
+
+    /// [`Self::get`] at `now`.
+    fn get_at(&self, key_hash: &str, now: Instant) -> Option<Arc<KeyState>> {
         let entries = self.entries.as_ref()?;
         let e = entries.get(key_hash)?;
         if e.stamp == self.stamp(key_hash)
-            && self.recently_checked()
-            && e.loaded.elapsed() < self.ttl * MAX_AGE_TTLS
+            && self.recently_checked(now)
+            && now.saturating_duration_since(e.loaded) < self.ttl * MAX_AGE_TTLS
         {
             Some(e.state)
         } else {
@@ -213,13 +217,18 @@ impl KeyCache {
 
     /// Stores a state read from the database under the stamp taken before the read.
     pub fn put(&self, key_hash: &str, state: Arc<KeyState>, read_under: Stamp) {
+        self.put_at(key_hash, state, read_under, Instant::now());
+    }
+
+    /// [`Self::put`] at `now`.
+    fn put_at(&self, key_hash: &str, state: Arc<KeyState>, read_under: Stamp, now: Instant) {
         if let Some(entries) = &self.entries
             && read_under == self.stamp(key_hash)
         {
             let entry = Entry {
                 state,
                 stamp: read_under,
-                loaded: Instant::now(),
+                loaded: now,
             };
             entries.insert(key_hash.to_owned(), entry);
         }
@@ -281,10 +290,10 @@ mod tests {
         }
     }
 
-    fn setup(ttl: Duration) -> (KeyCache, &'static Generations, String) {
-        let gens: &'static Generations = Box::leak(Box::default());
+    fn setup(ttl: Duration) -> (KeyCache, Arc<Generations>, String) {
+        let gens: Arc<Generations> = Arc::default();
         let h = format!("0101{}", "0".repeat(60));
-        let cache = KeyCache::with_generations(100, ttl, gens);
+        let cache = KeyCache::new(100, ttl, gens.clone());
         cache.note_latest_event(Some(1));
         (cache, gens, h)
     }
@@ -316,13 +325,23 @@ mod tests {
 
     #[test]
     fn entries_live_while_checks_find_no_change_and_a_zero_size_disables_the_cache() {
-        let (cache, _, h) = setup(Duration::from_millis(60));
-        cache.put(&h, Arc::new(state(&h)), cache.stamp(&h));
-        assert!(cache.get(&h).is_some());
-        // no check for longer than the TTL: nothing is served
-        std::thread::sleep(Duration::from_millis(90));
-        assert!(cache.get(&h).is_none());
-        let off = KeyCache::new(0, Duration::from_secs(60));
+        let ttl = Duration::from_secs(60);
+        let (cache, _, h) = setup(ttl);
+        let t0 = Instant::now();
+        let ms = Duration::from_millis(1);
+        cache.note_latest_event_at(Some(1), t0);
+        cache.put_at(&h, Arc::new(state(&h)), cache.stamp(&h), t0);
+        assert!(cache.get_at(&h, t0 + ttl - ms).is_some());
+        // no check for the whole TTL: nothing is served
+        assert!(cache.get_at(&h, t0 + ttl).is_none());
+        // checks that find no change keep an entry up to its maximum age
+        cache.put_at(&h, Arc::new(state(&h)), cache.stamp(&h), t0);
+        let max = ttl * MAX_AGE_TTLS;
+        cache.note_latest_event_at(Some(1), t0 + max - ms);
+        assert!(cache.get_at(&h, t0 + max - ms).is_some());
+        cache.note_latest_event_at(Some(1), t0 + max);
+        assert!(cache.get_at(&h, t0 + max).is_none(), "too old");
+        let off = KeyCache::new(0, Duration::from_secs(60), Arc::default());
         assert!(!off.enabled());
         off.put(&h, Arc::new(state(&h)), off.stamp(&h));
         assert!(off.get(&h).is_none());
@@ -330,9 +349,8 @@ mod tests {
 
     #[test]
     fn a_change_seen_in_the_database_drops_every_entry_and_no_change_keeps_them() {
-        let gens: &'static Generations = Box::leak(Box::default());
         let h = format!("0303{}", "0".repeat(60));
-        let cache = KeyCache::with_generations(100, Duration::from_secs(60), gens);
+        let cache = KeyCache::new(100, Duration::from_secs(60), Arc::default());
         // before the first check nothing is served
         let before_check = cache.stamp(&h);
         cache.put(&h, Arc::new(state(&h)), before_check);

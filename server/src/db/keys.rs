@@ -1,11 +1,14 @@
 //! Registration keys: issued once in plaintext, stored as a hash and a display prefix.
 
-use super::audit::{self, Actor};
+use super::audit::Actor;
 use super::models::{KeyRow, new_id};
 use super::page::{ListQuery, Page, paginate};
 use super::schema::registration_keys::dsl as k;
 use super::schema::registrations::dsl as r;
-use super::{AnyConnection, Error, Result, UniqueHit, subscriptions, unique_violation, write_txn};
+use super::{
+    AnyConnection, Error, Result, Touches, Transact, Txn, UniqueHit, subscriptions,
+    unique_violation,
+};
 use crate::domain::key::{Key, KeyStatus};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -14,7 +17,7 @@ use glpi_network_shared::RegistrationKey;
 /// Inserts a key for a subscription (inside the caller's transaction). `plaintext` is a fresh
 /// generated key, or a fixed string from fixtures.
 pub fn insert(
-    conn: &mut AnyConnection,
+    conn: &mut Txn<'_>,
     subscription_id: &str,
     plaintext: &RegistrationKey,
     status: KeyStatus,
@@ -26,7 +29,7 @@ pub fn insert(
     let row = new_key(subscription_id, plaintext, status, expires_at, now);
     diesel::insert_into(k::registration_keys)
         .values(&KeyRow::from(&row))
-        .execute(conn)
+        .execute(conn.conn())
         .map_err(|e| match unique_violation(&e) {
             Some(UniqueHit::KeyHash) => Error::Conflict("this key string already exists".into()),
             _ => e.into(),
@@ -35,7 +38,7 @@ pub fn insert(
     ev.key_id = Some(row.id.clone());
     ev.key_prefix = Some(row.key_prefix.clone());
     ev.detail = Some(format!("subscription {subscription_id}"));
-    audit::record(conn, &ev)?;
+    conn.audit(ev);
     Ok(row)
 }
 
@@ -62,14 +65,14 @@ fn new_key(
 
 /// Issues a new random key; returns the row and the plaintext (shown once).
 pub fn issue(
-    conn: &mut AnyConnection,
+    conn: &mut impl Transact,
     subscription_id: &str,
     expires_at: Option<NaiveDateTime>,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<(Key, RegistrationKey)> {
     let plaintext = RegistrationKey::generate();
-    let row = write_txn(conn, |c| {
+    let row = conn.write(Touches::Anything, |c| {
         insert(
             c,
             subscription_id,
@@ -123,12 +126,7 @@ pub fn list(conn: &mut AnyConnection, q: &ListQuery) -> Result<Page<Key>> {
 
 /// Marks a key revoked (idempotent) and bumps its `ver`. Its binding stays, so the bound
 /// instance learns `key_revoked` on its next validation.
-fn revoke_inner(
-    conn: &mut AnyConnection,
-    id: &str,
-    now: NaiveDateTime,
-    actor: &Actor,
-) -> Result<Key> {
+fn revoke_inner(conn: &mut Txn<'_>, id: &str, now: NaiveDateTime, actor: &Actor) -> Result<Key> {
     let row = get(conn, id)?;
     if row.status == KeyStatus::Revoked {
         return Ok(row);
@@ -139,33 +137,33 @@ fn revoke_inner(
             k::revoked_at.eq(Some(now)),
             k::ver.eq(k::ver + 1),
         ))
-        .execute(conn)?;
+        .execute(conn.conn())?;
     let mut ev = actor.event("key.revoke", "ok", now);
     ev.key_id = Some(row.id.clone());
     ev.key_prefix = Some(row.key_prefix.clone());
-    audit::record(conn, &ev)?;
+    conn.audit(ev);
     get(conn, id)
 }
 
 pub fn revoke(
-    conn: &mut AnyConnection,
+    conn: &mut impl Transact,
     id: &str,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<Key> {
-    write_txn(conn, |c| revoke_inner(c, id, now, actor))
+    conn.write(Touches::Anything, |c| revoke_inner(c, id, now, actor))
 }
 
 /// Creates a new key for the same subscription, revokes the old one (which then shows
 /// `replaced_by`) and releases its registration. Returns the new key and its plaintext.
 pub fn regenerate(
-    conn: &mut AnyConnection,
+    conn: &mut impl Transact,
     id: &str,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<(Key, RegistrationKey)> {
     let plaintext = RegistrationKey::generate();
-    let row = write_txn(conn, |c| {
+    let row = conn.write(Touches::Anything, |c| {
         let old = get(c, id)?;
         if let Some(next) = &old.replaced_by {
             return Err(Error::Conflict(format!(
@@ -184,14 +182,14 @@ pub fn regenerate(
         revoke_inner(c, id, now, actor)?;
         diesel::update(k::registration_keys.find(id))
             .set(k::replaced_by.eq(Some(&new.id)))
-            .execute(c)?;
+            .execute(c.conn())?;
         let released = diesel::update(
             r::registrations
                 .filter(r::key_id.eq(id))
                 .filter(r::released_at.is_null()),
         )
         .set(r::released_at.eq(Some(now)))
-        .execute(c)?;
+        .execute(c.conn())?;
         if released > 0 {
             // the binding changed even when the key was already revoked
             bump_ver(c, id)?;
@@ -203,7 +201,7 @@ pub fn regenerate(
             "replaced by {}; {released} registration(s) released",
             new.id
         ));
-        audit::record(c, &ev)?;
+        c.audit(ev);
         Ok(new)
     })?;
     Ok((row, plaintext))
@@ -224,7 +222,7 @@ pub const BATCH: usize = 1000;
 /// Issues `count` (at most [`BATCH`]) keys for one subscription in one transaction: one
 /// multi-row insert and one audit event for the batch. Returns rows and plaintexts.
 pub fn issue_batch(
-    conn: &mut AnyConnection,
+    conn: &mut impl Transact,
     subscription_id: &str,
     count: usize,
     expires_at: Option<NaiveDateTime>,
@@ -247,12 +245,12 @@ pub fn issue_batch(
             (row, plaintext)
         })
         .collect();
-    write_txn(conn, |c| {
+    conn.write(Touches::Anything, |c| {
         subscriptions::get(c, subscription_id)?;
         let rows: Vec<KeyRow> = issued.iter().map(|(r, _)| KeyRow::from(r)).collect();
         // MultiConnection has no multi-row insert: use the backend's own connection (same
         // transaction).
-        match c {
+        match c.conn() {
             AnyConnection::Sqlite(s) => diesel::insert_into(k::registration_keys)
                 .values(rows)
                 .execute(s)?,
@@ -266,7 +264,7 @@ pub fn issue_batch(
             issued[0].0.id,
             issued[count - 1].0.id
         ));
-        audit::record(c, &ev)?;
+        c.audit(ev);
         Ok::<_, Error>(())
     })?;
     Ok(issued)

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod catalogue;
 pub mod console;
 pub mod error;
+pub mod key_state;
 pub mod keycache;
 pub mod keys;
 pub mod models;
@@ -20,10 +21,12 @@ pub mod schema;
 pub mod signing_keys;
 pub mod subscribers;
 pub mod subscriptions;
+pub mod txn;
 
 pub use error::{Error, Result};
+pub use txn::{Conn, Db, Touches, Transact, Txn};
 
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection, R2D2Connection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -149,7 +152,7 @@ pub fn open_unmigrated(url: &str, max_size: u32) -> anyhow::Result<Pool> {
     }
     let size = match &backend {
         b if b.is_memory() => 1,
-        // SQLite has one writer (queued in-process, see `SQLITE_WRITER`) and reads are
+        // SQLite has one writer (queued in-process, see `txn::Db`) and reads are
         // microseconds: more connections only add page caches (2 MiB each) to the RSS.
         Backend::Sqlite(_) => max_size.clamp(1, SQLITE_POOL_MAX),
         Backend::Postgres(_) => max_size.max(1),
@@ -184,161 +187,6 @@ pub fn migrate(conn: &mut AnyConnection) -> anyhow::Result<usize> {
         }
     };
     Ok(n)
-}
-
-thread_local! {
-    /// Audit events recorded inside the current write transaction of this thread, appended to
-    /// the chain just before it commits (see [`audit::record`]).
-    static PENDING_AUDIT: std::cell::RefCell<Option<Vec<models::NewAuditEvent>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// Queues an audit event in the current write transaction; `false` when there is none.
-pub(crate) fn queue_audit(ev: &models::NewAuditEvent) -> bool {
-    PENDING_AUDIT.with(|p| match p.borrow_mut().as_mut() {
-        Some(list) => {
-            list.push(ev.clone());
-            true
-        }
-        None => false,
-    })
-}
-
-/// What a write transaction may change, so the key-state cache ([`crate::db::keycache`]) drops
-/// exactly what it must once the transaction ends.
-#[derive(Debug, Clone, Copy)]
-pub enum Touches<'a> {
-    /// Anything (the safe default of [`write_txn`]): every cached state is dropped.
-    Anything,
-    /// Only the key with this hash (its row or its binding).
-    Key(&'a str),
-    /// Only the audit trail.
-    AuditOnly,
-}
-
-#[derive(Default)]
-struct TxnScope {
-    all: bool,
-    keys: Vec<String>,
-}
-
-impl TxnScope {
-    fn add(&mut self, t: Touches<'_>) {
-        match t {
-            Touches::Anything => self.all = true,
-            Touches::Key(h) => self.keys.push(h.to_owned()),
-            Touches::AuditOnly => {}
-        }
-    }
-}
-
-thread_local! {
-    /// What the current write transaction of this thread changes.
-    static TXN_SCOPE: std::cell::RefCell<Option<TxnScope>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Bumps the cache generations of the transaction that ends when it is dropped: after the
-/// commit (or the rollback, where it costs only a few cache misses).
-struct InvalidateOnEnd;
-
-impl Drop for InvalidateOnEnd {
-    fn drop(&mut self) {
-        let Some(scope) = TXN_SCOPE.with(|s| s.borrow_mut().take()) else {
-            return;
-        };
-        let gens = &crate::db::keycache::GENERATIONS;
-        if scope.all {
-            gens.invalidate_all();
-        }
-        for k in &scope.keys {
-            gens.invalidate_key(k);
-        }
-    }
-}
-
-/// Serialises this process's SQLite write transactions. SQLite allows one writer at a time;
-/// without this, concurrent writers wait in SQLite's busy handler, which sleeps with back-off
-/// (up to 100 ms a sleep) while newcomers barge in: a queue here turns those tails into plain
-/// waiting. Other processes are still kept out by SQLite's own lock and `busy_timeout`.
-static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Runs `f` in a write transaction that may change anything (see [`write_txn_touching`]).
-pub fn write_txn<T, E: From<DieselError>>(
-    conn: &mut AnyConnection,
-    f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
-) -> Result<T, E> {
-    write_txn_touching(conn, Touches::Anything, f)
-}
-
-/// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write lock is
-/// taken up front and concurrent writers wait on `busy_timeout` instead of failing on a lock
-/// upgrade (and this process's writers queue on [`SQLITE_WRITER`] first). Called inside another
-/// write transaction, `f` joins the outer one, so several operations (e.g. a fixture file) can
-/// be all-or-nothing.
-///
-/// Audit events recorded by `f` are appended to the hash chain last, just before the commit:
-/// the lock that serialises the chain is then always the last one a transaction takes, so it
-/// cannot deadlock with row locks.
-///
-/// `touches` says which cached key states the transaction can change; they are invalidated
-/// once it has ended.
-pub fn write_txn_touching<T, E: From<DieselError>>(
-    conn: &mut AnyConnection,
-    touches: Touches<'_>,
-    f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
-) -> Result<T, E> {
-    type Tm = <AnyConnection as Connection>::TransactionManager;
-    let depth = Tm::transaction_manager_status_mut(conn)
-        .transaction_depth()
-        .map_err(E::from)?;
-    if depth.is_some() {
-        TXN_SCOPE.with(|s| {
-            if let Some(scope) = s.borrow_mut().as_mut() {
-                scope.add(touches);
-            }
-        });
-        return f(conn);
-    }
-    let _writer = match conn {
-        AnyConnection::Sqlite(c) => {
-            let guard = SQLITE_WRITER
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
-            Some(guard)
-        }
-        AnyConnection::Postgresql(c) => {
-            AnsiTransactionManager::begin_transaction(c)?;
-            None
-        }
-    };
-    let mut scope = TxnScope::default();
-    scope.add(touches);
-    TXN_SCOPE.with(|s| *s.borrow_mut() = Some(scope));
-    let _invalidate = InvalidateOnEnd;
-    PENDING_AUDIT.with(|p| *p.borrow_mut() = Some(Vec::new()));
-    let result = f(conn);
-    let pending = PENDING_AUDIT
-        .with(|p| p.borrow_mut().take())
-        .unwrap_or_default();
-    let result = result.and_then(|v| {
-        audit::append_chained(conn, &pending)
-            .map(|()| v)
-            .map_err(E::from)
-    });
-    match result {
-        Ok(v) => match Tm::commit_transaction(conn) {
-            Ok(()) => Ok(v),
-            Err(e) => {
-                let _ = Tm::rollback_transaction(conn);
-                Err(e.into())
-            }
-        },
-        Err(e) => {
-            Tm::rollback_transaction(conn)?;
-            Err(e)
-        }
-    }
 }
 
 /// Which unique index a violation hit.

@@ -6,12 +6,12 @@
 //! (the same instance again, or a refusal), never a failure, never a second row.
 
 use super::audit::{self, Actor};
-use super::models::{KeyRow, NewAuditEvent, RegistrationRow, SubscriptionRow, new_id};
+use super::key_state::{load_state, refresh_last_seen};
+use super::models::{NewAuditEvent, RegistrationRow, new_id};
 use super::page::{ListQuery, Page, paginate};
 use super::schema::registrations::dsl as r;
 use super::{
-    AnyConnection, Error, Result, Touches, UniqueHit, keys, unique_violation, write_txn,
-    write_txn_touching,
+    AnyConnection, Error, Result, Touches, Transact, Txn, UniqueHit, keys, unique_violation,
 };
 use crate::domain::binding::{
     BindPlan, BindRefusal, Binding, KeyState, Taken, check_holders, plan_bind,
@@ -33,22 +33,6 @@ pub struct Bound {
     /// `true` for a new binding, `false` for the same one again (or one that gained its URL
     /// or UID).
     pub created: bool,
-}
-
-/// Checks an instance UID: GLPI sends 40 alphanumerics; accept 1..=128 of `[A-Za-z0-9_-]`.
-pub fn parse_uid(raw: &str) -> Result<String, crate::domain::Invalid> {
-    let uid = raw.trim();
-    if uid.is_empty()
-        || uid.len() > 128
-        || !uid
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(crate::domain::Invalid::new(
-            "instance_uid must be 1 to 128 characters of A-Z, a-z, 0-9, '-' or '_'",
-        ));
-    }
-    Ok(uid.to_owned())
 }
 
 /// Why one attempt at a bind did not bind.
@@ -102,52 +86,6 @@ fn holder(c: &mut AnyConnection, url: Option<&str>, uid: Option<&str>) -> Result
     Ok(q.first(c).optional()?)
 }
 
-/// Loads a key by plaintext with its subscription, owner and binding (one statement);
-/// [`Error::UnknownKey`] if unknown.
-pub fn load_state(c: &mut AnyConnection, key: &RegistrationKey) -> Result<KeyState> {
-    use super::schema::{
-        registration_keys::dsl as k, subscribers::dsl as o, subscriptions::dsl as s,
-    };
-    let (key_row, subscription, owner, registration) = k::registration_keys
-        .inner_join(s::subscriptions.inner_join(o::subscribers))
-        .left_join(r::registrations.on(r::key_id.eq(k::id).and(r::released_at.is_null())))
-        .filter(k::key_hash.eq(key.hash()))
-        .select((
-            KeyRow::as_select(),
-            SubscriptionRow::as_select(),
-            o::name,
-            Option::<RegistrationRow>::as_select(),
-        ))
-        .first::<(KeyRow, SubscriptionRow, String, Option<RegistrationRow>)>(c)
-        .optional()?
-        .ok_or(Error::UnknownKey)?;
-    Ok(KeyState {
-        key: key_row.into(),
-        subscription: subscription.into(),
-        owner,
-        registration: registration.map(Into::into),
-    })
-}
-
-/// Refreshes the binding's `last_seen_at` when it is due (at most once a minute per binding),
-/// in the row and in `state`.
-fn refresh_last_seen(
-    c: &mut AnyConnection,
-    state: &mut KeyState,
-    now: NaiveDateTime,
-) -> QueryResult<()> {
-    if let Some(reg) = state.registration.as_mut()
-        && reg.last_seen_due(now)
-    {
-        diesel::update(r::registrations.find(&reg.id))
-            .filter(r::last_seen_at.lt(now))
-            .set(r::last_seen_at.eq(now))
-            .execute(c)?;
-        reg.last_seen_at = now;
-    }
-    Ok(())
-}
-
 fn event(
     actor: &Actor,
     action: &str,
@@ -172,7 +110,7 @@ struct Refusal<'a> {
 /// Records a refused attempt outside the (rolled back) transaction. Best effort: a failure
 /// to audit is logged, not answered.
 fn record_refusal(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     actor: &Actor,
     key: &RegistrationKey,
     now: NaiveDateTime,
@@ -196,7 +134,7 @@ fn outcome_of(e: &Error) -> &'static str {
 
 /// Binds `key` to the instance (URL, UID or both), or confirms the existing binding.
 pub fn register(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     key: &RegistrationKey,
     url: Option<&InstanceUrl>,
     uid: Option<&str>,
@@ -230,7 +168,7 @@ pub fn register(
 /// Binds in a write transaction, again (up to [`RACE_RETRIES`] times) when a concurrent bind
 /// won a race, so this one answers from the winner's row.
 fn bind_with_retries(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     key: &RegistrationKey,
     url: Option<&str>,
     uid: Option<&str>,
@@ -240,8 +178,8 @@ fn bind_with_retries(
     let hash = key.hash();
     let mut attempt = 0;
     loop {
-        match write_txn_touching(c, Touches::Key(&hash), |c| {
-            bind(c, key, url, uid, now, actor)
+        match c.write(Touches::Key(&hash), |tx| {
+            bind(tx, key, url, uid, now, actor)
         }) {
             Ok(b) => return Ok(b),
             Err(Attempt::Failed(e)) => return Err(e),
@@ -256,7 +194,7 @@ fn bind_with_retries(
 /// One bind inside the caller's write transaction: load, plan, check who holds what the plan
 /// takes, apply.
 fn bind(
-    c: &mut AnyConnection,
+    c: &mut Txn<'_>,
     key: &RegistrationKey,
     url: Option<&str>,
     uid: Option<&str>,
@@ -265,25 +203,7 @@ fn bind(
 ) -> Result<Bound, Attempt> {
     let mut state = load_state(c, key)?;
     let plan = plan_bind(&state, url, uid, now)?;
-    // Under READ COMMITTED each statement sees the latest commits: a row of this very key found
-    // here was committed by a concurrent request after `load_state` ran (a race).
-    let (take_url, take_uid) = match plan {
-        BindPlan::Same => (None, None),
-        BindPlan::Attach { url, uid } => (url, uid),
-        BindPlan::New => (url, uid),
-    };
-    let url_holder = holder(c, take_url, None)?;
-    let uid_holder = holder(c, None, take_uid)?;
-    match check_holders(
-        plan,
-        &state.key.id,
-        url_holder.as_deref(),
-        uid_holder.as_deref(),
-    ) {
-        Ok(()) => {}
-        Err(Taken::Refused(refusal)) => return Err(Error::from(refusal).into()),
-        Err(Taken::Race) => return Err(Attempt::Race(UniqueHit::RegistrationKey)),
-    }
+    check_taken(c, plan, &state.key.id, url, uid)?;
     let mut ev = event(actor, "registration.bind", "ok", now, key);
     ev.key_id = Some(state.key.id.clone());
     ev.instance_url = url.map(str::to_owned);
@@ -311,10 +231,34 @@ fn bind(
             };
             diesel::insert_into(r::registrations)
                 .values(&RegistrationRow::from(&binding))
-                .execute(c)?;
+                .execute(c.conn())?;
             let state = apply(c, key, state, binding, &ev)?;
             Ok(bound(state, true))
         }
+    }
+}
+
+/// Checks that no other key holds what the plan takes. Under READ COMMITTED each statement
+/// sees the latest commits: a row of this very key found here was committed by a concurrent
+/// request after `load_state` ran (a race).
+fn check_taken(
+    c: &mut AnyConnection,
+    plan: BindPlan<'_>,
+    key_id: &str,
+    url: Option<&str>,
+    uid: Option<&str>,
+) -> Result<(), Attempt> {
+    let (take_url, take_uid) = match plan {
+        BindPlan::Same => (None, None),
+        BindPlan::Attach { url, uid } => (url, uid),
+        BindPlan::New => (url, uid),
+    };
+    let url_holder = holder(c, take_url, None)?;
+    let uid_holder = holder(c, None, take_uid)?;
+    match check_holders(plan, key_id, url_holder.as_deref(), uid_holder.as_deref()) {
+        Ok(()) => Ok(()),
+        Err(Taken::Refused(refusal)) => Err(Error::from(refusal).into()),
+        Err(Taken::Race) => Err(Attempt::Race(UniqueHit::RegistrationKey)),
     }
 }
 
@@ -360,14 +304,14 @@ fn attach(
 /// this bump (a concurrent change to the key or its subscription committed meanwhile, possible
 /// under PostgreSQL's READ COMMITTED): then it is read again.
 fn apply(
-    c: &mut AnyConnection,
+    c: &mut Txn<'_>,
     key: &RegistrationKey,
     mut state: KeyState,
     binding: Binding,
     ev: &NewAuditEvent,
 ) -> Result<KeyState, Attempt> {
     let ver = keys::bump_ver(c, &state.key.id)?;
-    audit::record(c, ev)?;
+    c.audit(ev.clone());
     if ver != state.key.ver + 1 {
         return Ok(load_state(c, key)?);
     }
@@ -385,14 +329,14 @@ pub struct Validated {
 
 /// Computes the key's status for `url` (no write unless `last_seen_at` is stale, or the
 /// validation is refused and audited).
-pub fn validate(
-    c: &mut AnyConnection,
+pub fn validate<C: Transact>(
+    c: &mut C,
     key: &RegistrationKey,
     url: &InstanceUrl,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<Validated> {
-    let refused = |c: &mut AnyConnection, key_id: Option<&str>, outcome: &str| {
+    let refused = |c: &mut C, key_id: Option<&str>, outcome: &str| {
         let refusal = Refusal {
             action: "validation",
             key_id,
@@ -420,13 +364,13 @@ pub fn validate(
 
 /// The instance releases its own binding (`DELETE /v1/registrations`).
 pub fn release_by_key(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     key: &RegistrationKey,
     url: &InstanceUrl,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<Binding> {
-    write_txn_touching(c, Touches::Key(&key.hash()), |c| {
+    c.write(Touches::Key(&key.hash()), |c| {
         let state = load_state(c, key)?;
         let reg = state
             .registration
@@ -437,7 +381,7 @@ pub fn release_by_key(
 }
 
 fn release_row(
-    c: &mut AnyConnection,
+    c: &mut Txn<'_>,
     reg: &Binding,
     key: &Key,
     now: NaiveDateTime,
@@ -445,25 +389,25 @@ fn release_row(
 ) -> Result<Binding> {
     diesel::update(r::registrations.find(&reg.id))
         .set(r::released_at.eq(Some(now)))
-        .execute(c)?;
+        .execute(c.conn())?;
     keys::bump_ver(c, &key.id)?;
     let mut ev = actor.event("registration.release", "ok", now);
     ev.key_id = Some(key.id.clone());
     ev.key_prefix = Some(key.key_prefix.clone());
     ev.instance_url = reg.instance_url.clone();
     ev.instance_uid = reg.instance_uid.clone();
-    audit::record(c, &ev)?;
+    c.audit(ev);
     get(c, &reg.id)
 }
 
 /// An admin releases a registration by id (idempotent).
 pub fn release_by_id(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     id: &str,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<Binding> {
-    write_txn(c, |c| {
+    c.write(Touches::Anything, |c| {
         let reg = get(c, id)?;
         if reg.released_at.is_some() {
             return Ok(reg);

@@ -1,12 +1,12 @@
 //! Subscriptions: an offer for a subscriber between two dates, active, suspended or cancelled.
 //! The rules (dates, transitions, running) are in `domain::subscription`.
 
-use super::audit::{self, Actor};
+use super::audit::Actor;
 use super::models::{SubscriptionRow, new_id};
 use super::page::{ListQuery, Page, paginate};
 use super::schema::registration_keys::dsl as k;
 use super::schema::subscriptions::dsl as s;
-use super::{AnyConnection, Error, Result, offers, subscribers, write_txn};
+use super::{AnyConnection, Error, Result, Touches, Transact, offers, subscribers};
 use crate::domain::subscription::{
     self, Action, NewSubscription, Subscription, SubscriptionStatus,
 };
@@ -17,12 +17,12 @@ pub use crate::domain::subscription::MAX_TRIAL_DAYS;
 
 /// Validates and inserts a subscription.
 pub fn create(
-    conn: &mut AnyConnection,
+    conn: &mut impl Transact,
     req: &NewSubscription,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<Subscription> {
-    write_txn(conn, |conn| {
+    conn.write(Touches::Anything, |conn| {
         subscribers::get(conn, &req.subscriber_id)?;
         if !offers::exists(conn, &req.offer)? {
             return Err(Error::invalid(format!(
@@ -45,10 +45,10 @@ pub fn create(
         };
         diesel::insert_into(s::subscriptions)
             .values(&SubscriptionRow::from(&row))
-            .execute(conn)?;
+            .execute(conn.conn())?;
         let mut ev = actor.event("subscription.create", "ok", now);
         ev.detail = Some(format!("subscription {} offer {}", row.id, row.offer));
-        audit::record(conn, &ev)?;
+        conn.audit(ev);
         Ok(row)
     })
 }
@@ -100,13 +100,13 @@ pub fn set_status(
 /// Suspends, resumes or cancels a subscription; bumps `ver` of every key of it.
 /// Idempotent; a cancelled subscription cannot be suspended or resumed.
 pub fn transition(
-    conn: &mut AnyConnection,
+    conn: &mut impl Transact,
     id: &str,
     action: Action,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<Subscription> {
-    write_txn(conn, |conn| {
+    conn.write(Touches::Anything, |conn| {
         let row = get(conn, id)?;
         let Some(target) = subscription::transition(row.status, action)? else {
             return Ok(row);
@@ -114,10 +114,10 @@ pub fn transition(
         set_status(conn, id, target, now)?;
         diesel::update(k::registration_keys.filter(k::subscription_id.eq(id)))
             .set(k::ver.eq(k::ver + 1))
-            .execute(conn)?;
+            .execute(conn.conn())?;
         let mut ev = actor.event(action.event(), "ok", now);
         ev.detail = Some(format!("subscription {id}"));
-        audit::record(conn, &ev)?;
+        conn.audit(ev);
         get(conn, id)
     })
 }

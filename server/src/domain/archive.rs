@@ -1,28 +1,86 @@
 //! Plugin archives: generated gzip tarballs for demo plugins, and the checks an uploaded
-//! archive must pass (a top-level `<key>/` folder with a `setup.php` that defines
-//! `plugin_version_<key>()`).
+//! archive must pass (DESIGN §8): every entry a regular file or a directory under the top-level
+//! `<key>/` folder, no `..` component, no `\`, no absolute name, no setuid or setgid bit, at most
+//! [`MAX_ENTRIES`] entries and [`MAX_UNPACKED_BYTES`] unpacked, and a `setup.php` that defines
+//! `plugin_version_<key>()`.
+//!
+//! The check streams: it reads tar headers one by one and refuses as soon as a header breaks a
+//! rule or its declared size would pass the limit, before the data is decompressed, so a
+//! decompression bomb costs at most the limit. Extension headers (GNU long names, PAX) are read
+//! here, bounded, instead of by the tar crate (which would read them whole into memory).
 
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
+use std::cell::Cell;
 use std::io::Read;
+use std::rc::Rc;
+use tar::EntryType;
 
 /// The largest archive accepted on upload.
 pub const MAX_ARCHIVE_BYTES: usize = 20 * 1024 * 1024;
+/// The most entries (files and directories) an archive may hold.
+pub const MAX_ENTRIES: usize = 10_000;
+/// The most bytes an archive may unpack to (the sum of its entries' sizes).
+pub const MAX_UNPACKED_BYTES: u64 = 100 * 1024 * 1024;
 /// The largest `setup.php` read while checking an archive.
 const MAX_SETUP_BYTES: u64 = 1024 * 1024;
+/// The largest extension header (GNU long name, PAX records).
+const MAX_EXTENSION_BYTES: u64 = 64 * 1024;
+/// Decompressed bytes read at most, headers and padding included: a bound on the work whatever
+/// the headers claim.
+const MAX_DECOMPRESSED_BYTES: u64 = MAX_UNPACKED_BYTES + 64 * 1024 * 1024;
 
-/// Why an uploaded archive was refused.
+/// Why an uploaded archive was refused. Each message names the entry or the limit.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ArchiveError {
     #[error("the archive is not a gzip-compressed tarball: {0}")]
     NotTarGz(String),
     #[error("the archive has an entry outside the top-level `{0}/` folder: {1}")]
     OutsideFolder(String, String),
+    /// An entry name that is absolute, has a `..` component, a `\`, a control character, or
+    /// is not UTF-8.
+    #[error("the archive has an entry with a forbidden name ({reason}): {name}")]
+    BadName { name: String, reason: &'static str },
+    /// An entry that is neither a regular file nor a directory.
+    #[error("the archive has an entry that is a {kind}, not a regular file or directory: {name}")]
+    NotFileOrDir { name: String, kind: &'static str },
+    /// A setuid or setgid entry.
+    #[error("the archive has a setuid or setgid entry: {0}")]
+    SpecialMode(String),
+    #[error("the archive has more than {MAX_ENTRIES} entries")]
+    TooManyEntries,
+    #[error("the archive unpacks to more than {MAX_UNPACKED_BYTES} bytes (100 MiB)")]
+    TooLarge,
+    /// A GNU long name or PAX header that is too large or carries a record this check does
+    /// not follow.
+    #[error("the archive has an unsupported extension header: {0}")]
+    Extension(String),
     #[error("the archive has no `{0}/setup.php`")]
     NoSetup(String),
     #[error("`{0}/setup.php` does not define plugin_version_{0}()")]
     NoVersionFunction(String),
+}
+
+/// Counts the decompressed bytes and fails past [`MAX_DECOMPRESSED_BYTES`].
+struct Capped<R> {
+    inner: R,
+    read: u64,
+    over: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let room = MAX_DECOMPRESSED_BYTES.saturating_sub(self.read);
+        if room == 0 {
+            self.over.set(true);
+            return Err(std::io::Error::other("decompressed size over the limit"));
+        }
+        let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.read += n as u64;
+        Ok(n)
+    }
 }
 
 fn append(
@@ -75,35 +133,219 @@ pub fn generate(key: &str, name: &str, version: &str) -> Vec<u8> {
         .expect("writing to memory cannot fail")
 }
 
-/// Checks that `bytes` is a gzip tarball whose entries all sit under `<key>/`, with a
-/// `<key>/setup.php` defining `plugin_version_<key>()`.
-pub fn check(key: &str, bytes: &[u8]) -> Result<(), ArchiveError> {
-    let mut archive = tar::Archive::new(GzDecoder::new(bytes));
-    let entries = archive
-        .entries()
-        .map_err(|e| ArchiveError::NotTarGz(e.to_string()))?;
-    let prefix = format!("{key}/");
-    let mut setup_ok = None;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| ArchiveError::NotTarGz(e.to_string()))?;
-        let path = entry
-            .path()
-            .map_err(|e| ArchiveError::NotTarGz(e.to_string()))?
-            .to_string_lossy()
-            .into_owned();
-        let clean = path.trim_start_matches("./");
-        if clean != key && !clean.starts_with(&prefix) || clean.split('/').any(|p| p == "..") {
-            return Err(ArchiveError::OutsideFolder(key.to_owned(), path));
+/// What a kind of entry is called in a refusal.
+fn kind_name(t: EntryType) -> &'static str {
+    match t {
+        EntryType::Symlink => "symbolic link",
+        EntryType::Link => "hard link",
+        EntryType::Char => "character device",
+        EntryType::Block => "block device",
+        EntryType::Fifo => "FIFO",
+        EntryType::Continuous => "contiguous file",
+        EntryType::GNUSparse => "sparse file",
+        _ => "special entry",
+    }
+}
+
+/// Refuses a name that could land outside `<key>/` or that an extractor could read otherwise.
+fn check_name(key: &str, raw: &[u8]) -> Result<(), ArchiveError> {
+    let lossy = || String::from_utf8_lossy(raw).into_owned();
+    let bad = |reason| {
+        Err(ArchiveError::BadName {
+            name: lossy(),
+            reason,
+        })
+    };
+    let Ok(name) = std::str::from_utf8(raw) else {
+        return bad("not UTF-8");
+    };
+    if name.chars().any(char::is_control) {
+        return bad("control character");
+    }
+    if name.contains('\\') {
+        return bad("backslash");
+    }
+    if name.starts_with('/') {
+        return bad("absolute");
+    }
+    if name.split('/').any(|p| p == "..") {
+        return bad("`..` component");
+    }
+    let clean = name.trim_start_matches("./");
+    let under = clean
+        .strip_prefix(key)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    if !under {
+        return Err(ArchiveError::OutsideFolder(key.to_owned(), name.to_owned()));
+    }
+    Ok(())
+}
+
+/// The `path` of PAX records; refuses the records that would change how the archive is read
+/// (`size`, `linkpath`, GNU sparse maps), malformed ones and a second `path` (readers differ on
+/// which one wins).
+fn pax_path(data: &[u8]) -> Result<Option<Vec<u8>>, ArchiveError> {
+    let mut path = None;
+    for ext in tar::PaxExtensions::new(data) {
+        let ext = ext.map_err(|e| ArchiveError::Extension(format!("malformed PAX record: {e}")))?;
+        match ext.key_bytes() {
+            b"path" if path.is_some() => {
+                return Err(ArchiveError::Extension("two PAX `path` records".into()));
+            }
+            b"path" => path = Some(ext.value_bytes().to_vec()),
+            k if k == b"size" || k == b"linkpath" || k.starts_with(b"GNU.sparse") => {
+                return Err(ArchiveError::Extension(format!(
+                    "PAX record `{}`",
+                    String::from_utf8_lossy(k)
+                )));
+            }
+            _ => {}
         }
-        if clean == format!("{key}/setup.php") {
+    }
+    Ok(path)
+}
+
+/// Checks that `bytes` is a gzip tarball that may be stored and served (see the module
+/// documentation), with a `<key>/setup.php` defining `plugin_version_<key>()`. Nothing is
+/// unpacked to disk; memory stays bounded whatever the archive claims.
+pub fn check(key: &str, bytes: &[u8]) -> Result<(), ArchiveError> {
+    let over = Rc::new(Cell::new(false));
+    let reader = Capped {
+        inner: GzDecoder::new(bytes),
+        read: 0,
+        over: over.clone(),
+    };
+    let io_err = |e: std::io::Error| {
+        if over.get() {
+            ArchiveError::TooLarge
+        } else {
+            ArchiveError::NotTarGz(e.to_string())
+        }
+    };
+    let mut archive = tar::Archive::new(reader);
+    // Raw: GNU long names and PAX headers come as entries, read below within a bound.
+    let entries = archive.entries().map_err(io_err)?.raw(true);
+    let setup = format!("{key}/setup.php");
+    let mut setup_ok = None;
+    let mut count = 0usize;
+    let mut extensions = 0usize;
+    let mut total = 0u64;
+    // what the extension headers read so far say about the next entry
+    let mut long_name: Option<Vec<u8>> = None;
+    let mut pax_name: Option<Vec<u8>> = None;
+    let mut pax_seen = false;
+    for entry in entries {
+        let mut entry = entry.map_err(io_err)?;
+        let header = entry.header();
+        let kind = header.entry_type();
+        let bad_header = |e: std::io::Error| ArchiveError::NotTarGz(e.to_string());
+        let size = header.entry_size().map_err(bad_header)?;
+        let mode = header.mode().map_err(bad_header)?;
+        let header_name = header.path_bytes().into_owned();
+        // Extension headers count as such only in a GNU or ustar header, as the tar crate's
+        // own reader does; in an old-style header they are unknown entries, refused below.
+        let recognized = header.as_gnu().is_some() || header.as_ustar().is_some();
+        total = total.saturating_add(size);
+        if total > MAX_UNPACKED_BYTES {
+            return Err(ArchiveError::TooLarge);
+        }
+        let extension = kind.is_gnu_longname()
+            || kind.is_pax_local_extensions()
+            || kind.is_pax_global_extensions();
+        if recognized && extension {
+            extensions += 1;
+            if extensions > 2 * MAX_ENTRIES + 2 {
+                return Err(ArchiveError::TooManyEntries);
+            }
+            if size > MAX_EXTENSION_BYTES {
+                return Err(ArchiveError::Extension(format!(
+                    "{size} bytes (at most {MAX_EXTENSION_BYTES})"
+                )));
+            }
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).map_err(io_err)?;
+            let pending = long_name.is_some() || pax_seen;
+            if kind.is_gnu_longname() {
+                if long_name.is_some() {
+                    return Err(ArchiveError::Extension(
+                        "two GNU long names for one entry".into(),
+                    ));
+                }
+                if let Some(0) = data.last() {
+                    data.pop();
+                }
+                long_name = Some(data);
+            } else if kind.is_pax_local_extensions() {
+                if pax_seen {
+                    return Err(ArchiveError::Extension(
+                        "two PAX headers for one entry".into(),
+                    ));
+                }
+                pax_seen = true;
+                pax_name = pax_path(&data)?;
+            } else if pending {
+                // readers disagree on which entry the pending header then describes
+                return Err(ArchiveError::Extension(
+                    "a global PAX header between an extension header and its entry".into(),
+                ));
+            } else if pax_path(&data)?.is_some() {
+                return Err(ArchiveError::Extension("global PAX `path`".into()));
+            }
+            continue;
+        }
+        if kind == EntryType::GNULongLink {
+            return Err(ArchiveError::NotFileOrDir {
+                name: String::from_utf8_lossy(&header_name).into_owned(),
+                kind: "link (GNU long link name)",
+            });
+        }
+        // the name as an extractor sees it: a GNU long name, a PAX `path`, or the header's
+        // (with its ustar prefix); both of the first two is ambiguous
+        pax_seen = false;
+        let name: Vec<u8> = match (pax_name.take(), long_name.take()) {
+            (Some(_), Some(_)) => {
+                return Err(ArchiveError::Extension(
+                    "both a GNU long name and a PAX `path` for one entry".into(),
+                ));
+            }
+            (Some(p), None) | (None, Some(p)) => p,
+            (None, None) => header_name,
+        };
+        let shown = || String::from_utf8_lossy(&name).into_owned();
+        check_name(key, &name)?;
+        count += 1;
+        if count > MAX_ENTRIES {
+            return Err(ArchiveError::TooManyEntries);
+        }
+        match kind {
+            EntryType::Regular | EntryType::Directory => {}
+            other => {
+                return Err(ArchiveError::NotFileOrDir {
+                    name: shown(),
+                    kind: kind_name(other),
+                });
+            }
+        }
+        if mode & 0o6000 != 0 {
+            return Err(ArchiveError::SpecialMode(shown()));
+        }
+        let clean = std::str::from_utf8(&name)
+            .unwrap_or_default()
+            .trim_start_matches("./");
+        if kind == EntryType::Regular && clean == setup {
             let mut text = String::new();
             entry
                 .by_ref()
                 .take(MAX_SETUP_BYTES)
                 .read_to_string(&mut text)
-                .map_err(|e| ArchiveError::NotTarGz(e.to_string()))?;
+                .map_err(io_err)?;
             setup_ok = Some(text.contains(&format!("function plugin_version_{key}(")));
         }
+    }
+    if long_name.is_some() || pax_seen {
+        return Err(ArchiveError::Extension(
+            "an extension header describes no entry".into(),
+        ));
     }
     match setup_ok {
         None => Err(ArchiveError::NoSetup(key.to_owned())),
@@ -128,6 +370,7 @@ pub fn paths(bytes: &[u8]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn generated_archives_pass_the_upload_check() {
@@ -171,5 +414,354 @@ mod tests {
         );
         let truncated = &generate("x", "X", "1")[..40];
         assert!(check("x", truncated).is_err());
+    }
+
+    /// A tar.gz of `(header, data)` pairs, names written raw into the header (the tar crate's
+    /// `set_path` refuses the hostile ones this test needs).
+    fn hostile(entries: Vec<(tar::Header, Vec<u8>)>) -> Vec<u8> {
+        let mut b = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        for (h, data) in entries {
+            b.append(&h, data.as_slice()).unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap()
+    }
+
+    fn header(name: &[u8], kind: EntryType, mode: u32, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_mtime(0);
+        h.set_cksum();
+        h
+    }
+
+    fn file(name: &str, body: &str) -> (tar::Header, Vec<u8>) {
+        (
+            header(
+                name.as_bytes(),
+                EntryType::Regular,
+                0o644,
+                body.len() as u64,
+            ),
+            body.as_bytes().to_vec(),
+        )
+    }
+
+    fn setup(key: &str) -> (tar::Header, Vec<u8>) {
+        file(
+            &format!("{key}/setup.php"),
+            &format!("<?php function plugin_version_{key}() {{}}"),
+        )
+    }
+
+    /// Issue 14 #6: each of these was accepted, stored and served.
+    #[test]
+    fn links_devices_fifos_setuid_and_hostile_names_are_refused_naming_the_entry() {
+        let ok = hostile(vec![
+            (header(b"x/", EntryType::Directory, 0o755, 0), vec![]),
+            setup("x"),
+            file("./x/sub/a.txt", "a"),
+        ]);
+        assert_eq!(check("x", &ok), Ok(()));
+
+        let special = |name: &str, kind: EntryType, mode: u32| {
+            let mut h = header(name.as_bytes(), kind, mode, 0);
+            if matches!(kind, EntryType::Symlink | EntryType::Link) {
+                h.set_link_name("/etc/passwd").unwrap();
+                h.set_cksum();
+            }
+            check("x", &hostile(vec![setup("x"), (h, vec![])]))
+        };
+        for (kind, word) in [
+            (EntryType::Symlink, "symbolic link"),
+            (EntryType::Link, "hard link"),
+            (EntryType::Char, "character device"),
+            (EntryType::Block, "block device"),
+            (EntryType::Fifo, "FIFO"),
+            (EntryType::Continuous, "contiguous file"),
+        ] {
+            let err = special("x/evil", kind, 0o644).unwrap_err();
+            assert_eq!(
+                err,
+                ArchiveError::NotFileOrDir {
+                    name: "x/evil".into(),
+                    kind: word
+                }
+            );
+            assert!(err.to_string().contains("x/evil"), "{err}");
+        }
+        for mode in [0o4755, 0o2755, 0o6755] {
+            assert_eq!(
+                special("x/run", EntryType::Regular, mode),
+                Err(ArchiveError::SpecialMode("x/run".into()))
+            );
+        }
+        assert!(special("x/dir", EntryType::Directory, 0o2775).is_err());
+
+        let named = |name: &[u8]| {
+            check(
+                "x",
+                &hostile(vec![
+                    setup("x"),
+                    (header(name, EntryType::Regular, 0o644, 0), vec![]),
+                ]),
+            )
+        };
+        for (name, reason) in [
+            (&b"x\\..\\..\\evil.php"[..], "backslash"),
+            (b"x/a\\b", "backslash"),
+            (b"/x/evil.php", "absolute"),
+            (b"x/../../evil.php", "`..` component"),
+            (b"x/sub/..", "`..` component"),
+            (b"x/\xff.php", "not UTF-8"),
+            (b"x/a\nb", "control character"),
+        ] {
+            let err = named(name).unwrap_err();
+            assert_eq!(
+                err,
+                ArchiveError::BadName {
+                    name: String::from_utf8_lossy(name).into_owned(),
+                    reason
+                },
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
+        assert!(matches!(
+            named(b"xy/evil.php"),
+            Err(ArchiveError::OutsideFolder(..))
+        ));
+    }
+
+    #[test]
+    fn extension_headers_are_followed_within_a_bound() {
+        // a GNU long name is the name that counts
+        let long = format!("x/{}/setup.php", "d".repeat(150));
+        let mut b = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        append(
+            &mut b,
+            "x/setup.php",
+            "<?php function plugin_version_x() {}",
+        )
+        .unwrap();
+        append(&mut b, &long, "long").unwrap();
+        let bytes = b.into_inner().unwrap().finish().unwrap();
+        assert_eq!(check("x", &bytes), Ok(()));
+        let mut b = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        append(
+            &mut b,
+            "x/setup.php",
+            "<?php function plugin_version_x() {}",
+        )
+        .unwrap();
+        append(&mut b, &format!("y/{}", "d".repeat(150)), "long").unwrap();
+        let bytes = b.into_inner().unwrap().finish().unwrap();
+        assert!(matches!(
+            check("x", &bytes),
+            Err(ArchiveError::OutsideFolder(_, n)) if n.starts_with("y/ddd")
+        ));
+
+        // a PAX `path` leaving the folder behind a harmless header name
+        let record = "path=../evil.php\n";
+        let pax = format!("{} {record}", record.len() + 3);
+        let entries = vec![
+            setup("x"),
+            (
+                header(b"x/PaxHeader", EntryType::XHeader, 0o644, pax.len() as u64),
+                pax.into_bytes(),
+            ),
+            file("x/harmless.php", ""),
+        ];
+        assert_eq!(
+            check("x", &hostile(entries)),
+            Err(ArchiveError::BadName {
+                name: "../evil.php".into(),
+                reason: "`..` component"
+            })
+        );
+        // a PAX `size` would make this check and an extractor read different archives
+        let record = "size=10\n";
+        let pax = format!("{} {record}", record.len() + 3);
+        let entries = vec![
+            setup("x"),
+            (
+                header(b"x/PaxHeader", EntryType::XHeader, 0o644, pax.len() as u64),
+                pax.into_bytes(),
+            ),
+            file("x/a", ""),
+        ];
+        assert_eq!(
+            check("x", &hostile(entries)),
+            Err(ArchiveError::Extension("PAX record `size`".into()))
+        );
+        // a long name claiming a megabyte is refused before it is read
+        let bytes = {
+            let mut b = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+            let (h, data) = setup("x");
+            b.append(&h, data.as_slice()).unwrap();
+            // the header alone: the data its size promises never comes
+            let h = header(b"././@LongLink", EntryType::GNULongName, 0o644, 1 << 20);
+            b.get_mut().write_all(h.as_bytes()).unwrap();
+            b.into_inner().unwrap().finish().unwrap()
+        };
+        assert!(matches!(
+            check("x", &bytes),
+            Err(ArchiveError::Extension(m)) if m.contains("1048576 bytes")
+        ));
+    }
+
+    /// Where the checker and an extractor could read different names, the archive is refused.
+    #[test]
+    fn ambiguous_extension_headers_are_refused() {
+        let pax = |record: &str| {
+            let body = format!(
+                "{} {record}\n",
+                record.len() + 2 + (record.len() + 2).to_string().len()
+            );
+            (
+                header(b"x/PaxHeader", EntryType::XHeader, 0o644, body.len() as u64),
+                body.into_bytes(),
+            )
+        };
+        let global = |record: &str| {
+            let (mut h, body) = pax(record);
+            h.set_entry_type(EntryType::XGlobalHeader);
+            h.set_cksum();
+            (h, body)
+        };
+        let long = |name: &str| {
+            let body = format!("{name}\0");
+            (
+                header(
+                    b"././@LongLink",
+                    EntryType::GNULongName,
+                    0o644,
+                    body.len() as u64,
+                ),
+                body.into_bytes(),
+            )
+        };
+        // a `git archive` global header with its commit id is fine
+        let ok = vec![global("comment=0123abcd"), setup("x"), file("x/a", "")];
+        assert_eq!(check("x", &hostile(ok)), Ok(()));
+        for (entries, message) in [
+            (
+                vec![setup("x"), long("x/a"), pax("path=x/b"), file("x/c", "")],
+                "both a GNU long name and a PAX `path` for one entry",
+            ),
+            (
+                vec![setup("x"), long("x/a"), long("x/b"), file("x/c", "")],
+                "two GNU long names for one entry",
+            ),
+            (
+                vec![
+                    setup("x"),
+                    pax("path=x/a"),
+                    pax("path=x/b"),
+                    file("x/c", ""),
+                ],
+                "two PAX headers for one entry",
+            ),
+            (
+                vec![
+                    setup("x"),
+                    pax("path=x/a"),
+                    global("comment=x"),
+                    file("../c", ""),
+                ],
+                "a global PAX header between an extension header and its entry",
+            ),
+            (
+                vec![setup("x"), global("path=x/a"), file("x/c", "")],
+                "global PAX `path`",
+            ),
+            (
+                vec![setup("x"), long("x/a")],
+                "an extension header describes no entry",
+            ),
+        ] {
+            assert_eq!(
+                check("x", &hostile(entries)),
+                Err(ArchiveError::Extension(message.into()))
+            );
+        }
+        // in an old-style header, `L` is no extension (the tar crate's reader hands it over as
+        // an entry): refused as such
+        let mut old = tar::Header::new_old();
+        old.as_old_mut().name[..3].copy_from_slice(b"x/L");
+        old.set_entry_type(EntryType::GNULongName);
+        old.set_mode(0o644);
+        old.set_size(0);
+        old.set_cksum();
+        assert_eq!(
+            check("x", &hostile(vec![setup("x"), (old, vec![])])),
+            Err(ArchiveError::NotFileOrDir {
+                name: "x/L".into(),
+                kind: "special entry"
+            })
+        );
+    }
+
+    #[test]
+    fn entry_count_and_unpacked_size_are_capped_while_streaming() {
+        let mut b = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        append(
+            &mut b,
+            "x/setup.php",
+            "<?php function plugin_version_x() {}",
+        )
+        .unwrap();
+        for i in 1..MAX_ENTRIES {
+            append(&mut b, &format!("x/{i}"), "").unwrap();
+        }
+        let at_limit = b.into_inner().unwrap().finish().unwrap();
+        assert_eq!(check("x", &at_limit), Ok(()));
+        let mut b = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        append(
+            &mut b,
+            "x/setup.php",
+            "<?php function plugin_version_x() {}",
+        )
+        .unwrap();
+        for i in 0..MAX_ENTRIES {
+            append(&mut b, &format!("x/{i}"), "").unwrap();
+        }
+        let over = b.into_inner().unwrap().finish().unwrap();
+        assert_eq!(check("x", &over), Err(ArchiveError::TooManyEntries));
+        assert!(
+            ArchiveError::TooManyEntries
+                .to_string()
+                .contains("10000 entries")
+        );
+
+        // a real bomb: 101 MiB of zeros, about 100 KiB compressed
+        let mut b = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        append(
+            &mut b,
+            "x/setup.php",
+            "<?php function plugin_version_x() {}",
+        )
+        .unwrap();
+        let size = MAX_UNPACKED_BYTES + (1 << 20);
+        let h = header(b"x/zeros", EntryType::Regular, 0o644, size);
+        b.append(&h, std::io::repeat(0).take(size)).unwrap();
+        let bomb = b.into_inner().unwrap().finish().unwrap();
+        assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+        assert_eq!(check("x", &bomb), Err(ArchiveError::TooLarge));
+        assert!(ArchiveError::TooLarge.to_string().contains("100 MiB"));
+
+        // two entries each under the limit, together over it
+        let half = MAX_UNPACKED_BYTES / 2 + 1;
+        let bytes = {
+            let mut b = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+            for n in [&b"x/a"[..], b"x/b"] {
+                let h = header(n, EntryType::Regular, 0o644, half);
+                b.append(&h, std::io::repeat(0).take(half)).unwrap();
+            }
+            b.into_inner().unwrap().finish().unwrap()
+        };
+        assert_eq!(check("x", &bytes), Err(ArchiveError::TooLarge));
     }
 }

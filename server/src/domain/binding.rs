@@ -2,6 +2,7 @@
 //! that decides what a bind does (new, the same instance again, gains its URL or UID, or which
 //! refusal), checks in DESIGN §8's order.
 
+use super::Invalid;
 use super::key::{Key, KeyRefusal};
 use super::subscription::Subscription;
 use chrono::{Duration, NaiveDateTime};
@@ -10,6 +11,22 @@ use glpi_network_shared::{ErrorCode, ValidationStatus};
 /// How stale `last_seen_at` may get before a use refreshes it (so reads do not write on every
 /// call).
 pub const LAST_SEEN_GRANULARITY_SECS: i64 = 60;
+
+/// Checks an instance UID: GLPI sends 40 alphanumerics; accept 1..=128 of `[A-Za-z0-9_-]`.
+pub fn parse_uid(raw: &str) -> Result<String, Invalid> {
+    let uid = raw.trim();
+    if uid.is_empty()
+        || uid.len() > 128
+        || !uid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(Invalid::new(
+            "instance_uid must be 1 to 128 characters of A-Z, a-z, 0-9, '-' or '_'",
+        ));
+    }
+    Ok(uid.to_owned())
+}
 
 /// A binding of a key to an instance.
 #[derive(Debug, Clone, PartialEq, Eq)]

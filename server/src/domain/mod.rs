@@ -1,5 +1,6 @@
 //! Pure domain rules: keys, subscriptions, bindings, statuses, tokens, the catalogue, the clock.
-//! No actix, no diesel, no I/O and no other layer of the server: every other layer asks these.
+//! No web framework, no database library, no I/O and no other layer of the server: every other
+//! layer asks these.
 
 pub mod account;
 pub mod archive;

@@ -22,7 +22,7 @@ fn ok<T: serde::Serialize>(body: &T) -> HttpResponse {
 }
 
 pub async fn list_offers(_: AdminAuth, state: web::Data<AppState>) -> Res {
-    let rows = run(&state.pool, offers::list).await?;
+    let rows = run(&state.db, |c| offers::list(c)).await?;
     let items: Vec<OfferView> = rows.into_iter().map(OfferView::from).collect();
     Ok(ok(&Page {
         items,
@@ -36,7 +36,7 @@ pub async fn create_subscriber(
     body: web::Json<CreateSubscriberRequest>,
 ) -> Res {
     let now = state.clock.now_naive();
-    let row = run(&state.pool, move |c| {
+    let row = run(&state.db, move |c| {
         subscribers::create(c, &body.name, body.email.as_deref(), now)
     })
     .await?;
@@ -48,7 +48,7 @@ pub async fn list_subscribers(
     state: web::Data<AppState>,
     q: web::Query<ListQuery>,
 ) -> Res {
-    let page = run(&state.pool, move |c| subscribers::list(c, &q)).await?;
+    let page = run(&state.db, move |c| subscribers::list(c, &q)).await?;
     Ok(ok(&page.map(SubscriberView::from)))
 }
 
@@ -57,7 +57,7 @@ pub async fn get_subscriber(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Res {
-    let row = run(&state.pool, move |c| subscribers::get(c, &id)).await?;
+    let row = run(&state.db, move |c| subscribers::get(c, &id)).await?;
     Ok(ok(&SubscriberView::from(row)))
 }
 
@@ -70,7 +70,7 @@ pub async fn create_subscription(
     let now = state.clock.now_naive();
     let actor = admin(&req);
     let new = body.into_inner().into();
-    let row = run(&state.pool, move |c| {
+    let row = run(&state.db, move |c| {
         subscriptions::create(c, &new, now, &actor)
     })
     .await?;
@@ -83,7 +83,7 @@ pub async fn list_subscriptions(
     q: web::Query<ListQuery>,
 ) -> Res {
     let today = state.clock.now_naive().date();
-    let page = run(&state.pool, move |c| subscriptions::list(c, &q)).await?;
+    let page = run(&state.db, move |c| subscriptions::list(c, &q)).await?;
     Ok(ok(&page.map(|s| SubscriptionView::new(s, today))))
 }
 
@@ -93,7 +93,7 @@ pub async fn get_subscription(
     id: web::Path<String>,
 ) -> Res {
     let now = state.clock.now_naive();
-    let row = run(&state.pool, move |c| subscriptions::get(c, &id)).await?;
+    let row = run(&state.db, move |c| subscriptions::get(c, &id)).await?;
     Ok(ok(&SubscriptionView::new(row, now.date())))
 }
 
@@ -105,7 +105,7 @@ async fn transition(
 ) -> Res {
     let now = state.clock.now_naive();
     let actor = admin(&req);
-    let row = run(&state.pool, move |c| {
+    let row = run(&state.db, move |c| {
         subscriptions::transition(c, &id, action, now, &actor)
     })
     .await?;
@@ -148,7 +148,7 @@ pub async fn create_key(
     let now = state.clock.now_naive();
     let actor = admin(&req);
     let expires = body.expires_at.map(|t| t.naive_utc());
-    let (row, plaintext) = run(&state.pool, move |c| {
+    let (row, plaintext) = run(&state.db, move |c| {
         keys::issue(c, &body.subscription_id, expires, now, &actor)
     })
     .await?;
@@ -159,13 +159,13 @@ pub async fn create_key(
 
 pub async fn list_keys(_: AdminAuth, state: web::Data<AppState>, q: web::Query<ListQuery>) -> Res {
     let now = state.clock.now_naive();
-    let page = run(&state.pool, move |c| keys::list(c, &q)).await?;
+    let page = run(&state.db, move |c| keys::list(c, &q)).await?;
     Ok(ok(&page.map(|k| KeyView::new(k, now))))
 }
 
 pub async fn get_key(_: AdminAuth, state: web::Data<AppState>, id: web::Path<String>) -> Res {
     let now = state.clock.now_naive();
-    let row = run(&state.pool, move |c| keys::get(c, &id)).await?;
+    let row = run(&state.db, move |c| keys::get(c, &id)).await?;
     Ok(ok(&KeyView::new(row, now)))
 }
 
@@ -177,7 +177,7 @@ pub async fn revoke_key(
 ) -> Res {
     let now = state.clock.now_naive();
     let actor = admin(&req);
-    let row = run(&state.pool, move |c| keys::revoke(c, &id, now, &actor)).await?;
+    let row = run(&state.db, move |c| keys::revoke(c, &id, now, &actor)).await?;
     Ok(ok(&KeyView::new(row, now)))
 }
 
@@ -189,7 +189,7 @@ pub async fn regenerate_key(
 ) -> Res {
     let now = state.clock.now_naive();
     let actor = admin(&req);
-    let (row, plaintext) = run(&state.pool, move |c| keys::regenerate(c, &id, now, &actor)).await?;
+    let (row, plaintext) = run(&state.db, move |c| keys::regenerate(c, &id, now, &actor)).await?;
     let mut view = KeyView::new(row, now);
     view.key = Some(plaintext.expose().to_owned());
     Ok(created(&view))
@@ -200,7 +200,7 @@ pub async fn list_registrations(
     state: web::Data<AppState>,
     q: web::Query<ListQuery>,
 ) -> Res {
-    let page = run(&state.pool, move |c| registrations::list(c, &q)).await?;
+    let page = run(&state.db, move |c| registrations::list(c, &q)).await?;
     Ok(ok(&page.map(|(r, prefix)| registration_view(r, prefix))))
 }
 
@@ -209,7 +209,7 @@ pub async fn get_registration(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Res {
-    let (row, prefix) = run(&state.pool, move |c| {
+    let (row, prefix) = run(&state.db, move |c| {
         let row = registrations::get(c, &id)?;
         registrations::with_prefix(c, row)
     })
@@ -225,7 +225,7 @@ pub async fn release_registration(
 ) -> Res {
     let now = state.clock.now_naive();
     let actor = admin(&req);
-    run(&state.pool, move |c| {
+    run(&state.db, move |c| {
         registrations::release_by_id(c, &id, now, &actor)
     })
     .await?;
@@ -233,14 +233,14 @@ pub async fn release_registration(
 }
 
 pub async fn list_audit(_: AdminAuth, state: web::Data<AppState>, q: web::Query<ListQuery>) -> Res {
-    let page = run(&state.pool, move |c| audit::list(c, &q)).await?;
+    let page = run(&state.db, move |c| audit::list(c, &q)).await?;
     Ok(ok(&page.map(AuditView::from)))
 }
 
 pub async fn list_signing_keys(_: AdminAuth, state: web::Data<AppState>) -> Res {
     let now = state.clock.now_naive();
     let signer = state.signer.clone();
-    let rows = run(&state.pool, db::signing_keys::all).await?;
+    let rows = run(&state.db, |c| db::signing_keys::all(c)).await?;
     let items: Vec<SigningKeyView> = rows
         .into_iter()
         .map(|r| SigningKeyView::new(r, &signer, now))
@@ -255,7 +255,7 @@ pub async fn rotate_signing_key(_: AdminAuth, state: web::Data<AppState>, req: H
     let now = state.clock.now_naive();
     let actor = admin(&req);
     let signer = state.signer.clone();
-    let row = run(&state.pool, move |c| signer.rotate(c, now, &actor)).await?;
+    let row = run(&state.db, move |c| signer.rotate(c, now, &actor)).await?;
     Ok(created(&SigningKeyView::new(row, &state.signer, now)))
 }
 
@@ -274,7 +274,7 @@ pub async fn get_offer(
 
 pub async fn get_audit_event(_: AdminAuth, state: web::Data<AppState>, id: web::Path<i64>) -> Res {
     let id = id.into_inner();
-    let row = run(&state.pool, move |c| audit::get(c, id)).await?;
+    let row = run(&state.db, move |c| audit::get(c, id)).await?;
     Ok(ok(&AuditView::from(row)))
 }
 
@@ -285,7 +285,7 @@ pub async fn get_signing_key(
 ) -> Res {
     let now = state.clock.now_naive();
     let kid = kid.into_inner();
-    let rows = run(&state.pool, db::signing_keys::all).await?;
+    let rows = run(&state.db, |c| db::signing_keys::all(c)).await?;
     let row = rows
         .into_iter()
         .find(|r| r.kid == kid)
@@ -294,7 +294,7 @@ pub async fn get_signing_key(
 }
 
 pub async fn verify_audit(_: AdminAuth, state: web::Data<AppState>) -> Res {
-    let check = run(&state.pool, audit::verify_chain).await?;
+    let check = run(&state.db, |c| audit::verify_chain(c)).await?;
     Ok(ok(&match check {
         audit::ChainCheck::Intact { events } => {
             serde_json::json!({"intact": true, "events": events})
@@ -332,7 +332,7 @@ pub async fn bulk_create_keys(
     let now = state.clock.now_naive();
     let actor = admin(&req);
     let expires = body.expires_at.map(|t| t.naive_utc());
-    let issued = run(&state.pool, move |c| {
+    let issued = run(&state.db, move |c| {
         let mut all = Vec::with_capacity(body.count);
         let mut left = body.count;
         while left > 0 {

@@ -84,9 +84,9 @@ fn refuse(state: &web::Data<AppState>, req: &HttpRequest) -> ApiError {
         state.clock.now_naive(),
     );
     ev.detail = Some(format!("{} {}", req.method(), req.path()));
-    let pool = state.pool.clone();
+    let db = state.db.clone();
     actix_web::rt::spawn(async move {
-        if let Err(e) = crate::http::run(&pool, move |c| crate::db::audit::record(c, &ev)).await {
+        if let Err(e) = crate::http::run(&db, move |c| crate::db::audit::record(c, &ev)).await {
             tracing::error!(error = %e, "could not record a failed admin login");
         }
     });

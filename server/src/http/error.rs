@@ -61,6 +61,32 @@ impl ApiError {
             "a valid admin token is required (Authorization: Bearer <token>)",
         )
     }
+    /// `503`: the server cannot answer now (code `internal`: GLPI does not cache it).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal,
+            message,
+        )
+    }
+    pub fn payload_too_large(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            message,
+        )
+    }
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::MethodNotAllowed,
+            message,
+        )
+    }
+    /// `401` for a missing or unusable registration key (marketplace).
+    pub fn key_required(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
+    }
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
         ApiError::Internal(e.into())
     }
@@ -192,11 +218,9 @@ impl ResponseError for ApiError {
 pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let api = match &err {
         JsonPayloadError::Overflow { limit }
-        | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::PayloadTooLarge,
-            format!("request body larger than {limit} bytes"),
-        ),
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            ApiError::payload_too_large(format!("request body larger than {limit} bytes"))
+        }
         JsonPayloadError::ContentType => {
             ApiError::bad_request("expected Content-Type: application/json")
         }

@@ -3,12 +3,12 @@
 
 use super::lookup as guard;
 use crate::app::AppState;
-use crate::db::{self, audit::Actor, registrations};
+use crate::db::{self, audit::Actor, key_state, registrations};
 use crate::domain::binding::{KeyState, same_instance};
 use crate::domain::glpi::{Info, Lang, Outcome, Owner, Subscription};
 use crate::http::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
-use glpi_network_shared::{ErrorCode, RegistrationKey};
+use glpi_network_shared::RegistrationKey;
 use serde_json::json;
 
 /// A request header as a trimmed string (`None` when absent, empty or not visible ASCII).
@@ -40,7 +40,7 @@ pub async fn offers(state: web::Data<AppState>) -> HttpResponse {
 /// UID nothing can be bound: the key must be usable and not bound to a UID (a key bound to one
 /// is another instance's).
 fn check(
-    c: &mut db::AnyConnection,
+    c: &mut db::Conn,
     key: &RegistrationKey,
     uid: Option<&str>,
     now: chrono::NaiveDateTime,
@@ -49,7 +49,7 @@ fn check(
     match uid {
         Some(uid) => registrations::register(c, key, None, Some(uid), now, actor).map(|b| b.state),
         None => {
-            let st = registrations::load_state(c, key)?;
+            let st = key_state::load_state(c, key)?;
             st.usable_by(None, now)?;
             Ok(st)
         }
@@ -129,7 +129,8 @@ pub async fn registration_info(
         return Ok(HttpResponse::Ok().json(Info::invalid(Outcome::InvalidKey, lang)));
     };
     // A malformed UID cannot bind anything: treat it as absent.
-    let uid = header(&req, "x-glpi-network-uid").and_then(|u| registrations::parse_uid(u).ok());
+    let uid =
+        header(&req, "x-glpi-network-uid").and_then(|u| crate::domain::binding::parse_uid(u).ok());
     let now = state.clock.now_naive();
     let hash = key.hash();
     let cached = state
@@ -142,9 +143,22 @@ pub async fn registration_info(
     if let Some(ks) = cached {
         return Ok(HttpResponse::Ok().json(valid_info(&state, &ks, lang)));
     }
+    info_from_database(&state, &caller, (key, hash), uid, now, lang).await
+}
+
+/// `/info` from the database (binding the UID on the first valid call); the state read is
+/// cached under the stamp taken before the read.
+async fn info_from_database(
+    state: &AppState,
+    caller: &guard::Caller,
+    (key, hash): (RegistrationKey, String),
+    uid: Option<String>,
+    now: chrono::NaiveDateTime,
+    lang: Lang,
+) -> Result<HttpResponse, ApiError> {
     let stamp = state.keys.stamp(&hash);
     let actor = Actor::new("glpi", Some(caller.addr.clone()));
-    let result = super::run(&state.pool, move |c| {
+    let result = super::run(&state.db, move |c| {
         match check(c, &key, uid.as_deref(), now, &actor) {
             Ok(ks) => Ok(Ok(ks)),
             Err(e) => match outcome_of(&e) {
@@ -155,20 +169,18 @@ pub async fn registration_info(
     })
     .await;
     if let Ok(Err(Outcome::InvalidKey)) = result {
-        caller.failed(&state);
+        caller.failed(state);
     }
     match result {
         Ok(Ok(ks)) => {
             let ks = std::sync::Arc::new(ks);
             state.keys.put(&hash, ks.clone(), stamp);
-            Ok(HttpResponse::Ok().json(valid_info(&state, &ks, lang)))
+            Ok(HttpResponse::Ok().json(valid_info(state, &ks, lang)))
         }
         Ok(Err(outcome)) => Ok(HttpResponse::Ok().json(Info::invalid(outcome, lang))),
         Err(ApiError::Internal(e)) => {
             tracing::error!(error = format!("{e:#}"), "registration info failed");
-            Err(ApiError::new(
-                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::Internal,
+            Err(ApiError::unavailable(
                 "registration information is temporarily unavailable",
             ))
         }

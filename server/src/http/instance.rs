@@ -75,14 +75,14 @@ pub async fn register_instance(
     let uid = body
         .instance_uid
         .as_deref()
-        .map(registrations::parse_uid)
+        .map(crate::domain::binding::parse_uid)
         .transpose()?;
     check_nonce(body.nonce.as_deref())?;
     guard::registration_attempt(&state, &key)?;
     let now = state.clock.now_naive();
     let actor = Actor::new("instance", Some(caller.addr.clone()));
     let signer = state.signer.clone();
-    let result = run(&state.pool, move |c| {
+    let result = run(&state.db, move |c| {
         signer.refresh_if_stale(c, now)?;
         registrations::register(c, &key, Some(&url), uid.as_deref(), now, &actor)
     })
@@ -120,6 +120,24 @@ pub async fn register_instance(
     })
 }
 
+/// A cached state that is valid for this URL answers without the database (a refusal is
+/// audited, a stale `last_seen_at` refreshed and a stale signing ring reloaded, through the
+/// database path).
+fn cached_validation(
+    state: &AppState,
+    hash: &str,
+    canonical: &str,
+    now: chrono::NaiveDateTime,
+) -> Option<(Arc<KeyState>, ValidationStatus)> {
+    let ks = state.keys.get(hash).filter(|_| !state.signer.is_stale())?;
+    let st = ks.status_for(canonical, now);
+    let fresh = ks
+        .registration
+        .as_ref()
+        .is_some_and(|r| !r.last_seen_due(now));
+    (st.is_valid() && fresh).then_some((ks, st))
+}
+
 /// `POST /v1/validations`: `200` with the status for any known key.
 pub async fn validate_instance(
     state: web::Data<AppState>,
@@ -133,18 +151,7 @@ pub async fn validate_instance(
     let now = state.clock.now_naive();
     let canonical = url.as_str().to_owned();
     let hash = key.hash();
-    // A cached state that is valid for this URL answers without the database (a refusal is
-    // audited, a stale `last_seen_at` refreshed and a stale signing ring reloaded, through the
-    // database path).
-    let cached = state.keys.get(&hash).filter(|_| !state.signer.is_stale());
-    let cached = cached.and_then(|ks| {
-        let st = ks.status_for(&canonical, now);
-        let fresh = ks
-            .registration
-            .as_ref()
-            .is_some_and(|r| !r.last_seen_due(now));
-        (st.is_valid() && fresh).then_some((ks, st))
-    });
+    let cached = cached_validation(&state, &hash, &canonical, now);
     state
         .metrics
         .key_cache(state.keys.enabled(), cached.is_some());
@@ -154,7 +161,7 @@ pub async fn validate_instance(
             let stamp = state.keys.stamp(&hash);
             let actor = Actor::new("instance", Some(caller.addr.clone()));
             let signer = state.signer.clone();
-            let result = run(&state.pool, move |c| {
+            let result = run(&state.db, move |c| {
                 signer.refresh_if_stale(c, now)?;
                 registrations::validate(c, &key, &url, now, &actor)
             })
@@ -203,7 +210,7 @@ pub async fn release_instance(
     let url = InstanceUrl::parse(&body.instance_url)?;
     let now = state.clock.now_naive();
     let actor = Actor::new("instance", Some(caller.addr.clone()));
-    let result = run(&state.pool, move |c| {
+    let result = run(&state.db, move |c| {
         registrations::release_by_key(c, &key, &url, now, &actor)
     })
     .await;

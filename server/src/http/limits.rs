@@ -1,9 +1,15 @@
 //! In-memory rate limits, per process: failed key look-ups per client address, and
 //! registration attempts per key. Fixed one-minute windows on the server's clock (so test mode
-//! can move past a window instead of sleeping).
+//! can move past a window instead of sleeping). IPv6 clients count per /64 ([`limit_key`]).
+//!
+//! Also the client address itself: the peer, or behind `--trusted-proxy` (addresses or CIDR
+//! ranges) the right-most untrusted `X-Forwarded-For` hop ([`client_ip`]).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
+use std::str::FromStr;
 use std::sync::Mutex;
 
 /// Entries kept before stale windows are swept.
@@ -48,8 +54,11 @@ impl Limiter {
         }
     }
 
-    /// Whether `key` is over its limit now (does not count).
+    /// Whether `key` is over its limit now (does not count). A key that is an IPv6 address
+    /// counts for its /64 ([`limit_key`]).
     pub fn check(&self, key: &str, now: i64) -> Result<(), Over> {
+        let key = limit_key(key);
+        let key = key.as_ref();
         let start = self.window(now);
         let map = self.map.lock().expect("limiter lock");
         match map.get(key) {
@@ -58,8 +67,10 @@ impl Limiter {
         }
     }
 
-    /// Counts one event for `key`.
+    /// Counts one event for `key` (an IPv6 address counts for its /64).
     pub fn count(&self, key: &str, now: i64) {
+        let key = limit_key(key);
+        let key = key.as_ref();
         let start = self.window(now);
         let mut map = self.map.lock().expect("limiter lock");
         if map.len() >= SWEEP_AT {
@@ -80,6 +91,84 @@ impl Limiter {
     }
 }
 
+/// The key a client address is counted under: an IPv6 address stands for its /64 (one
+/// subscriber line usually gets a whole /64, so counting single addresses would multiply the
+/// allowance by 2^64), an IPv4-mapped IPv6 address for its IPv4 address. Anything else (IPv4
+/// addresses, key hashes) is its own key.
+pub fn limit_key(key: &str) -> Cow<'_, str> {
+    match key.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
+        Ok(IpAddr::V6(v6)) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            Cow::Owned(format!("{}/64", Ipv6Addr::from(bits)))
+        }
+        Ok(IpAddr::V4(v4)) if v4.to_string() != key => Cow::Owned(v4.to_string()),
+        _ => Cow::Borrowed(key),
+    }
+}
+
+/// A `--trusted-proxy` value: one address, or a CIDR range (`10.0.0.0/8`, `fd00::/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Whether `ip` is inside the range (an IPv4-mapped IPv6 address counts as its IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl From<IpAddr> for IpNet {
+    fn from(addr: IpAddr) -> Self {
+        let addr = addr.to_canonical();
+        let prefix = if addr.is_ipv4() { 32 } else { 128 };
+        IpNet { addr, prefix }
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let bad =
+            || format!("`{s}` is neither an IP address nor a CIDR range (10.0.0.0/8, fd00::/8)");
+        let (addr, prefix) = match s.split_once('/') {
+            None => return s.parse::<IpAddr>().map(IpNet::from).map_err(|_| bad()),
+            Some((a, p)) => (
+                a.parse::<IpAddr>().map_err(|_| bad())?,
+                p.parse::<u8>().map_err(|_| bad())?,
+            ),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if prefix > max {
+            return Err(format!("`{s}`: the prefix length is at most {max}"));
+        }
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
 /// The limits a server enforces, and whom it trusts for `X-Forwarded-For`.
 #[derive(Debug)]
 pub struct Limits {
@@ -88,27 +177,29 @@ pub struct Limits {
     /// Registration attempts per key.
     pub registrations: Limiter,
     /// Peers whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// The client address: the peer, or, when the peer is a trusted proxy, the right-most
-/// `X-Forwarded-For` entry that is not itself a trusted proxy.
-pub fn client_ip(
+/// `X-Forwarded-For` hop that is not itself a trusted proxy. `forwarded_for` holds every
+/// `X-Forwarded-For` header line in the order received: they are one list (RFC 9110 §5.3), so a
+/// line the client wrote itself, before the one its proxy appended, cannot win. A hop that is
+/// not an address stops the walk at the peer.
+pub fn client_ip<'a>(
     peer: Option<IpAddr>,
-    forwarded_for: Option<&str>,
-    trusted: &[IpAddr],
+    forwarded_for: impl IntoIterator<Item = &'a str>,
+    trusted: &[IpNet],
 ) -> Option<IpAddr> {
     let peer = peer?;
-    if !trusted.contains(&peer) {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(peer) {
         return Some(peer);
     }
-    let Some(xff) = forwarded_for else {
-        return Some(peer);
-    };
-    for hop in xff.rsplit(',') {
+    let lines: Vec<&str> = forwarded_for.into_iter().collect();
+    for hop in lines.iter().rev().flat_map(|line| line.rsplit(',')) {
         match hop.trim().parse::<IpAddr>() {
-            Ok(ip) if trusted.contains(&ip) => continue,
-            Ok(ip) => return Some(ip),
+            Ok(ip) if is_trusted(ip) => continue,
+            Ok(ip) => return Some(ip.to_canonical()),
             Err(_) => return Some(peer),
         }
     }
@@ -150,26 +241,102 @@ mod tests {
         let proxy: IpAddr = "10.0.0.1".parse().unwrap();
         let client: IpAddr = "203.0.113.9".parse().unwrap();
         let peer: IpAddr = "198.51.100.7".parse().unwrap();
+        let trusted = [IpNet::from(proxy)];
+        assert_eq!(client_ip(Some(peer), ["203.0.113.9"], &trusted), Some(peer));
         assert_eq!(
-            client_ip(Some(peer), Some("203.0.113.9"), &[proxy]),
-            Some(peer)
+            client_ip(Some(proxy), ["203.0.113.9"], &trusted),
+            Some(client)
         );
         assert_eq!(
-            client_ip(Some(proxy), Some("203.0.113.9"), &[proxy]),
+            client_ip(Some(proxy), ["1.1.1.1, 203.0.113.9, 10.0.0.1"], &trusted),
             Some(client)
+        );
+        assert_eq!(client_ip(Some(proxy), ["garbage"], &trusted), Some(proxy));
+        assert_eq!(client_ip(Some(proxy), [], &trusted), Some(proxy));
+    }
+
+    /// Issue 14 #2: HAProxy appends its own `X-Forwarded-For` line; the client's forged first
+    /// line won because only the first line was read.
+    #[test]
+    fn every_forwarded_for_line_is_read_in_order_and_the_right_most_untrusted_hop_wins() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let trusted = [IpNet::from(proxy)];
+        assert_eq!(
+            client_ip(Some(proxy), ["6.6.6.6", "203.0.113.9"], &trusted),
+            Some("203.0.113.9".parse().unwrap())
         );
         assert_eq!(
             client_ip(
                 Some(proxy),
-                Some("1.1.1.1, 203.0.113.9, 10.0.0.1"),
-                &[proxy]
+                ["6.6.6.6, 7.7.7.7", "203.0.113.9, 10.0.0.1"],
+                &trusted
             ),
-            Some(client)
+            Some("203.0.113.9".parse().unwrap())
         );
+        // a trusted hop in the last line hands over to the line before
         assert_eq!(
-            client_ip(Some(proxy), Some("garbage"), &[proxy]),
-            Some(proxy)
+            client_ip(Some(proxy), ["203.0.113.9", "10.0.0.1"], &trusted),
+            Some("203.0.113.9".parse().unwrap())
         );
-        assert_eq!(client_ip(Some(proxy), None, &[proxy]), Some(proxy));
+    }
+
+    #[test]
+    fn trusted_proxies_take_cidr_ranges_of_both_families() {
+        let nets: Vec<IpNet> = ["10.0.0.0/8", "fd00::/8", "192.0.2.7", "2001:db8::1"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for inside in [
+            "10.1.2.3",
+            "10.255.255.255",
+            "fd12:3456::1",
+            "192.0.2.7",
+            "2001:db8::1",
+            "::ffff:10.9.9.9",
+        ] {
+            assert!(nets.iter().any(|n| n.contains(ip(inside))), "{inside}");
+        }
+        for outside in ["11.0.0.1", "192.0.2.8", "fe00::1", "2001:db8::2"] {
+            assert!(!nets.iter().any(|n| n.contains(ip(outside))), "{outside}");
+        }
+        assert_eq!(
+            client_ip(Some(ip("fd00::5")), ["2001:db8:aa::9, 10.3.3.3"], &nets),
+            Some(ip("2001:db8:aa::9"))
+        );
+        assert!(
+            "0.0.0.0/0"
+                .parse::<IpNet>()
+                .unwrap()
+                .contains(ip("8.8.8.8"))
+        );
+        assert!("::/0".parse::<IpNet>().unwrap().contains(ip("2001::1")));
+        for bad in [
+            "10.0.0.0/33",
+            "fd00::/129",
+            "10.0.0.0/",
+            "nonsense",
+            "10.0.0.0/-1",
+        ] {
+            assert!(bad.parse::<IpNet>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ipv6_clients_count_per_slash_64() {
+        assert_eq!(limit_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            limit_key("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(limit_key("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_eq!(limit_key("192.0.2.1"), "192.0.2.1");
+        assert_eq!(limit_key("ab12cd"), "ab12cd");
+        let l = Limiter::new(30, 60);
+        for i in 0..30 {
+            l.count(&format!("2001:db8:1:2::{i:x}"), 6_000);
+        }
+        assert!(l.check("2001:db8:1:2:ffff::1", 6_000).is_err(), "same /64");
+        assert_eq!(l.check("2001:db8:1:3::1", 6_000), Ok(()), "another /64");
     }
 }

@@ -6,11 +6,10 @@ use super::glpi::header;
 use super::lookup as guard;
 use super::run;
 use crate::app::AppState;
-use crate::db::{catalogue, plugins, registrations};
+use crate::db::{catalogue, key_state, plugins};
 use crate::domain::binding::KeyState;
 use crate::domain::catalogue::{PluginRecord, parse_archive_name};
 use crate::http::error::ApiError;
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use glpi_network_shared::ErrorCode;
 use serde_json::json;
@@ -21,11 +20,7 @@ pub const DEFAULT_PAGE: usize = 200;
 pub const MAX_PAGE: usize = 1000;
 
 fn unauthorized() -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        ErrorCode::Unauthorized,
-        "a valid GLPI Network registration key is required (X-Registration-Key)",
-    )
+    ApiError::key_required("a valid GLPI Network registration key is required (X-Registration-Key)")
 }
 
 /// The caller's key, checked as `/info` would: it exists, is neither revoked nor expired, and
@@ -38,7 +33,7 @@ async fn access(state: &AppState, req: &HttpRequest) -> Result<KeyState, ApiErro
         .map_err(|_| unauthorized())?;
     let uid = header(req, "x-glpi-network-uid").map(str::to_owned);
     let now = state.clock.now_naive();
-    let result = run(&state.pool, move |c| registrations::load_state(c, &key)).await;
+    let result = run(&state.db, move |c| key_state::load_state(c, &key)).await;
     caller.note(state, &result);
     let ks = result.map_err(|e| {
         if e.code() == ErrorCode::KeyNotFound {
@@ -85,7 +80,7 @@ async fn records(
     ks: &KeyState,
     tag: Option<String>,
 ) -> Result<Vec<PluginRecord>, ApiError> {
-    let all = run(&state.pool, plugins::all).await?;
+    let all = run(&state.db, |c| plugins::all(c)).await?;
     Ok(all
         .iter()
         .map(|(row, versions)| {
@@ -157,7 +152,7 @@ pub async fn count_download(
 ) -> Result<HttpResponse, ApiError> {
     access(&state, &req).await?;
     let (key, _version) = path.into_inner();
-    let found = run(&state.pool, move |c| plugins::count_download(c, &key)).await?;
+    let found = run(&state.db, move |c| plugins::count_download(c, &key)).await?;
     if !found {
         return Err(ApiError::not_found("no such plugin"));
     }
@@ -177,7 +172,7 @@ pub async fn archive(
         parse_archive_name(&file).ok_or_else(|| ApiError::not_found("no such archive"))?;
     let (key, num) = (key.to_owned(), num.to_owned());
     let k2 = key.clone();
-    let row = run(&state.pool, move |c| plugins::find(c, &k2))
+    let row = run(&state.db, move |c| plugins::find(c, &k2))
         .await?
         .ok_or_else(|| ApiError::not_found("no such plugin"))?;
     if !unlocks(&state, &ks, catalogue::required_offers(&row).as_deref()) {
@@ -186,7 +181,7 @@ pub async fn archive(
             "this plugin is a GLPI Network exclusive: it needs a running subscription to one of its required offers",
         ));
     }
-    let bytes = run(&state.pool, move |c| plugins::archive(c, &key, &num))
+    let bytes = run(&state.db, move |c| plugins::archive(c, &key, &num))
         .await?
         .ok_or_else(|| ApiError::not_found("no such version"))?;
     Ok(HttpResponse::Ok()

@@ -17,8 +17,7 @@ pub mod portal;
 pub mod telemetry;
 
 use crate::http::error::ApiError;
-use actix_web::{HttpRequest, HttpResponse, Resource, http::StatusCode, web};
-use glpi_network_shared::ErrorCode;
+use actix_web::{HttpRequest, HttpResponse, Resource, web};
 
 /// How a route is documented in `/openapi.json`.
 #[derive(Debug, Clone, Copy)]
@@ -217,11 +216,11 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 }
 
 async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        ErrorCode::MethodNotAllowed,
-        format!("{} is not allowed on {}", req.method(), req.path()),
-    ))
+    Err(ApiError::method_not_allowed(format!(
+        "{} is not allowed on {}",
+        req.method(),
+        req.path()
+    )))
 }
 
 /// The client address: the peer, or `X-Forwarded-For` when the peer is a trusted proxy.
@@ -232,21 +231,21 @@ pub(crate) fn client_addr(req: &HttpRequest) -> Option<String> {
         .unwrap_or_default();
     let xff = req
         .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
+        .get_all("x-forwarded-for")
+        .map(|v| v.to_str().unwrap_or(""));
     crate::http::limits::client_ip(req.peer_addr().map(|a| a.ip()), xff, &trusted)
         .map(|ip| ip.to_string())
 }
 
 /// Runs blocking database work on actix's blocking pool with a pooled connection.
-pub(crate) async fn run<T, F>(pool: &crate::db::Pool, f: F) -> Result<T, ApiError>
+pub(crate) async fn run<T, F>(db: &crate::db::Db, f: F) -> Result<T, ApiError>
 where
-    F: FnOnce(&mut crate::db::AnyConnection) -> crate::db::Result<T> + Send + 'static,
+    F: FnOnce(&mut crate::db::Conn) -> crate::db::Result<T> + Send + 'static,
     T: Send + 'static,
 {
-    let pool = pool.clone();
+    let db = db.clone();
     web::block(move || {
-        let mut conn = pool.get().map_err(crate::db::Error::from)?;
+        let mut conn = db.get()?;
         f(&mut conn)
     })
     .await

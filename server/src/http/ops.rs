@@ -15,13 +15,13 @@ pub async fn healthz() -> HttpResponse {
 pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now_naive();
     let signer = state.signer.clone();
-    super::run(&state.pool, move |c| signer.refresh_if_stale(c, now)).await?;
+    super::run(&state.db, move |c| signer.refresh_if_stale(c, now)).await?;
     Ok(HttpResponse::Ok().json(state.signer.jwks()))
 }
 
 /// `GET /readyz`: the database answers.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match super::run(&state.pool, db::ping).await {
+    match super::run(&state.db, |c| db::ping(c)).await {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({"status": "ready"}))),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
@@ -32,7 +32,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 
 /// `GET /metrics`: Prometheus text exposition.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let pool = state.pool.state();
+    let pool = state.db.pool().state();
     let m = &state.metrics;
     m.pool
         .with_label_values(&["idle"])

@@ -3,7 +3,7 @@
 use super::created;
 use super::run;
 use crate::app::AppState;
-use crate::db::{self, catalogue, plugins};
+use crate::db::{self, Transact, catalogue, plugins};
 use crate::domain::catalogue::{PluginInput, PluginRecord, archive_path};
 use crate::http::auth::AdminAuth;
 use crate::http::dto::{ListQuery, Page};
@@ -27,7 +27,7 @@ pub struct VersionView {
 fn record_of(
     state: &AppState,
     key: String,
-) -> impl FnOnce(&mut db::AnyConnection) -> db::Result<PluginRecord> + use<> {
+) -> impl FnOnce(&mut db::Conn) -> db::Result<PluginRecord> + use<> {
     let public = state.public_url.clone();
     move |c| {
         let (row, versions) = plugins::get(c, &key)?;
@@ -41,8 +41,8 @@ pub async fn create_plugin(
     body: web::Json<PluginInput>,
 ) -> Res {
     let now = state.clock.now_naive();
-    let row = run(&state.pool, move |c| catalogue::create(c, &body, now)).await?;
-    let rec = run(&state.pool, record_of(&state, row.key)).await?;
+    let row = run(&state.db, move |c| catalogue::create(c, &body, now)).await?;
+    let rec = run(&state.db, record_of(&state, row.key)).await?;
     Ok(created(&rec))
 }
 
@@ -52,7 +52,7 @@ pub async fn list_plugins(
     q: web::Query<ListQuery>,
 ) -> Res {
     let public = state.public_url.clone();
-    let all = run(&state.pool, plugins::all).await?;
+    let all = run(&state.db, |c| plugins::all(c)).await?;
     let limit = q.limit() as usize;
     let rest: Vec<_> = all
         .into_iter()
@@ -77,7 +77,7 @@ pub async fn list_plugins(
 }
 
 pub async fn get_plugin(_: AdminAuth, state: web::Data<AppState>, key: web::Path<String>) -> Res {
-    Ok(HttpResponse::Ok().json(run(&state.pool, record_of(&state, key.into_inner())).await?))
+    Ok(HttpResponse::Ok().json(run(&state.db, record_of(&state, key.into_inner())).await?))
 }
 
 pub async fn update_plugin(
@@ -89,8 +89,8 @@ pub async fn update_plugin(
     let now = state.clock.now_naive();
     let key = key.into_inner();
     let k = key.clone();
-    run(&state.pool, move |c| catalogue::update(c, &k, &body, now)).await?;
-    Ok(HttpResponse::Ok().json(run(&state.pool, record_of(&state, key)).await?))
+    run(&state.db, move |c| catalogue::update(c, &k, &body, now)).await?;
+    Ok(HttpResponse::Ok().json(run(&state.db, record_of(&state, key)).await?))
 }
 
 pub async fn delete_plugin(
@@ -98,8 +98,8 @@ pub async fn delete_plugin(
     state: web::Data<AppState>,
     key: web::Path<String>,
 ) -> Res {
-    let deleted = run(&state.pool, move |c| {
-        db::write_txn(c, |c| plugins::delete(c, &key))
+    let deleted = run(&state.db, move |c| {
+        c.write(db::Touches::Anything, |c| plugins::delete(c, &key))
     })
     .await?;
     if !deleted {
@@ -124,11 +124,9 @@ async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>
         let chunk =
             chunk.map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
         if body.len() + chunk.len() > limit {
-            return Err(ApiError::new(
-                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                glpi_network_shared::ErrorCode::PayloadTooLarge,
-                format!("archives are limited to {limit} bytes"),
-            ));
+            return Err(ApiError::payload_too_large(format!(
+                "archives are limited to {limit} bytes"
+            )));
         }
         body.extend_from_slice(&chunk);
     }
@@ -175,7 +173,7 @@ pub async fn add_version(
     let num = num.ok_or_else(|| ApiError::bad_request("num is required"))?;
     let now = state.clock.now_naive();
     let key = key.into_inner();
-    let row = run(&state.pool, move |c| {
+    let row = run(&state.db, move |c| {
         catalogue::add_version(c, &key, &num, stability.as_deref(), archive, now)
     })
     .await?;

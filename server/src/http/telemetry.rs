@@ -144,6 +144,18 @@ impl Default for Metrics {
     }
 }
 
+/// The `method` label: a standard method, or `other` (a label value never comes from request
+/// data unbounded: 301 invented methods grew `/metrics` from 44 KB to 19.7 MB).
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    STANDARD
+        .into_iter()
+        .find(|m| *m == method.as_str())
+        .unwrap_or("other")
+}
+
 fn request_id(req: &ServiceRequest) -> String {
     req.headers()
         .get("x-request-id")
@@ -166,7 +178,9 @@ pub async fn middleware<B: MessageBody>(
     let started = Instant::now();
     let id = request_id(&req);
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
+    // the log shows the method as received (cut short), the metrics only its label
+    let raw_method: String = req.method().as_str().chars().take(32).collect();
     let path = req.path().to_owned();
     let client = crate::http::client_addr(req.request()).unwrap_or_default();
     let mut res = next.call(req).await?;
@@ -183,12 +197,13 @@ pub async fn middleware<B: MessageBody>(
         .map(|k| k.0.clone())
         .unwrap_or_default();
     if let Some(state) = state {
+        // every label from a fixed set: route pattern or `unmatched`, method label, status
         let m = &state.metrics;
         m.requests
-            .with_label_values(&[route.as_str(), method.as_str(), &status.to_string()])
+            .with_label_values(&[route.as_str(), method, &status.to_string()])
             .inc();
         m.latency
-            .with_label_values(&[route.as_str(), method.as_str()])
+            .with_label_values(&[route.as_str(), method])
             .observe(elapsed.as_secs_f64());
     }
     if let Ok(v) = HeaderValue::from_str(&id) {
@@ -198,7 +213,7 @@ pub async fn middleware<B: MessageBody>(
     tracing::info!(
         target: "glpi_network_server::http",
         request_id = %id,
-        method = %method,
+        method = %raw_method,
         route = %route,
         path = %path,
         status,
@@ -208,4 +223,25 @@ pub async fn middleware<B: MessageBody>(
         "request"
     );
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::Method;
+
+    #[test]
+    fn methods_outside_the_standard_set_are_labelled_other() {
+        for m in [
+            "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+        ] {
+            assert_eq!(method_label(&Method::from_bytes(m.as_bytes()).unwrap()), m);
+        }
+        for m in ["BREW", "get", "PROPFIND", "X1MMMMMMMMMMMMMMMMMMMMMMMMMM"] {
+            assert_eq!(
+                method_label(&Method::from_bytes(m.as_bytes()).unwrap()),
+                "other"
+            );
+        }
+    }
 }

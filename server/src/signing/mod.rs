@@ -11,7 +11,7 @@ pub mod secret;
 
 use crate::db::audit::{self, Actor};
 use crate::db::signing_keys::{self, SigningKeyRow};
-use crate::db::{AnyConnection, Error, Result, write_txn};
+use crate::db::{AnyConnection, Error, Result, Touches, Transact};
 use chrono::{Duration, NaiveDateTime};
 use glpi_network_shared::token::{self, Claims, TokenSigner};
 use jsonwebtoken::jwk::JwkSet;
@@ -235,12 +235,12 @@ impl Signer {
     /// until every token it signed is past `grace_until`.
     pub fn rotate(
         &self,
-        c: &mut AnyConnection,
+        c: &mut impl Transact,
         now: NaiveDateTime,
         actor: &Actor,
     ) -> Result<SigningKeyRow> {
         let row = new_key(&self.master, now, None)?;
-        write_txn(c, |c| {
+        c.write(Touches::Anything, |c| {
             let retired = signing_keys::active(c)?;
             signing_keys::retire_active(c, now)?;
             signing_keys::insert(c, &row)?;

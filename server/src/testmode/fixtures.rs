@@ -4,8 +4,8 @@
 use crate::db::audit::Actor;
 use crate::db::schema;
 use crate::db::{
-    AnyConnection, Error, Result, catalogue, keys, registrations, subscribers, subscriptions,
-    write_txn,
+    Error, Result, Touches, Transact, Txn, catalogue, keys, registrations, subscribers,
+    subscriptions,
 };
 use crate::domain::catalogue::PluginInput;
 use crate::domain::key::KeyStatus;
@@ -112,27 +112,29 @@ pub fn read_file(path: &Path) -> anyhow::Result<Fixtures> {
 /// versions get generated archives: an `archive` path is refused here (over HTTP it would let a
 /// caller read the server's files); only a fixture file may name archives, next to it.
 pub fn load(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     fx: &Fixtures,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<Loaded> {
-    write_txn(c, |c| load_inner(c, fx, None, now, actor))
+    c.write(Touches::Anything, |c| load_inner(c, fx, None, now, actor))
 }
 
 /// Loads a fixture file's fixtures; `archive` paths are relative to `base` (the file's folder).
 pub fn load_file(
-    c: &mut AnyConnection,
+    c: &mut impl Transact,
     fx: &Fixtures,
     base: &Path,
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<Loaded> {
-    write_txn(c, |c| load_inner(c, fx, Some(base), now, actor))
+    c.write(Touches::Anything, |c| {
+        load_inner(c, fx, Some(base), now, actor)
+    })
 }
 
 fn load_inner(
-    c: &mut AnyConnection,
+    c: &mut Txn<'_>,
     fx: &Fixtures,
     base: Option<&Path>,
     now: NaiveDateTime,
@@ -161,7 +163,7 @@ fn load_inner(
 }
 
 fn load_subscribers(
-    c: &mut AnyConnection,
+    c: &mut Txn<'_>,
     list: &[SubscriberFx],
     now: NaiveDateTime,
     out: &mut Loaded,
@@ -179,7 +181,7 @@ fn load_subscribers(
 }
 
 fn load_subscriptions(
-    c: &mut AnyConnection,
+    c: &mut Txn<'_>,
     list: &[SubscriptionFx],
     now: NaiveDateTime,
     actor: &Actor,
@@ -219,7 +221,7 @@ fn load_subscriptions(
 }
 
 fn load_keys(
-    c: &mut AnyConnection,
+    c: &mut Txn<'_>,
     list: &[KeyFx],
     now: NaiveDateTime,
     actor: &Actor,
@@ -250,7 +252,7 @@ fn load_keys(
 }
 
 fn load_registrations(
-    c: &mut AnyConnection,
+    c: &mut Txn<'_>,
     list: &[RegistrationFx],
     now: NaiveDateTime,
     actor: &Actor,
@@ -268,7 +270,7 @@ fn load_registrations(
         let uid = r
             .instance_uid
             .as_deref()
-            .map(registrations::parse_uid)
+            .map(crate::domain::binding::parse_uid)
             .transpose()
             .map_err(|e| Error::from(e).within(what.clone()))?;
         if url.is_none() && uid.is_none() {
@@ -283,18 +285,18 @@ fn load_registrations(
 
 /// Empties subscribers, subscriptions, keys, registrations, audit events and plugins, then
 /// puts the demo plugins back. Offers and signing keys stay.
-pub fn reset(c: &mut AnyConnection, now: NaiveDateTime) -> Result<()> {
+pub fn reset(c: &mut impl Transact, now: NaiveDateTime) -> Result<()> {
     use schema::*;
-    write_txn(c, |c| {
-        diesel::delete(registrations::table).execute(c)?;
-        diesel::delete(registration_keys::table).execute(c)?;
-        diesel::delete(web_sessions::table).execute(c)?;
-        diesel::delete(accounts::table).execute(c)?;
-        diesel::delete(subscriptions::table).execute(c)?;
-        diesel::delete(subscribers::table).execute(c)?;
-        diesel::delete(audit_events::table).execute(c)?;
-        diesel::delete(plugin_versions::table).execute(c)?;
-        diesel::delete(plugins::table).execute(c)?;
+    c.write(Touches::Anything, |c| {
+        diesel::delete(registrations::table).execute(c.conn())?;
+        diesel::delete(registration_keys::table).execute(c.conn())?;
+        diesel::delete(web_sessions::table).execute(c.conn())?;
+        diesel::delete(accounts::table).execute(c.conn())?;
+        diesel::delete(subscriptions::table).execute(c.conn())?;
+        diesel::delete(subscribers::table).execute(c.conn())?;
+        diesel::delete(audit_events::table).execute(c.conn())?;
+        diesel::delete(plugin_versions::table).execute(c.conn())?;
+        diesel::delete(plugins::table).execute(c.conn())?;
         catalogue::restore_demo(c, now)
     })
 }

@@ -20,12 +20,22 @@ use glpi_network_shared::{ErrorCode, ErrorEnvelope, RegistrationKey};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// How many requests the journal keeps (oldest dropped first).
 pub const JOURNAL_CAPACITY: usize = 10_000;
+/// The memory the journal may take, about (oldest entries dropped first): whole headers at
+/// [`JOURNAL_CAPACITY`] took about 1 GB.
+pub const JOURNAL_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// Longest header value (and path) kept in the journal, in bytes; longer ones are cut and end
+/// with `…`.
+pub const JOURNAL_MAX_VALUE: usize = 512;
+/// Headers kept per journal entry (the rest are left out).
+pub const JOURNAL_MAX_HEADERS: usize = 64;
+/// The longest fault rule path.
+pub const MAX_RULE_PATH: usize = 1024;
 /// The longest `delay` or `hang` a rule may ask for.
 pub const MAX_FAULT_MS: u64 = 120_000;
 /// A `hang` without `ms` lasts this long, then answers `504`.
@@ -81,6 +91,9 @@ impl FaultRule {
         if !self.path.starts_with('/') {
             return Err("path must start with '/'".into());
         }
+        if self.path.len() > MAX_RULE_PATH {
+            return Err(format!("path must be at most {MAX_RULE_PATH} bytes"));
+        }
         if self.kind == FaultKind::Status && !self.status.is_some_and(|s| (100..=599).contains(&s))
         {
             return Err("kind status needs a status between 100 and 599".into());
@@ -126,11 +139,38 @@ pub struct JournalEntry {
     pub key_prefix: Option<String>,
 }
 
+impl JournalEntry {
+    /// About what the entry takes in memory.
+    fn approx_bytes(&self) -> usize {
+        // a BTreeMap entry costs about its two Strings plus its share of a node
+        const PER_HEADER: usize = 2 * std::mem::size_of::<String>() + 16;
+        std::mem::size_of::<Self>()
+            + std::mem::size_of::<Arc<Self>>()
+            + self.method.len()
+            + self.path.len()
+            + self.uid.as_ref().map_or(0, String::len)
+            + self.key_prefix.as_ref().map_or(0, String::len)
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + PER_HEADER)
+                .sum::<usize>()
+    }
+}
+
+/// The journal: entries (shared, so a query copies pointers under the lock, not entries) and
+/// their total size.
+#[derive(Debug, Default)]
+struct Journal {
+    entries: VecDeque<(Arc<JournalEntry>, usize)>,
+    bytes: usize,
+}
+
 /// The state of test mode.
 #[derive(Debug, Default)]
 pub struct TestMode {
     faults: Mutex<(u64, Vec<ArmedFault>)>,
-    journal: Mutex<VecDeque<JournalEntry>>,
+    journal: Mutex<Journal>,
 }
 
 /// A fault chosen for one request.
@@ -152,17 +192,41 @@ fn splitmix(state: &mut u64) -> u64 {
 
 /// `*` matches any run of characters; everything else matches itself.
 pub fn glob(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == text,
-        Some((head, rest)) => {
-            let Some(after) = text.strip_prefix(head) else {
-                return false;
-            };
-            (0..=after.len())
-                .filter(|i| after.is_char_boundary(*i))
-                .any(|i| glob(rest, &after[i..]))
+    glob_steps(pattern.as_bytes(), text.as_bytes()).0
+}
+
+/// The classic two-pointer wildcard match: on a mismatch, only the latest `*` is retried, one
+/// character further, so the work is at most `(pattern + 1) * (text + 1)` steps, never
+/// exponential (a recursive match took 4.5 s on a 7-star filter). Returns whether `pattern`
+/// matches and the number of steps taken. Bytes are compared: the literals of a `&str` pattern
+/// are whole characters, so a match always ends on character boundaries.
+fn glob_steps(pattern: &[u8], text: &[u8]) -> (bool, u64) {
+    let (mut p, mut t) = (0, 0);
+    // the position after the latest `*`, and where in `text` it started matching
+    let mut star: Option<(usize, usize)> = None;
+    let mut steps = 0u64;
+    while t < text.len() {
+        steps += 1;
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p + 1, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            // let the latest `*` swallow one more character and retry from there
+            p = sp;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return (false, steps);
         }
     }
+    while p < pattern.len() && pattern[p] == b'*' {
+        steps += 1;
+        p += 1;
+    }
+    (p == pattern.len(), steps)
 }
 
 impl TestMode {
@@ -196,16 +260,32 @@ impl TestMode {
         self.faults.lock().expect("faults lock").1.clear();
     }
 
+    /// The first armed rule that fires for this request, counted. The paths are matched
+    /// outside the lock (on a copy of the rules' ids and paths), so no request waits on
+    /// another's matching.
     fn take(&self, method: &str, path: &str) -> Option<Fired> {
+        let rules: Vec<(u64, String, Option<String>)> = {
+            let guard = self.faults.lock().expect("faults lock");
+            guard
+                .1
+                .iter()
+                .filter(|f| f.remaining != Some(0))
+                .map(|f| (f.id, f.rule.path.clone(), f.rule.method.clone()))
+                .collect()
+        };
+        let matching: Vec<u64> = rules
+            .into_iter()
+            .filter(|(_, p, m)| {
+                glob(p, path) && m.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+            })
+            .map(|(id, _, _)| id)
+            .collect();
+        if matching.is_empty() {
+            return None;
+        }
         let mut guard = self.faults.lock().expect("faults lock");
         for f in guard.1.iter_mut() {
-            if f.remaining == Some(0)
-                || !glob(&f.rule.path, path)
-                || f.rule
-                    .method
-                    .as_deref()
-                    .is_some_and(|m| !m.eq_ignore_ascii_case(method))
-            {
+            if f.remaining == Some(0) || !matching.contains(&f.id) {
                 continue;
             }
             if let Some(p) = f.rule.probability {
@@ -228,12 +308,26 @@ impl TestMode {
         None
     }
 
+    /// Appends an entry, dropping the oldest ones while over [`JOURNAL_CAPACITY`] entries or
+    /// [`JOURNAL_MAX_BYTES`].
     fn record(&self, entry: JournalEntry) {
+        let size = entry.approx_bytes();
+        let entry = Arc::new(entry);
         let mut j = self.journal.lock().expect("journal lock");
-        if j.len() >= JOURNAL_CAPACITY {
-            j.pop_front();
+        while j.entries.len() >= JOURNAL_CAPACITY || j.bytes + size > JOURNAL_MAX_BYTES {
+            let Some((_, old)) = j.entries.pop_front() else {
+                break;
+            };
+            j.bytes -= old;
         }
-        j.push_back(entry);
+        j.bytes += size;
+        j.entries.push_back((entry, size));
+    }
+
+    /// Entries and bytes the journal holds now.
+    pub fn journal_size(&self) -> (usize, usize) {
+        let j = self.journal.lock().expect("journal lock");
+        (j.entries.len(), j.bytes)
     }
 
     /// The latest `limit` entries matching the filters, oldest first.
@@ -244,8 +338,13 @@ impl TestMode {
         key_prefix: Option<&str>,
         limit: usize,
     ) -> Vec<JournalEntry> {
-        let j = self.journal.lock().expect("journal lock");
-        let matching: Vec<&JournalEntry> = j
+        // copy the pointers and match outside the lock, so a slow filter never holds up the
+        // requests being journaled
+        let all: Vec<Arc<JournalEntry>> = {
+            let j = self.journal.lock().expect("journal lock");
+            j.entries.iter().map(|(e, _)| e.clone()).collect()
+        };
+        let matching: Vec<&Arc<JournalEntry>> = all
             .iter()
             .filter(|e| path.is_none_or(|p| glob(p, &e.path)))
             .filter(|e| uid.is_none_or(|u| e.uid.as_deref() == Some(u)))
@@ -258,27 +357,55 @@ impl TestMode {
             })
             .collect();
         let skip = matching.len().saturating_sub(limit);
-        matching.into_iter().skip(skip).cloned().collect()
+        matching
+            .into_iter()
+            .skip(skip)
+            .map(|e| JournalEntry::clone(e))
+            .collect()
     }
 
     /// Empties faults and journal (`POST /_test/reset`).
     pub fn reset(&self) {
         self.clear_faults();
-        self.journal.lock().expect("journal lock").clear();
+        *self.journal.lock().expect("journal lock") = Journal::default();
     }
 }
 
+/// `s` cut to at most [`JOURNAL_MAX_VALUE`] bytes (on a character boundary, ending with `…`).
+fn bounded(mut s: String) -> String {
+    if s.len() > JOURNAL_MAX_VALUE {
+        let mut end = JOURNAL_MAX_VALUE - '…'.len_utf8();
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
 /// Header names lower-cased; the registration key replaced by its display prefix; credentials
-/// redacted.
+/// redacted; at most [`JOURNAL_MAX_HEADERS`] headers, each name and value cut to
+/// [`JOURNAL_MAX_VALUE`] bytes.
 fn journal_headers(
     req: &ServiceRequest,
+) -> (BTreeMap<String, String>, Option<String>, Option<String>) {
+    bounded_headers(
+        req.headers()
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+    )
+}
+
+fn bounded_headers<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
 ) -> (BTreeMap<String, String>, Option<String>, Option<String>) {
     let mut out = BTreeMap::new();
     let mut key_prefix = None;
     let mut uid = None;
-    for (name, value) in req.headers() {
-        let name = name.as_str().to_ascii_lowercase();
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+    for (name, value) in headers {
+        let name = bounded(name.to_ascii_lowercase());
+        let value = String::from_utf8_lossy(value).into_owned();
         let shown = match name.as_str() {
             "x-registration-key" => {
                 let p = RegistrationKey::parse(&value)
@@ -289,12 +416,14 @@ fn journal_headers(
             }
             "authorization" | "cookie" | "proxy-authorization" => "<redacted>".to_owned(),
             "x-glpi-network-uid" => {
-                uid = Some(value.trim().to_owned());
+                uid = Some(bounded(value.trim().to_owned()));
                 value
             }
             _ => value,
         };
-        out.insert(name, shown);
+        if out.len() < JOURNAL_MAX_HEADERS || out.contains_key(&name) {
+            out.insert(name, bounded(shown));
+        }
     }
     (out, uid, key_prefix)
 }
@@ -369,10 +498,11 @@ pub async fn middleware(
     if req.path().starts_with("/_test") {
         return next.call(req).await;
     }
-    let method = req.method().to_string();
+    let method = bounded(req.method().to_string());
     let path = req.path().to_owned();
     let (headers, uid, key_prefix) = journal_headers(&req);
     let fired = tm.take(&method, &path);
+    let path = bounded(path);
     let res = run(req, next, fired).await;
     let status = res.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
     tm.record(JournalEntry {
@@ -446,14 +576,105 @@ async fn run(
 mod tests {
     use super::*;
 
+    /// Issue 14 #12: a 7-star journal filter took 4.5 s (recursive backtracking) and held the
+    /// journal lock, so `/healthz` waited 4.3 s.
+    #[test]
+    fn glob_matching_is_polynomial_on_pathological_patterns() {
+        let text = "a".repeat(10_000);
+        for stars in [7, 20, 100] {
+            let pattern = format!("{}b", "*a".repeat(stars));
+            let (matched, steps) = glob_steps(pattern.as_bytes(), text.as_bytes());
+            assert!(!matched);
+            let bound = (pattern.len() as u64 + 1) * (text.len() as u64 + 1);
+            assert!(steps <= bound, "{stars} stars: {steps} steps > {bound}");
+        }
+        // the journal query that used to take seconds
+        let tm = TestMode::default();
+        for _ in 0..200 {
+            tm.record(entry(&format!("/{}", "a".repeat(200)), 0));
+        }
+        let filter = format!("{}b", "*a".repeat(7));
+        assert!(tm.journal(Some(&filter), None, None, 100).is_empty());
+        assert_eq!(
+            tm.journal(Some("/*a*a*a*a*a*a*a"), None, None, 500).len(),
+            200
+        );
+    }
+
     #[test]
     fn globs_match_like_shell_stars() {
+        assert!(glob("", ""));
+        assert!(!glob("", "x"));
+        assert!(glob("**", ""));
+        assert!(glob("/a*b*c", "/aXbYbZc"));
+        assert!(!glob("/a*b*c", "/aXbYbZ"));
+        assert!(glob("/é*ü", "/éàü"));
+        assert!(glob("*/x", "/x/x"));
         assert!(glob("/v1/validations", "/v1/validations"));
         assert!(!glob("/v1/validations", "/v1/validations/x"));
         assert!(glob("/api/marketplace/*", "/api/marketplace/plugins"));
         assert!(glob("/api/*/plugins", "/api/glpi-plugins/plugins"));
         assert!(glob("*", "/anything"));
         assert!(!glob("/api/*/plugins", "/api/marketplace/tags"));
+    }
+
+    fn entry(path: &str, header_bytes: usize) -> JournalEntry {
+        JournalEntry {
+            at: DateTime::<Utc>::UNIX_EPOCH,
+            method: "GET".into(),
+            path: path.into(),
+            status: 200,
+            headers: BTreeMap::from([("x-big".to_owned(), "h".repeat(header_bytes))]),
+            uid: None,
+            key_prefix: None,
+        }
+    }
+
+    /// Issue 14 #13: whole headers at 10,000 entries took about 1 GB.
+    #[test]
+    fn the_journal_is_bounded_in_bytes_dropping_the_oldest_first() {
+        // each header value cut to JOURNAL_MAX_VALUE, the number of headers capped
+        let huge = "v".repeat(100_000);
+        let names: Vec<String> = (0..200).map(|i| format!("X-Header-{i}")).collect();
+        let (headers, uid, _) = bounded_headers(
+            names
+                .iter()
+                .map(|n| (n.as_str(), huge.as_bytes()))
+                .chain([("x-glpi-network-uid", huge.as_bytes())]),
+        );
+        assert_eq!(headers.len(), JOURNAL_MAX_HEADERS);
+        assert!(
+            headers
+                .values()
+                .all(|v| v.len() <= JOURNAL_MAX_VALUE && v.ends_with('…'))
+        );
+        assert!(uid.unwrap().len() <= JOURNAL_MAX_VALUE);
+        assert_eq!(bounded("é".repeat(600)).len(), JOURNAL_MAX_VALUE - 1);
+
+        // entries of ~100 KB each: the byte budget, not the entry count, decides
+        let tm = TestMode::default();
+        for i in 0..1_000 {
+            tm.record(entry(&format!("/r/{i}"), 100_000));
+            assert!(tm.journal_size().1 <= JOURNAL_MAX_BYTES);
+        }
+        let (n, bytes) = tm.journal_size();
+        assert!(n < 200, "{n} entries kept, {bytes} bytes");
+        let kept = tm.journal(None, None, None, JOURNAL_CAPACITY);
+        assert_eq!(kept.len(), n);
+        assert_eq!(kept.last().unwrap().path, "/r/999", "the newest is kept");
+        assert_eq!(
+            kept[0].path,
+            format!("/r/{}", 1_000 - n),
+            "the oldest went first"
+        );
+
+        // small entries: the entry count still caps
+        for i in 0..JOURNAL_CAPACITY + 10 {
+            tm.record(entry(&format!("/s/{i}"), 10));
+        }
+        assert_eq!(tm.journal_size().0, JOURNAL_CAPACITY);
+        tm.reset();
+        assert_eq!(tm.journal_size(), (0, 0));
     }
 
     fn rule(kind: FaultKind) -> FaultRule {

@@ -104,14 +104,14 @@ pub async fn load_fixtures(
     let now = state.clock.now_naive();
     let actor = Actor::new("test", client_addr(&req));
     let loaded =
-        crate::http::run(&state.pool, move |c| fixtures::load(c, &body, now, &actor)).await?;
+        crate::http::run(&state.db, move |c| fixtures::load(c, &body, now, &actor)).await?;
     Ok(HttpResponse::Created().json(loaded))
 }
 
 pub async fn reset(state: web::Data<AppState>) -> Res {
     let tm = test_mode(&state)?;
     let now = state.clock.now_naive();
-    crate::http::run(&state.pool, move |c| fixtures::reset(c, now)).await?;
+    crate::http::run(&state.db, move |c| fixtures::reset(c, now)).await?;
     tm.reset();
     Ok(HttpResponse::NoContent().finish())
 }

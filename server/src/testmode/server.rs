@@ -114,9 +114,9 @@ impl TestServerBuilder {
             f(&mut settings);
         }
         let fx = self.fixtures;
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::channel::<Started>();
         let thread = std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(serve(settings, fx, tx))
+            actix_web::rt::System::new().block_on(serve(settings, fx, tx));
         });
         let (port, admin_token, clock, handle) = rx
             .recv()
@@ -132,16 +132,12 @@ impl TestServerBuilder {
     }
 }
 
-/// What the server thread reports once it listens.
-type Started = (u16, String, Clock, actix_web::dev::ServerHandle);
+/// What the server thread reports once it listens (or why it could not start).
+type Started = anyhow::Result<(u16, String, Clock, actix_web::dev::ServerHandle)>;
 
-/// The server thread: builds the application, loads the fixtures, reports, then serves until
-/// stopped.
-async fn serve(
-    settings: Settings,
-    fx: Option<Fixtures>,
-    tx: mpsc::Sender<anyhow::Result<Started>>,
-) {
+/// Builds the server, loads the fixtures, reports, and serves until stopped (on the server's
+/// own thread and actix system).
+async fn serve(settings: Settings, fx: Option<Fixtures>, tx: mpsc::Sender<Started>) {
     let app = match Application::build(&settings) {
         Ok(app) => app,
         Err(e) => {
@@ -152,17 +148,13 @@ async fn serve(
     if let Some(fx) = fx {
         let state = app.state();
         let loaded = state
-            .pool
+            .db
             .get()
             .map_err(anyhow::Error::from)
             .and_then(|mut c| {
-                fixtures::load(
-                    &mut c,
-                    &fx,
-                    state.clock.now_naive(),
-                    &Actor::new("test", None),
-                )
-                .map_err(|e| anyhow::anyhow!("fixtures: {e}"))
+                let actor = Actor::new("test", None);
+                fixtures::load(&mut c, &fx, state.clock.now_naive(), &actor)
+                    .map_err(|e| anyhow::anyhow!("fixtures: {e}"))
             });
         if let Err(e) = loaded {
             let _ = tx.send(Err(e));

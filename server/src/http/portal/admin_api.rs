@@ -41,7 +41,7 @@ pub async fn list_accounts(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let rows = run(&state.pool, move |c| {
+    let rows = run(&state.db, move |c| {
         subscribers::get(c, &id)?;
         accounts::of_subscriber(c, &id)
     })
@@ -60,7 +60,7 @@ pub async fn end_sessions(
 ) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now_naive();
     let actor = Actor::new("admin", client_addr(&req));
-    run(&state.pool, move |c| {
+    run(&state.db, move |c| {
         accounts::end_sessions_of_subscriber(c, &id, now, &actor)
     })
     .await?;

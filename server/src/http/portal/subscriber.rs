@@ -81,7 +81,7 @@ async fn member(state: &AppState, req: &HttpRequest) -> Result<Option<Member>, A
     };
     let hash = session::sha256_hex(&token);
     let now = state.clock.now_naive();
-    let found = run(&state.pool, move |c| {
+    let found = run(&state.db, move |c| {
         accounts::find_session(c, &hash, PORTAL, now)
     })
     .await?;
@@ -203,7 +203,7 @@ async fn create_account(
     let token = session::random_token();
     let token_hash = session::sha256_hex(&token);
     let expires = now + chrono::Duration::hours(PORTAL_SESSION_HOURS);
-    let signed = run(&state.pool, move |c| {
+    let signed = run(&state.db, move |c| {
         let s = accounts::signup(c, &name, &email, &hash, now, &actor)?;
         accounts::open_session(c, &token_hash, Some(&s.account), now, expires, &actor)?;
         Ok(s)
@@ -373,7 +373,7 @@ async fn attempt(
 ) -> Result<Attempt, ApiError> {
     let now = state.clock.now_naive();
     let actor = Actor::new("portal", Some(addr.to_owned()));
-    let found = run(&state.pool, move |c| accounts::find_by_email(c, &email)).await?;
+    let found = run(&state.db, move |c| accounts::find_by_email(c, &email)).await?;
     let acc = match found {
         Some(acc) => match accounts::allowance(&acc, now) {
             LoginAllowance::Limited { retry_after } => return Ok(Attempt::Limited(retry_after)),
@@ -388,7 +388,7 @@ async fn attempt(
                 .failed_lookups
                 .count(addr, state.clock.now().timestamp());
             let ev = actor.event("account.login", "unknown_email", now);
-            run(&state.pool, move |c| crate::db::audit::record(c, &ev)).await?;
+            run(&state.db, move |c| crate::db::audit::record(c, &ev)).await?;
             return Ok(Attempt::Wrong);
         }
     };
@@ -401,7 +401,7 @@ async fn attempt(
             .limits
             .failed_lookups
             .count(addr, state.clock.now().timestamp());
-        run(&state.pool, move |c| {
+        run(&state.db, move |c| {
             accounts::note_failed_login(c, &acc.id, now, &actor)
         })
         .await?;
@@ -410,7 +410,7 @@ async fn attempt(
     let token = session::random_token();
     let hash = session::sha256_hex(&token);
     let expires = now + chrono::Duration::hours(PORTAL_SESSION_HOURS);
-    run(&state.pool, move |c| {
+    run(&state.db, move |c| {
         accounts::open_session(c, &hash, Some(&acc), now, expires, &actor)
     })
     .await?;
@@ -479,7 +479,7 @@ async fn logout(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Cs
     let now = state.clock.now_naive();
     let actor = m.actor(&req);
     let hash = session::sha256_hex(&m.token);
-    run(&state.pool, move |c| {
+    run(&state.db, move |c| {
         accounts::close_session(c, &hash, now, &actor)
     })
     .await?;
@@ -588,7 +588,7 @@ async fn dashboard_page(
     notice: Option<String>,
 ) -> Res {
     let sid = m.account.subscriber_id.clone();
-    let o = run(&state.pool, move |c| accounts::overview(c, &sid)).await?;
+    let o = run(&state.db, move |c| accounts::overview(c, &sid)).await?;
     let today = state.clock.now_naive().date();
     let subscriptions = o
         .subscriptions
@@ -660,11 +660,11 @@ async fn release(
     m.require(PortalAction::ReleaseInstance)?;
     let id = id.into_inner();
     let rid = id.clone();
-    let owner = run(&state.pool, move |c| accounts::registration_owner(c, &rid)).await?;
+    let owner = run(&state.db, move |c| accounts::registration_owner(c, &rid)).await?;
     owned(owner, &m, "instance")?;
     let now = state.clock.now_naive();
     let actor = m.actor(&req);
-    run(&state.pool, move |c| {
+    run(&state.db, move |c| {
         registrations::release_by_id(c, &id, now, &actor)
     })
     .await?;
@@ -683,11 +683,11 @@ async fn regenerate(
     m.require(PortalAction::RegenerateKey)?;
     let id = id.into_inner();
     let kid = id.clone();
-    let owner = run(&state.pool, move |c| accounts::key_owner(c, &kid)).await?;
+    let owner = run(&state.db, move |c| accounts::key_owner(c, &kid)).await?;
     owned(owner, &m, "key")?;
     let now = state.clock.now_naive();
     let actor = m.actor(&req);
-    let (_, plaintext) = run(&state.pool, move |c| keys::regenerate(c, &id, now, &actor)).await?;
+    let (_, plaintext) = run(&state.db, move |c| keys::regenerate(c, &id, now, &actor)).await?;
     dashboard_page(
         &state,
         &m,

@@ -43,7 +43,7 @@ pub(super) async fn keys_page(
 ) -> Res {
     let v = signed_in!(state, req);
     let s = q.search();
-    let found = run(&state.pool, move |c| search::keys(c, &s)).await?;
+    let found = run(&state.db, move |c| search::keys(c, &s)).await?;
     let mut p = ListPage::new(&v, "/console/keys", "Keys").search(
         &q,
         "Key prefix or instance URL",
@@ -90,7 +90,7 @@ pub(super) async fn issue_key(
     let now = state.clock.now_naive();
     let a = actor(&req);
     let sid = form.subscription_id.trim().to_owned();
-    let (row, plaintext) = run(&state.pool, move |c| keys::issue(c, &sid, None, now, &a)).await?;
+    let (row, plaintext) = run(&state.db, move |c| keys::issue(c, &sid, None, now, &a)).await?;
     key_issued(&v, row.key_prefix, plaintext.expose().to_owned())
 }
 
@@ -103,7 +103,7 @@ pub(super) async fn revoke_key(
     let _v = signed_in!(state, req, &form.csrf_token);
     let now = state.clock.now_naive();
     let a = actor(&req);
-    run(&state.pool, move |c| keys::revoke(c, &id, now, &a)).await?;
+    run(&state.db, move |c| keys::revoke(c, &id, now, &a)).await?;
     Ok(see_other("/console/keys"))
 }
 
@@ -116,7 +116,7 @@ pub(super) async fn regenerate_key(
     let v = signed_in!(state, req, &form.csrf_token);
     let now = state.clock.now_naive();
     let a = actor(&req);
-    let (row, plaintext) = run(&state.pool, move |c| keys::regenerate(c, &id, now, &a)).await?;
+    let (row, plaintext) = run(&state.db, move |c| keys::regenerate(c, &id, now, &a)).await?;
     key_issued(&v, row.key_prefix, plaintext.expose().to_owned())
 }
 
@@ -129,7 +129,7 @@ pub(super) async fn registrations_page(
 ) -> Res {
     let v = signed_in!(state, req);
     let s = q.search();
-    let found = run(&state.pool, move |c| search::registrations(c, &s)).await?;
+    let found = run(&state.db, move |c| search::registrations(c, &s)).await?;
     let mut p = ListPage::new(&v, "/console/registrations", "Registrations").search(
         &q,
         "Instance URL or key prefix",
@@ -167,7 +167,7 @@ pub(super) async fn release(
     let _v = signed_in!(state, req, &form.csrf_token);
     let now = state.clock.now_naive();
     let a = actor(&req);
-    run(&state.pool, move |c| {
+    run(&state.db, move |c| {
         registrations::release_by_id(c, &id, now, &a)
     })
     .await?;

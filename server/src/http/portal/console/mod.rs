@@ -135,7 +135,7 @@ async fn vendor(state: &AppState, req: &HttpRequest) -> Result<Option<Vendor>, A
     };
     let hash = session::sha256_hex(&token);
     let now = state.clock.now_naive();
-    let found = run(&state.pool, move |c| {
+    let found = run(&state.db, move |c| {
         accounts::find_session(c, &hash, CONSOLE, now)
     })
     .await?;
@@ -251,7 +251,7 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Log
     if !state.admin.verify(form.token.trim()) {
         state.limits.failed_lookups.count(&addr, ts);
         let ev = actor.event("console.login", "unauthorized", now);
-        run(&state.pool, move |c| audit::record(c, &ev)).await?;
+        run(&state.db, move |c| audit::record(c, &ev)).await?;
         return Ok(login_page(
             &state,
             &req,
@@ -262,7 +262,7 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Log
     let token = session::random_token();
     let hash = session::sha256_hex(&token);
     let expires = now + chrono::Duration::hours(CONSOLE_SESSION_HOURS);
-    run(&state.pool, move |c| {
+    run(&state.db, move |c| {
         accounts::open_session(c, &hash, None, now, expires, &actor)
     })
     .await?;
@@ -281,7 +281,7 @@ async fn logout(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Cs
     let now = state.clock.now_naive();
     let a = actor(&req);
     let hash = session::sha256_hex(&v.token);
-    run(&state.pool, move |c| {
+    run(&state.db, move |c| {
         accounts::close_session(c, &hash, now, &a)
     })
     .await?;

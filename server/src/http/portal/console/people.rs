@@ -42,7 +42,7 @@ pub(super) async fn subscribers_page(
 ) -> Res {
     let v = signed_in!(state, req);
     let s = q.search();
-    let (found, accounts) = run(&state.pool, move |c| {
+    let (found, accounts) = run(&state.db, move |c| {
         let found = search::subscribers(c, &s)?;
         let ids: Vec<String> = found.items.iter().map(|x| x.id.clone()).collect();
         Ok((found, accounts::of_subscribers(c, &ids)?))
@@ -89,7 +89,7 @@ pub(super) async fn create_subscriber(
     let _v = signed_in!(state, req, &form.csrf_token);
     let now = state.clock.now_naive();
     let f = form.into_inner();
-    let row = run(&state.pool, move |c| {
+    let row = run(&state.db, move |c| {
         let email = Some(f.email.as_str()).filter(|e| !e.trim().is_empty());
         subscribers::create(c, &f.name, email, now)
     })
@@ -109,7 +109,7 @@ pub(super) async fn end_sessions(
     let _v = signed_in!(state, req, &form.csrf_token);
     let now = state.clock.now_naive();
     let a = actor(&req);
-    run(&state.pool, move |c| {
+    run(&state.db, move |c| {
         accounts::end_sessions_of_subscriber(c, &id, now, &a)
     })
     .await?;
@@ -180,7 +180,7 @@ pub(super) async fn subscriptions_page(
 ) -> Res {
     let v = signed_in!(state, req);
     let s = q.search();
-    let found = run(&state.pool, move |c| search::subscriptions(c, &s)).await?;
+    let found = run(&state.db, move |c| search::subscriptions(c, &s)).await?;
     let today = state.clock.now_naive().date();
     let mut p = ListPage::new(&v, "/console/subscriptions", "Subscriptions").search(
         &q,
@@ -237,10 +237,7 @@ pub(super) async fn create_subscription(
     };
     let now = state.clock.now_naive();
     let a = actor(&req);
-    run(&state.pool, move |c| {
-        subscriptions::create(c, &body, now, &a)
-    })
-    .await?;
+    run(&state.db, move |c| subscriptions::create(c, &body, now, &a)).await?;
     Ok(see_other("/console/subscriptions"))
 }
 
@@ -260,12 +257,12 @@ pub(super) async fn transition(
         "cancel" => Action::Cancel,
         "issue-key" => {
             let (row, plaintext) =
-                run(&state.pool, move |c| keys::issue(c, &id, None, now, &a)).await?;
+                run(&state.db, move |c| keys::issue(c, &id, None, now, &a)).await?;
             return key_issued(&v, row.key_prefix, plaintext.expose().to_owned());
         }
         _ => return Err(PageError(ApiError::not_found("no such action"))),
     };
-    run(&state.pool, move |c| {
+    run(&state.db, move |c| {
         subscriptions::transition(c, &id, action, now, &a)
     })
     .await?;

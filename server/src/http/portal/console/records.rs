@@ -2,6 +2,7 @@
 
 use super::list::*;
 use super::*;
+use crate::db::Transact;
 use crate::db::catalogue;
 use crate::db::plugins::{self, PluginRow, VersionRow};
 
@@ -73,7 +74,7 @@ pub(super) async fn audit_page(
         cursor: q.cursor.clone(),
         ..Default::default()
     };
-    let (page, check) = run(&state.pool, move |c| {
+    let (page, check) = run(&state.db, move |c| {
         Ok((audit::list(c, &lq)?, audit::verify_chain(c)?))
     })
     .await?;
@@ -91,7 +92,7 @@ pub(super) async fn audit_page(
 
 pub(super) async fn signing_keys_page(state: web::Data<AppState>, req: HttpRequest) -> Res {
     let v = signed_in!(state, req);
-    let rows = run(&state.pool, db::signing_keys::all).await?;
+    let rows = run(&state.db, |c| db::signing_keys::all(c)).await?;
     let mut p = ListPage::new(&v, "/console/signing-keys", "Signing keys");
     p.forms.push(FormSpec {
         id: "rotate",
@@ -127,7 +128,7 @@ pub(super) async fn rotate(
     let now = state.clock.now_naive();
     let a = actor(&req);
     let signer = state.signer.clone();
-    run(&state.pool, move |c| signer.rotate(c, now, &a)).await?;
+    run(&state.db, move |c| signer.rotate(c, now, &a)).await?;
     Ok(see_other("/console/signing-keys"))
 }
 
@@ -169,7 +170,7 @@ pub(super) async fn plugins_page(
     q: web::Query<PageQuery>,
 ) -> Res {
     let v = signed_in!(state, req);
-    let all = run(&state.pool, plugins::all).await?;
+    let all = run(&state.db, |c| plugins::all(c)).await?;
     let needle = q.q.clone().unwrap_or_default().trim().to_lowercase();
     let mut p = ListPage::new(&v, "/console/plugins", "Plugin catalogue").search(
         &q,
@@ -224,7 +225,7 @@ pub(super) async fn add_version(
     let _v = signed_in!(state, req, &form.csrf_token);
     let now = state.clock.now_naive();
     let f = form.into_inner();
-    run(&state.pool, move |c| {
+    run(&state.db, move |c| {
         catalogue::add_version(
             c,
             &f.key,
@@ -245,8 +246,8 @@ pub(super) async fn delete_plugin(
     form: web::Form<CsrfForm>,
 ) -> Res {
     let _v = signed_in!(state, req, &form.csrf_token);
-    let deleted = run(&state.pool, move |c| {
-        db::write_txn(c, |c| plugins::delete(c, &key))
+    let deleted = run(&state.db, move |c| {
+        c.write(db::Touches::Anything, |c| plugins::delete(c, &key))
     })
     .await?;
     if !deleted {

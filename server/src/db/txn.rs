@@ -1,0 +1,271 @@
+//! The database handle and its write transactions, as values (no statics, no thread-locals):
+//!
+//! - [`Db`]: the pool and what every write transaction of one server shares: the SQLite writer
+//!   queue and the key-state cache's generations ([`crate::db::keycache::Generations`]).
+//!   `app.rs` builds one and hands it down; two servers in one process never share one.
+//! - [`Conn`]: a pooled connection of a [`Db`] (it reads as an [`AnyConnection`]).
+//! - [`Txn`]: an open write transaction, passed explicitly to the writes it groups. It carries
+//!   the queues a commit flushes (the audit events today; another queue, such as an outbox, is
+//!   one more field and one more flush in [`Txn::finish`]) and what the transaction touched,
+//!   for the cache.
+//! - [`Transact`]: what can run a write: a connection opens a transaction, a transaction joins
+//!   itself, so operations compose into one all-or-nothing transaction (a fixture file).
+
+use super::audit;
+use super::keycache::Generations;
+use super::models::NewAuditEvent;
+use super::{AnyConnection, Error, Pool, PooledConn};
+use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// What write transactions of one [`Db`] share.
+#[derive(Default)]
+struct Shared {
+    /// Serialises this server's SQLite write transactions. SQLite allows one writer at a time;
+    /// without this, concurrent writers wait in SQLite's busy handler, which sleeps with
+    /// back-off (up to 100 ms a sleep) while newcomers barge in: a queue here turns those tails
+    /// into plain waiting. Other processes are still kept out by SQLite's own lock and
+    /// `busy_timeout`.
+    sqlite_writer: Mutex<()>,
+    /// Bumped once a transaction has ended, for what it touched.
+    generations: Arc<Generations>,
+}
+
+/// A database: its pool and what its write transactions share.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("pool", &self.pool).finish()
+    }
+}
+
+impl Db {
+    /// A handle on `pool` with its own writer queue and cache generations.
+    pub fn new(pool: Pool) -> Db {
+        Db {
+            pool,
+            shared: Arc::default(),
+        }
+    }
+
+    /// Opens a pool on `url` (running migrations): see [`super::open`].
+    pub fn open(url: &str, max_size: u32) -> anyhow::Result<Db> {
+        super::open(url, max_size).map(Db::new)
+    }
+
+    /// A pooled connection.
+    pub fn get(&self) -> Result<Conn, Error> {
+        Ok(Conn {
+            raw: self.pool.get()?,
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// The pool (its size and state, for start-up and metrics).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The generations this database's write transactions bump (the key cache follows them).
+    pub fn generations(&self) -> Arc<Generations> {
+        self.shared.generations.clone()
+    }
+}
+
+/// A pooled connection of a [`Db`].
+pub struct Conn {
+    raw: PooledConn,
+    shared: Arc<Shared>,
+}
+
+impl Deref for Conn {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.raw
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.raw
+    }
+}
+
+/// What a write transaction may change, so the key-state cache ([`crate::db::keycache`]) drops
+/// exactly what it must once the transaction ends.
+#[derive(Debug, Clone, Copy)]
+pub enum Touches<'a> {
+    /// Anything (the safe default): every cached state is dropped.
+    Anything,
+    /// Only the key with this hash (its row or its binding).
+    Key(&'a str),
+    /// Only the audit trail.
+    AuditOnly,
+}
+
+/// What a transaction touched.
+#[derive(Debug, Default)]
+struct Scope {
+    all: bool,
+    keys: Vec<String>,
+}
+
+impl Scope {
+    fn add(&mut self, t: Touches<'_>) {
+        match t {
+            Touches::Anything => self.all = true,
+            Touches::Key(h) => self.keys.push(h.to_owned()),
+            Touches::AuditOnly => {}
+        }
+    }
+}
+
+/// An open write transaction (see [`Transact`]).
+pub struct Txn<'c> {
+    conn: &'c mut AnyConnection,
+    /// Audit events recorded in this transaction, appended to the chain just before it commits.
+    audit: Vec<NewAuditEvent>,
+    scope: Scope,
+}
+
+impl Deref for Txn<'_> {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        self.conn
+    }
+}
+
+impl DerefMut for Txn<'_> {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        self.conn
+    }
+}
+
+impl Txn<'_> {
+    /// The connection, for queries.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        self.conn
+    }
+
+    /// Queues an audit event: it is appended when the transaction commits, and never when it
+    /// rolls back.
+    pub fn audit(&mut self, ev: NewAuditEvent) {
+        self.audit.push(ev);
+    }
+
+    /// Flushes the queues into the transaction, last, just before the commit: the lock that
+    /// serialises the audit chain is then always the last one a transaction takes, so it cannot
+    /// deadlock with row locks.
+    fn finish(&mut self) -> diesel::QueryResult<()> {
+        audit::append_chained(self.conn, &self.audit)
+    }
+}
+
+/// Something that runs writes: a [`Conn`] opens a write transaction, a [`Txn`] joins itself (so
+/// several operations are all-or-nothing).
+pub trait Transact: DerefMut<Target = AnyConnection> {
+    /// Runs `f` in a write transaction; `touches` says which cached key states it can change.
+    fn write<T, E: From<Error>>(
+        &mut self,
+        touches: Touches<'_>,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T, E>,
+    ) -> Result<T, E>;
+}
+
+impl Transact for Txn<'_> {
+    fn write<T, E: From<Error>>(
+        &mut self,
+        touches: Touches<'_>,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.scope.add(touches);
+        f(self)
+    }
+}
+
+type Tm = <AnyConnection as Connection>::TransactionManager;
+
+/// Bumps the generations for what the transaction touched when it is dropped: after the commit
+/// (or the rollback, where it costs only a few cache misses), even on a panic.
+struct InvalidateOnEnd<'a> {
+    generations: &'a Generations,
+    scope: Scope,
+}
+
+impl Drop for InvalidateOnEnd<'_> {
+    fn drop(&mut self) {
+        if self.scope.all {
+            self.generations.invalidate_all();
+        }
+        for k in &self.scope.keys {
+            self.generations.invalidate_key(k);
+        }
+    }
+}
+
+impl Transact for Conn {
+    /// On SQLite the transaction is `BEGIN IMMEDIATE`, so the write lock is taken up front and
+    /// concurrent writers wait on `busy_timeout` instead of failing on a lock upgrade (and this
+    /// server's writers queue on its writer queue first).
+    fn write<T, E: From<Error>>(
+        &mut self,
+        touches: Touches<'_>,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let shared = &*self.shared;
+        let conn: &mut AnyConnection = &mut self.raw;
+        let _writer = match conn {
+            AnyConnection::Sqlite(c) => {
+                let guard = shared
+                    .sqlite_writer
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+                    .map_err(Error::from)?;
+                Some(guard)
+            }
+            AnyConnection::Postgresql(c) => {
+                AnsiTransactionManager::begin_transaction(c).map_err(Error::from)?;
+                None
+            }
+        };
+        // until `f` returns (a panic), everything counts as touched
+        let mut invalidate = InvalidateOnEnd {
+            generations: &shared.generations,
+            scope: Scope {
+                all: true,
+                keys: Vec::new(),
+            },
+        };
+        let mut txn = Txn {
+            conn,
+            audit: Vec::new(),
+            scope: Scope::default(),
+        };
+        txn.scope.add(touches);
+        let result = f(&mut txn);
+        invalidate.scope = std::mem::take(&mut txn.scope);
+        let result =
+            result.and_then(|v| txn.finish().map(|()| v).map_err(|e| Error::from(e).into()));
+        let conn = txn.conn;
+        match result {
+            Ok(v) => match Tm::commit_transaction(conn) {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    let _ = Tm::rollback_transaction(conn);
+                    Err(Error::from(e).into())
+                }
+            },
+            Err(e) => {
+                Tm::rollback_transaction(conn).map_err(Error::from)?;
+                Err(e)
+            }
+        }
+    }
+}
