@@ -1,9 +1,10 @@
 <?php
-// GLPI conformance harness: replays what a GLPI 10.0/11 instance sends to GLPI Network services,
+// GLPI conformance harness: replays what a GLPI 10.0/11/12 instance sends to GLPI Network services,
 // on the same PHP HTTP stacks GLPI uses (libcurl for registration, Guzzle 7 for the marketplace),
 // and parses the answers the way GLPI does (docs: ../shared/docs/glpi-network-protocol.md).
 //
 // Usage: php glpi.php BASE_URL STANDARD_KEY BASIC_KEY
+// (the server has the plugins of compat-catalogue.json imported, for the compatibility checks)
 // Prints one line per check and a closing "N passed, M failed" line; exits 1 on any failure.
 
 require_once '/usr/share/php/GuzzleHttp/autoload.php';
@@ -91,18 +92,23 @@ $offers = array_column($offersRaw ?? [], 'title', 'offer_reference');
 check('offers map references to titles', ($offers['standard'] ?? null) === 'GLPI Network Standard' && isset($offers['basic'], $offers['advanced']));
 
 // 4. Marketplace (Glpi\Marketplace\Api\Plugins): Guzzle with base_uri and the X-Range loop.
-function marketplace(string $base, string $prefix, string $key, string $uid): GuzzleHttp\Client
+// `$agent` is GLPINetwork::getGlpiUserAgent(); null leaves Guzzle's own agent (names no GLPI).
+function marketplace(string $base, string $prefix, string $key, string $uid,
+    ?string $agent = 'GLPI/11.0.1 (installation-mode:TARBALL)'): GuzzleHttp\Client
 {
+    $headers = [
+        'Accept' => 'application/json',
+        'X-Registration-Key' => $key,
+        'X-Glpi-Network-Uid' => $uid,
+    ];
+    if ($agent !== null) {
+        $headers['User-Agent'] = $agent;
+    }
     return new GuzzleHttp\Client([
         'base_uri' => "$base$prefix",
         'connect_timeout' => 5,
         'timeout' => 30,
-        'headers' => [
-            'Accept' => 'application/json',
-            'User-Agent' => 'GLPI/11.0.1 (installation-mode:TARBALL)',
-            'X-Registration-Key' => $key,
-            'X-Glpi-Network-Uid' => $uid,
-        ],
+        'headers' => $headers,
     ]);
 }
 
@@ -171,6 +177,50 @@ foreach (['/api/marketplace/', '/api/glpi-plugins/'] as $prefix) {
     $basicPlugins = all_plugins(marketplace($base, $prefix, $basicKey, $basicUid));
     check("$prefix the basic key is asked for a higher offer for the exclusive plugin",
         requires_higher_offer($basicPlugins['reports'], $basicInfo) && $basicPlugins['reports']['versions'] === []);
+}
+
+// 4b. Version compatibility (protocol §4.4, §15): the server sends each GLPI only the versions
+// compatible with the version in its User-Agent; GLPI takes the highest as `version`, and a
+// plugin with no version is "not available for your GLPI version" (Plugins::isAvailable).
+function nums(array $plugin): array
+{
+    return array_column($plugin['versions'], 'num');
+}
+
+$agents = [
+    'GLPI 10.0.18' => ['GLPI/10.0.18 (installation-mode:TARBALL)', ['0.9.0', '1.0.0', '1.5.0'], ['1.0.0']],
+    'GLPI 10.0.2' => ['GLPI/10.0.2 (installation-mode:TARBALL)', ['0.9.0', '1.0.0'], ['1.0.0']],
+    'GLPI 11.0.1' => ['GLPI/11.0.1 (installation-mode:TARBALL)', ['0.9.0', '1.5.0', '2.0.0'], ['1.0.0', '1.1.0-beta1']],
+    'GLPI 11.0.0-rc1' => ['GLPI/11.0.0-rc1 (installation-mode:GIT)', ['0.9.0', '1.5.0', '2.0.0'], ['1.0.0', '1.1.0-beta1']],
+    'GLPI 12.0.0' => ['GLPI/12.0.0 (installation-mode:TARBALL)', ['0.9.0', '3.0.0'], ['1.0.0', '1.1.0-beta1']],
+    'no GLPI agent' => [null, ['0.9.0', '1.0.0', '1.5.0', '2.0.0', '3.0.0'], ['1.0.0', '1.1.0-beta1']],
+];
+foreach (['/api/marketplace/', '/api/glpi-plugins/'] as $prefix) {
+    foreach ($agents as $who => [$agent, $compatdemo, $hello]) {
+        $client = marketplace($base, $prefix, $standardKey, $uid, $agent);
+        foreach (['plugins', 'tags/compat/plugin'] as $endpoint) {
+            $plugins = all_plugins($client, $endpoint);
+            $what = "$prefix$endpoint as $who";
+            $demo = $plugins['compatdemo'] ?? null;
+            check("$what: compatdemo lists " . implode(', ', $compatdemo),
+                $demo !== null && nums($demo) === $compatdemo, json_encode($demo ? nums($demo) : null));
+            check("$what: compatdemo's version is " . end($compatdemo),
+                $demo !== null && $demo['version'] === end($compatdemo)
+                && str_ends_with($demo['installation_url'] ?? '', '/compatdemo-' . end($compatdemo) . '.tar.gz'));
+            $legacy = $plugins['legacyonly'] ?? null;
+            $legacyWant = $agent === null ? ['1.0.0'] : [];
+            check("$what: legacyonly is listed with versions " . json_encode($legacyWant),
+                $legacy !== null && nums($legacy) === $legacyWant,
+                json_encode($legacy['versions'] ?? null));
+            if ($agent !== null) {
+                check("$what: legacyonly is not available (versions: [], no version)",
+                    $legacy !== null && $legacy['versions'] === [] && $legacy['version'] === null);
+            }
+            if ($endpoint === 'plugins') {
+                check("$what: the demo hello lists " . implode(', ', $hello), nums($plugins['hello']) === $hello);
+            }
+        }
+    }
 }
 
 // 5. Download and extract an archive as Controller::downloadPlugin does.

@@ -15,6 +15,8 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 key() { "$bin" --data-dir "$work" keys issue --subscriber "Conformance" --offer "$1" | python3 -c 'import sys, json; print(json.load(sys.stdin)["key"])'; }
+# plugins whose versions require GLPI 10.0, 11.0 or 12 (version compatibility)
+"$bin" --data-dir "$work" plugins import conformance/compat-catalogue.json
 standard="$(key standard)"
 basic="$(key basic)"
 php conformance/glpi.php "http://127.0.0.1:$port" "$standard" "$basic"

@@ -117,3 +117,38 @@ fn swagger_ui_is_served_from_the_binary_without_a_cdn() {
         .unwrap();
     assert!(init.contains("/openapi.json"));
 }
+
+#[test]
+fn the_version_compatibility_field_and_filtering_are_documented() {
+    let server = TestServer::start().unwrap();
+    let doc = document(&server);
+    let schemas = &doc["components"]["schemas"];
+    for schema in [
+        "VersionQuery",
+        "VersionView",
+        "VersionRecord",
+        "VersionInput",
+    ] {
+        let field = &schemas[schema]["properties"]["compatibility"];
+        assert!(
+            field.is_object(),
+            "{schema} has no compatibility: {}",
+            schemas[schema]
+        );
+    }
+    let query = schemas["VersionQuery"]["properties"]["compatibility"].to_string();
+    assert!(query.contains("semver") && query.contains("400"), "{query}");
+    for path in [
+        "/api/marketplace/plugins",
+        "/api/glpi-plugins/plugins",
+        "/api/marketplace/tags/{tag}/plugin",
+        "/api/glpi-plugins/tags/{tag}/plugin",
+    ] {
+        let summary = doc["paths"][path]["get"]["summary"].as_str().unwrap();
+        assert!(summary.contains("User-Agent"), "{path}: {summary}");
+    }
+    let add = doc["paths"]["/v1/admin/plugins/{key}/versions"]["post"]["summary"]
+        .as_str()
+        .unwrap();
+    assert!(add.contains("compatibility"), "{add}");
+}

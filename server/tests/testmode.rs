@@ -477,3 +477,71 @@ fn fixtures_posted_over_http_cannot_name_archive_files() {
     );
     assert_eq!(st, 201);
 }
+
+/// The versions of plugin `key` that the marketplace lists to `agent`.
+fn marketplace_nums(c: &Client, s: &TestServer, key: &str, agent: &str) -> Vec<String> {
+    let list: Value = c
+        .get(format!("{}/api/marketplace/plugins", s.url()))
+        .header("User-Agent", agent)
+        .header("X-Registration-Key", KEY)
+        .header("X-Glpi-Network-Uid", UID)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let plugin = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["key"] == key)
+        .unwrap_or_else(|| panic!("{key} is listed: {list}"));
+    plugin["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["num"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn fixtures_set_version_compatibility_and_a_reload_changes_it() {
+    let mut fx = fixtures();
+    fx["plugins"] = json!([{"key": "fx", "name": "Fx", "versions": [
+        {"num": "1.0.0", "compatibility": "~10.0"},
+        {"num": "2.0.0", "compatibility": ">=11"}
+    ]}]);
+    let s = TestServer::builder().fixtures_json(fx).start().unwrap();
+    let c = client();
+    let g10 = "GLPI/10.0.18 (installation-mode:TARBALL)";
+    let g11 = "GLPI/11.0.1 (installation-mode:TARBALL)";
+    assert_eq!(marketplace_nums(&c, &s, "fx", g10), ["1.0.0"]);
+    assert_eq!(marketplace_nums(&c, &s, "fx", g11), ["2.0.0"]);
+    // loading the plugin again: `null` removes a requirement, an absent one keeps it
+    let (st, _) = post(
+        &c,
+        format!("{}/_test/fixtures", s.url()),
+        json!({"plugins": [{"key": "fx", "versions": [
+            {"num": "1.0.0", "compatibility": null},
+            {"num": "2.0.0"}
+        ]}]}),
+    );
+    assert_eq!(st, 201);
+    assert_eq!(marketplace_nums(&c, &s, "fx", g10), ["1.0.0"]);
+    assert_eq!(marketplace_nums(&c, &s, "fx", g11), ["1.0.0", "2.0.0"]);
+    // an invalid requirement names the entry, and nothing is loaded
+    let (st, e) = post(
+        &c,
+        format!("{}/_test/fixtures", s.url()),
+        json!({"plugins": [{"key": "fx", "versions": [
+            {"num": "3.0.0"},
+            {"num": "1.0.0", "compatibility": "ten"}
+        ]}]}),
+    );
+    assert_eq!(st, 400);
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("plugins[0]") && msg.contains("compatibility") && msg.contains("ten"),
+        "{msg}"
+    );
+    assert_eq!(marketplace_nums(&c, &s, "fx", g11), ["1.0.0", "2.0.0"]);
+}

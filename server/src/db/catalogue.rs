@@ -6,6 +6,7 @@ use super::plugins::{self, NewVersion, PluginRow, VersionRow};
 use super::{AnyConnection, Error, Result, Touches, Transact, offers};
 use crate::domain::archive;
 use crate::domain::catalogue::*;
+use crate::domain::compat::check_compatibility;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -58,6 +59,7 @@ pub fn record(
                     num: v.num.clone(),
                     stability: v.stability.clone(),
                     download_url: format!("{public_url}{}", archive_path(&row.key, &v.num)),
+                    compatibility: v.compatibility.clone(),
                 })
                 .collect()
         } else {
@@ -182,16 +184,26 @@ pub fn update(
     })
 }
 
+/// A version to add: its number, stability (`stable` by default) and GLPI compatibility
+/// requirement (none by default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VersionSpec<'a> {
+    pub num: &'a str,
+    pub stability: Option<&'a str>,
+    pub compatibility: Option<&'a str>,
+}
+
 /// Adds a version: `archive` is an uploaded tarball (checked), or `None` to generate one.
 pub fn add_version(
     c: &mut impl Transact,
     key: &str,
-    num: &str,
-    stability: Option<&str>,
+    spec: VersionSpec<'_>,
     archive_bytes: Option<Vec<u8>>,
     now: NaiveDateTime,
 ) -> Result<VersionRow> {
-    let stability = check_version(num, stability)?;
+    let num = spec.num;
+    let stability = check_version(num, spec.stability)?;
+    let compatibility = check_compatibility(spec.compatibility)?.map(str::to_owned);
     c.write(Touches::Anything, |c| {
         let (row, _) = plugins::get(c, key)?;
         let bytes = match archive_bytes {
@@ -209,6 +221,7 @@ pub fn add_version(
             archive: bytes,
             archive_sha256: sha.clone(),
             created_at: now,
+            compatibility: compatibility.clone(),
         };
         plugins::add_version(c, &new)?;
         Ok(VersionRow {
@@ -217,6 +230,7 @@ pub fn add_version(
             stability: stability.to_owned(),
             archive_sha256: sha,
             created_at: now,
+            compatibility,
         })
     })
 }
@@ -224,7 +238,8 @@ pub fn add_version(
 const DEMO_SEEDED: &str = "demo_plugins_seeded";
 
 /// Creates or updates every plugin of a catalogue (one transaction per plugin's fields and
-/// versions; versions already present are left alone). Archive paths are relative to `base`.
+/// versions; a version already present keeps its archive and stability, and takes the
+/// catalogue's `compatibility` when it names one). Archive paths are relative to `base`.
 pub fn import(
     c: &mut impl Transact,
     plugins_in: &[PluginInput],
@@ -240,26 +255,50 @@ pub fn import(
         } else {
             create(c, input, now).map_err(name_err)?;
         }
-        let (_, existing) = plugins::get(c, &key)?;
-        for ver in &input.versions {
-            if existing.iter().any(|e| e.num == ver.num) {
-                continue;
-            }
-            let bytes = match &ver.archive {
-                Some(path) => {
-                    let full =
-                        base.map_or_else(|| Path::new(path).to_path_buf(), |dir| dir.join(path));
-                    Some(std::fs::read(full).map_err(|e| {
-                        name_err(Error::invalid(format!("cannot read archive {path}: {e}")))
-                    })?)
-                }
-                None => None,
-            };
-            add_version(c, &key, &ver.num, ver.stability.as_deref(), bytes, now)
-                .map_err(name_err)?;
-        }
+        import_versions(c, &key, &input.versions, base, now).map_err(name_err)?;
     }
     Ok(plugins_in.len())
+}
+
+/// Adds a catalogue's versions of `key` that are not there yet; a version already present
+/// keeps its archive and stability, and takes `compatibility` when the catalogue names one.
+fn import_versions(
+    c: &mut impl Transact,
+    key: &str,
+    versions: &[VersionInput],
+    base: Option<&Path>,
+    now: NaiveDateTime,
+) -> Result<()> {
+    let (_, existing) = plugins::get(c, key)?;
+    for ver in versions {
+        let compatibility = ver.compatibility.as_ref().map(Option::as_deref);
+        if existing.iter().any(|e| e.num == ver.num) {
+            if let Some(compat) = compatibility {
+                let compat = check_compatibility(compat)?;
+                c.write(Touches::Anything, |c| {
+                    plugins::set_compatibility(c, key, &ver.num, compat)
+                })?;
+            }
+            continue;
+        }
+        let bytes = match &ver.archive {
+            Some(path) => {
+                let full = base.map_or_else(|| Path::new(path).to_path_buf(), |dir| dir.join(path));
+                Some(
+                    std::fs::read(full)
+                        .map_err(|e| Error::invalid(format!("cannot read archive {path}: {e}")))?,
+                )
+            }
+            None => None,
+        };
+        let spec = VersionSpec {
+            num: &ver.num,
+            stability: ver.stability.as_deref(),
+            compatibility: compatibility.flatten(),
+        };
+        add_version(c, key, spec, bytes, now)?;
+    }
+    Ok(())
 }
 
 /// Reads a catalogue file (`{"plugins": [...]}`, JSON) and imports it; archive paths are

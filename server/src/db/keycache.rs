@@ -298,6 +298,11 @@ mod tests {
         (cache, gens, h)
     }
 
+    /// Whether the cache serves exactly `expected` (the very value stored) for `h`.
+    fn serves(cache: &KeyCache, h: &str, expected: &Arc<KeyState>) -> bool {
+        cache.get(h).is_some_and(|got| Arc::ptr_eq(&got, expected))
+    }
+
     #[test]
     fn a_state_read_before_a_commit_on_its_key_is_never_served() {
         let (cache, gens, h) = setup(Duration::from_secs(60));
@@ -305,11 +310,12 @@ mod tests {
         gens.invalidate_key(&h); // a write committed while the state was being read
         cache.put(&h, Arc::new(state(&h)), before);
         assert!(cache.get(&h).is_none());
-        cache.put(&h, Arc::new(state(&h)), cache.stamp(&h));
-        assert!(cache.get(&h).is_some(), "a current entry is served");
+        let current = Arc::new(state(&h));
+        cache.put(&h, current.clone(), cache.stamp(&h));
+        assert!(serves(&cache, &h, &current), "a current entry is served");
         // another key's stripe leaves it alone; its own stripe drops it
         gens.invalidate_key(&format!("0202{}", "0".repeat(60)));
-        assert!(cache.get(&h).is_some());
+        assert!(serves(&cache, &h, &current));
         gens.invalidate_key(&h);
         assert!(cache.get(&h).is_none());
     }
@@ -317,10 +323,35 @@ mod tests {
     #[test]
     fn a_global_change_drops_every_entry() {
         let (cache, gens, h) = setup(Duration::from_secs(60));
-        cache.put(&h, Arc::new(state(&h)), cache.stamp(&h));
-        assert!(cache.get(&h).is_some());
+        let other = format!("0202{}", "0".repeat(60));
+        let (a, b) = (Arc::new(state(&h)), Arc::new(state(&other)));
+        cache.put(&h, a.clone(), cache.stamp(&h));
+        cache.put(&other, b.clone(), cache.stamp(&other));
+        assert!(serves(&cache, &h, &a) && serves(&cache, &other, &b));
         gens.invalidate_all();
         assert!(cache.get(&h).is_none());
+        assert!(cache.get(&other).is_none());
+    }
+
+    #[test]
+    fn two_databases_generations_never_disturb_each_other() {
+        // two servers in one process: each cache follows its own database's generations
+        let (one, one_gens, h) = setup(Duration::from_secs(60));
+        let (two, two_gens, _) = setup(Duration::from_secs(60));
+        let (a, b) = (Arc::new(state(&h)), Arc::new(state(&h)));
+        one.put(&h, a.clone(), one.stamp(&h));
+        two.put(&h, b.clone(), two.stamp(&h));
+        one_gens.invalidate_all();
+        one_gens.invalidate_key(&h);
+        assert!(one.get(&h).is_none());
+        assert!(
+            serves(&two, &h, &b),
+            "the other server's entry is untouched"
+        );
+        two_gens.invalidate_key(&h);
+        assert!(two.get(&h).is_none());
+        one.put(&h, a.clone(), one.stamp(&h));
+        assert!(serves(&one, &h, &a));
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct VersionRow {
     pub stability: String,
     pub archive_sha256: String,
     pub created_at: NaiveDateTime,
+    /// A requirement on the GLPI version (`domain::compat`); `None`: every GLPI.
+    pub compatibility: Option<String>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -49,6 +51,7 @@ pub struct NewVersion {
     pub archive: Vec<u8>,
     pub archive_sha256: String,
     pub created_at: NaiveDateTime,
+    pub compatibility: Option<String>,
 }
 
 /// All plugins ordered by key, with their versions.
@@ -155,6 +158,24 @@ pub fn add_version(c: &mut AnyConnection, new: &NewVersion) -> Result<()> {
         .set(p::date_updated.eq(new.created_at))
         .execute(c)?;
     Ok(())
+}
+
+/// Sets (or with `None` removes) a version's GLPI compatibility requirement; `false` when the
+/// version does not exist.
+pub fn set_compatibility(
+    c: &mut AnyConnection,
+    key: &str,
+    num: &str,
+    compatibility: Option<&str>,
+) -> Result<bool> {
+    Ok(diesel::update(
+        v::plugin_versions
+            .filter(v::plugin_key.eq(key))
+            .filter(v::num.eq(num)),
+    )
+    .set(v::compatibility.eq(compatibility))
+    .execute(c)?
+        > 0)
 }
 
 /// The archive bytes of one version.

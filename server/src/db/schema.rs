@@ -131,6 +131,7 @@ diesel::table! {
         archive -> Binary,
         archive_sha256 -> Text,
         created_at -> Timestamp,
+        compatibility -> Nullable<Text>,
     }
 }
 

@@ -205,6 +205,138 @@ fn pax_path(data: &[u8]) -> Result<Option<Vec<u8>>, ArchiveError> {
     Ok(path)
 }
 
+/// What the walk over an archive's headers has seen so far.
+#[derive(Default)]
+struct Walk {
+    /// Members (files and directories) seen.
+    count: usize,
+    /// Extension headers seen.
+    extensions: usize,
+    /// Bytes every header claims, added up.
+    total: u64,
+    /// What the extension headers read so far say about the next member.
+    long_name: Option<Vec<u8>>,
+    pax_name: Option<Vec<u8>>,
+    pax_seen: bool,
+    /// Whether `<key>/setup.php` defines `plugin_version_<key>()`, once it was read.
+    setup_ok: Option<bool>,
+}
+
+impl Walk {
+    /// Reads one extension header (GNU long name, PAX local or global) within its bound.
+    fn extension(
+        &mut self,
+        kind: EntryType,
+        size: u64,
+        entry: &mut impl Read,
+        io_err: &impl Fn(std::io::Error) -> ArchiveError,
+    ) -> Result<(), ArchiveError> {
+        self.extensions += 1;
+        if self.extensions > 2 * MAX_ENTRIES + 2 {
+            return Err(ArchiveError::TooManyEntries);
+        }
+        if size > MAX_EXTENSION_BYTES {
+            return Err(ArchiveError::Extension(format!(
+                "{size} bytes (at most {MAX_EXTENSION_BYTES})"
+            )));
+        }
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).map_err(io_err)?;
+        let pending = self.long_name.is_some() || self.pax_seen;
+        if kind.is_gnu_longname() {
+            if self.long_name.is_some() {
+                return Err(ArchiveError::Extension(
+                    "two GNU long names for one entry".into(),
+                ));
+            }
+            if let Some(0) = data.last() {
+                data.pop();
+            }
+            self.long_name = Some(data);
+        } else if kind.is_pax_local_extensions() {
+            if self.pax_seen {
+                return Err(ArchiveError::Extension(
+                    "two PAX headers for one entry".into(),
+                ));
+            }
+            self.pax_seen = true;
+            self.pax_name = pax_path(&data)?;
+        } else if pending {
+            // readers disagree on which entry the pending header then describes
+            return Err(ArchiveError::Extension(
+                "a global PAX header between an extension header and its entry".into(),
+            ));
+        } else if pax_path(&data)?.is_some() {
+            return Err(ArchiveError::Extension("global PAX `path`".into()));
+        }
+        Ok(())
+    }
+
+    /// The name of a member as an extractor sees it: a GNU long name, a PAX `path`, or the
+    /// header's (with its ustar prefix); both of the first two is ambiguous.
+    fn member_name(&mut self, header_name: Vec<u8>) -> Result<Vec<u8>, ArchiveError> {
+        self.pax_seen = false;
+        match (self.pax_name.take(), self.long_name.take()) {
+            (Some(_), Some(_)) => Err(ArchiveError::Extension(
+                "both a GNU long name and a PAX `path` for one entry".into(),
+            )),
+            (Some(p), None) | (None, Some(p)) => Ok(p),
+            (None, None) => Ok(header_name),
+        }
+    }
+
+    /// Checks one member: its name, the count, its type and mode; reads `setup` when it is.
+    fn member(
+        &mut self,
+        (key, setup): (&str, &str),
+        (kind, mode, name): (EntryType, u32, &[u8]),
+        entry: &mut impl Read,
+        io_err: &impl Fn(std::io::Error) -> ArchiveError,
+    ) -> Result<(), ArchiveError> {
+        let shown = || String::from_utf8_lossy(name).into_owned();
+        check_name(key, name)?;
+        self.count += 1;
+        if self.count > MAX_ENTRIES {
+            return Err(ArchiveError::TooManyEntries);
+        }
+        if !matches!(kind, EntryType::Regular | EntryType::Directory) {
+            return Err(ArchiveError::NotFileOrDir {
+                name: shown(),
+                kind: kind_name(kind),
+            });
+        }
+        if mode & 0o6000 != 0 {
+            return Err(ArchiveError::SpecialMode(shown()));
+        }
+        let clean = std::str::from_utf8(name)
+            .unwrap_or_default()
+            .trim_start_matches("./");
+        if kind == EntryType::Regular && clean == setup {
+            let mut text = String::new();
+            entry
+                .take(MAX_SETUP_BYTES)
+                .read_to_string(&mut text)
+                .map_err(io_err)?;
+            self.setup_ok = Some(text.contains(&format!("function plugin_version_{key}(")));
+        }
+        Ok(())
+    }
+
+    /// The verdict once every header was read.
+    fn finish(self, key: &str) -> Result<(), ArchiveError> {
+        if self.long_name.is_some() || self.pax_seen {
+            return Err(ArchiveError::Extension(
+                "an extension header describes no entry".into(),
+            ));
+        }
+        match self.setup_ok {
+            None => Err(ArchiveError::NoSetup(key.to_owned())),
+            Some(false) => Err(ArchiveError::NoVersionFunction(key.to_owned())),
+            Some(true) => Ok(()),
+        }
+    }
+}
+
 /// Checks that `bytes` is a gzip tarball that may be stored and served (see the module
 /// documentation), with a `<key>/setup.php` defining `plugin_version_<key>()`. Nothing is
 /// unpacked to disk; memory stays bounded whatever the archive claims.
@@ -223,17 +355,10 @@ pub fn check(key: &str, bytes: &[u8]) -> Result<(), ArchiveError> {
         }
     };
     let mut archive = tar::Archive::new(reader);
-    // Raw: GNU long names and PAX headers come as entries, read below within a bound.
+    // Raw: GNU long names and PAX headers come as entries, read by `Walk` within a bound.
     let entries = archive.entries().map_err(io_err)?.raw(true);
     let setup = format!("{key}/setup.php");
-    let mut setup_ok = None;
-    let mut count = 0usize;
-    let mut extensions = 0usize;
-    let mut total = 0u64;
-    // what the extension headers read so far say about the next entry
-    let mut long_name: Option<Vec<u8>> = None;
-    let mut pax_name: Option<Vec<u8>> = None;
-    let mut pax_seen = false;
+    let mut walk = Walk::default();
     for entry in entries {
         let mut entry = entry.map_err(io_err)?;
         let header = entry.header();
@@ -245,52 +370,15 @@ pub fn check(key: &str, bytes: &[u8]) -> Result<(), ArchiveError> {
         // Extension headers count as such only in a GNU or ustar header, as the tar crate's
         // own reader does; in an old-style header they are unknown entries, refused below.
         let recognized = header.as_gnu().is_some() || header.as_ustar().is_some();
-        total = total.saturating_add(size);
-        if total > MAX_UNPACKED_BYTES {
+        walk.total = walk.total.saturating_add(size);
+        if walk.total > MAX_UNPACKED_BYTES {
             return Err(ArchiveError::TooLarge);
         }
         let extension = kind.is_gnu_longname()
             || kind.is_pax_local_extensions()
             || kind.is_pax_global_extensions();
         if recognized && extension {
-            extensions += 1;
-            if extensions > 2 * MAX_ENTRIES + 2 {
-                return Err(ArchiveError::TooManyEntries);
-            }
-            if size > MAX_EXTENSION_BYTES {
-                return Err(ArchiveError::Extension(format!(
-                    "{size} bytes (at most {MAX_EXTENSION_BYTES})"
-                )));
-            }
-            let mut data = Vec::new();
-            entry.read_to_end(&mut data).map_err(io_err)?;
-            let pending = long_name.is_some() || pax_seen;
-            if kind.is_gnu_longname() {
-                if long_name.is_some() {
-                    return Err(ArchiveError::Extension(
-                        "two GNU long names for one entry".into(),
-                    ));
-                }
-                if let Some(0) = data.last() {
-                    data.pop();
-                }
-                long_name = Some(data);
-            } else if kind.is_pax_local_extensions() {
-                if pax_seen {
-                    return Err(ArchiveError::Extension(
-                        "two PAX headers for one entry".into(),
-                    ));
-                }
-                pax_seen = true;
-                pax_name = pax_path(&data)?;
-            } else if pending {
-                // readers disagree on which entry the pending header then describes
-                return Err(ArchiveError::Extension(
-                    "a global PAX header between an extension header and its entry".into(),
-                ));
-            } else if pax_path(&data)?.is_some() {
-                return Err(ArchiveError::Extension("global PAX `path`".into()));
-            }
+            walk.extension(kind, size, &mut entry, &io_err)?;
             continue;
         }
         if kind == EntryType::GNULongLink {
@@ -299,59 +387,10 @@ pub fn check(key: &str, bytes: &[u8]) -> Result<(), ArchiveError> {
                 kind: "link (GNU long link name)",
             });
         }
-        // the name as an extractor sees it: a GNU long name, a PAX `path`, or the header's
-        // (with its ustar prefix); both of the first two is ambiguous
-        pax_seen = false;
-        let name: Vec<u8> = match (pax_name.take(), long_name.take()) {
-            (Some(_), Some(_)) => {
-                return Err(ArchiveError::Extension(
-                    "both a GNU long name and a PAX `path` for one entry".into(),
-                ));
-            }
-            (Some(p), None) | (None, Some(p)) => p,
-            (None, None) => header_name,
-        };
-        let shown = || String::from_utf8_lossy(&name).into_owned();
-        check_name(key, &name)?;
-        count += 1;
-        if count > MAX_ENTRIES {
-            return Err(ArchiveError::TooManyEntries);
-        }
-        match kind {
-            EntryType::Regular | EntryType::Directory => {}
-            other => {
-                return Err(ArchiveError::NotFileOrDir {
-                    name: shown(),
-                    kind: kind_name(other),
-                });
-            }
-        }
-        if mode & 0o6000 != 0 {
-            return Err(ArchiveError::SpecialMode(shown()));
-        }
-        let clean = std::str::from_utf8(&name)
-            .unwrap_or_default()
-            .trim_start_matches("./");
-        if kind == EntryType::Regular && clean == setup {
-            let mut text = String::new();
-            entry
-                .by_ref()
-                .take(MAX_SETUP_BYTES)
-                .read_to_string(&mut text)
-                .map_err(io_err)?;
-            setup_ok = Some(text.contains(&format!("function plugin_version_{key}(")));
-        }
+        let name = walk.member_name(header_name)?;
+        walk.member((key, &setup), (kind, mode, &name), &mut entry, &io_err)?;
     }
-    if long_name.is_some() || pax_seen {
-        return Err(ArchiveError::Extension(
-            "an extension header describes no entry".into(),
-        ));
-    }
-    match setup_ok {
-        None => Err(ArchiveError::NoSetup(key.to_owned())),
-        Some(false) => Err(ArchiveError::NoVersionFunction(key.to_owned())),
-        Some(true) => Ok(()),
-    }
+    walk.finish(key)
 }
 
 /// Lists the paths in a gzip tarball (tests and diagnostics).

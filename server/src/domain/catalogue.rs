@@ -46,6 +46,12 @@ pub struct VersionInput {
     pub stability: Option<String>,
     #[serde(default)]
     pub archive: Option<String>,
+    /// The GLPI versions this version is offered to, in Cargo's semver requirement syntax
+    /// (`~10.0`, `>=10.0.10, <12`); absent: every GLPI. On an import, a version already present
+    /// takes the file's `compatibility` when the file names one (`null` removes it).
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, example = ">=10.0.10, <12")]
+    pub compatibility: Option<Option<String>>,
 }
 
 /// Plugin fields for create (`key` and `name` required) and update (all optional;
@@ -89,6 +95,10 @@ pub struct VersionRecord {
     pub num: String,
     pub stability: String,
     pub download_url: String,
+    /// The GLPI versions this version is offered to (Cargo's semver requirement syntax);
+    /// `null`: every GLPI. The marketplace lists only the versions the caller's GLPI meets.
+    #[schema(example = "~10.0")]
+    pub compatibility: Option<String>,
 }
 
 /// A plugin record with every field GLPI reads (strings never null, `required_offers` null when
@@ -271,6 +281,17 @@ mod tests {
         assert!(
             demo.iter()
                 .all(|p| !p.versions.is_empty() && p.key.as_deref().is_some_and(valid_plugin_key))
+        );
+        // one version shows compatibility off, and every requirement is valid
+        let reqs: Vec<String> = demo
+            .iter()
+            .flat_map(|p| &p.versions)
+            .filter_map(|v| v.compatibility.clone().flatten())
+            .collect();
+        assert_eq!(reqs, [">=11.0"]);
+        assert!(
+            reqs.iter()
+                .all(|r| crate::domain::compat::check_compatibility(Some(r)).is_ok())
         );
     }
 }

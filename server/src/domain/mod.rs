@@ -7,6 +7,7 @@ pub mod archive;
 pub mod binding;
 pub mod catalogue;
 pub mod clock;
+pub mod compat;
 pub mod glpi;
 pub mod key;
 pub mod offer;

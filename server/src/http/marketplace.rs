@@ -9,9 +9,11 @@ use crate::app::AppState;
 use crate::db::{catalogue, key_state, plugins};
 use crate::domain::binding::KeyState;
 use crate::domain::catalogue::{PluginRecord, parse_archive_name};
+use crate::domain::compat;
 use crate::http::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
 use glpi_network_shared::ErrorCode;
+use semver::Version;
 use serde_json::json;
 
 /// GLPI's page size; also the page served without `X-Range`.
@@ -75,17 +77,26 @@ fn range(req: &HttpRequest) -> Result<(usize, usize), ApiError> {
     Ok((a, b.min(a.saturating_add(MAX_PAGE - 1))))
 }
 
+/// The GLPI version the request comes from (`User-Agent: GLPI/<x.y.z> (...)`), if it names one.
+fn glpi_version(req: &HttpRequest) -> Option<Version> {
+    header(req, "user-agent").and_then(compat::glpi_version)
+}
+
+/// Every plugin (those with `tag` when given), each with the versions the key unlocks and the
+/// caller's GLPI version (`glpi`; every version when `None`) is compatible with.
 async fn records(
     state: &web::Data<AppState>,
     ks: &KeyState,
     tag: Option<String>,
+    glpi: Option<Version>,
 ) -> Result<Vec<PluginRecord>, ApiError> {
     let all = run(&state.db, |c| plugins::all(c)).await?;
     Ok(all
-        .iter()
-        .map(|(row, versions)| {
-            let show = unlocks(state, ks, catalogue::required_offers(row).as_deref());
-            catalogue::record(row, versions, &state.public_url, show)
+        .into_iter()
+        .map(|(row, mut versions)| {
+            let show = unlocks(state, ks, catalogue::required_offers(&row).as_deref());
+            versions.retain(|v| compat::compatible(v.compatibility.as_deref(), glpi.as_ref()));
+            catalogue::record(&row, &versions, &state.public_url, show)
         })
         .filter(|r| {
             tag.as_ref()
@@ -99,17 +110,19 @@ fn page(records: Vec<PluginRecord>, (a, b): (usize, usize)) -> HttpResponse {
     HttpResponse::Ok().json(slice)
 }
 
-/// `GET {MP}plugins`.
+/// `GET {MP}plugins`: the versions each plugin lists are those compatible with the caller's
+/// GLPI version.
 pub async fn list_plugins(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let ks = access(&state, &req).await?;
     let r = range(&req)?;
-    Ok(page(records(&state, &ks, None).await?, r))
+    let glpi = glpi_version(&req);
+    Ok(page(records(&state, &ks, None, glpi).await?, r))
 }
 
-/// `GET {MP}tags/{tag}/plugin`.
+/// `GET {MP}tags/{tag}/plugin`: versions filtered as in `plugins`.
 pub async fn tag_plugins(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -117,7 +130,11 @@ pub async fn tag_plugins(
 ) -> Result<HttpResponse, ApiError> {
     let ks = access(&state, &req).await?;
     let r = range(&req)?;
-    Ok(page(records(&state, &ks, Some(tag.into_inner())).await?, r))
+    let glpi = glpi_version(&req);
+    Ok(page(
+        records(&state, &ks, Some(tag.into_inner()), glpi).await?,
+        r,
+    ))
 }
 
 /// `GET {MP}tags/top`: the ten most used tags.
@@ -127,7 +144,7 @@ pub async fn top_tags(
 ) -> Result<HttpResponse, ApiError> {
     let ks = access(&state, &req).await?;
     let mut counts: Vec<(String, String, usize)> = Vec::new();
-    for r in records(&state, &ks, None).await? {
+    for r in records(&state, &ks, None, None).await? {
         for t in r.tags {
             match counts.iter_mut().find(|(k, _, _)| *k == t.key) {
                 Some(c) => c.2 += 1,

@@ -150,7 +150,7 @@ route_table! { configure_main, table;
         delete plugins::delete_plugin => doc("admin", "Delete a plugin and its versions").raw(204, "").errors(ADMIN_ONE),
     }
     "/v1/admin/plugins/{key}/versions" {
-        post plugins::add_version => doc("admin", "Add a version: the archive as application/gzip with ?num=&stability=, or JSON and a generated archive")
+        post plugins::add_version => doc("admin", "Add a version: the archive as application/gzip with ?num=&stability=&compatibility=, or JSON and a generated archive; compatibility is a requirement on the GLPI version in Cargo's semver syntax (~10.0, >=10.0.10, <12)")
             .body("VersionQuery").ok(201, "VersionView").errors(&[400, 401, 404, 409, 413]),
     }
     "/api/ping" { get glpi::ping => doc("glpi", "Availability check (GLPI 11)").ok(200, "Status") }
@@ -158,14 +158,14 @@ route_table! { configure_main, table;
     "/api/registration/" { get glpi::ping => doc("glpi", "Availability check (GLPI 10.0)").ok(200, "Status") }
     "/api/registration/info" { get glpi::registration_info => doc("glpi", "Registration information (X-Registration-Key, X-Glpi-Network-Uid, Accept-Language)").ok(200, "Info").errors(&[503]) }
     "/api/registration/offers" { get glpi::offers => doc("glpi", "Offers as GLPI reads them").ok(200, "GlpiOffers") }
-    "/api/marketplace/plugins" { get marketplace::list_plugins => doc("marketplace", "Plugins, X-Range paging, [] past the end").ok(200, "PluginList").errors(MP_LIST) }
+    "/api/marketplace/plugins" { get marketplace::list_plugins => doc("marketplace", "Plugins, X-Range paging, [] past the end; each with only the versions compatible with the GLPI version in User-Agent (GLPI/<x.y.z> (...)), all when it names none").ok(200, "PluginList").errors(MP_LIST) }
     "/api/marketplace/tags/top" { get marketplace::top_tags => doc("marketplace", "The ten most used tags").ok(200, "TagList").errors(&[401, 429]) }
-    "/api/marketplace/tags/{tag}/plugin" { get marketplace::tag_plugins => doc("marketplace", "Plugins with a tag, X-Range paging").ok(200, "PluginList").errors(MP_LIST) }
+    "/api/marketplace/tags/{tag}/plugin" { get marketplace::tag_plugins => doc("marketplace", "Plugins with a tag, X-Range paging; versions filtered by the GLPI version in User-Agent as in plugins").ok(200, "PluginList").errors(MP_LIST) }
     "/api/marketplace/plugin/{key}/download/{version}" { get marketplace::count_download => doc("marketplace", "Count a download").ok(200, "Status").errors(&[401, 404, 429]) }
     "/api/marketplace/archives/{file}" { get marketplace::archive => doc("marketplace", "A plugin archive <key>-<version>.tar.gz, gated by offer").raw(200, "application/gzip").errors(MP_ARCHIVE) }
-    "/api/glpi-plugins/plugins" { get marketplace::list_plugins => doc("marketplace", "Plugins (GLPI 10.0.0 to 10.0.7 path)").ok(200, "PluginList").errors(MP_LIST) }
+    "/api/glpi-plugins/plugins" { get marketplace::list_plugins => doc("marketplace", "Plugins (GLPI 10.0.0 to 10.0.7 path); versions filtered by the GLPI version in User-Agent").ok(200, "PluginList").errors(MP_LIST) }
     "/api/glpi-plugins/tags/top" { get marketplace::top_tags => doc("marketplace", "Top tags (GLPI 10.0.0 to 10.0.7 path)").ok(200, "TagList").errors(&[401, 429]) }
-    "/api/glpi-plugins/tags/{tag}/plugin" { get marketplace::tag_plugins => doc("marketplace", "Plugins with a tag (GLPI 10.0.0 to 10.0.7 path)").ok(200, "PluginList").errors(MP_LIST) }
+    "/api/glpi-plugins/tags/{tag}/plugin" { get marketplace::tag_plugins => doc("marketplace", "Plugins with a tag (GLPI 10.0.0 to 10.0.7 path); versions filtered by the GLPI version in User-Agent").ok(200, "PluginList").errors(MP_LIST) }
     "/api/glpi-plugins/plugin/{key}/download/{version}" { get marketplace::count_download => doc("marketplace", "Count a download (GLPI 10.0.0 to 10.0.7 path)").ok(200, "Status").errors(&[401, 404, 429]) }
     "/api/glpi-plugins/archives/{file}" { get marketplace::archive => doc("marketplace", "A plugin archive (GLPI 10.0.0 to 10.0.7 path)").raw(200, "application/gzip").errors(MP_ARCHIVE) }
 }

@@ -22,6 +22,8 @@ pub struct VersionView {
     pub download_url: String,
     pub archive_sha256: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The GLPI versions this version is offered to; `null`: every GLPI.
+    pub compatibility: Option<String>,
 }
 
 fn record_of(
@@ -108,12 +110,20 @@ pub async fn delete_plugin(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// A new version: the JSON body, or the query string beside an archive body.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct VersionQuery {
     #[serde(default)]
     pub num: Option<String>,
+    /// `stable` when absent; GLPI hides other stabilities unless pre-releases are enabled.
     #[serde(default)]
     pub stability: Option<String>,
+    /// A requirement on the GLPI version in Cargo's semver syntax (`~10.0`, `>=10.0.10, <12`):
+    /// the marketplace offers this version only to the GLPI versions that meet it. Absent or
+    /// blank: every GLPI. An invalid requirement is `400 invalid_request`.
+    #[serde(default)]
+    #[schema(example = ">=10.0.10, <12")]
+    pub compatibility: Option<String>,
 }
 
 /// Reads a body up to `limit` bytes; `413 payload_too_large` beyond.
@@ -133,18 +143,13 @@ async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>
     Ok(body)
 }
 
-/// `POST /v1/admin/plugins/{key}/versions`: the archive as the body
-/// (`Content-Type: application/gzip`, `?num=&stability=`), or a JSON `{"num", "stability"}`
-/// body and the server generates the archive.
-pub async fn add_version(
-    _: AdminAuth,
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    key: web::Path<String>,
-    q: web::Query<VersionQuery>,
-    payload: web::Payload,
-) -> Res {
-    let body = read_limited(payload, crate::domain::archive::MAX_ARCHIVE_BYTES).await?;
+/// The new version's fields and uploaded archive: a JSON body (no archive), or the query
+/// string beside an archive body.
+fn version_input(
+    req: &HttpRequest,
+    query: VersionQuery,
+    body: Vec<u8>,
+) -> Result<(VersionQuery, Option<Vec<u8>>), ApiError> {
     let ctype = req
         .headers()
         .get("content-type")
@@ -155,26 +160,46 @@ pub async fn add_version(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let (num, stability, archive) = match ctype.as_str() {
+    match ctype.as_str() {
         "application/json" => {
             let v: VersionQuery = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-            (v.num, v.stability, None)
+            Ok((v, None))
         }
         "application/gzip" | "application/x-gzip" | "application/octet-stream" => {
-            (q.num.clone(), q.stability.clone(), Some(body.to_vec()))
+            Ok((query, Some(body)))
         }
-        _ => {
-            return Err(ApiError::bad_request(
-                "send the archive with Content-Type: application/gzip, or JSON {\"num\", \"stability\"}",
-            ));
-        }
-    };
-    let num = num.ok_or_else(|| ApiError::bad_request("num is required"))?;
+        _ => Err(ApiError::bad_request(
+            "send the archive with Content-Type: application/gzip, or JSON {\"num\", \"stability\", \"compatibility\"}",
+        )),
+    }
+}
+
+/// `POST /v1/admin/plugins/{key}/versions`: the archive as the body
+/// (`Content-Type: application/gzip`, `?num=&stability=&compatibility=`), or a JSON
+/// `{"num", "stability", "compatibility"}` body and the server generates the archive.
+pub async fn add_version(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: web::Path<String>,
+    q: web::Query<VersionQuery>,
+    payload: web::Payload,
+) -> Res {
+    let body = read_limited(payload, crate::domain::archive::MAX_ARCHIVE_BYTES).await?;
+    let (v, archive) = version_input(&req, q.into_inner(), body)?;
+    let num = v
+        .num
+        .ok_or_else(|| ApiError::bad_request("num is required"))?;
     let now = state.clock.now_naive();
     let key = key.into_inner();
     let row = run(&state.db, move |c| {
-        catalogue::add_version(c, &key, &num, stability.as_deref(), archive, now)
+        let spec = catalogue::VersionSpec {
+            num: &num,
+            stability: v.stability.as_deref(),
+            compatibility: v.compatibility.as_deref(),
+        };
+        catalogue::add_version(c, &key, spec, archive, now)
     })
     .await?;
     Ok(created(&VersionView {
@@ -188,5 +213,6 @@ pub async fn add_version(
         stability: row.stability,
         archive_sha256: row.archive_sha256,
         created_at: row.created_at.and_utc(),
+        compatibility: row.compatibility,
     }))
 }

@@ -39,85 +39,69 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+/// Request latency buckets, in seconds.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
 impl Metrics {
     pub fn new() -> Self {
         let registry =
             Registry::new_custom(Some("glpi_network".into()), None).expect("valid prefix");
-        let requests = IntCounterVec::new(
-            Opts::new(
+        let r = &registry;
+        let latency_buckets = LATENCY_BUCKETS.to_vec();
+        let signing_buckets = vec![0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005];
+        let key_cache = counters(
+            r,
+            "key_cache_lookups_total",
+            "Key states looked up by /info and validations: hit (answered from memory) or miss",
+            &["result"],
+        );
+        let latency_opts = HistogramOpts::new(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+        )
+        .buckets(latency_buckets);
+        let signing_opts = HistogramOpts::new("token_signing_seconds", "Time to sign one token")
+            .buckets(signing_buckets);
+        Metrics {
+            requests: counters(
+                r,
                 "http_requests_total",
                 "HTTP requests by route, method and status",
+                &["route", "method", "status"],
             ),
-            &["route", "method", "status"],
-        )
-        .expect("valid metric");
-        let latency = HistogramVec::new(
-            HistogramOpts::new(
-                "http_request_duration_seconds",
-                "HTTP request latency by route",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ]),
-            &["route", "method"],
-        )
-        .expect("valid metric");
-        let validations = IntCounterVec::new(
-            Opts::new("validations_total", "Validations by resulting status"),
-            &["status"],
-        )
-        .expect("valid metric");
-        let signing = Histogram::with_opts(
-            HistogramOpts::new("token_signing_seconds", "Time to sign one token")
-                .buckets(vec![0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005]),
-        )
-        .expect("valid metric");
-        let rate_limited = IntCounterVec::new(
-            Opts::new("rate_limited_total", "Requests refused by a rate limit"),
-            &["limit"],
-        )
-        .expect("valid metric");
-        let registrations_bound = IntCounter::new(
-            "registrations_bound_total",
-            "New bindings of a key to an instance",
-        )
-        .expect("valid metric");
-        let pool = IntGaugeVec::new(
-            Opts::new("db_pool_connections", "Database pool connections by state"),
-            &["state"],
-        )
-        .expect("valid metric");
-        let key_cache = IntCounterVec::new(
-            Opts::new(
-                "key_cache_lookups_total",
-                "Key states looked up by /info and validations: hit (answered from memory) or miss",
+            latency: register(r, HistogramVec::new(latency_opts, &["route", "method"])),
+            validations: counters(
+                r,
+                "validations_total",
+                "Validations by resulting status",
+                &["status"],
             ),
-            &["result"],
-        )
-        .expect("valid metric");
-        for c in [
-            Box::new(key_cache.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(requests.clone()),
-            Box::new(latency.clone()),
-            Box::new(validations.clone()),
-            Box::new(signing.clone()),
-            Box::new(rate_limited.clone()),
-            Box::new(registrations_bound.clone()),
-            Box::new(pool.clone()),
-        ] {
-            registry.register(c).expect("metrics are registered once");
-        }
-        Metrics {
-            registry,
-            requests,
-            latency,
-            validations,
-            signing,
-            rate_limited,
-            registrations_bound,
-            pool,
+            signing: register(r, Histogram::with_opts(signing_opts)),
+            rate_limited: counters(
+                r,
+                "rate_limited_total",
+                "Requests refused by a rate limit",
+                &["limit"],
+            ),
+            registrations_bound: register(
+                r,
+                IntCounter::new(
+                    "registrations_bound_total",
+                    "New bindings of a key to an instance",
+                ),
+            ),
+            pool: register(
+                r,
+                IntGaugeVec::new(
+                    Opts::new("db_pool_connections", "Database pool connections by state"),
+                    &["state"],
+                ),
+            ),
             key_cache_hits: key_cache.with_label_values(&["hit"]),
             key_cache_misses: key_cache.with_label_values(&["miss"]),
+            registry,
         }
     }
 
@@ -223,6 +207,23 @@ pub async fn middleware<B: MessageBody>(
         "request"
     );
     Ok(res)
+}
+
+/// A registered counter family.
+fn counters(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(registry, IntCounterVec::new(Opts::new(name, help), labels))
+}
+
+/// Registers a metric made with constant, valid options (a failure is a programming error).
+fn register<C>(registry: &Registry, made: prometheus::Result<C>) -> C
+where
+    C: prometheus::core::Collector + Clone + 'static,
+{
+    let metric = made.expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metrics are registered once");
+    metric
 }
 
 #[cfg(test)]

@@ -50,6 +50,7 @@ pub struct TestServerBuilder {
     admin_token: Option<String>,
     test_mode: Option<bool>,
     workers: Option<usize>,
+    key_cache_ttl: Option<u64>,
 }
 
 impl TestServerBuilder {
@@ -101,6 +102,14 @@ impl TestServerBuilder {
         self
     }
 
+    /// Seconds a cached key state is trusted (`--key-cache-ttl`, 5 by default). The server checks
+    /// the database for other processes' changes every half TTL and empties its key cache when
+    /// one is seen: a long TTL keeps those checks out of a test that counts cache hits.
+    pub fn key_cache_ttl(mut self, secs: u64) -> Self {
+        self.key_cache_ttl = Some(secs);
+        self
+    }
+
     /// Starts the server and waits until it listens.
     pub fn start(self) -> anyhow::Result<TestServer> {
         let dir = tempfile::tempdir()?;
@@ -110,6 +119,9 @@ impl TestServerBuilder {
         settings.signing_seed = self.signing_seed;
         settings.database_url = self.database_url;
         settings.admin_token = self.admin_token;
+        if let Some(ttl) = self.key_cache_ttl {
+            settings.key_cache_ttl = ttl;
+        }
         if let Some(f) = self.settings {
             f(&mut settings);
         }

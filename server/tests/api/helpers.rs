@@ -4,6 +4,7 @@
 
 use glpi_network_server::TestServer;
 use glpi_network_server::domain::clock::Clock;
+use glpi_network_server::testmode::server::TestServerBuilder;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -18,6 +19,8 @@ pub struct TestApp {
     pub admin_token: String,
     pub clock: Clock,
     pub client: reqwest::Client,
+    /// Taken before the server was built: everything it loaded at start is younger.
+    pub started: std::time::Instant,
     /// Stopped (joining its workers and their connections) before `pg` drops the database:
     /// fields drop in declaration order.
     _server: TestServer,
@@ -29,9 +32,14 @@ pub fn create_pg_database() -> Option<(String, String, String)> {
     crate::common::create_pg_database("test")
 }
 
-/// Starts the server; `None` when the backend is unavailable on a developer machine.
-pub async fn spawn_app(db: Db) -> Option<TestApp> {
-    let mut builder = TestServer::builder().test_mode(false).workers(2);
+/// Starts the server, with the builder options `configure` adds; `None` when the backend is
+/// unavailable on a developer machine.
+pub async fn spawn_app(
+    db: Db,
+    configure: impl FnOnce(TestServerBuilder) -> TestServerBuilder,
+) -> Option<TestApp> {
+    let started = std::time::Instant::now();
+    let mut builder = configure(TestServer::builder().test_mode(false).workers(2));
     let mut pg = None;
     if db == Db::Postgres {
         let (base, url, name) = create_pg_database()?;
@@ -44,6 +52,7 @@ pub async fn spawn_app(db: Db) -> Option<TestApp> {
         admin_token: server.admin_token().to_owned(),
         clock: server.clock().clone(),
         client: reqwest::Client::new(),
+        started,
         _server: server,
         _pg: pg,
     })
@@ -242,15 +251,25 @@ impl TestApp {
 }
 
 /// Declares each scenario `async fn name(app: TestApp)` as two tests, `sqlite::name` and
-/// `postgres::name`.
+/// `postgres::name`. With `configure = f;` first, each server is started by
+/// [`spawn_app`]`(db, f)`.
 #[macro_export]
 macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
+    (configure = $configure:expr; $($name:ident),* $(,)?) => {
+        /// The builder options of this file's servers.
+        fn configure(
+            b: glpi_network_server::testmode::server::TestServerBuilder,
+        ) -> glpi_network_server::testmode::server::TestServerBuilder {
+            let f: fn(
+                glpi_network_server::testmode::server::TestServerBuilder,
+            ) -> glpi_network_server::testmode::server::TestServerBuilder = $configure;
+            f(b)
+        }
         mod sqlite {
             $(
                 #[actix_web::test]
                 async fn $name() {
-                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Db::Sqlite).await {
+                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Db::Sqlite, super::configure).await {
                         super::$name(app).await;
                     }
                 }
@@ -260,12 +279,15 @@ macro_rules! on_both_backends {
             $(
                 #[actix_web::test]
                 async fn $name() {
-                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Db::Postgres).await {
+                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Db::Postgres, super::configure).await {
                         super::$name(app).await;
                     }
                 }
             )*
         }
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both_backends!(configure = |b| b; $($name),*);
     };
 }
 

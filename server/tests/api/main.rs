@@ -5,6 +5,7 @@ mod common;
 
 mod admin;
 mod cache;
+mod compat;
 mod concurrency;
 mod errors;
 mod glpi;

@@ -193,6 +193,11 @@ pub(super) async fn plugins_page(
                 options: vec!["stable".into(), "beta".into(), "alpha".into()],
                 ..field("stability", "Stability", true)
             },
+            field(
+                "compatibility",
+                "GLPI versions (optional, e.g. ~10.0)",
+                false,
+            ),
         ],
     });
     p.headers = vec!["Key", "Name", "Versions", "Required offers", "Downloads"];
@@ -214,6 +219,7 @@ pub(super) struct VersionForm {
     key: String,
     num: String,
     stability: String,
+    compatibility: String,
     csrf_token: String,
 }
 
@@ -226,14 +232,12 @@ pub(super) async fn add_version(
     let now = state.clock.now_naive();
     let f = form.into_inner();
     run(&state.db, move |c| {
-        catalogue::add_version(
-            c,
-            &f.key,
-            f.num.trim(),
-            Some(f.stability.as_str()),
-            None,
-            now,
-        )
+        let spec = catalogue::VersionSpec {
+            num: f.num.trim(),
+            stability: Some(f.stability.as_str()),
+            compatibility: Some(f.compatibility.trim()).filter(|c| !c.is_empty()),
+        };
+        catalogue::add_version(c, &f.key, spec, None, now)
     })
     .await?;
     Ok(see_other("/console/plugins"))

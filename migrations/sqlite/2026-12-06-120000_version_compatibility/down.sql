@@ -1,0 +1,1 @@
+ALTER TABLE plugin_versions DROP COLUMN compatibility;
