@@ -239,8 +239,8 @@ pub fn note_failed_login(
 
 // Account and session writes touch no key state: `Touches::AuditOnly` keeps the key cache.
 
-/// Creates a session whose cookie token hashes to `token_hash`; a portal login also clears the
-/// account's failed-login counter. Audited.
+/// Creates a session whose cookie token hashes to `token_hash` (and deletes expired ones); a
+/// portal login also clears the account's failed-login counter. Audited.
 pub fn open_session(
     c: &mut impl Transact,
     token_hash: &str,
@@ -250,6 +250,8 @@ pub fn open_session(
     actor: &Actor,
 ) -> Result<()> {
     c.write(Touches::AuditOnly, |c| {
+        // expired sessions go when new ones come
+        diesel::delete(w::web_sessions.filter(w::expires_at.le(now))).execute(c.conn())?;
         let row = SessionRow {
             token_hash: token_hash.to_owned(),
             kind: if account.is_some() { PORTAL } else { CONSOLE }.to_owned(),
