@@ -55,7 +55,7 @@ fn spawn_change_checks(db: Db, keys: Arc<KeyCache>) {
         let mut failing = false;
         loop {
             tick.tick().await;
-            match http::run(&db, |c| crate::db::audit::latest_id(c)).await {
+            match http::run(&db, |c| Ok(crate::db::notify::latest_change(c)?)).await {
                 Ok(latest) => {
                     keys.note_latest_event(latest);
                     failing = false;
@@ -65,6 +65,51 @@ fn spawn_change_checks(db: Db, keys: Arc<KeyCache>) {
                     tracing::warn!(error = %e, "key cache: cannot check the database for changes; answering from the database until it can");
                 }
                 Err(_) => {}
+            }
+        }
+    });
+}
+
+/// On PostgreSQL, listens for the changes other processes make (see [`crate::db::notify`]) and
+/// drops what they make stale: the changed key's cached state (or every state), and the signing
+/// ring on a change that may be a rotation. Ends when the server's state is dropped.
+fn spawn_change_listener(
+    url: String,
+    keys: &Arc<crate::db::keycache::KeyCache>,
+    signer: &Arc<Signer>,
+) {
+    let (k, s) = (Arc::downgrade(keys), Arc::downgrade(signer));
+    let alive = {
+        let k = k.clone();
+        move || k.strong_count() > 0
+    };
+    let spawned = crate::db::notify::spawn_listener(url, alive, move |change| {
+        use crate::db::notify::Change;
+        let (Some(keys), Some(signer)) = (k.upgrade(), s.upgrade()) else {
+            return;
+        };
+        match change {
+            Change::Key(h) => keys.changed(Some(&h)),
+            Change::All => {
+                keys.changed(None);
+                signer.mark_changed();
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the change listener; changes made elsewhere are seen by the periodic check");
+    }
+}
+
+/// Removes the rate-limit counters of ended windows, every minute.
+fn spawn_limit_sweeps(db: Db, clock: Clock) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let now = clock.now().timestamp();
+            if let Err(e) = http::run(&db, move |c| Ok(db::limits::sweep(c, now)?)).await {
+                tracing::warn!(error = %e, "could not sweep old rate-limit windows");
             }
         }
     });
@@ -101,7 +146,14 @@ pub fn open_signer(settings: &Settings, db: &Db, clock: &Clock) -> anyhow::Resul
         .test_mode
         .then_some(settings.signing_seed.as_deref())
         .flatten();
-    Signer::init(&mut conn, master, lifetimes, clock.now_naive(), seed)
+    Signer::init(
+        &mut conn,
+        master,
+        lifetimes,
+        clock.now_naive(),
+        seed,
+        settings.test_mode,
+    )
 }
 
 fn load_offers(db: &Db) -> anyhow::Result<OfferCatalog> {
@@ -288,6 +340,10 @@ impl Application {
         let port = listener.local_addr()?.port();
         let state = build_state(settings, db, &admin_token, public_url)?;
         start_test_mode(settings, &state)?;
+        spawn_limit_sweeps(state.db.clone(), state.clock.clone());
+        if let db::Backend::Postgres(url) = db::Backend::from_url(&settings.database_url())? {
+            spawn_change_listener(url, &state.keys, &state.signer);
+        }
         if state.keys.enabled() {
             spawn_change_checks(state.db.clone(), state.keys.clone());
         }

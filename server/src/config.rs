@@ -322,6 +322,15 @@ pub enum Command {
     /// Manage the plugin catalogue.
     #[command(subcommand)]
     Plugins(PluginsCmd),
+    /// Issue and manage commercial plugin licenses.
+    #[command(subcommand)]
+    Licenses(crate::cli::kinds::LicensesCmd),
+    /// Issue and manage agent enrollment keys.
+    #[command(subcommand)]
+    EnrollmentKeys(crate::cli::kinds::EnrollmentKeysCmd),
+    /// Issue and manage invitation keys.
+    #[command(subcommand)]
+    Invitations(crate::cli::kinds::InvitationsCmd),
 }
 
 #[derive(Subcommand)]

@@ -227,6 +227,71 @@ fn audit_verify_names_the_first_edited_or_removed_event() {
     );
 }
 
+/// An edit of any hashed column of an event is found and named (not only `outcome`); `count`,
+/// the tally of coalesced refusals, is outside the chain. Each edit is made on an earlier
+/// event than the one before, so `verify` names the event of the edit just made.
+#[test]
+fn audit_verify_finds_an_edit_of_every_hashed_column() {
+    use diesel::{Connection, RunQueryDsl};
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..8 {
+        run_json(server(dir.path()).args([
+            "keys",
+            "issue",
+            "--subscriber",
+            &format!("ACME {i}"),
+            "--offer",
+            "basic",
+        ]));
+    }
+    let verify = || {
+        let out = server(dir.path())
+            .args(["audit", "verify"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (code, text) = verify();
+    assert_eq!(code, Some(0), "{text}");
+    let events: i64 = text.split_whitespace().nth(3).unwrap().parse().unwrap();
+    let db = dir.path().join("glpi-network.db");
+    let mut conn = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+    let mut edit = |sql: String| diesel::sql_query(sql).execute(&mut conn).unwrap();
+    // outside the chain: still intact
+    edit("UPDATE audit_events SET count = 99 WHERE id = 2".into());
+    assert_eq!(verify().0, Some(0), "count is not hashed");
+    let columns = [
+        ("at", "'2001-01-01 00:00:00.000000'", "edited"),
+        ("actor", "'forged'", "edited"),
+        ("action", "'forged'", "edited"),
+        ("outcome", "'forged'", "edited"),
+        ("key_id", "'forged'", "edited"),
+        ("key_prefix", "'forged'", "edited"),
+        ("instance_url", "'https://forged.example.com'", "edited"),
+        ("instance_uid", "'forged'", "edited"),
+        ("client_addr", "'203.0.113.66'", "edited"),
+        ("detail", "'forged'", "edited"),
+        ("hash", "'0000'", "edited"),
+        ("prev_hash", "'0000'", "removed or reordered"),
+    ];
+    assert!(events > columns.len() as i64, "{events} events");
+    for (i, (column, value, why)) in columns.iter().enumerate() {
+        let id = events - i as i64;
+        edit(format!(
+            "UPDATE audit_events SET {column} = {value} WHERE id = {id}"
+        ));
+        let (code, text) = verify();
+        assert_eq!(code, Some(1), "{column}: {text}");
+        assert!(
+            text.contains(&format!("broken at event {id}")) && text.contains(why),
+            "{column}: {text}"
+        );
+    }
+}
+
 #[test]
 fn a_full_run_logs_one_json_line_per_request_and_never_a_plaintext_key() {
     let dir = tempfile::tempdir().unwrap();

@@ -39,12 +39,24 @@ pub enum ErrorCode {
     Conflict,
     /// An exclusive plugin needs a running subscription to one of its required offers.
     OfferRequired,
+    /// A commercial plugin's archive needs a valid license of that plugin for this instance.
+    LicenseRequired,
+    /// The plugin license is past its `expires_at`.
+    LicenseExpired,
+    /// Every use of the enrollment key is taken.
+    EnrollmentExhausted,
+    /// Every use of the invitation is taken.
+    InvitationExhausted,
+    /// The email already has an account in another subscriber.
+    EmailTaken,
     /// Too many failed attempts from this client.
     RateLimited,
     /// The request body is larger than the server accepts.
     PayloadTooLarge,
     /// The method is not allowed on this path.
     MethodNotAllowed,
+    /// The server cannot reach its database for now (`503` with `Retry-After`): retry.
+    Unavailable,
     /// Something failed inside the server; details are in its log.
     Internal,
     /// A code this version does not know.
@@ -70,9 +82,15 @@ impl ErrorCode {
             ErrorCode::UidAlreadyRegistered => "uid_already_registered",
             ErrorCode::Conflict => "conflict",
             ErrorCode::OfferRequired => "offer_required",
+            ErrorCode::LicenseRequired => "license_required",
+            ErrorCode::LicenseExpired => "license_expired",
+            ErrorCode::EnrollmentExhausted => "enrollment_exhausted",
+            ErrorCode::InvitationExhausted => "invitation_exhausted",
+            ErrorCode::EmailTaken => "email_taken",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }
@@ -133,6 +151,7 @@ mod tests {
             ErrorCode::UrlAlreadyRegistered,
             ErrorCode::UidAlreadyRegistered,
             ErrorCode::SubscriptionSuspended,
+            ErrorCode::Unavailable,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }

@@ -1,6 +1,8 @@
-//! Registration keys: generation, the checksum rule, hashing and the display prefix.
+//! Keys of every kind: generation, the checksum rule, hashing and the display prefix.
 //!
-//! A generated key reads `GLPI-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX`: 28 symbols of the RFC 4648
+//! Every kind ([`KeyKind`]: registration `GLPI-`, plugin license `LIC-`, enrollment `ENR-`,
+//! invitation `INV-`) follows the same rules with its own prefix. A generated key reads
+//! `GLPI-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX`: 28 symbols of the RFC 4648
 //! base32 alphabet, of which 26 are random (130 bits from the system CSPRNG) and 2 are a
 //! checksum. The first check symbol is a weighted sum with odd weights modulo 32, so *every*
 //! single-symbol substitution is caught; the second is 5 bits of SHA-256 over the rest, which
@@ -14,8 +16,56 @@ use ring::digest;
 use ring::rand::{SecureRandom, SystemRandom};
 use std::fmt;
 
-/// The prefix of generated keys.
+/// The prefix of generated registration keys.
 pub const KEY_PREFIX: &str = "GLPI-";
+
+/// The kinds of keys. Each has its own prefix, so a key of one kind is never taken for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    /// An instance registration key (`GLPI-`).
+    Registration,
+    /// A commercial plugin license (`LIC-`).
+    License,
+    /// An agent enrollment key (`ENR-`).
+    Enrollment,
+    /// An invitation key (`INV-`).
+    Invitation,
+}
+
+impl KeyKind {
+    /// Every kind.
+    pub const ALL: [KeyKind; 4] = [
+        KeyKind::Registration,
+        KeyKind::License,
+        KeyKind::Enrollment,
+        KeyKind::Invitation,
+    ];
+
+    /// The prefix of this kind's generated keys.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            KeyKind::Registration => KEY_PREFIX,
+            KeyKind::License => "LIC-",
+            KeyKind::Enrollment => "ENR-",
+            KeyKind::Invitation => "INV-",
+        }
+    }
+
+    /// What people call a key of this kind (for messages).
+    pub fn noun(self) -> &'static str {
+        match self {
+            KeyKind::Registration => "registration key",
+            KeyKind::License => "license key",
+            KeyKind::Enrollment => "enrollment key",
+            KeyKind::Invitation => "invitation key",
+        }
+    }
+
+    /// The length of this kind's generated keys: prefix, 7 groups of 4, 6 dashes.
+    pub fn generated_len(self) -> usize {
+        self.prefix().len() + SYMBOLS + SYMBOLS / GROUP - 1
+    }
+}
 const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const RANDOM_SYMBOLS: usize = 26;
 const SYMBOLS: usize = RANDOM_SYMBOLS + 2;
@@ -29,24 +79,27 @@ pub const MAX_KEY_LEN: usize = 256;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum KeyFormatError {
     /// Empty after trimming.
-    #[error("the registration key is empty")]
+    #[error("the key is empty")]
     Empty,
     /// Longer than [`MAX_KEY_LEN`].
-    #[error("the registration key is longer than {MAX_KEY_LEN} characters")]
+    #[error("the key is longer than {MAX_KEY_LEN} characters")]
     TooLong,
     /// Contains a control character.
-    #[error("the registration key contains a control character")]
+    #[error("the key contains a control character")]
     ControlCharacter,
     /// Has the generated shape but a wrong checksum: a typo.
-    #[error("the registration key has a wrong checksum (mistyped?)")]
+    #[error("the key has a wrong checksum (mistyped?)")]
     BadChecksum,
 }
 
-/// A registration key in plaintext. Its `Debug` shows only the display prefix.
+/// A key of any kind in plaintext. Its `Debug` shows only the display prefix.
 #[derive(Clone, PartialEq, Eq)]
-pub struct RegistrationKey(String);
+pub struct PlainKey(String);
 
-impl RegistrationKey {
+/// A registration key in plaintext (the first kind; every kind shares [`PlainKey`]'s rules).
+pub type RegistrationKey = PlainKey;
+
+impl PlainKey {
     /// Parses a key as received: trims surrounding whitespace, refuses empty, overlong or
     /// control-character strings, and refuses a generated-shape key with a wrong checksum.
     pub fn parse(raw: &str) -> Result<Self, KeyFormatError> {
@@ -63,11 +116,16 @@ impl RegistrationKey {
         if generated_symbols(s).is_some_and(|symbols| !checksum_ok(&symbols)) {
             return Err(KeyFormatError::BadChecksum);
         }
-        Ok(RegistrationKey(s.to_owned()))
+        Ok(PlainKey(s.to_owned()))
     }
 
-    /// Generates a new random key from the system CSPRNG.
+    /// Generates a new random registration key from the system CSPRNG.
     pub fn generate() -> Self {
+        Self::generate_kind(KeyKind::Registration)
+    }
+
+    /// Generates a new random key of `kind` from the system CSPRNG.
+    pub fn generate_kind(kind: KeyKind) -> Self {
         let mut bytes = [0u8; RANDOM_SYMBOLS];
         SystemRandom::new()
             .fill(&mut bytes)
@@ -76,20 +134,31 @@ impl RegistrationKey {
         let (c1, c2) = check_symbols(&values);
         values.push(c1);
         values.push(c2);
-        let mut out = String::with_capacity(GENERATED_LEN);
-        out.push_str(KEY_PREFIX);
+        let mut out = String::with_capacity(kind.generated_len());
+        out.push_str(kind.prefix());
         for (i, v) in values.iter().enumerate() {
             if i > 0 && i % GROUP == 0 {
                 out.push('-');
             }
             out.push(ALPHABET[*v as usize] as char);
         }
-        RegistrationKey(out)
+        PlainKey(out)
     }
 
     /// Whether this key has the generated shape (as opposed to a custom fixture string).
     pub fn is_generated(&self) -> bool {
         generated_symbols(&self.0).is_some()
+    }
+
+    /// The kind of a generated-shape key; `None` for a custom string (of any kind).
+    pub fn kind(&self) -> Option<KeyKind> {
+        generated_kind(&self.0)
+    }
+
+    /// Whether this key may be looked up as a key of `kind`: a custom string, or a generated
+    /// key of that kind. A generated key of another kind can only be unknown there.
+    pub fn may_be(&self, kind: KeyKind) -> bool {
+        self.kind().is_none_or(|k| k == kind)
     }
 
     /// The plaintext. Only for showing it once at issue, or sending it to the server.
@@ -102,11 +171,12 @@ impl RegistrationKey {
         hash_key_str(&self.0)
     }
 
-    /// A short prefix safe to log and show: `GLPI-XXXX` for generated keys, at most a third
-    /// (and at most 8 characters) of a custom string.
+    /// A short prefix safe to log and show: the kind's prefix and the first group (`GLPI-XXXX`,
+    /// `LIC-XXXX`) for generated keys, at most a third (and at most 8 characters) of a custom
+    /// string.
     pub fn display_prefix(&self) -> String {
-        let n = if self.is_generated() {
-            KEY_PREFIX.len() + GROUP
+        let n = if let Some(kind) = self.kind() {
+            kind.prefix().len() + GROUP
         } else {
             (self.0.chars().count() / 3).min(8)
         };
@@ -114,16 +184,16 @@ impl RegistrationKey {
     }
 }
 
-impl Drop for RegistrationKey {
+impl Drop for PlainKey {
     /// The plaintext is wiped from memory when the key goes out of scope.
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 
-impl fmt::Debug for RegistrationKey {
+impl fmt::Debug for PlainKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RegistrationKey({}…)", self.display_prefix())
+        write!(f, "PlainKey({}…)", self.display_prefix())
     }
 }
 
@@ -132,10 +202,23 @@ pub fn hash_key_str(s: &str) -> String {
     hex::encode(digest::digest(&digest::SHA256, s.as_bytes()))
 }
 
-/// The symbol values of a generated-shape key, or `None` when the string has another shape.
+/// The kind whose generated shape `s` has, if any.
+fn generated_kind(s: &str) -> Option<KeyKind> {
+    KeyKind::ALL
+        .into_iter()
+        .find(|k| symbols_of(s, *k).is_some())
+}
+
+/// The symbol values of a generated-shape key (of any kind), or `None` when the string has
+/// another shape.
 fn generated_symbols(s: &str) -> Option<Vec<u8>> {
-    let rest = s.strip_prefix(KEY_PREFIX)?;
-    if s.len() != GENERATED_LEN {
+    KeyKind::ALL.into_iter().find_map(|k| symbols_of(s, k))
+}
+
+/// The symbol values of `s` when it has `kind`'s generated shape.
+fn symbols_of(s: &str, kind: KeyKind) -> Option<Vec<u8>> {
+    let rest = s.strip_prefix(kind.prefix())?;
+    if s.len() != kind.generated_len() {
         return None;
     }
     let mut values = Vec::with_capacity(SYMBOLS);
@@ -217,6 +300,29 @@ mod tests {
             k.hash(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn every_kind_has_its_prefix_checksum_and_display_prefix() {
+        for kind in KeyKind::ALL {
+            let k = PlainKey::generate_kind(kind);
+            assert!(k.expose().starts_with(kind.prefix()));
+            assert_eq!(k.expose().len(), kind.generated_len());
+            assert_eq!(k.kind(), Some(kind));
+            assert_eq!(PlainKey::parse(k.expose()).unwrap().kind(), Some(kind));
+            assert_eq!(k.display_prefix(), k.expose()[..kind.prefix().len() + 4]);
+            for other in KeyKind::ALL {
+                assert_eq!(k.may_be(other), other == kind);
+            }
+            // a typo in the last symbol is a wrong checksum for every kind
+            let mut typo = k.expose().to_owned();
+            let last = typo.pop().unwrap();
+            typo.push(if last == 'A' { 'B' } else { 'A' });
+            assert_eq!(PlainKey::parse(&typo), Err(KeyFormatError::BadChecksum));
+        }
+        let custom = PlainKey::parse("LIC-fixture-0001").unwrap();
+        assert_eq!(custom.kind(), None);
+        assert!(KeyKind::ALL.iter().all(|k| custom.may_be(*k)));
     }
 
     proptest! {

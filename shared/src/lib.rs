@@ -10,7 +10,7 @@ pub mod url;
 pub mod wire;
 
 pub use error::{ApiErrorBody, ErrorCode, ErrorEnvelope};
-pub use key::{KeyFormatError, RegistrationKey};
+pub use key::{KeyFormatError, KeyKind, PlainKey, RegistrationKey};
 pub use status::ValidationStatus;
 pub use token::{Claims, TokenError, Verifier};
 pub use url::{InstanceUrl, UrlError};

@@ -24,6 +24,8 @@ pub enum ValidationStatus {
     KeyAlreadyBound,
     /// The key is known but bound to no instance.
     NotRegistered,
+    /// The plugin license is past its `expires_at`.
+    LicenseExpired,
     /// A status this version does not know.
     #[serde(other)]
     Unknown,
@@ -49,6 +51,7 @@ impl ValidationStatus {
             ValidationStatus::KeyExpired => "key_expired",
             ValidationStatus::KeyAlreadyBound => "key_already_bound",
             ValidationStatus::NotRegistered => "not_registered",
+            ValidationStatus::LicenseExpired => "license_expired",
             ValidationStatus::Unknown => "unknown",
         }
     }

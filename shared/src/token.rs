@@ -70,6 +70,36 @@ pub struct Claims {
     pub nonce: Option<String>,
 }
 
+/// The claims of a token for a key of another kind (license, enrollment, invitation): the
+/// registered claims every token carries, and the kind's own claims beside them (DESIGN §11).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KindClaims {
+    /// The server's public base URL.
+    pub iss: String,
+    /// Always [`AUDIENCE`].
+    pub aud: String,
+    /// The key id (never the key).
+    pub sub: String,
+    /// Issued at (NumericDate seconds).
+    pub iat: i64,
+    /// Not before.
+    pub nbf: i64,
+    /// Expiry.
+    pub exp: i64,
+    /// Unique token id.
+    pub jti: String,
+    /// Until when a client may keep using this token offline (NumericDate seconds).
+    pub grace_until: i64,
+    /// Per-key counter that grows on every change of the key.
+    pub ver: i64,
+    /// The client's nonce, echoed.
+    #[serde(default)]
+    pub nonce: Option<String>,
+    /// The kind's own claims (`plugin`, `agent_id`, `role`...).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -160,7 +190,7 @@ pub fn ed25519_pkcs8_from_seed(seed: &[u8; 32]) -> Vec<u8> {
 
 /// Signs claims with an Ed25519 key (PKCS#8 DER in `key`), header `alg: EdDSA`, `typ: JWT`,
 /// `kid`. Parses the key on every call: a server signing many tokens keeps a [`TokenSigner`].
-pub fn sign(claims: &Claims, kid: &str, key: &EncodingKey) -> Result<String, TokenError> {
+pub fn sign<C: Serialize>(claims: &C, kid: &str, key: &EncodingKey) -> Result<String, TokenError> {
     jsonwebtoken::encode(&header(kid), claims, key)
         .map_err(|e| TokenError::InvalidKey(e.to_string()))
 }
@@ -203,8 +233,9 @@ impl TokenSigner {
         &self.kid
     }
 
-    /// The compact JWS of `claims`.
-    pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
+    /// The compact JWS of `claims` (a registration token's [`Claims`], or another kind's
+    /// [`KindClaims`]).
+    pub fn sign<C: Serialize>(&self, claims: &C) -> Result<String, TokenError> {
         let payload = serde_json::to_vec(claims)
             .map_err(|e| TokenError::Malformed(format!("cannot encode the claims: {e}")))?;
         let mut token =
@@ -289,6 +320,53 @@ impl Verifier {
     /// Verifies signature, algorithm, `kid`, `iss`, `aud`, `exp`/`nbf` at `now` (with the
     /// leeway), and what `expect` names. Returns the claims.
     pub fn verify(&self, token: &str, now: i64, expect: &Expect<'_>) -> Result<Claims, TokenError> {
+        let c: Claims = self.decode(token)?;
+        self.check_times(c.exp, c.nbf, now)?;
+        if let Some(url) = expect.instance_url
+            && c.instance_url.as_deref() != Some(url)
+        {
+            return Err(TokenError::InstanceMismatch);
+        }
+        if let Some(nonce) = expect.nonce
+            && c.nonce.as_deref() != Some(nonce)
+        {
+            return Err(TokenError::NonceMismatch);
+        }
+        Ok(c)
+    }
+
+    /// Verifies a token of another kind of key (a license, an enrollment, an invitation) with
+    /// the same rules as [`Verifier::verify`]: signature, algorithm, `kid`, `iss`, `aud`,
+    /// `exp`/`nbf` at `now`, and the `nonce` when one is expected.
+    pub fn verify_kind(
+        &self,
+        token: &str,
+        now: i64,
+        nonce: Option<&str>,
+    ) -> Result<KindClaims, TokenError> {
+        let c: KindClaims = self.decode(token)?;
+        self.check_times(c.exp, c.nbf, now)?;
+        if let Some(nonce) = nonce
+            && c.nonce.as_deref() != Some(nonce)
+        {
+            return Err(TokenError::NonceMismatch);
+        }
+        Ok(c)
+    }
+
+    /// `exp` and `nbf` at `now`, with the leeway.
+    fn check_times(&self, exp: i64, nbf: i64, now: i64) -> Result<(), TokenError> {
+        if now > exp.saturating_add(self.leeway) {
+            return Err(TokenError::Expired);
+        }
+        if now < nbf.saturating_sub(self.leeway) {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(())
+    }
+
+    /// The claims of a token whose signature, algorithm, `kid`, `iss` and `aud` are right.
+    fn decode<C: serde::de::DeserializeOwned>(&self, token: &str) -> Result<C, TokenError> {
         // Read `alg` ourselves first, so `none` or an unknown name is an algorithm refusal
         // rather than a parse error.
         let raw_header = token.split('.').next().unwrap_or_default();
@@ -313,7 +391,7 @@ impl Verifier {
         v.set_audience(&[AUDIENCE]);
         v.set_issuer(&[&self.issuer]);
         v.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
-        let data = jsonwebtoken::decode::<Claims>(token, key, &v).map_err(|e| {
+        let data = jsonwebtoken::decode::<C>(token, key, &v).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             match e.kind() {
                 K::InvalidSignature => TokenError::BadSignature,
@@ -323,24 +401,7 @@ impl Verifier {
                 _ => TokenError::Malformed(e.to_string()),
             }
         })?;
-        let c = data.claims;
-        if now > c.exp.saturating_add(self.leeway) {
-            return Err(TokenError::Expired);
-        }
-        if now < c.nbf.saturating_sub(self.leeway) {
-            return Err(TokenError::NotYetValid);
-        }
-        if let Some(url) = expect.instance_url
-            && c.instance_url.as_deref() != Some(url)
-        {
-            return Err(TokenError::InstanceMismatch);
-        }
-        if let Some(nonce) = expect.nonce
-            && c.nonce.as_deref() != Some(nonce)
-        {
-            return Err(TokenError::NonceMismatch);
-        }
-        Ok(c)
+        Ok(data.claims)
     }
 }
 

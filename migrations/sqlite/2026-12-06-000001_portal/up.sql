@@ -1,5 +1,5 @@
 -- Portal accounts and web sessions (SQLite). Keep in step with migrations/postgres.
-CREATE TABLE accounts (
+CREATE TABLE IF NOT EXISTS accounts (
     id TEXT PRIMARY KEY NOT NULL,
     subscriber_id TEXT NOT NULL REFERENCES subscribers(id),
     name TEXT NOT NULL,
@@ -12,8 +12,8 @@ CREATE TABLE accounts (
     failed_logins INTEGER NOT NULL DEFAULT 0,
     failed_since TIMESTAMP
 );
-CREATE UNIQUE INDEX accounts_email ON accounts(email);
-CREATE INDEX accounts_subscriber ON accounts(subscriber_id);
+CREATE UNIQUE INDEX IF NOT EXISTS accounts_email ON accounts(email);
+CREATE INDEX IF NOT EXISTS accounts_subscriber ON accounts(subscriber_id);
 
 -- Signed-in browsers: a subscriber's account (kind 'portal') or the vendor console
 -- (kind 'console', no account). Only the SHA-256 of the cookie's token is stored.

@@ -24,9 +24,10 @@ pub(super) fn plugins(ctx: Ctx<'_>, cmd: PluginsCmd) -> anyhow::Result<()> {
     catalogue::seed_demo_once(c, now)?;
     match cmd {
         PluginsCmd::List => {
+            let terms = crate::db::plugin_terms::all(c)?;
             let items: Vec<crate::domain::catalogue::PluginRecord> = plugins::all(c)?
                 .iter()
-                .map(|(r, v)| catalogue::record(r, v, "", true))
+                .map(|(r, v)| catalogue::record(r, v, "", true, terms.get(&r.key)))
                 .collect();
             print(&items)
         }

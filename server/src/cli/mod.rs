@@ -8,6 +8,7 @@
 mod audit;
 mod catalogue;
 mod keys;
+pub mod kinds;
 mod signing_keys;
 mod subscriptions;
 
@@ -68,6 +69,9 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         Command::Registrations(cmd) => keys::registrations(ctx, cmd),
         Command::Offers(cmd) => catalogue::offers(ctx, cmd),
         Command::Plugins(cmd) => catalogue::plugins(ctx, cmd),
+        Command::Licenses(cmd) => kinds::licenses(ctx, cmd),
+        Command::EnrollmentKeys(cmd) => kinds::enrollment_keys(ctx, cmd),
+        Command::Invitations(cmd) => kinds::invitations(ctx, cmd),
         Command::Audit(cmd) => audit::audit(ctx, cmd),
         Command::SigningKeys(cmd) => signing_keys::signing_keys(settings, &pool, ctx, cmd),
     }

@@ -141,18 +141,27 @@ pub(crate) fn append_chained(
         use diesel::connection::SimpleConnection;
         pg.batch_execute(&format!("SELECT pg_advisory_xact_lock({AUDIT_LOCK})"))?;
     }
-    let mut prev: String = a::audit_events
-        .select(a::hash)
+    let last: Option<(String, chrono::NaiveDateTime)> = a::audit_events
+        .select((a::hash, a::at))
         .order(a::id.desc())
         .first(c)
-        .optional()?
-        .unwrap_or_else(|| GENESIS.to_owned());
+        .optional()?;
+    let (mut prev, mut latest) = match last {
+        Some((hash, at)) => (hash, Some(at)),
+        None => (GENESIS.to_owned(), None),
+    };
     for ev in events {
-        let hash = hash_of_new(&prev, ev);
+        // The event's time is taken as it is appended: never before the event it follows, so
+        // the chain's order (the list's order) is time order even under concurrent writers
+        // whose requests began in another order.
+        let mut ev = ev.clone();
+        ev.at = latest.map_or(ev.at, |l| ev.at.max(l));
+        let hash = hash_of_new(&prev, &ev);
         diesel::insert_into(a::audit_events)
-            .values((ev, a::prev_hash.eq(&prev), a::hash.eq(&hash)))
+            .values((&ev, a::prev_hash.eq(&prev), a::hash.eq(&hash)))
             .execute(c)?;
         prev = hash;
+        latest = Some(ev.at);
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! their archives, the record GLPI reads built from rows, and the demo plugins seeded on first
 //! start. The shapes and field rules are in `domain::catalogue`.
 
+use super::plugin_terms;
 use super::plugins::{self, NewVersion, PluginRow, VersionRow};
 use super::{AnyConnection, Error, Result, Touches, Transact, offers};
 use crate::domain::archive;
@@ -34,6 +35,7 @@ pub fn record(
     versions: &[VersionRow],
     public_url: &str,
     show_versions: bool,
+    terms: Option<&plugin_terms::Terms>,
 ) -> PluginRecord {
     let fmt = |t: NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S").to_string();
     PluginRecord {
@@ -66,6 +68,9 @@ pub fn record(
             Vec::new()
         },
         required_offers: required_offers(row),
+        commercial: terms.is_some_and(|t| t.commercial),
+        price: terms.and_then(|t| t.price.clone()),
+        license_term_days: terms.filter(|t| t.commercial).map(|t| t.term_days()),
     }
 }
 
@@ -161,6 +166,7 @@ pub fn create(c: &mut impl Transact, input: &PluginInput, now: NaiveDateTime) ->
         let mut row = new_row(key, now)?;
         apply(c, &mut row, input)?;
         plugins::insert(c, &row)?;
+        plugin_terms::save(c, &row.key, input)?;
         Ok(row)
     })
 }
@@ -180,6 +186,7 @@ pub fn update(
         apply(c, &mut row, input)?;
         row.date_updated = now;
         plugins::update(c, &row)?;
+        plugin_terms::save(c, key, input)?;
         Ok(row)
     })
 }

@@ -4,6 +4,7 @@
 use crate::domain::Invalid;
 use crate::domain::binding::BindRefusal;
 use crate::domain::key::KeyRefusal;
+use crate::domain::kind::UseRefusal;
 use crate::domain::subscription::Cancelled;
 
 /// A storage failure or a refusal found while reading or writing.
@@ -24,6 +25,12 @@ pub enum Error {
     /// The key may not be used.
     #[error(transparent)]
     Key(#[from] KeyRefusal),
+    /// No key of this kind with this plaintext (DESIGN §11).
+    #[error("unknown {}", .0.noun())]
+    UnknownKeyOf(glpi_network_shared::KeyKind),
+    /// A key of another kind may not be used (DESIGN §11).
+    #[error(transparent)]
+    Use(#[from] UseRefusal),
     /// The bind is refused.
     #[error(transparent)]
     Bind(#[from] BindRefusal),
@@ -70,6 +77,8 @@ impl Error {
         match self {
             Error::UnknownKey => Some(glpi_network_shared::ErrorCode::KeyNotFound),
             Error::Key(r) => Some(r.code()),
+            Error::UnknownKeyOf(_) => Some(glpi_network_shared::ErrorCode::KeyNotFound),
+            Error::Use(r) => Some(r.code()),
             Error::Bind(r) => Some(r.code()),
             Error::In { source, .. } => source.refusal_code(),
             _ => None,

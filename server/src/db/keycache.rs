@@ -76,6 +76,7 @@ impl Generations {
             global: self.global.load(Ordering::Acquire),
             stripe: self.stripes[stripe_of(key_hash)].load(Ordering::Acquire),
             epoch: 0,
+            seq: 0,
         }
     }
 }
@@ -93,6 +94,15 @@ pub struct Stamp {
     stripe: u64,
     /// The cache's epoch (changes seen in the database).
     epoch: u64,
+    /// The cache's fence sequence when the stamp was taken (see [`KeyCache::forget`]).
+    seq: u64,
+}
+
+impl Stamp {
+    /// Whether both stamps are of the same generations (their fence sequences aside).
+    fn same_generations(&self, other: &Stamp) -> bool {
+        (self.global, self.stripe, self.epoch) == (other.global, other.stripe, other.epoch)
+    }
 }
 
 #[derive(Clone)]
@@ -114,6 +124,11 @@ pub struct KeyCache {
     /// Milliseconds from `started` to the last successful check, plus one (0: never).
     checked_ms: AtomicU64,
     started: Instant,
+    /// Fence sequence: grows with every [`Self::forget`].
+    seq: AtomicU64,
+    /// Per key hash, the sequence of its last [`Self::forget`]: a state read under an older
+    /// stamp is never stored nor served.
+    fences: Option<quick_cache::sync::Cache<String, u64>>,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -139,6 +154,8 @@ impl KeyCache {
             latest_event: std::sync::Mutex::new(None),
             checked_ms: AtomicU64::new(0),
             started: Instant::now(),
+            seq: AtomicU64::new(0),
+            fences: on.then(|| quick_cache::sync::Cache::new(capacity.max(1024))),
         }
     }
 
@@ -146,7 +163,39 @@ impl KeyCache {
     pub fn stamp(&self, key_hash: &str) -> Stamp {
         Stamp {
             epoch: self.epoch.load(Ordering::Acquire),
+            seq: self.seq.load(Ordering::Acquire),
             ..self.gens.stamp(key_hash)
+        }
+    }
+
+    /// Whether the key was forgotten after `stamp` was taken.
+    fn fenced(&self, key_hash: &str, stamp: &Stamp) -> bool {
+        self.fences
+            .as_ref()
+            .and_then(|f| f.get(key_hash))
+            .is_some_and(|fence| fence > stamp.seq)
+    }
+
+    /// Forgets the key's cached state, and refuses every state of it read under a stamp taken
+    /// before this call: after a database read that found a newer state than the cached one
+    /// (a refusal: this process never answers the older state again), or a notification that
+    /// the key changed elsewhere. Other keys keep their entries.
+    pub fn forget(&self, key_hash: &str) {
+        if let (Some(entries), Some(fences)) = (&self.entries, &self.fences) {
+            let fence = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
+            fences.insert(key_hash.to_owned(), fence);
+            entries.remove(key_hash);
+        }
+    }
+
+    /// A change made elsewhere (a notification): the key's state, or every state.
+    pub fn changed(&self, key_hash: Option<&str>) {
+        match key_hash {
+            Some(h) => self.forget(h),
+            None => {
+                self.epoch.fetch_add(1, Ordering::AcqRel);
+                self.clear();
+            }
         }
     }
 
@@ -204,7 +253,8 @@ impl KeyCache {
     fn get_at(&self, key_hash: &str, now: Instant) -> Option<Arc<KeyState>> {
         let entries = self.entries.as_ref()?;
         let e = entries.get(key_hash)?;
-        if e.stamp == self.stamp(key_hash)
+        if e.stamp.same_generations(&self.stamp(key_hash))
+            && !self.fenced(key_hash, &e.stamp)
             && self.recently_checked(now)
             && now.saturating_duration_since(e.loaded) < self.ttl * MAX_AGE_TTLS
         {
@@ -223,7 +273,12 @@ impl KeyCache {
     /// [`Self::put`] at `now`.
     fn put_at(&self, key_hash: &str, state: Arc<KeyState>, read_under: Stamp, now: Instant) {
         if let Some(entries) = &self.entries
-            && read_under == self.stamp(key_hash)
+            && read_under.same_generations(&self.stamp(key_hash))
+            && !self.fenced(key_hash, &read_under)
+            // a state older than the one cached (a slower concurrent read) never replaces it
+            && entries
+                .get(key_hash)
+                .is_none_or(|e| e.state.key.ver <= state.key.ver)
         {
             let entry = Entry {
                 state,
@@ -405,5 +460,42 @@ mod tests {
         cache.put(&h, Arc::new(state(&h)), cache.stamp(&h));
         cache.note_latest_event(None);
         assert!(cache.get(&h).is_none());
+    }
+
+    /// Defect 5: after a database read found the key changed (a refusal, or a notification
+    /// from another process), neither the cached older state nor one read before it is served.
+    #[test]
+    fn once_the_database_said_no_the_older_state_is_never_served_again() {
+        let (cache, _, h) = setup(Duration::from_secs(60));
+        let other = format!("0404{}", "0".repeat(60));
+        cache.put(&h, Arc::new(state(&h)), cache.stamp(&h));
+        cache.put(&other, Arc::new(state(&other)), cache.stamp(&other));
+        // a slower request started reading before the change
+        let slow = cache.stamp(&h);
+        // a request read the database and found the key revoked
+        cache.forget(&h);
+        assert!(cache.get(&h).is_none(), "the cached valid is gone");
+        cache.put(&h, Arc::new(state(&h)), slow);
+        assert!(
+            cache.get(&h).is_none(),
+            "a state read before is never stored"
+        );
+        assert!(cache.get(&other).is_some(), "other keys keep their entries");
+        // a notification for the key fences it the same way
+        let slow = cache.stamp(&h);
+        cache.changed(Some(&h));
+        cache.put(&h, Arc::new(state(&h)), slow);
+        assert!(cache.get(&h).is_none());
+        // a read that starts afterwards is cached again
+        cache.put(&h, Arc::new(state(&h)), cache.stamp(&h));
+        assert!(cache.get(&h).is_some());
+        // an older ver never replaces a newer one
+        let mut old = state(&h);
+        old.key.ver = 0;
+        cache.put(&h, Arc::new(old), cache.stamp(&h));
+        assert_eq!(cache.get(&h).unwrap().key.ver, 1);
+        // "anything changed" drops every entry
+        cache.changed(None);
+        assert!(cache.get(&other).is_none());
     }
 }

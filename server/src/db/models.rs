@@ -95,6 +95,8 @@ pub struct AuditRow {
     pub detail: Option<String>,
     pub prev_hash: String,
     pub hash: String,
+    /// How many identical refusals this event stands for (outside the hash chain).
+    pub count: i64,
 }
 
 #[derive(Debug, Clone, Default, Insertable)]

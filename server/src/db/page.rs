@@ -12,7 +12,8 @@ pub struct Page<T> {
 /// `?limit=&cursor=` plus the filters some lists take.
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct ListQuery {
-    #[serde(default)]
+    /// 1 to 500 (default 50); another value is refused (`400`) when the query is read.
+    #[serde(default, deserialize_with = "limit_in_range")]
     pub limit: Option<i64>,
     #[serde(default)]
     pub cursor: Option<String>,
@@ -24,9 +25,50 @@ pub struct ListQuery {
     pub status: Option<String>,
     #[serde(default)]
     pub key_id: Option<String>,
+    /// Licenses: the plugin's key.
+    #[serde(default)]
+    pub plugin: Option<String>,
     /// Registrations: include released ones (default false).
     #[serde(default)]
     pub include_released: Option<bool>,
+}
+
+/// The largest page.
+pub const MAX_LIMIT: i64 = 500;
+
+fn limit_in_range<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let limit = Option::<i64>::deserialize(d)?;
+    match limit {
+        Some(n) if !(1..=MAX_LIMIT).contains(&n) => Err(serde::de::Error::custom(format!(
+            "limit must be 1 to {MAX_LIMIT}"
+        ))),
+        ok => Ok(ok),
+    }
+}
+
+/// A page of a short list held in memory (offers, signing keys), in its given order; the cursor
+/// is the id of the last item of the previous page.
+pub fn page_in_memory<T>(
+    items: Vec<T>,
+    q: &ListQuery,
+    id_of: impl Fn(&T) -> String,
+) -> crate::db::Result<Page<T>> {
+    let start = match &q.cursor {
+        None => 0,
+        Some(c) => {
+            items
+                .iter()
+                .position(|i| &id_of(i) == c)
+                .ok_or_else(|| crate::db::Error::invalid("invalid cursor"))?
+                + 1
+        }
+    };
+    let rows: Vec<T> = items
+        .into_iter()
+        .skip(start)
+        .take(q.limit() as usize + 1)
+        .collect();
+    Ok(paginate(rows, q.limit(), &id_of, |t| t))
 }
 
 impl ListQuery {

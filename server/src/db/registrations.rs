@@ -5,7 +5,7 @@
 //! is retried so the loser reads the winner's row and answers exactly as a later request would
 //! (the same instance again, or a refusal), never a failure, never a second row.
 
-use super::audit::{self, Actor};
+use super::audit::Actor;
 use super::key_state::{load_state, refresh_last_seen};
 use super::models::{NewAuditEvent, RegistrationRow, new_id};
 use super::page::{ListQuery, Page, paginate};
@@ -120,7 +120,7 @@ fn record_refusal(
     ev.key_id = r.key_id.map(str::to_owned);
     ev.instance_url = r.url.map(str::to_owned);
     ev.instance_uid = r.uid.map(str::to_owned);
-    if let Err(e) = audit::record(c, &ev) {
+    if let Err(e) = super::refusals::record(c, &ev) {
         tracing::error!(error = %e, "could not record an audit event");
     }
 }
@@ -204,6 +204,7 @@ fn bind(
     let mut state = load_state(c, key)?;
     let plan = plan_bind(&state, url, uid, now)?;
     check_taken(c, plan, &state.key.id, url, uid)?;
+    crate::domain::binding::admit(plan, &state).map_err(|r| Attempt::from(Error::from(r)))?;
     let mut ev = event(actor, "registration.bind", "ok", now, key);
     ev.key_id = Some(state.key.id.clone());
     ev.instance_url = url.map(str::to_owned);

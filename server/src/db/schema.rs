@@ -74,6 +74,7 @@ diesel::table! {
         detail -> Nullable<Text>,
         prev_hash -> Text,
         hash -> Text,
+        count -> BigInt,
     }
 }
 
@@ -85,6 +86,7 @@ diesel::table! {
         created_at -> Timestamp,
         retired_at -> Nullable<Timestamp>,
         active -> Bool,
+        seeded -> Bool,
     }
 }
 
@@ -146,6 +148,88 @@ diesel::joinable!(plugin_versions -> plugins (plugin_key));
 diesel::allow_tables_to_appear_in_same_query!(plugins, plugin_versions);
 
 diesel::table! {
+    rate_limits (kind, subject, window_start) {
+        kind -> Text,
+        subject -> Text,
+        window_start -> BigInt,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
+    plugin_terms (plugin_key) {
+        plugin_key -> Text,
+        commercial -> Bool,
+        license_term_days -> Nullable<Integer>,
+        price -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    licenses (id) {
+        id -> Text,
+        subscriber_id -> Text,
+        plugin_key -> Text,
+        key_hash -> Text,
+        key_prefix -> Text,
+        status -> Text,
+        expires_at -> Timestamp,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        instance_url -> Nullable<Text>,
+        instance_uid -> Nullable<Text>,
+        activated_at -> Nullable<Timestamp>,
+        ver -> BigInt,
+    }
+}
+
+diesel::table! {
+    enrollment_keys (id) {
+        id -> Text,
+        subscriber_id -> Text,
+        entity -> Text,
+        key_hash -> Text,
+        key_prefix -> Text,
+        status -> Text,
+        max_uses -> Integer,
+        uses -> Integer,
+        expires_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        ver -> BigInt,
+    }
+}
+
+diesel::table! {
+    enrollments (id) {
+        id -> Text,
+        enrollment_key_id -> Text,
+        agent_id -> Text,
+        hostname -> Nullable<Text>,
+        mac -> Nullable<Text>,
+        enrolled_at -> Timestamp,
+        released_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    invitations (id) {
+        id -> Text,
+        subscriber_id -> Text,
+        role -> Text,
+        key_hash -> Text,
+        key_prefix -> Text,
+        status -> Text,
+        max_uses -> Integer,
+        uses -> Integer,
+        expires_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        ver -> BigInt,
+    }
+}
+
+diesel::table! {
     accounts (id) {
         id -> Text,
         subscriber_id -> Text,
@@ -174,3 +258,6 @@ diesel::joinable!(web_sessions -> accounts (account_id));
 diesel::allow_tables_to_appear_in_same_query!(accounts, web_sessions);
 diesel::allow_tables_to_appear_in_same_query!(accounts, subscribers);
 diesel::allow_tables_to_appear_in_same_query!(web_sessions, subscribers);
+
+diesel::joinable!(enrollments -> enrollment_keys (enrollment_key_id));
+diesel::allow_tables_to_appear_in_same_query!(enrollment_keys, enrollments);

@@ -15,6 +15,9 @@ pub struct SigningKeyRow {
     pub created_at: NaiveDateTime,
     pub retired_at: Option<NaiveDateTime>,
     pub active: bool,
+    /// Derived from test mode's `--signing-seed`: its private half comes from a public string,
+    /// so it never signs (nor is published) outside test mode.
+    pub seeded: bool,
 }
 
 /// Every signing key, oldest first.
@@ -44,4 +47,20 @@ pub fn retire_active(c: &mut AnyConnection, now: NaiveDateTime) -> Result<usize>
     Ok(diesel::update(s::signing_keys.filter(s::active.eq(true)))
         .set((s::active.eq(false), s::retired_at.eq(Some(now))))
         .execute(c)?)
+}
+
+/// Outside test mode: retires every seeded key that is still active and returns the kids of
+/// all seeded keys (none of which may be published).
+pub fn withdraw_seeded(c: &mut AnyConnection, now: NaiveDateTime) -> Result<Vec<String>> {
+    diesel::update(
+        s::signing_keys
+            .filter(s::seeded.eq(true))
+            .filter(s::active.eq(true)),
+    )
+    .set((s::active.eq(false), s::retired_at.eq(Some(now))))
+    .execute(c)?;
+    Ok(s::signing_keys
+        .filter(s::seeded.eq(true))
+        .select(s::kid)
+        .load(c)?)
 }

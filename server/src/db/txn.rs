@@ -163,6 +163,7 @@ impl Txn<'_> {
     /// serialises the audit chain is then always the last one a transaction takes, so it cannot
     /// deadlock with row locks.
     fn finish(&mut self) -> diesel::QueryResult<()> {
+        super::notify::send_touched(self.conn, self.scope.all, &self.scope.keys)?;
         audit::append_chained(self.conn, &self.audit)
     }
 }
@@ -250,9 +251,9 @@ impl Transact for Conn {
         };
         txn.scope.add(touches);
         let result = f(&mut txn);
-        invalidate.scope = std::mem::take(&mut txn.scope);
         let result =
             result.and_then(|v| txn.finish().map(|()| v).map_err(|e| Error::from(e).into()));
+        invalidate.scope = std::mem::take(&mut txn.scope);
         let conn = txn.conn;
         match result {
             Ok(v) => match Tm::commit_transaction(conn) {

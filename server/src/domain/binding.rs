@@ -69,6 +69,8 @@ pub enum BindRefusal {
     UrlTaken,
     #[error("this instance UID is registered with another key")]
     UidTaken,
+    #[error("the subscription is suspended: it binds no new instance")]
+    SubscriptionSuspended,
 }
 
 impl BindRefusal {
@@ -79,6 +81,7 @@ impl BindRefusal {
             BindRefusal::KeyBound => ErrorCode::KeyAlreadyBound,
             BindRefusal::UrlTaken => ErrorCode::UrlAlreadyRegistered,
             BindRefusal::UidTaken => ErrorCode::UidAlreadyRegistered,
+            BindRefusal::SubscriptionSuspended => ErrorCode::SubscriptionSuspended,
         }
     }
 }
@@ -159,6 +162,17 @@ pub fn check_holders(
     };
     verdict(url_holder, BindRefusal::UrlTaken)?;
     verdict(uid_holder, BindRefusal::UidTaken)
+}
+
+/// The last check of a bind, after the conflicts (DESIGN §8): a suspended subscription binds
+/// no new instance; an instance already bound keeps its binding (and gains its URL or UID).
+pub fn admit(plan: BindPlan<'_>, state: &KeyState) -> Result<(), BindRefusal> {
+    if plan == BindPlan::New
+        && state.subscription.status == super::subscription::SubscriptionStatus::Suspended
+    {
+        return Err(BindRefusal::SubscriptionSuspended);
+    }
+    Ok(())
 }
 
 impl KeyState {

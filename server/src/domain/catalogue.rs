@@ -84,6 +84,15 @@ pub struct PluginInput {
     pub tags: Option<Vec<Tag>>,
     #[serde(default, deserialize_with = "double_option")]
     pub required_offers: Option<Option<Vec<String>>>,
+    /// A commercial plugin's archive needs a license (DESIGN §11.1).
+    #[serde(default)]
+    pub commercial: Option<bool>,
+    /// The term of a new license, in days (default [`DEFAULT_LICENSE_TERM_DAYS`]).
+    #[serde(default)]
+    pub license_term_days: Option<i32>,
+    /// A display price, such as `"99 EUR/year"`.
+    #[serde(default)]
+    pub price: Option<String>,
     /// Catalogue files only.
     #[serde(default)]
     pub versions: Vec<VersionInput>,
@@ -122,6 +131,29 @@ pub struct PluginRecord {
     pub tags: Vec<Tag>,
     pub versions: Vec<VersionRecord>,
     pub required_offers: Option<Vec<String>>,
+    /// Whether the archive needs a license of this plugin (DESIGN §11.1).
+    #[serde(default)]
+    pub commercial: bool,
+    /// The display price of a commercial plugin.
+    #[serde(default)]
+    pub price: Option<String>,
+    /// The term of a new license, in days (commercial plugins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license_term_days: Option<i32>,
+}
+
+/// The term of a license when the plugin names none.
+pub const DEFAULT_LICENSE_TERM_DAYS: i32 = 365;
+
+/// Checks a license term (1 day to 100 years).
+pub fn check_license_term(days: i32) -> Result<i32, crate::domain::Invalid> {
+    if (1..=36_500).contains(&days) {
+        Ok(days)
+    } else {
+        Err(crate::domain::Invalid::new(
+            "license_term_days must be between 1 and 36500",
+        ))
+    }
 }
 
 /// Whether a plugin key is acceptable (GLPI plugin folder names: lower-case letters, digits).

@@ -113,6 +113,7 @@ impl From<BindRefusal> for Outcome {
             // GLPI binds by UID: a URL held elsewhere only arises on the native API
             BindRefusal::KeyBound | BindRefusal::UrlTaken => Outcome::UsedElsewhere,
             BindRefusal::UidTaken => Outcome::UidTaken,
+            BindRefusal::SubscriptionSuspended => Outcome::Suspended,
         }
     }
 }

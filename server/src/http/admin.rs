@@ -21,13 +21,14 @@ fn ok<T: serde::Serialize>(body: &T) -> HttpResponse {
     HttpResponse::Ok().json(body)
 }
 
-pub async fn list_offers(_: AdminAuth, state: web::Data<AppState>) -> Res {
+pub async fn list_offers(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> Res {
     let rows = run(&state.db, |c| offers::list(c)).await?;
-    let items: Vec<OfferView> = rows.into_iter().map(OfferView::from).collect();
-    Ok(ok(&Page {
-        items,
-        next_cursor: None,
-    }))
+    let page = crate::db::page::page_in_memory(rows, &q, |o| o.reference.clone())?;
+    Ok(ok(&page.map(OfferView::from)))
 }
 
 pub async fn create_subscriber(
@@ -237,18 +238,15 @@ pub async fn list_audit(_: AdminAuth, state: web::Data<AppState>, q: web::Query<
     Ok(ok(&page.map(AuditView::from)))
 }
 
-pub async fn list_signing_keys(_: AdminAuth, state: web::Data<AppState>) -> Res {
+pub async fn list_signing_keys(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> Res {
     let now = state.clock.now_naive();
-    let signer = state.signer.clone();
     let rows = run(&state.db, |c| db::signing_keys::all(c)).await?;
-    let items: Vec<SigningKeyView> = rows
-        .into_iter()
-        .map(|r| SigningKeyView::new(r, &signer, now))
-        .collect();
-    Ok(ok(&Page {
-        items,
-        next_cursor: None,
-    }))
+    let page = crate::db::page::page_in_memory(rows, &q, |k| k.kid.clone())?;
+    Ok(ok(&page.map(|r| SigningKeyView::new(r, &state.signer, now))))
 }
 
 pub async fn rotate_signing_key(_: AdminAuth, state: web::Data<AppState>, req: HttpRequest) -> Res {

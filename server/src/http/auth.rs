@@ -5,9 +5,10 @@ use crate::app::AppState;
 use crate::http::error::ApiError;
 use crate::signing::secret::read_or_create_secret;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use futures::future::LocalBoxFuture;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
-use std::future::{Ready, ready};
+use std::future::ready;
 use std::path::Path;
 
 /// Holds only an HMAC tag of the admin token, so verification is `hmac::verify` (constant
@@ -69,27 +70,25 @@ pub fn load_or_create_admin_token(
     Ok((token, created))
 }
 
-/// A failed admin login: counted against the client's failed look-up allowance (`429` once
-/// over it) and audited while under it, so a flood cannot flood the audit trail.
-fn refuse(state: &web::Data<AppState>, req: &HttpRequest) -> ApiError {
-    let addr = crate::http::client_addr(req).unwrap_or_else(|| "unknown".into());
-    let now = state.clock.now();
-    if let Err(over) = state.limits.failed_lookups.check(&addr, now.timestamp()) {
-        return crate::http::lookup::refused(state, "failed_lookups", over);
+/// A failed admin login: counted in the database against the client's failed look-up
+/// allowance, shared by every process (`429` once over it), and audited while under it, so a
+/// flood cannot flood the audit trail.
+async fn refuse(state: web::Data<AppState>, req: HttpRequest) -> ApiError {
+    let addr = crate::http::client_addr(&req).unwrap_or_else(|| "unknown".into());
+    let counted =
+        crate::http::lookup::count(&state, crate::db::limits::Limit::FailedLookup, &addr).await;
+    if let Err(e) = counted {
+        return e;
     }
-    state.limits.failed_lookups.count(&addr, now.timestamp());
     let mut ev = crate::db::audit::Actor::new("admin", Some(addr)).event(
         "admin.login",
         "unauthorized",
         state.clock.now_naive(),
     );
     ev.detail = Some(format!("{} {}", req.method(), req.path()));
-    let db = state.db.clone();
-    actix_web::rt::spawn(async move {
-        if let Err(e) = crate::http::run(&db, move |c| crate::db::audit::record(c, &ev)).await {
-            tracing::error!(error = %e, "could not record a failed admin login");
-        }
-    });
+    if let Err(e) = crate::http::run(&state.db, move |c| crate::db::audit::record(c, &ev)).await {
+        tracing::error!(error = %e, "could not record a failed admin login");
+    }
     ApiError::unauthorized()
 }
 
@@ -99,11 +98,13 @@ pub struct AdminAuth;
 
 impl FromRequest for AdminAuth {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let Some(state) = req.app_data::<web::Data<AppState>>() else {
-            return ready(Err(ApiError::internal(anyhow::anyhow!("no app state"))));
+        let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+            return Box::pin(ready(Err(ApiError::internal(anyhow::anyhow!(
+                "no app state"
+            )))));
         };
         let presented = req
             .headers()
@@ -113,9 +114,10 @@ impl FromRequest for AdminAuth {
                 let (scheme, token) = v.trim().split_once(' ')?;
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             });
-        ready(match presented {
-            Some(t) if state.admin.verify(t) => Ok(AdminAuth),
-            _ => Err(refuse(state, req)),
-        })
+        if presented.is_some_and(|t| state.admin.verify(t)) {
+            return Box::pin(ready(Ok(AdminAuth)));
+        }
+        let req = req.clone();
+        Box::pin(async move { Err(refuse(state, req).await) })
     }
 }

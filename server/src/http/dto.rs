@@ -188,6 +188,9 @@ pub struct AuditView {
     pub prev_hash: String,
     /// SHA-256 of `prev_hash` and this event's content.
     pub hash: String,
+    /// How many identical refusals (same key, outcome and client address, within a minute)
+    /// this event stands for; 1 for every other event. Not covered by `hash`.
+    pub count: i64,
 }
 
 impl From<AuditRow> for AuditView {
@@ -206,6 +209,7 @@ impl From<AuditRow> for AuditView {
             detail: r.detail,
             prev_hash: r.prev_hash,
             hash: r.hash,
+            count: r.count,
         }
     }
 }
@@ -228,7 +232,7 @@ impl SigningKeyView {
         now: NaiveDateTime,
     ) -> Self {
         SigningKeyView {
-            published: signer.still_published(r.retired_at, now),
+            published: signer.publishes(&r, now),
             kid: r.kid,
             active: r.active,
             created_at: utc(r.created_at),

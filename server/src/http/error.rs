@@ -5,6 +5,7 @@ use crate::db;
 use crate::domain::Invalid;
 use crate::domain::binding::BindRefusal;
 use crate::domain::key::KeyRefusal;
+use crate::domain::kind::UseRefusal;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, error::JsonPayloadError};
 use glpi_network_shared::{ErrorCode, ErrorEnvelope, KeyFormatError, UrlError};
@@ -22,6 +23,10 @@ pub enum ApiError {
     /// Over a rate limit: `429` with `Retry-After` and `RateLimit-*` headers.
     #[error("rate_limited: retry after {retry_after} s")]
     RateLimited { retry_after: u64, limit: u32 },
+    /// The database cannot be reached for now: `503 unavailable` with `Retry-After` (the
+    /// client may retry); logged.
+    #[error("unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
     /// A server-side failure: logged, answered as an opaque `500`.
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
@@ -87,8 +92,17 @@ impl ApiError {
     pub fn key_required(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
     }
+    /// A server-side failure; `503 unavailable` when it is (or was caused by) the database
+    /// being unreachable.
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
-        ApiError::Internal(e.into())
+        let e = e.into();
+        if matches!(e.downcast_ref::<ApiError>(), Some(ApiError::Unavailable(_)))
+            || crate::db::outage::is_outage(e.as_ref())
+        {
+            ApiError::Unavailable(e)
+        } else {
+            ApiError::Internal(e)
+        }
     }
 
     /// Prefixes a client error's message with `what` (the entry of a batch that failed);
@@ -113,6 +127,7 @@ impl ApiError {
         match self {
             ApiError::Client { code, .. } => *code,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -127,6 +142,12 @@ impl From<db::Error> for ApiError {
             E::Conflict(message) => ApiError::conflict(ErrorCode::Conflict, message),
             E::Invalid(i) => i.into(),
             E::Key(r) => r.into(),
+            E::UnknownKeyOf(kind) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::KeyNotFound,
+                format!("unknown {}", kind.noun()),
+            ),
+            E::Use(r) => r.into(),
             E::Bind(r) => r.into(),
             E::Cancelled(c) => ApiError::conflict(ErrorCode::Conflict, c.to_string()),
             E::In { what, source } => ApiError::from(*source).context(&what),
@@ -149,10 +170,21 @@ impl From<KeyRefusal> for ApiError {
     }
 }
 
+impl From<UseRefusal> for ApiError {
+    fn from(r: UseRefusal) -> Self {
+        if r.is_forbidden() {
+            ApiError::forbidden(r.code(), r.to_string())
+        } else {
+            ApiError::conflict(r.code(), r.to_string())
+        }
+    }
+}
+
 impl From<BindRefusal> for ApiError {
     fn from(r: BindRefusal) -> Self {
         match r {
             BindRefusal::Key(k) => k.into(),
+            BindRefusal::SubscriptionSuspended => ApiError::forbidden(r.code(), r.to_string()),
             _ => ApiError::conflict(r.code(), r.to_string()),
         }
     }
@@ -178,11 +210,15 @@ impl From<UrlError> for ApiError {
     }
 }
 
+/// `Retry-After` (seconds) of a `503 unavailable`.
+pub const RETRY_AFTER_UNAVAILABLE: u64 = 2;
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Client { status, .. } => *status,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -194,12 +230,24 @@ impl ResponseError for ApiError {
                 ErrorCode::RateLimited,
                 format!("too many failed attempts from this client; retry in {retry_after} s"),
             ),
+            ApiError::Unavailable(e) => {
+                tracing::warn!(error = format!("{e:#}"), "database unavailable");
+                ErrorEnvelope::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "the service is temporarily unavailable; retry in {RETRY_AFTER_UNAVAILABLE} s"
+                    ),
+                )
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");
                 ErrorEnvelope::new(ErrorCode::Internal, "internal error")
             }
         };
         let mut resp = HttpResponse::build(self.status_code());
+        if let ApiError::Unavailable(_) = self {
+            resp.insert_header(("Retry-After", RETRY_AFTER_UNAVAILABLE.to_string()));
+        }
         if self.status_code() == StatusCode::UNAUTHORIZED {
             resp.insert_header(("WWW-Authenticate", "Bearer"));
         }

@@ -38,7 +38,8 @@ pub async fn offers(state: web::Data<AppState>) -> HttpResponse {
 
 /// Checks a key as GLPI's `/info` does, binding it to `uid` on the first valid call. Without a
 /// UID nothing can be bound: the key must be usable and not bound to a UID (a key bound to one
-/// is another instance's).
+/// is another instance's). A suspended subscription binds no new UID, but its key is still
+/// answered as GLPI expects (valid, subscription not running).
 fn check(
     c: &mut db::Conn,
     key: &RegistrationKey,
@@ -47,7 +48,14 @@ fn check(
     actor: &Actor,
 ) -> db::Result<KeyState> {
     match uid {
-        Some(uid) => registrations::register(c, key, None, Some(uid), now, actor).map(|b| b.state),
+        Some(uid) => match registrations::register(c, key, None, Some(uid), now, actor) {
+            Err(db::Error::Bind(crate::domain::binding::BindRefusal::SubscriptionSuspended)) => {
+                let st = key_state::load_state(c, key)?;
+                st.usable_by(Some(uid), now)?;
+                Ok(st)
+            }
+            bound => bound.map(|b| b.state),
+        },
         None => {
             let st = key_state::load_state(c, key)?;
             st.usable_by(None, now)?;
@@ -125,8 +133,15 @@ pub async fn registration_info(
         }
         Err(e) => return Err(e),
     };
-    let Ok(key) = caller.parse_key(&state, &req, raw_key) else {
-        return Ok(HttpResponse::Ok().json(Info::invalid(Outcome::InvalidKey, lang)));
+    let key = match caller.parse_key(&state, &req, raw_key).await {
+        Ok(key) => key,
+        Err(ApiError::RateLimited { .. }) => {
+            return Ok(HttpResponse::Ok().json(Info::invalid(Outcome::RateLimited, lang)));
+        }
+        Err(ApiError::Client { .. }) => {
+            return Ok(HttpResponse::Ok().json(Info::invalid(Outcome::InvalidKey, lang)));
+        }
+        Err(e) => return Err(e),
     };
     // A malformed UID cannot bind anything: treat it as absent.
     let uid =
@@ -169,7 +184,13 @@ async fn info_from_database(
     })
     .await;
     if let Ok(Err(Outcome::InvalidKey)) = result {
-        caller.failed(state);
+        match caller.failed(state).await {
+            Ok(()) => {}
+            Err(ApiError::RateLimited { .. }) => {
+                return Ok(HttpResponse::Ok().json(Info::invalid(Outcome::RateLimited, lang)));
+            }
+            Err(e) => return Err(e),
+        }
     }
     match result {
         Ok(Ok(ks)) => {
@@ -177,7 +198,11 @@ async fn info_from_database(
             state.keys.put(&hash, ks.clone(), stamp);
             Ok(HttpResponse::Ok().json(valid_info(state, &ks, lang)))
         }
-        Ok(Err(outcome)) => Ok(HttpResponse::Ok().json(Info::invalid(outcome, lang))),
+        Ok(Err(outcome)) => {
+            // never answer a cached "valid" after the database said otherwise
+            state.keys.forget(&hash);
+            Ok(HttpResponse::Ok().json(Info::invalid(outcome, lang)))
+        }
         Err(ApiError::Internal(e)) => {
             tracing::error!(error = format!("{e:#}"), "registration info failed");
             Err(ApiError::unavailable(

@@ -8,11 +8,11 @@ use crate::domain::binding::{Binding, KeyState};
 use crate::domain::token;
 use crate::http::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
-use glpi_network_shared::InstanceUrl;
 use glpi_network_shared::ValidationStatus;
 use glpi_network_shared::wire::{
     RegisterRequest, RegisterResponse, ReleaseRequest, ValidateRequest, ValidationResponse,
 };
+use glpi_network_shared::{InstanceUrl, RegistrationKey};
 use std::sync::Arc;
 
 /// The longest nonce echoed in tokens.
@@ -70,7 +70,9 @@ pub async fn register_instance(
     body: web::Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = guard::caller(&state, &req)?;
-    let key = caller.parse_key(&state, &req, &body.registration_key)?;
+    let key = caller
+        .parse_key(&state, &req, &body.registration_key)
+        .await?;
     let url = InstanceUrl::parse(&body.instance_url)?;
     let uid = body
         .instance_uid
@@ -78,7 +80,7 @@ pub async fn register_instance(
         .map(crate::domain::binding::parse_uid)
         .transpose()?;
     check_nonce(body.nonce.as_deref())?;
-    guard::registration_attempt(&state, &key)?;
+    guard::registration_attempt(&state, &key).await?;
     let now = state.clock.now_naive();
     let actor = Actor::new("instance", Some(caller.addr.clone()));
     let signer = state.signer.clone();
@@ -87,8 +89,7 @@ pub async fn register_instance(
         registrations::register(c, &key, Some(&url), uid.as_deref(), now, &actor)
     })
     .await;
-    caller.note(&state, &result);
-    let bound = result?;
+    let bound = caller.note(&state, result).await?;
     if bound.created {
         state.metrics.registrations_bound.inc();
     }
@@ -138,6 +139,35 @@ fn cached_validation(
     (st.is_valid() && fresh).then_some((ks, st))
 }
 
+/// A validation read from the database: a valid state is cached under the stamp taken before
+/// the read; any other forgets the key's cached state (a cached "valid" read before a change
+/// made elsewhere, and not yet notified, is never served after this answer).
+async fn validate_from_database(
+    state: &AppState,
+    caller: &guard::Caller,
+    key: RegistrationKey,
+    url: InstanceUrl,
+    now: chrono::NaiveDateTime,
+) -> Result<(Arc<KeyState>, ValidationStatus), ApiError> {
+    let hash = key.hash();
+    let stamp = state.keys.stamp(&hash);
+    let actor = Actor::new("instance", Some(caller.addr.clone()));
+    let signer = state.signer.clone();
+    let result = run(&state.db, move |c| {
+        signer.refresh_if_stale(c, now)?;
+        registrations::validate(c, &key, &url, now, &actor)
+    })
+    .await;
+    let v = caller.note(state, result).await?;
+    let ks = Arc::new(v.state);
+    if v.status.is_valid() {
+        state.keys.put(&hash, ks.clone(), stamp);
+    } else {
+        state.keys.forget(&hash);
+    }
+    Ok((ks, v.status))
+}
+
 /// `POST /v1/validations`: `200` with the status for any known key.
 pub async fn validate_instance(
     state: web::Data<AppState>,
@@ -145,7 +175,9 @@ pub async fn validate_instance(
     body: web::Json<ValidateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = guard::caller(&state, &req)?;
-    let key = caller.parse_key(&state, &req, &body.registration_key)?;
+    let key = caller
+        .parse_key(&state, &req, &body.registration_key)
+        .await?;
     let url = InstanceUrl::parse(&body.instance_url)?;
     check_nonce(body.nonce.as_deref())?;
     let now = state.clock.now_naive();
@@ -157,23 +189,7 @@ pub async fn validate_instance(
         .key_cache(state.keys.enabled(), cached.is_some());
     let (ks, status) = match cached {
         Some(hit) => hit,
-        None => {
-            let stamp = state.keys.stamp(&hash);
-            let actor = Actor::new("instance", Some(caller.addr.clone()));
-            let signer = state.signer.clone();
-            let result = run(&state.db, move |c| {
-                signer.refresh_if_stale(c, now)?;
-                registrations::validate(c, &key, &url, now, &actor)
-            })
-            .await;
-            caller.note(&state, &result);
-            let v = result?;
-            let ks = Arc::new(v.state);
-            if v.status.is_valid() {
-                state.keys.put(&hash, ks.clone(), stamp);
-            }
-            (ks, v.status)
-        }
+        None => validate_from_database(&state, &caller, key, url, now).await?,
     };
     state
         .metrics
@@ -206,7 +222,9 @@ pub async fn release_instance(
     body: web::Json<ReleaseRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = guard::caller(&state, &req)?;
-    let key = caller.parse_key(&state, &req, &body.registration_key)?;
+    let key = caller
+        .parse_key(&state, &req, &body.registration_key)
+        .await?;
     let url = InstanceUrl::parse(&body.instance_url)?;
     let now = state.clock.now_naive();
     let actor = Actor::new("instance", Some(caller.addr.clone()));
@@ -214,7 +232,6 @@ pub async fn release_instance(
         registrations::release_by_key(c, &key, &url, now, &actor)
     })
     .await;
-    caller.note(&state, &result);
-    result?;
+    caller.note(&state, result).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,6 +1,11 @@
-//! In-memory rate limits, per process: failed key look-ups per client address, and
-//! registration attempts per key. Fixed one-minute windows on the server's clock (so test mode
-//! can move past a window instead of sleeping). IPv6 clients count per /64 ([`limit_key`]).
+//! Rate limits: failed key look-ups per client address, and registration attempts per key.
+//! Fixed one-minute windows on the server's clock (so test mode can move past a window instead
+//! of sleeping). IPv6 clients count per /64 ([`limit_key`]).
+//!
+//! The counts live in the database, shared by every process ([`crate::db::limits`]). A
+//! [`Limiter`] here holds the allowance and a memory front: the subjects this process has seen
+//! over their allowance in the current window ([`Limiter::mark_over`]), refused without asking
+//! the database. The front only ever refuses more, never lets more through.
 //!
 //! Also the client address itself: the peer, or behind `--trusted-proxy` (addresses or CIDR
 //! ranges) the right-most untrusted `X-Forwarded-For` hop ([`client_ip`]).
@@ -67,7 +72,19 @@ impl Limiter {
         }
     }
 
-    /// Counts one event for `key` (an IPv6 address counts for its /64).
+    /// Remembers that `key` is over its allowance for the window holding `now` (the database
+    /// said so), so [`Self::check`] refuses it until that window ends.
+    pub fn mark_over(&self, key: &str, now: i64) {
+        let key = limit_key(key);
+        let start = self.window(now);
+        let mut map = self.map.lock().expect("limiter lock");
+        if map.len() >= SWEEP_AT {
+            map.retain(|_, (s, _)| *s == start);
+        }
+        map.insert(key.into_owned(), (start, self.limit.max(1)));
+    }
+
+    /// Counts one event for `key` in memory only (an IPv6 address counts for its /64).
     pub fn count(&self, key: &str, now: i64) {
         let key = limit_key(key);
         let key = key.as_ref();

@@ -1,13 +1,19 @@
 //! Key look-ups under the rate limits: every handler that takes a registration key goes
 //! through here, so unknown and malformed keys count against the client address on every
 //! path (native, GLPI `/info`, marketplace).
+//!
+//! A failed look-up is answered only once one atomic conditional increment in the database
+//! has counted it ([`crate::db::limits::hit`]); past the allowance it is answered `429`
+//! instead, whichever process it reached. A successful look-up writes nothing: it only
+//! consults this process's memory of addresses already over.
 
 use super::client_addr;
 use crate::app::AppState;
+use crate::db::limits::{Hit, Limit};
 use crate::http::error::ApiError;
 use crate::http::telemetry::KeyPrefix;
 use actix_web::{HttpMessage, HttpRequest};
-use glpi_network_shared::{ErrorCode, RegistrationKey};
+use glpi_network_shared::{ErrorCode, KeyKind, PlainKey, RegistrationKey};
 
 /// Who is looking a key up.
 pub(crate) struct Caller {
@@ -23,7 +29,8 @@ pub(crate) fn refused(state: &AppState, limit: &str, over: crate::http::limits::
     }
 }
 
-/// The caller, refused with `429` while its address is over the failed look-up limit.
+/// The caller, refused with `429` while its address is known (to this process) to be over the
+/// failed look-up limit.
 pub(crate) fn caller(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiError> {
     let addr = client_addr(req).unwrap_or_else(|| "unknown".into());
     let now = state.clock.now().timestamp();
@@ -35,18 +42,52 @@ pub(crate) fn caller(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiE
     Ok(Caller { addr })
 }
 
+/// Counts one event of `limit` for `subject` in the database (shared by every process):
+/// `Ok` while within the allowance, `429` once over (remembered in this process's front).
+pub(crate) async fn count(state: &AppState, limit: Limit, subject: &str) -> Result<(), ApiError> {
+    let (limiter, label) = match limit {
+        Limit::FailedLookup | Limit::FailedLogin => {
+            (&state.limits.failed_lookups, "failed_lookups")
+        }
+        Limit::Registration => (&state.limits.registrations, "registrations_per_key"),
+    };
+    let now = state.clock.now().timestamp();
+    if let Err(over) = limiter.check(subject, now) {
+        return Err(refused(state, label, over));
+    }
+    let allowance = limiter.limit();
+    // an IPv6 client counts for its /64 (a key hash is left as it is)
+    let owned = crate::http::limits::limit_key(subject).into_owned();
+    let hit = crate::http::run(&state.db, move |c| {
+        crate::db::limits::hit(c, limit, &owned, now, allowance)
+    })
+    .await?;
+    match hit {
+        Hit::Allowed { .. } => Ok(()),
+        Hit::Over { retry_after } => {
+            limiter.mark_over(subject, now);
+            Err(refused(
+                state,
+                label,
+                crate::http::limits::Over {
+                    retry_after,
+                    limit: allowance,
+                },
+            ))
+        }
+    }
+}
+
 impl Caller {
-    /// Counts one failed look-up.
-    pub fn failed(&self, state: &AppState) {
-        state
-            .limits
-            .failed_lookups
-            .count(&self.addr, state.clock.now().timestamp());
+    /// Counts one failed look-up: `Ok` while within the allowance (the caller may then answer
+    /// the failure), the `429` to answer instead once over.
+    pub async fn failed(&self, state: &AppState) -> Result<(), ApiError> {
+        count(state, Limit::FailedLookup, &self.addr).await
     }
 
-    /// Parses a key; a malformed one counts as a failed look-up. The display prefix goes to
-    /// the request log.
-    pub fn parse_key(
+    /// Parses a key; a malformed one counts as a failed look-up (and answers `429` once over).
+    /// The display prefix goes to the request log.
+    pub async fn parse_key(
         &self,
         state: &AppState,
         req: &HttpRequest,
@@ -58,30 +99,50 @@ impl Caller {
                 Ok(k)
             }
             Err(e) => {
-                self.failed(state);
+                self.failed(state).await?;
                 Err(e.into())
             }
         }
     }
 
-    /// Counts the look-up as failed when the key was unknown.
-    pub fn note<T>(&self, state: &AppState, result: &Result<T, ApiError>) {
-        if let Err(e) = result
+    /// Parses a key that must be of `kind` (DESIGN §11.4): a malformed one is
+    /// `invalid_key_format`, a generated key of another kind `key_not_found` without a look-up;
+    /// both count as failed look-ups.
+    pub async fn parse_kind_key(
+        &self,
+        state: &AppState,
+        req: &HttpRequest,
+        raw: &str,
+        kind: KeyKind,
+    ) -> Result<PlainKey, ApiError> {
+        let key = self.parse_key(state, req, raw).await?;
+        if !key.may_be(kind) {
+            self.failed(state).await?;
+            return Err(crate::db::Error::UnknownKeyOf(kind).into());
+        }
+        Ok(key)
+    }
+
+    /// Passes `result` through, once an unknown key has been counted as a failed look-up
+    /// (`429` instead of `404` once over). Refusals of a known key are never counted.
+    pub async fn note<T>(
+        &self,
+        state: &AppState,
+        result: Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        if let Err(e) = &result
             && e.code() == ErrorCode::KeyNotFound
         {
-            self.failed(state);
+            self.failed(state).await?;
         }
+        result
     }
 }
 
 /// Counts one registration attempt for `key`; `429` beyond the per-key limit.
-pub(crate) fn registration_attempt(
+pub(crate) async fn registration_attempt(
     state: &AppState,
     key: &RegistrationKey,
 ) -> Result<(), ApiError> {
-    state
-        .limits
-        .registrations
-        .hit(&key.hash(), state.clock.now().timestamp())
-        .map_err(|over| refused(state, "registrations_per_key", over))
+    count(state, Limit::Registration, &key.hash()).await
 }

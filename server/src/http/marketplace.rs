@@ -32,12 +32,15 @@ async fn access(state: &AppState, req: &HttpRequest) -> Result<KeyState, ApiErro
     let caller = guard::caller(state, req)?;
     let key = caller
         .parse_key(state, req, raw)
-        .map_err(|_| unauthorized())?;
+        .await
+        .map_err(|e| match e {
+            ApiError::Client { .. } => unauthorized(),
+            other => other,
+        })?;
     let uid = header(req, "x-glpi-network-uid").map(str::to_owned);
     let now = state.clock.now_naive();
     let result = run(&state.db, move |c| key_state::load_state(c, &key)).await;
-    caller.note(state, &result);
-    let ks = result.map_err(|e| {
+    let ks = caller.note(state, result).await.map_err(|e| {
         if e.code() == ErrorCode::KeyNotFound {
             unauthorized()
         } else {
@@ -57,6 +60,31 @@ fn unlocks(state: &AppState, ks: &KeyState, required: Option<&[String]>) -> bool
             ks.subscription.is_running(state.clock.now().date_naive())
                 && list.contains(&ks.subscription.offer)
         }
+    }
+}
+
+/// A commercial plugin's archive needs a valid license of that plugin held by the caller's UID
+/// (`403 license_required` otherwise, DESIGN §11.1); other plugins pass.
+async fn license_gate(state: &AppState, req: &HttpRequest, plugin: &str) -> Result<(), ApiError> {
+    let uid = header(req, "x-glpi-network-uid").map(str::to_owned);
+    let now = state.clock.now_naive();
+    let plugin = plugin.to_owned();
+    let allowed = run(&state.db, move |c| {
+        let commercial = crate::db::plugin_terms::find(c, &plugin)?.is_some_and(|t| t.commercial);
+        match (commercial, uid) {
+            (false, _) => Ok(true),
+            (true, None) => Ok(false),
+            (true, Some(uid)) => crate::db::licenses::unlocked(c, &plugin, &uid, now),
+        }
+    })
+    .await?;
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            ErrorCode::LicenseRequired,
+            "this plugin is commercial: it needs a valid license activated for this instance's UID (X-Glpi-Network-Uid)",
+        ))
     }
 }
 
@@ -90,13 +118,22 @@ async fn records(
     tag: Option<String>,
     glpi: Option<Version>,
 ) -> Result<Vec<PluginRecord>, ApiError> {
-    let all = run(&state.db, |c| plugins::all(c)).await?;
+    let (all, terms) = run(&state.db, |c| {
+        Ok((plugins::all(c)?, crate::db::plugin_terms::all(c)?))
+    })
+    .await?;
     Ok(all
         .into_iter()
         .map(|(row, mut versions)| {
             let show = unlocks(state, ks, catalogue::required_offers(&row).as_deref());
             versions.retain(|v| compat::compatible(v.compatibility.as_deref(), glpi.as_ref()));
-            catalogue::record(&row, &versions, &state.public_url, show)
+            catalogue::record(
+                &row,
+                &versions,
+                &state.public_url,
+                show,
+                terms.get(&row.key),
+            )
         })
         .filter(|r| {
             tag.as_ref()
@@ -198,6 +235,7 @@ pub async fn archive(
             "this plugin is a GLPI Network exclusive: it needs a running subscription to one of its required offers",
         ));
     }
+    license_gate(&state, &req, &row.key).await?;
     let bytes = run(&state.db, move |c| plugins::archive(c, &key, &num))
         .await?
         .ok_or_else(|| ApiError::not_found("no such version"))?;

@@ -4,9 +4,13 @@
 pub(crate) mod admin;
 pub mod auth;
 pub mod dto;
+pub(crate) mod enrollments;
 pub mod error;
 mod glpi;
 mod instance;
+pub(crate) mod invitations;
+pub(crate) mod kinds;
+pub(crate) mod licenses;
 pub mod limits;
 pub(crate) mod lookup;
 mod marketplace;
@@ -104,6 +108,45 @@ route_table! { configure_main, table;
         post instance::validate_instance => doc("instance", "Validate a key for an instance (a signed answer for any known key)")
             .body("ValidateRequest").ok(200, "ValidationResponse").errors(KEY_ERRS),
     }
+    "/v1/enrollments" {
+        post enrollments::enroll_agent => doc("enrollment", "Enroll an agent (201 new, 200 same agent again, no use taken)")
+            .body("EnrollRequest").ok(201, "EnrollResponse").errors(&[400, 403, 404, 409, 413, 429]),
+    }
+    "/v1/licenses/activations" {
+        post licenses::activate_license => doc("license", "Activate a plugin license for an instance (201 new, 200 same again)")
+            .body("LicenseRequest").ok(201, "ActivationResponse").errors(&[400, 403, 404, 409, 413, 429]),
+        delete licenses::release_license => doc("license", "Release this instance's license activation")
+            .body("LicenseRequest").raw(204, "").errors(&[400, 404, 409, 413, 429]),
+    }
+    "/v1/licenses/validations" {
+        post licenses::validate_license => doc("license", "Validate a plugin license for an instance (a signed answer for any known license)")
+            .body("LicenseRequest").ok(200, "LicenseValidationResponse").errors(KEY_ERRS),
+    }
+    "/v1/admin/licenses" {
+        post licenses::create_license => doc("admin", "Issue a plugin license (the plaintext is in this answer only)").body("CreateLicenseRequest").ok(201, "LicenseView").errors(ADMIN_ONE),
+        get licenses::list_licenses => doc("admin", "List licenses (?subscriber_id, ?plugin, ?status)").ok(200, "Page").errors(ADMIN_ERRS),
+    }
+    "/v1/admin/licenses/{id}" { get licenses::get_license => doc("admin", "Show a license").ok(200, "LicenseView").errors(ADMIN_ONE) }
+    "/v1/admin/licenses/{id}/revoke" { post licenses::revoke_license => doc("admin", "Revoke a license").ok(200, "LicenseView").errors(ADMIN_ONE) }
+    "/v1/admin/licenses/{id}/renew" { post licenses::renew_license => doc("admin", "Set a license's new expiry").body("RenewLicenseRequest").ok(200, "LicenseView").errors(&[400, 401, 404, 409]) }
+    "/v1/invitations/redemptions" {
+        post invitations::redeem_invitation => doc("invitation", "Redeem an invitation: create the account (201), or the same email again (200, no use taken)")
+            .body("RedeemRequest").ok(201, "RedeemResponse").errors(&[400, 403, 404, 409, 413, 429]),
+    }
+    "/v1/admin/invitations" {
+        post invitations::create_invitation => doc("admin", "Create an invitation (the plaintext key and its URL are in this answer only)").body("CreateInvitationRequest").ok(201, "InvitationView").errors(ADMIN_ONE),
+        get invitations::list_invitations => doc("admin", "List invitations (?subscriber_id, ?status)").ok(200, "Page").errors(ADMIN_ERRS),
+    }
+    "/v1/admin/invitations/{id}" { get invitations::get_invitation => doc("admin", "Show an invitation with its uses").ok(200, "InvitationView").errors(ADMIN_ONE) }
+    "/v1/admin/invitations/{id}/revoke" { post invitations::revoke_invitation => doc("admin", "Revoke an invitation").ok(200, "InvitationView").errors(ADMIN_ONE) }
+    "/v1/admin/enrollment-keys" {
+        post enrollments::create_enrollment_key => doc("admin", "Issue an enrollment key (the plaintext is in this answer only)").body("CreateEnrollmentKeyRequest").ok(201, "EnrollmentKeyView").errors(ADMIN_ONE),
+        get enrollments::list_enrollment_keys => doc("admin", "List enrollment keys (?subscriber_id, ?status)").ok(200, "Page").errors(ADMIN_ERRS),
+    }
+    "/v1/admin/enrollment-keys/{id}" { get enrollments::get_enrollment_key => doc("admin", "Show an enrollment key with its uses").ok(200, "EnrollmentKeyView").errors(ADMIN_ONE) }
+    "/v1/admin/enrollment-keys/{id}/revoke" { post enrollments::revoke_enrollment_key => doc("admin", "Revoke an enrollment key").ok(200, "EnrollmentKeyView").errors(ADMIN_ONE) }
+    "/v1/admin/enrollment-keys/{id}/enrollments" { get enrollments::list_key_enrollments => doc("admin", "The agents a key enrolled").ok(200, "Page").errors(ADMIN_ONE) }
+    "/v1/admin/enrollments/{id}" { delete enrollments::release_enrollment => doc("admin", "Revoke an agent's enrollment and free its use").raw(204, "").errors(ADMIN_ONE) }
     "/v1/admin/offers" { get admin::list_offers => doc("admin", "List offers").ok(200, "Page").errors(&[401]) }
     "/v1/admin/offers/{reference}" { get admin::get_offer => doc("admin", "Show an offer").ok(200, "OfferView").errors(ADMIN_ONE) }
     "/v1/admin/subscribers" {
@@ -195,11 +238,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     configure_main(cfg);
     portal::configure(cfg);
     cfg.service(res("/openapi.json").get(crate::http::openapi::serve))
+        .service(res("/docs").get(docs_without_slash))
         .service(
             utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
                 .config(utoipa_swagger_ui::Config::from("/openapi.json")),
         )
         .default_service(web::to(not_found));
+}
+
+/// `GET /docs`: Swagger UI lives at `/docs/` (its pages load their assets relative to it).
+async fn docs_without_slash() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((actix_web::http::header::LOCATION, "/docs/"))
+        .finish()
 }
 
 /// A resource whose other methods answer `405` in the error envelope.

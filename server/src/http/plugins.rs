@@ -33,7 +33,14 @@ fn record_of(
     let public = state.public_url.clone();
     move |c| {
         let (row, versions) = plugins::get(c, &key)?;
-        Ok(catalogue::record(&row, &versions, &public, true))
+        let terms = db::plugin_terms::find(c, &key)?;
+        Ok(catalogue::record(
+            &row,
+            &versions,
+            &public,
+            true,
+            terms.as_ref(),
+        ))
     }
 }
 
@@ -54,7 +61,10 @@ pub async fn list_plugins(
     q: web::Query<ListQuery>,
 ) -> Res {
     let public = state.public_url.clone();
-    let all = run(&state.db, |c| plugins::all(c)).await?;
+    let (all, terms) = run(&state.db, |c| {
+        Ok((plugins::all(c)?, db::plugin_terms::all(c)?))
+    })
+    .await?;
     let limit = q.limit() as usize;
     let rest: Vec<_> = all
         .into_iter()
@@ -68,7 +78,7 @@ pub async fn list_plugins(
     let items: Vec<PluginRecord> = rest
         .iter()
         .take(limit)
-        .map(|(r, v)| catalogue::record(r, v, &public, true))
+        .map(|(r, v)| catalogue::record(r, v, &public, true, terms.get(&r.key)))
         .collect();
     let next_cursor = if more {
         items.last().map(|r| r.key.clone())

@@ -13,7 +13,7 @@ use crate::db::audit::{self, Actor};
 use crate::db::signing_keys::{self, SigningKeyRow};
 use crate::db::{AnyConnection, Error, Result, Touches, Transact};
 use chrono::{Duration, NaiveDateTime};
-use glpi_network_shared::token::{self, Claims, TokenSigner};
+use glpi_network_shared::token::{self, TokenSigner};
 use jsonwebtoken::jwk::JwkSet;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -136,6 +136,7 @@ fn new_key(master: &MasterKey, now: NaiveDateTime, seed: Option<&str>) -> Result
         created_at: now,
         retired_at: None,
         active: true,
+        seeded: seed.is_some(),
     })
 }
 
@@ -153,6 +154,10 @@ pub struct Signer {
     master: MasterKey,
     lifetimes: Lifetimes,
     ring: RwLock<Ring>,
+    /// Whether seeded keys (test mode's `--signing-seed`) may sign and be published.
+    test_mode: bool,
+    /// Set when another process may have changed the keys (a notification): reload first.
+    changed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Signer {
@@ -166,13 +171,22 @@ impl std::fmt::Debug for Signer {
 impl Signer {
     /// Makes sure an active key exists (creating one on a fresh database) and loads the ring.
     /// A master key that cannot open the active key is a start-up error.
+    ///
+    /// Outside `test_mode`, a key derived from `--signing-seed` (its private half comes from a
+    /// public string) is retired and withdrawn from the JWKS at once, with a loud warning, and a
+    /// fresh key is made; `seed` is only used in test mode.
     pub fn init(
-        c: &mut AnyConnection,
+        c: &mut (impl Transact + ?Sized),
         master: MasterKey,
         lifetimes: Lifetimes,
         now: NaiveDateTime,
         seed: Option<&str>,
+        test_mode: bool,
     ) -> anyhow::Result<Self> {
+        let seed = seed.filter(|_| test_mode);
+        if !test_mode {
+            withdraw_seeded_keys(c, now)?;
+        }
         if signing_keys::active(c)?.is_none() {
             let row = new_key(&master, now, seed)?;
             match signing_keys::insert(c, &row) {
@@ -182,11 +196,13 @@ impl Signer {
                 Err(e) => return Err(e.into()),
             }
         }
-        let ring = load_ring(c, &master, lifetimes, now)?;
+        let ring = load_ring(c, &master, lifetimes, now, test_mode)?;
         Ok(Signer {
             master,
             lifetimes,
             ring: RwLock::new(ring),
+            test_mode,
+            changed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -206,13 +222,21 @@ impl Signer {
     /// Whether the ring is older than [`RELOAD_SECS`] (a rotation made by another process may
     /// be waiting).
     pub fn is_stale(&self) -> bool {
-        self.ring
-            .read()
-            .expect("signing ring lock")
-            .loaded_at
-            .elapsed()
-            .as_secs()
-            >= RELOAD_SECS
+        self.changed.load(std::sync::atomic::Ordering::Acquire)
+            || self
+                .ring
+                .read()
+                .expect("signing ring lock")
+                .loaded_at
+                .elapsed()
+                .as_secs()
+                >= RELOAD_SECS
+    }
+
+    /// Another process may have changed the signing keys: reload before the next signature.
+    pub fn mark_changed(&self) {
+        self.changed
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Re-reads the keys when the ring is older than [`RELOAD_SECS`].
@@ -226,7 +250,9 @@ impl Signer {
 
     /// Re-reads the keys now.
     pub fn reload(&self, c: &mut AnyConnection, now: NaiveDateTime) -> Result<()> {
-        let ring = load_ring(c, &self.master, self.lifetimes, now)?;
+        self.changed
+            .store(false, std::sync::atomic::Ordering::Release);
+        let ring = load_ring(c, &self.master, self.lifetimes, now, self.test_mode)?;
         *self.ring.write().expect("signing ring lock") = ring;
         Ok(())
     }
@@ -257,7 +283,7 @@ impl Signer {
     }
 
     /// Signs claims with the active key.
-    pub fn sign(&self, claims: &Claims) -> Result<String> {
+    pub fn sign<C: serde::Serialize>(&self, claims: &C) -> Result<String> {
         let ring = self.ring.read().expect("signing ring lock");
         ring.signer.sign(claims).map_err(|e| Error::Other(e.into()))
     }
@@ -265,6 +291,12 @@ impl Signer {
     /// The published keys.
     pub fn jwks(&self) -> JwkSet {
         self.ring.read().expect("signing ring lock").jwks.clone()
+    }
+
+    /// Whether this key is in the JWKS: not seeded outside test mode, and still able to verify
+    /// a live token.
+    pub fn publishes(&self, key: &SigningKeyRow, now: NaiveDateTime) -> bool {
+        (self.test_mode || !key.seeded) && self.still_published(key.retired_at, now)
     }
 
     /// Whether a key retired at `retired_at` may still verify a live token.
@@ -275,17 +307,50 @@ impl Signer {
     }
 }
 
+/// Outside test mode: retires every key derived from `--signing-seed` (its private half comes
+/// from a public string), audits it and warns loudly; the ring never publishes them.
+fn withdraw_seeded_keys(c: &mut (impl Transact + ?Sized), now: NaiveDateTime) -> Result<()> {
+    let (had_active, kids) = c.write(Touches::Anything, |tx| {
+        let had_active = signing_keys::active(tx)?.is_some_and(|k| k.seeded);
+        let kids = signing_keys::withdraw_seeded(tx, now)?;
+        if had_active {
+            let mut ev = Actor::new("server", None).event("signing_key.withdraw", "ok", now);
+            ev.detail = Some(format!(
+                "seeded key(s) {} withdrawn outside test mode",
+                kids.join(", ")
+            ));
+            tx.audit(ev);
+        }
+        Ok::<_, Error>((had_active, kids))
+    })?;
+    if !kids.is_empty() {
+        tracing::error!(
+            kids = %kids.join(", "),
+            was_active = had_active,
+            "SIGNING KEY DERIVED FROM --signing-seed FOUND OUTSIDE TEST MODE: its private half \
+             comes from a public string, so it never signs and is withdrawn from the JWKS; \
+             a fresh key signs instead. Tokens it signed no longer verify."
+        );
+    }
+    Ok(())
+}
+
 fn load_ring(
     c: &mut AnyConnection,
     master: &MasterKey,
     lt: Lifetimes,
     now: NaiveDateTime,
+    test_mode: bool,
 ) -> anyhow::Result<Ring> {
-    let rows = signing_keys::all(c)?;
-    let active = rows
-        .iter()
-        .find(|r| r.active)
-        .ok_or_else(|| anyhow::anyhow!("no active signing key in the database"))?;
+    let rows: Vec<SigningKeyRow> = signing_keys::all(c)?
+        .into_iter()
+        .filter(|r| test_mode || !r.seeded)
+        .collect();
+    let active = rows.iter().find(|r| r.active).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no active signing key in the database (a seeded key never signs outside test mode)"
+        )
+    })?;
     let pkcs8 = master.open(&active.kid, &active.private_key_enc).ok_or_else(|| {
         anyhow::anyhow!(
             "cannot decrypt signing key {}: the master key does not match the one this database was \

@@ -77,6 +77,12 @@ pub struct Fixtures {
     pub registrations: Vec<RegistrationFx>,
     #[serde(default)]
     pub plugins: Vec<PluginInput>,
+    #[serde(default)]
+    pub licenses: Vec<super::kinds::LicenseFx>,
+    #[serde(default)]
+    pub enrollment_keys: Vec<super::kinds::EnrollmentKeyFx>,
+    #[serde(default)]
+    pub invitations: Vec<super::kinds::InvitationFx>,
 }
 
 /// What was created: each `ref` mapped to its id.
@@ -88,6 +94,15 @@ pub struct Loaded {
     pub keys: BTreeMap<String, String>,
     pub registrations: Vec<String>,
     pub plugins: Vec<String>,
+    /// Licenses by their `ref`, or by `licenses[i]` when they have none.
+    #[serde(default)]
+    pub licenses: BTreeMap<String, String>,
+    /// Enrollment keys by their `ref`, or by `enrollment_keys[i]`.
+    #[serde(default)]
+    pub enrollment_keys: BTreeMap<String, String>,
+    /// Invitations by their `ref`, or by `invitations[i]`.
+    #[serde(default)]
+    pub invitations: BTreeMap<String, String>,
 }
 
 fn bad(what: &str, msg: impl std::fmt::Display) -> Error {
@@ -159,6 +174,7 @@ fn load_inner(
         catalogue::import(c, &fx.plugins, base, now)?;
         out.plugins = fx.plugins.iter().filter_map(|p| p.key.clone()).collect();
     }
+    super::kinds::load(c, fx, now, actor, &mut out)?;
     Ok(out)
 }
 
@@ -288,6 +304,7 @@ fn load_registrations(
 pub fn reset(c: &mut impl Transact, now: NaiveDateTime) -> Result<()> {
     use schema::*;
     c.write(Touches::Anything, |c| {
+        super::kinds::reset(c)?;
         diesel::delete(registrations::table).execute(c.conn())?;
         diesel::delete(registration_keys::table).execute(c.conn())?;
         diesel::delete(web_sessions::table).execute(c.conn())?;

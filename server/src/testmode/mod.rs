@@ -2,6 +2,7 @@
 //! Nothing here exists unless the server runs with `--test-mode`.
 
 pub mod fixtures;
+pub mod kinds;
 pub mod routes;
 pub mod server;
 

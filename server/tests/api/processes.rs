@@ -170,7 +170,7 @@ async fn two_processes_on_one_postgres_share_keys_and_verify_each_others_tokens(
     assert_eq!(ja.keys.len(), 2, "the retired key stays published");
 
     // B answers validations from its key-state cache; a revocation made through A reaches it
-    // when the entry expires (--key-cache-ttl, 5 s by default)
+    // through PostgreSQL's NOTIFY (shared_state.rs measures the delay)
     let key_id = reg["registration"]["key_id"].as_str().unwrap();
     post(
         &client,

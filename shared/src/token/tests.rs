@@ -465,3 +465,41 @@ mod props {
         }
     }
 }
+
+#[test]
+fn a_token_of_another_kind_verifies_with_its_own_claims() {
+    let k = key("k1");
+    let mut extra = serde_json::Map::new();
+    extra.insert("agent_id".into(), "pc-001".into());
+    extra.insert("entity".into(), "Paris".into());
+    let c = KindClaims {
+        iss: ISS.into(),
+        aud: AUDIENCE.into(),
+        sub: "enrollment-key-id".into(),
+        iat: NOW,
+        nbf: NOW,
+        exp: NOW + DEFAULT_TTL_SECS,
+        jti: "jti-2".into(),
+        grace_until: NOW + DEFAULT_TTL_SECS + DEFAULT_GRACE_SECS,
+        ver: 1,
+        nonce: Some("n-2".into()),
+        extra,
+    };
+    let token = sign(&c, &k.kid, &k.enc).unwrap();
+    let v = Verifier::new(ISS, &jwks(&[&k])).unwrap();
+    assert_eq!(v.verify_kind(&token, NOW + 10, Some("n-2")).unwrap(), c);
+    assert_eq!(
+        v.verify_kind(&token, NOW + 10, Some("other")),
+        Err(TokenError::NonceMismatch)
+    );
+    assert_eq!(
+        v.verify_kind(&token, NOW + DEFAULT_TTL_SECS + 3600, None),
+        Err(TokenError::Expired)
+    );
+    let other = key("k2");
+    let forged = sign(&c, "k1", &other.enc).unwrap();
+    assert_eq!(
+        v.verify_kind(&forged, NOW, None),
+        Err(TokenError::BadSignature)
+    );
+}

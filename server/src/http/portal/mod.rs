@@ -164,6 +164,10 @@ impl ResponseError for PageError {
                 "Too many attempts".to_owned(),
                 format!("Too many attempts; try again in {retry_after} seconds."),
             ),
+            ApiError::Unavailable(_) => (
+                "Unavailable".to_owned(),
+                "The database cannot be reached; please try again in a moment.".to_owned(),
+            ),
             ApiError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error on a page");
                 (
