@@ -33,6 +33,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Key states of the hot read paths (see [`crate::db::keycache`]).
     pub keys: Arc<KeyCache>,
+    /// `--portal-signup`.
+    pub portal_signup: crate::config::PortalSignup,
     /// Present only with `--test-mode`.
     pub test_mode: Option<Arc<crate::testmode::TestMode>>,
 }
@@ -248,6 +250,7 @@ fn build_state(
         public_url: public_url.into(),
         signer: Arc::new(signer),
         offers: Arc::new(offers),
+        portal_signup: settings.portal_signup,
         test_mode: settings
             .test_mode
             .then(|| Arc::new(crate::testmode::TestMode::default())),

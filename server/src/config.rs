@@ -19,6 +19,7 @@
 //! | `--trusted-proxy` | `GLPI_NETWORK_TRUSTED_PROXIES` | none |
 //! | `--workers` | `GLPI_NETWORK_WORKERS` | number of cores |
 //! | `--log-format` | `GLPI_NETWORK_LOG_FORMAT` | `text` (or `json`) |
+//! | `--portal-signup` | `GLPI_NETWORK_PORTAL_SIGNUP` | `open` (or `invite`, `off`) |
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -195,6 +196,16 @@ pub struct Settings {
         global = true
     )]
     pub log_format: LogFormat,
+    /// Who may sign up on the portal: `open`, `invite` (only with an invitation key) or `off`
+    /// (`/portal/signup` answers 404).
+    #[arg(
+        long,
+        env = "GLPI_NETWORK_PORTAL_SIGNUP",
+        value_enum,
+        default_value = "open",
+        global = true
+    )]
+    pub portal_signup: PortalSignup,
 }
 
 /// Default of `--key-cache-size` (about 1 KiB of memory each when full).
@@ -225,6 +236,7 @@ impl Settings {
             log_format: LogFormat::Text,
             key_cache_size: DEFAULT_KEY_CACHE_SIZE,
             key_cache_ttl: DEFAULT_KEY_CACHE_TTL_SECS,
+            portal_signup: PortalSignup::Open,
         }
     }
 
@@ -237,6 +249,14 @@ impl Settings {
             )
         })
     }
+}
+
+/// `--portal-signup`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PortalSignup {
+    Open,
+    Invite,
+    Off,
 }
 
 /// Warns (once per file, at start) when the secrets of `data_dir` (`admin-token`,

@@ -4,8 +4,10 @@
 //! `sqlite::memory:`, or a bare file path). Connections are built by our own r2d2 manager so a
 //! PostgreSQL URL never silently falls back to creating an SQLite file.
 
+pub mod accounts;
 pub mod audit;
 pub mod catalogue;
+pub mod console;
 pub mod enrollments;
 pub mod error;
 pub mod invitations;

@@ -238,8 +238,26 @@ diesel::table! {
         password_hash -> Text,
         role -> Text,
         created_at -> Timestamp,
+        failed_logins -> Integer,
+        failed_since -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    web_sessions (token_hash) {
+        token_hash -> Text,
+        kind -> Text,
+        account_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(accounts -> subscribers (subscriber_id));
+diesel::joinable!(web_sessions -> accounts (account_id));
+diesel::allow_tables_to_appear_in_same_query!(accounts, web_sessions);
+diesel::allow_tables_to_appear_in_same_query!(accounts, subscribers);
+diesel::allow_tables_to_appear_in_same_query!(web_sessions, subscribers);
 
 diesel::joinable!(enrollments -> enrollment_keys (enrollment_key_id));
 diesel::allow_tables_to_appear_in_same_query!(enrollment_keys, enrollments);

@@ -2,6 +2,7 @@
 //! No web framework, no database library, no I/O and no other layer of the server: every other
 //! layer asks these.
 
+pub mod account;
 pub mod archive;
 pub mod binding;
 pub mod catalogue;

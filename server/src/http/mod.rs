@@ -17,6 +17,7 @@ mod marketplace;
 pub mod openapi;
 mod ops;
 pub(crate) mod plugins;
+pub mod portal;
 pub mod telemetry;
 
 use crate::http::error::ApiError;
@@ -153,6 +154,8 @@ route_table! { configure_main, table;
         get admin::list_subscribers => doc("admin", "List subscribers").ok(200, "Page").errors(ADMIN_ERRS),
     }
     "/v1/admin/subscribers/{id}" { get admin::get_subscriber => doc("admin", "Show a subscriber").ok(200, "SubscriberView").errors(ADMIN_ONE) }
+    "/v1/admin/subscribers/{id}/accounts" { get portal::admin_api::list_accounts => doc("admin", "A subscriber's portal accounts").ok(200, "Page").errors(ADMIN_ONE) }
+    "/v1/admin/subscribers/{id}/sessions" { delete portal::admin_api::end_sessions => doc("admin", "End every portal session of a subscriber's accounts").raw(204, "").errors(ADMIN_ONE) }
     "/v1/admin/subscriptions" {
         post admin::create_subscription => doc("admin", "Create a subscription").body("CreateSubscriptionRequest").ok(201, "SubscriptionView").errors(ADMIN_ONE),
         get admin::list_subscriptions => doc("admin", "List subscriptions (?subscriber_id, ?status)").ok(200, "Page").errors(ADMIN_ERRS),
@@ -233,6 +236,7 @@ pub fn configure_test_mode(cfg: &mut web::ServiceConfig) {
 /// Every route, `/openapi.json` and Swagger UI at `/docs/` (served from the binary).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     configure_main(cfg);
+    portal::configure(cfg);
     cfg.service(res("/openapi.json").get(crate::http::openapi::serve))
         .service(res("/docs").get(docs_without_slash))
         .service(

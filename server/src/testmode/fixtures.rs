@@ -307,6 +307,8 @@ pub fn reset(c: &mut impl Transact, now: NaiveDateTime) -> Result<()> {
         super::kinds::reset(c)?;
         diesel::delete(registrations::table).execute(c.conn())?;
         diesel::delete(registration_keys::table).execute(c.conn())?;
+        diesel::delete(web_sessions::table).execute(c.conn())?;
+        diesel::delete(accounts::table).execute(c.conn())?;
         diesel::delete(subscriptions::table).execute(c.conn())?;
         diesel::delete(subscribers::table).execute(c.conn())?;
         diesel::delete(audit_events::table).execute(c.conn())?;

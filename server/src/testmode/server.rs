@@ -37,9 +37,13 @@ pub struct TestServer {
     _dir: tempfile::TempDir,
 }
 
+/// A change to the settings a [`TestServer`] starts with.
+type SettingsHook = Box<dyn FnOnce(&mut Settings) + Send>;
+
 /// Options for [`TestServer`].
 #[derive(Default)]
 pub struct TestServerBuilder {
+    settings: Option<SettingsHook>,
     fixtures: Option<Fixtures>,
     signing_seed: Option<String>,
     database_url: Option<String>,
@@ -79,6 +83,12 @@ impl TestServerBuilder {
         self
     }
 
+    /// Changes any other setting (e.g. `portal_signup`, `public_url`) before the server starts.
+    pub fn settings(mut self, f: impl FnOnce(&mut Settings) + Send + 'static) -> Self {
+        self.settings = Some(Box::new(f));
+        self
+    }
+
     /// Turn test mode (the `/_test` routes and fault rules) off: the server then behaves as in
     /// production. On by default.
     pub fn test_mode(mut self, on: bool) -> Self {
@@ -111,6 +121,9 @@ impl TestServerBuilder {
         settings.admin_token = self.admin_token;
         if let Some(ttl) = self.key_cache_ttl {
             settings.key_cache_ttl = ttl;
+        }
+        if let Some(f) = self.settings {
+            f(&mut settings);
         }
         let fx = self.fixtures;
         let (tx, rx) = mpsc::channel::<Started>();
