@@ -22,6 +22,10 @@ fn main() -> anyhow::Result<()> {
     // SQLite, for the database and its -wal and -shm) creates 0600, wherever its path points.
     // SAFETY: umask(2) only sets the process's file mode creation mask; it cannot fail.
     unsafe { libc::umask(0o077) };
+    // OpenSSL (compiled in for libpq) started without its exit-time clean-up, so a pool thread
+    // still inside OpenSSL when the process exits cannot crash it (seen about once in 150
+    // admin commands on sslmode=require).
+    openssl_sys::init();
     let args = Cli::parse();
     init_logging(args.settings.log_format);
     glpi_network_server::config::warn_if_readable_by_others(&args.settings.data_dir);

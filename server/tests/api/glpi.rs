@@ -1013,7 +1013,7 @@ mod key_problems {
     /// error envelope on `/info`, for every agent, and the next answer after the repair is
     /// `200` again. Runs the in-process `TestServer` on a database this test can reach.
     fn a_server_failure_answers_5xx(db_url: &str, break_sql: &str, repair_sql: &str) {
-        use glpi_network_server::testing::TestServer;
+        use glpi_network_server::TestServer;
         let server = TestServer::builder()
             .database_url(db_url)
             .fixtures_json(json!({
