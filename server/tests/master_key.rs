@@ -180,7 +180,8 @@ fn deployment(dir: &Path) -> (String, String) {
 }
 
 fn key_file(dir: &Path, hex: &str) -> std::path::PathBuf {
-    let f = dir.join("new.key");
+    // one file per content, so several can be prepared before any is used
+    let f = dir.join(format!("new-{}.key", &hex[..hex.len().min(16)]));
     std::fs::write(&f, format!("{hex}\n")).unwrap();
     f
 }

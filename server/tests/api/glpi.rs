@@ -979,10 +979,11 @@ mod key_problems {
     async fn a_rate_limited_address_gets_is_valid_false(app: TestApp) {
         let (_, key) = app.new_key().await;
         valid(&app, &key, UID).await;
-        // start a fresh window, then use up its 30 failed look-ups
+        // start a fresh window, use up its 30 failed look-ups, and try a 31st: that one is
+        // refused by the limit, and from then on the address is over
         let now = app.clock.now().timestamp();
         app.clock.advance(60 - now.rem_euclid(60));
-        for i in 0..30 {
+        for i in 0..31 {
             let v = super::info(&app, &format!("unknown-{i}"), UID2, "en").await;
             assert_eq!(v["is_valid"], false);
         }
