@@ -96,6 +96,7 @@ fn spawn_last_seen_flush(db: Db) {
 /// ring on a change that may be a rotation. Ends when the server's state is dropped.
 fn spawn_change_listener(
     url: String,
+    origin: String,
     keys: &Arc<crate::db::keycache::KeyCache>,
     signer: &Arc<Signer>,
 ) {
@@ -104,7 +105,7 @@ fn spawn_change_listener(
         let k = k.clone();
         move || k.strong_count() > 0
     };
-    let spawned = crate::db::notify::spawn_listener(url, alive, move |change| {
+    let spawned = crate::db::notify::spawn_listener(url, origin, alive, move |change| {
         use crate::db::notify::Change;
         let (Some(keys), Some(signer)) = (k.upgrade(), s.upgrade()) else {
             return;
@@ -373,7 +374,12 @@ impl Application {
         start_test_mode(settings, &state)?;
         spawn_limit_sweeps(state.db.clone(), state.clock.clone());
         if let db::Backend::Postgres(url) = db::Backend::from_url(&settings.database_url())? {
-            spawn_change_listener(url, &state.keys, &state.signer);
+            spawn_change_listener(
+                url,
+                state.db.origin().to_owned(),
+                &state.keys,
+                &state.signer,
+            );
         }
         if state.keys.enabled() {
             spawn_change_checks(state.db.clone(), state.keys.clone());

@@ -35,20 +35,26 @@ pub enum Change {
 }
 
 impl Change {
-    fn from_payload(p: &str) -> Change {
-        match p {
+    /// The change a payload `<origin> <key hash or *>` names, or `None` when it comes from
+    /// `mine` (this process's own writes, which its cache already follows).
+    fn from_payload(p: &str, mine: &str) -> Option<Change> {
+        let (origin, what) = p.split_once(' ').unwrap_or(("", p));
+        if origin == mine {
+            return None;
+        }
+        Some(match what {
             "" | "*" => Change::All,
             h => Change::Key(h.to_owned()),
-        }
+        })
     }
 }
 
 /// Sends one notification in the current transaction (PostgreSQL only; a no-op on SQLite).
-pub fn send(c: &mut AnyConnection, change: &Change) -> QueryResult<()> {
+pub fn send(c: &mut AnyConnection, origin: &str, change: &Change) -> QueryResult<()> {
     if let AnyConnection::Postgresql(pg) = c {
         let payload = match change {
-            Change::All => "*",
-            Change::Key(h) => h.as_str(),
+            Change::All => format!("{origin} *"),
+            Change::Key(h) => format!("{origin} {h}"),
         };
         diesel::sql_query("SELECT pg_notify($1, $2)")
             .bind::<Text, _>(CHANNEL)
@@ -60,15 +66,20 @@ pub fn send(c: &mut AnyConnection, change: &Change) -> QueryResult<()> {
 
 /// Sends the notifications of what a write transaction touched (in it, so they are delivered
 /// when it commits): `*` when it may have changed anything, else each key's hash.
-pub fn send_touched(c: &mut AnyConnection, all: bool, keys: &[String]) -> QueryResult<()> {
+pub fn send_touched(
+    c: &mut AnyConnection,
+    origin: &str,
+    all: bool,
+    keys: &[String],
+) -> QueryResult<()> {
     if !matches!(c, AnyConnection::Postgresql(_)) {
         return Ok(());
     }
     if all {
-        return send(c, &Change::All);
+        return send(c, origin, &Change::All);
     }
     keys.iter()
-        .try_for_each(|k| send(c, &Change::Key(k.clone())))
+        .try_for_each(|k| send(c, origin, &Change::Key(k.clone())))
 }
 
 /// The change counter of the periodic check: the largest id of an audit event that records a
@@ -86,6 +97,7 @@ pub fn latest_change(c: &mut AnyConnection) -> QueryResult<Option<i64>> {
 /// the thread ends once `alive` answers `false` (checked at every poll).
 pub fn spawn_listener(
     url: String,
+    mine: String,
     alive: impl Fn() -> bool + Send + 'static,
     mut on: impl FnMut(Change) + Send + 'static,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -95,7 +107,7 @@ pub fn spawn_listener(
             let mut backoff = Duration::from_millis(100);
             let mut warned = false;
             while alive() {
-                let lost = listen(&url, &alive, &mut on, &mut warned, &mut backoff);
+                let lost = listen(&url, &mine, &alive, &mut on, &mut warned, &mut backoff);
                 let Some(e) = lost else { return };
                 if !warned {
                     tracing::warn!(error = %e, "change listener: connection lost; retrying (the periodic check covers meanwhile)");
@@ -111,6 +123,7 @@ pub fn spawn_listener(
 /// Listens until the connection is lost (`Some(why)`) or `alive` says stop (`None`).
 fn listen(
     url: &str,
+    mine: &str,
     alive: &impl Fn() -> bool,
     on: &mut impl FnMut(Change),
     warned: &mut bool,
@@ -135,7 +148,7 @@ fn listen(
         let mut notes = Vec::new();
         for n in c.notifications_iter() {
             match n {
-                Ok(n) => notes.push(Change::from_payload(&n.payload)),
+                Ok(n) => notes.extend(Change::from_payload(&n.payload, mine)),
                 Err(e) => return Some(e.to_string()),
             }
         }
@@ -158,9 +171,18 @@ mod tests {
 
     #[test]
     fn payloads_name_a_key_or_everything() {
-        assert_eq!(Change::from_payload("*"), Change::All);
-        assert_eq!(Change::from_payload(""), Change::All);
-        assert_eq!(Change::from_payload("ab12"), Change::Key("ab12".into()));
+        assert_eq!(Change::from_payload("o1 *", "me"), Some(Change::All));
+        assert_eq!(Change::from_payload("", "me"), Some(Change::All));
+        assert_eq!(
+            Change::from_payload("o1 ab12", "me"),
+            Some(Change::Key("ab12".into()))
+        );
+        assert_eq!(
+            Change::from_payload("me ab12", "me"),
+            None,
+            "our own writes"
+        );
+        assert_eq!(Change::from_payload("me *", "me"), None);
     }
 
     /// Defect 7: refusals are audited, but they change nothing, so the periodic check must not

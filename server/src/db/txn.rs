@@ -21,7 +21,6 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// What write transactions of one [`Db`] share.
-#[derive(Default)]
 struct Shared {
     /// Serialises this server's SQLite write transactions. SQLite allows one writer at a time;
     /// without this, concurrent writers wait in SQLite's busy handler, which sleeps with
@@ -33,6 +32,20 @@ struct Shared {
     generations: Arc<Generations>,
     /// The `last_seen_at` refreshes reads recorded, written out in batches.
     last_seen: LastSeen,
+    /// Names this handle in the notifications its transactions send, so that its own listener
+    /// skips them (its cache already follows its own writes).
+    origin: String,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            sqlite_writer: Mutex::default(),
+            generations: Arc::default(),
+            last_seen: LastSeen::default(),
+            origin: uuid::Uuid::new_v4().simple().to_string(),
+        }
+    }
 }
 
 /// A database: its pool and what its write transactions share.
@@ -73,6 +86,11 @@ impl Db {
     /// The pool (its size and state, for start-up and metrics).
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The origin its transactions' notifications carry (see [`super::notify`]).
+    pub fn origin(&self) -> &str {
+        &self.shared.origin
     }
 
     /// The generations this database's write transactions bump (the key cache follows them).
@@ -174,6 +192,8 @@ pub struct Txn<'c> {
     /// Audit events recorded in this transaction, appended to the chain just before it commits.
     audit: Vec<NewAuditEvent>,
     scope: Scope,
+    /// The origin of the notifications it sends.
+    origin: &'c str,
 }
 
 impl Deref for Txn<'_> {
@@ -205,7 +225,7 @@ impl Txn<'_> {
     /// serialises the audit chain is then always the last one a transaction takes, so it cannot
     /// deadlock with row locks.
     fn finish(&mut self) -> diesel::QueryResult<()> {
-        super::notify::send_touched(self.conn, self.scope.all, &self.scope.keys)?;
+        super::notify::send_touched(self.conn, self.origin, self.scope.all, &self.scope.keys)?;
         audit::append_chained(self.conn, &self.audit)
     }
 }
@@ -307,6 +327,7 @@ impl Transact for Conn {
             conn,
             audit: Vec::new(),
             scope: Scope::default(),
+            origin: &shared.origin,
         };
         txn.scope.add(touches);
         let result = f(&mut txn);
