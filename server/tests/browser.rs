@@ -121,24 +121,49 @@ async fn fill(c: &Client, css: &str, text: &str) {
         .unwrap();
 }
 
+/// Clicks a button that submits a form, and waits until the browser has left the page it was
+/// on (the button goes stale), so that the next look-up reads the new page, not the old one.
 async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
+    let button = c
+        .find(Locator::Css(css))
         .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    button.clone().click().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match button.is_displayed().await {
+            Err(e) if is_stale(&e) => return,
+            Err(e) => panic!("{css} after the click: {e}"),
+            Ok(_) if std::time::Instant::now() > deadline => {
+                panic!("{css}: the page did not change within 10 s of the click")
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
 }
 
+fn is_stale(e: &fantoccini::error::CmdError) -> bool {
+    matches!(e, fantoccini::error::CmdError::Standard(w)
+        if w.error == fantoccini::error::ErrorStatus::StaleElementReference)
+}
+
+/// The text of the first element matching `css`, waiting up to 10 s for it to appear; an element
+/// that goes stale while it is read (the page changed under it) is looked up again.
 async fn text(c: &Client, css: &str) -> String {
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .text()
-        .await
-        .unwrap()
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let el = c
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        match el.text().await {
+            Ok(t) => return t,
+            Err(e) if is_stale(&e) && std::time::Instant::now() < deadline => continue,
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
 }
 
 async fn has(c: &Client, css: &str) -> bool {
