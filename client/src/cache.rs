@@ -110,6 +110,11 @@ impl CacheFile {
     /// Reads and unseals the entry: `Ok(None)` when there is no file; `Err` with the reason
     /// when there is one that cannot be trusted.
     pub fn read(&self) -> Result<Option<Entry>, Discard> {
+        self.read_as()
+    }
+
+    /// [`CacheFile::read`] for any sealed payload (a license's entry, say).
+    pub fn read_as<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>, Discard> {
         let meta = match fs::metadata(&self.path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -142,6 +147,11 @@ impl CacheFile {
 
     /// Seals and writes the entry atomically with mode 0600.
     pub fn write(&self, entry: &Entry) -> Result<(), Error> {
+        self.write_as(entry)
+    }
+
+    /// [`CacheFile::write`] for any sealed payload.
+    pub fn write_as<T: Serialize>(&self, entry: &T) -> Result<(), Error> {
         let io = |source| Error::Cache {
             path: self.path.clone(),
             source,

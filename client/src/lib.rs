@@ -97,6 +97,7 @@ mod client;
 mod clock;
 mod error;
 mod http;
+mod kinds;
 mod location;
 mod status;
 mod verify;
@@ -109,7 +110,11 @@ pub use client::{Client, Ping};
 pub use clock::{Clock, SystemClock};
 pub use error::Error;
 pub use glpi_network_shared as shared;
-pub use glpi_network_shared::{Claims, ErrorCode, InstanceUrl, RegistrationKey, ValidationStatus};
+pub use glpi_network_shared::token::KindClaims;
+pub use glpi_network_shared::{
+    Claims, ErrorCode, InstanceUrl, KeyKind, PlainKey, RegistrationKey, ValidationStatus,
+};
 pub use http::MAX_RESPONSE_BYTES;
+pub use kinds::{Enrollment, LicenseStatus, parse_kind_key};
 pub use location::{CachedInstance, cached_instances, default_cache_dir, instance_cache_path};
 pub use status::{Reason, State, Status};

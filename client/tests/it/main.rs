@@ -9,4 +9,5 @@ mod helpers;
 mod hostile;
 mod hostile_server;
 mod keys;
+mod kinds;
 mod lifecycle;

@@ -78,6 +78,17 @@ pub(crate) async fn count(state: &AppState, limit: Limit, subject: &str) -> Resu
     }
 }
 
+/// Counts one failed portal or console login from `addr` in the database, like a failed key
+/// look-up (DESIGN §8), so that every process sees it. Going over is not an error here: this
+/// attempt is answered as the wrong password it was, and the address (now marked over) is
+/// refused from the next one; a database failure is.
+pub(crate) async fn failed_login(state: &AppState, addr: &str) -> Result<(), ApiError> {
+    match count(state, Limit::FailedLogin, addr).await {
+        Err(ApiError::RateLimited { .. }) | Ok(()) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 impl Caller {
     /// Counts one failed look-up: `Ok` while within the allowance (the caller may then answer
     /// the failure), the `429` to answer instead once over.

@@ -2,6 +2,7 @@
 //! service, release the binding. Exit codes: 0 usable, 1 refused, 2 usage, 3 unreachable with
 //! no usable cache.
 
+mod kinds;
 mod output;
 mod probe;
 mod spinner;
@@ -89,6 +90,47 @@ enum Command {
     Test,
     /// Release this instance's binding and delete the cache.
     Release,
+    /// A commercial plugin's license (LIC-...): activate it on this instance, validate it,
+    /// release it.
+    License {
+        #[command(subcommand)]
+        action: LicenseAction,
+    },
+    /// Enroll an inventory agent with an enrollment key (ENR-...).
+    Enroll {
+        /// The enrollment key, e.g. ENR-XXXX-...
+        #[arg(value_name = "KEY")]
+        enrollment_key: String,
+        /// The agent's own stable identifier (the same one again takes no use).
+        #[arg(long, value_name = "ID")]
+        agent_id: String,
+        /// The agent's host name, for the vendor's records.
+        #[arg(long, value_name = "NAME")]
+        hostname: Option<String>,
+    },
+}
+
+/// What to do with a license.
+#[derive(Subcommand, Clone, PartialEq, Eq)]
+enum LicenseAction {
+    /// Bind the license to this instance (`--url`, or the cached instance) and cache its token.
+    Activate {
+        /// The license key, e.g. LIC-XXXX-...
+        #[arg(value_name = "KEY")]
+        license_key: String,
+    },
+    /// Ask the server; fall back to the cached token (grace) when it cannot be reached.
+    Validate {
+        /// The license key.
+        #[arg(value_name = "KEY")]
+        license_key: String,
+    },
+    /// Release the license from this instance and delete its cached token.
+    Release {
+        /// The license key.
+        #[arg(value_name = "KEY")]
+        license_key: String,
+    },
 }
 
 impl Command {
@@ -99,6 +141,16 @@ impl Command {
             Command::Status => "status",
             Command::Test => "test",
             Command::Release => "release",
+            Command::License {
+                action: LicenseAction::Activate { .. },
+            } => "license activate",
+            Command::License {
+                action: LicenseAction::Validate { .. },
+            } => "license validate",
+            Command::License {
+                action: LicenseAction::Release { .. },
+            } => "license release",
+            Command::Enroll { .. } => "enroll",
         }
     }
 }
@@ -130,6 +182,7 @@ fn run(cli: &Cli, out: &Out) -> u8 {
     }
     let key_text = match &cli.command {
         Command::Register { registration_key } => Some(registration_key),
+        Command::License { .. } | Command::Enroll { .. } => None,
         _ => cli.key.as_ref(),
     };
     let key = match key_text.map(|k| RegistrationKey::parse(k)).transpose() {
@@ -184,6 +237,12 @@ fn run(cli: &Cli, out: &Out) -> u8 {
             }
         }
         Command::Test => probe::run(&client, out),
+        Command::License { action } => kinds::license(&client, out, action),
+        Command::Enroll {
+            enrollment_key,
+            agent_id,
+            hostname,
+        } => kinds::enroll(&client, out, enrollment_key, agent_id, hostname.as_deref()),
     }
 }
 
@@ -218,7 +277,10 @@ fn cache_path(cli: &Cli) -> Result<PathBuf, Choice> {
         [only] => Ok(only.path.clone()),
         // Nothing cached: a file that does not exist (the commands then say what is missing).
         [] => Ok(dir.join("state.json")),
-        [first, ..] if cli.command == Command::Test && cli.server.is_some() => {
+        [first, ..]
+            if matches!(cli.command, Command::Test | Command::Enroll { .. })
+                && cli.server.is_some() =>
+        {
             Ok(first.path.clone())
         }
         _ => Err(Choice::Ambiguous(dir, known)),

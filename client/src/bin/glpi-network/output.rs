@@ -1,7 +1,9 @@
 //! What the CLI prints: human text by default, exactly one JSON object on stdout with `--json`.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use glpi_network_client::{CachedInstance, Client, Error, State, Status};
+use glpi_network_client::{
+    CachedInstance, Client, Enrollment, Error, LicenseStatus, State, Status,
+};
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -125,6 +127,71 @@ impl Out {
         } else {
             println!("released: this instance's binding is gone and the cache {cache} deleted");
         }
+    }
+
+    /// A license's conclusion, from activate or validate.
+    pub fn license(&self, st: &LicenseStatus) {
+        if self.json {
+            self.emit(json!({
+                "command": self.command,
+                "state": st.state.as_str(),
+                "usable": st.is_usable(),
+                "reason": st.state.reason().map(|r| r.as_str()),
+                "server_status": st.status.map(|s| s.as_str()),
+                "plugin": st.plugin(),
+                "license_expires_at": st.expires_at().map(rfc3339),
+                "grace_until": st.claims.as_ref().map(|c| rfc3339(c.grace_until)),
+                "checked_at": rfc3339(st.checked_at),
+                "offline_reason": st.offline_reason,
+            }));
+            return;
+        }
+        let plugin = st.plugin().unwrap_or("-");
+        match st.state {
+            State::Valid => println!("valid: the server confirmed the license of {plugin}"),
+            State::Grace => println!("grace: running on the cached license token of {plugin}"),
+            State::Refused(r) => println!("refused ({r}): the license of {plugin} may not be used"),
+            other => println!("{other}"),
+        }
+        if let Some(why) = &st.offline_reason {
+            println!("  server:       not used ({why})");
+        }
+        if let Some(s) = st.status {
+            println!("  status:       {s} (signed by the server)");
+        }
+        if let Some(t) = st.expires_at() {
+            println!("  expires:      {}", human(t));
+        }
+    }
+
+    /// A license was released.
+    pub fn license_released(&self, prefix: &str) {
+        if self.json {
+            self.emit(json!({"command": self.command, "released": true, "license": prefix}));
+        } else {
+            println!("released: the license {prefix} is free for another instance");
+        }
+    }
+
+    /// An agent was enrolled.
+    pub fn enrolled(&self, e: &Enrollment) {
+        if self.json {
+            self.emit(json!({
+                "command": self.command,
+                "enrolled": true,
+                "created": e.created,
+                "enrollment": {"id": e.id, "agent_id": e.agent_id, "entity": e.entity,
+                               "enrolled_at": e.enrolled_at},
+            }));
+            return;
+        }
+        let how = if e.created {
+            "enrolled"
+        } else {
+            "already enrolled"
+        };
+        println!("{how}: agent {} in entity {}", e.agent_id, e.entity);
+        println!("  enrollment:   {} since {}", e.id, e.enrolled_at);
     }
 
     /// A failure and its exit code.

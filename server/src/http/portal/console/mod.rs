@@ -249,7 +249,7 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Log
     }
     let actor = Actor::new("console", Some(addr.clone()));
     if !state.admin.verify(form.token.trim()) {
-        state.limits.failed_lookups.count(&addr, ts);
+        crate::http::lookup::failed_login(&state, &addr).await?;
         let ev = actor.event("console.login", "unauthorized", now);
         run(&state.db, move |c| audit::record(c, &ev)).await?;
         return Ok(login_page(

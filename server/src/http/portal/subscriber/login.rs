@@ -96,10 +96,7 @@ pub(super) async fn attempt(
             web::block(move || session::spend_password_time(&pw))
                 .await
                 .map_err(ApiError::internal)?;
-            state
-                .limits
-                .failed_lookups
-                .count(addr, state.clock.now().timestamp());
+            crate::http::lookup::failed_login(state, addr).await?;
             let ev = actor.event("account.login", "unknown_email", now);
             run(&state.db, move |c| crate::db::audit::record(c, &ev)).await?;
             return Ok(Attempt::Wrong);
@@ -110,10 +107,7 @@ pub(super) async fn attempt(
         .await
         .map_err(ApiError::internal)?;
     if !ok {
-        state
-            .limits
-            .failed_lookups
-            .count(addr, state.clock.now().timestamp());
+        crate::http::lookup::failed_login(state, addr).await?;
         run(&state.db, move |c| {
             accounts::note_failed_login(c, &acc.id, now, &actor)
         })
