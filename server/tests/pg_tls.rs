@@ -3,8 +3,8 @@
 //! says so for the server's connections), `sslmode=disable` does not, and a process that used
 //! a TLS connection exits cleanly: the server stopped with SIGTERM exits with 0, and admin
 //! commands exit with 0 again and again (libpq's OpenSSL is torn down at exit while the pool's
-//! threads may still be opening a connection: that race crashed the test processes, and still
-//! crashes short-lived admin commands now and then, see the ignored test below).
+//! threads may still be opening a connection: that race crashed short-lived admin commands about
+//! once in 150 runs until `main` initialised OpenSSL without its exit-time clean-up).
 //!
 //! Needs `TEST_DATABASE_URL` (a PostgreSQL with TLS on, as Debian's is with its snakeoil
 //! certificate); without it each test prints why it skipped, except under `CI`, where it fails.
@@ -249,15 +249,11 @@ fn the_server_uses_tls_as_told_and_exits_with_0_on_sigterm() {
     }
 }
 
-/// Known to fail today, so not in the default run: about 1 run of `keys list` in 150 on
-/// `sslmode=require` dies with SIGSEGV in an `r2d2-worker` thread (the kernel log names it), with
-/// the system libpq and OpenSSL as with the compiled-in ones. The pool opens its next connection
-/// in the background right after a check-out, and the process exits while that thread is inside
-/// OpenSSL, whose exit-time `OPENSSL_cleanup` frees what the thread uses. The fix belongs in
-/// `main`: `openssl_sys::init()` first (it initialises OpenSSL with `OPENSSL_INIT_NO_ATEXIT`),
-/// then remove this `ignore`. Run it with `cargo test --test pg_tls -- --ignored`.
+/// 300 short-lived admin commands on `sslmode=require`, each exiting right after its query
+/// while the pool may be opening its next connection over TLS. About 1 in 150 died with SIGSEGV
+/// in an `r2d2-worker` thread inside OpenSSL's exit-time `OPENSSL_cleanup`, until `main` called
+/// `openssl_sys::init()` first (OpenSSL initialised with `OPENSSL_INIT_NO_ATEXIT`).
 #[test]
-#[ignore = "admin commands on TLS crash at exit about once in 150 runs until main initialises OpenSSL without its atexit clean-up"]
 fn admin_commands_on_a_tls_connection_exit_with_0() {
     let Some((url, _db)) = database("tlscli", "require") else {
         return;

@@ -776,3 +776,159 @@ fn the_portal_and_the_console_work_on_postgresql() {
     assert_eq!(r.status(), 204);
     assert_eq!(owner.get("/portal/").location(), "/portal/login");
 }
+
+/// An invitation of `role` for a new subscriber, through the admin API: (subscriber id, key).
+fn invitation(server: &TestServer, role: &str, max_uses: u32) -> (String, String) {
+    let (c, base, token) = admin(server);
+    let post = |path: &str, body: Value| -> Value {
+        let r = c
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201, "POST {path}");
+        r.json().unwrap()
+    };
+    let sub = post("/v1/admin/subscribers", json!({"name": "Inviting Org"}));
+    let id = sub["id"].as_str().unwrap().to_owned();
+    let inv = post(
+        "/v1/admin/invitations",
+        json!({"subscriber_id": id, "role": role, "max_uses": max_uses}),
+    );
+    assert!(
+        inv["url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/portal/invite/{}", inv["key"].as_str().unwrap()))
+    );
+    (id, inv["key"].as_str().unwrap().to_owned())
+}
+
+fn accept(b: &mut Browser, key: &str, name: &str, email: &str) -> Page {
+    let path = format!("/portal/invite/{key}");
+    let form = b.get(&path);
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("Accept an invitation"));
+    let csrf = form.csrf();
+    b.post(
+        &path,
+        &[
+            ("name", name),
+            ("email", email),
+            ("password", PASSWORD),
+            ("csrf_token", &csrf),
+        ],
+    )
+}
+
+#[test]
+fn an_invitation_page_creates_a_signed_in_member_with_the_invitations_role_once() {
+    let server = TestServer::builder()
+        .settings(|s| s.portal_signup = PortalSignup::Invite)
+        .start()
+        .unwrap();
+    let (sub_id, key) = invitation(&server, "viewer", 1);
+    let mut b = Browser::new(&server);
+    let page = accept(&mut b, &key, "Vera Viewer", "Vera@Example.com");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("you joined as viewer"), "{}", page.body);
+    assert!(page.set_cookie("gn_portal").contains("HttpOnly"));
+    assert_eq!(b.get("/portal/").status, 200, "signed in");
+    let accounts = admin_get(&server, &format!("/v1/admin/subscribers/{sub_id}/accounts"));
+    let items = accounts["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{accounts}");
+    assert_eq!(items[0]["email"], "vera@example.com");
+    assert_eq!(items[0]["role"], "viewer");
+    // She logs in again with her own password.
+    let mut again = Browser::new(&server);
+    assert_eq!(again.login("vera@example.com", PASSWORD).status, 303);
+
+    // The one use is taken: someone else is refused, and nothing is created.
+    let mut other = Browser::new(&server);
+    let refused = accept(&mut other, &key, "Otto", "otto@example.com");
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    // The same email again is not signed in by the page (it has its own password).
+    let mut same = Browser::new(&server);
+    assert_eq!(
+        accept(&mut same, &key, "Vera", "vera@example.com").status,
+        409
+    );
+    // A mistyped key is refused with 400.
+    let mut typo = Browser::new(&server);
+    let bad = format!("{}X", &key[..key.len() - 1]);
+    let csrf = typo.get("/portal/signup").csrf();
+    let r = typo.post(
+        &format!("/portal/invite/{bad}"),
+        &[
+            ("name", "T"),
+            ("email", "t@example.com"),
+            ("password", PASSWORD),
+            ("csrf_token", &csrf),
+        ],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let accounts = admin_get(&server, &format!("/v1/admin/subscribers/{sub_id}/accounts"));
+    assert_eq!(accounts["items"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn the_signup_forms_invitation_key_joins_the_inviting_subscriber_instead_of_creating_one() {
+    let server = TestServer::builder()
+        .settings(|s| s.portal_signup = PortalSignup::Invite)
+        .start()
+        .unwrap();
+    let (sub_id, key) = invitation(&server, "manager", 0);
+    let subscribers_before = admin_get(&server, "/v1/admin/subscribers?limit=500")["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    let mut b = Browser::new(&server);
+    let csrf = b.get("/portal/signup").csrf();
+    let page = b.post(
+        "/portal/signup",
+        &[
+            ("name", "Max Manager"),
+            ("email", "max@example.com"),
+            ("password", PASSWORD),
+            ("invitation_key", &key),
+            ("csrf_token", &csrf),
+        ],
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("you joined as manager"));
+    assert!(!page.body.contains("id=\"new-key\""), "no key of its own");
+    let after = admin_get(&server, "/v1/admin/subscribers?limit=500")["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(after, subscribers_before, "no subscriber created");
+    let accounts = admin_get(&server, &format!("/v1/admin/subscribers/{sub_id}/accounts"));
+    assert_eq!(accounts["items"][0]["role"], "manager");
+}
+
+#[test]
+fn an_api_redemption_with_a_password_can_sign_in_to_the_portal() {
+    let server = TestServer::start().unwrap();
+    let (_, key) = invitation(&server, "viewer", 2);
+    let r = Client::new()
+        .post(format!("{}/v1/invitations/redemptions", server.url()))
+        .json(
+            &json!({"invitation_key": key, "email": "api@example.com", "name": "Api",
+                      "password": PASSWORD}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let mut b = Browser::new(&server);
+    assert_eq!(b.login("api@example.com", PASSWORD).status, 303);
+    // Without a password the account exists but cannot sign in.
+    let r = Client::new()
+        .post(format!("{}/v1/invitations/redemptions", server.url()))
+        .json(&json!({"invitation_key": key, "email": "nopw@example.com", "name": "No"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let mut c = Browser::new(&server);
+    assert_eq!(c.login("nopw@example.com", PASSWORD).status, 401);
+}

@@ -216,21 +216,22 @@ pub async fn redeem_invitation(
     let email = normalise_email(&body.email)?;
     let name = crate::domain::enrollment::check_text("name", &body.name)?;
     kinds::check_nonce(body.nonce.as_deref())?;
-    if body
-        .password
-        .as_deref()
-        .is_some_and(|p| p.chars().count() < 12)
-    {
-        return Err(ApiError::bad_request(
-            "password must be at least 12 characters",
-        ));
-    }
-    // Passwords are hashed by the portal (Argon2id); until it is built in, an API redemption
-    // creates an account that cannot sign in yet (its password is not stored).
+    let password_hash = match body.password.clone() {
+        Some(pw) => {
+            crate::domain::account::check_password(&pw)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            // Argon2id, as the portal's sign-up: the account can then sign in to the portal
+            web::block(move || crate::http::portal::session::hash_password(&pw))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(ApiError::internal)?
+        }
+        None => invitations::NO_PASSWORD.to_owned(),
+    };
     let who = Invitee {
         email,
         name,
-        password_hash: invitations::NO_PASSWORD.to_owned(),
+        password_hash,
     };
     let now = state.clock.now_naive();
     let actor = Actor::new("invitee", Some(caller.addr.clone()));

@@ -79,12 +79,13 @@ pub(crate) async fn count(state: &AppState, limit: Limit, subject: &str) -> Resu
 }
 
 /// Counts one failed portal or console login from `addr` in the database, like a failed key
-/// look-up (DESIGN §8), so that every process sees it. Going over is not an error here: this
-/// attempt is answered as the wrong password it was, and the address (now marked over) is
-/// refused from the next one; a database failure is.
-pub(crate) async fn failed_login(state: &AppState, addr: &str) -> Result<(), ApiError> {
+/// look-up (DESIGN §8), so that every process sees it: `Ok(None)` while within the allowance,
+/// `Ok(Some(retry_after))` once this failure is over it (the form then answers `429`, as a
+/// failed look-up over the limit does), a database failure as an error.
+pub(crate) async fn failed_login(state: &AppState, addr: &str) -> Result<Option<u64>, ApiError> {
     match count(state, Limit::FailedLogin, addr).await {
-        Err(ApiError::RateLimited { .. }) | Ok(()) => Ok(()),
+        Ok(()) => Ok(None),
+        Err(ApiError::RateLimited { retry_after, .. }) => Ok(Some(retry_after)),
         Err(e) => Err(e),
     }
 }

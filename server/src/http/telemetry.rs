@@ -154,6 +154,22 @@ fn request_id(req: &ServiceRequest) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
+/// The path as the log shows it: an invitation key in `/portal/invite/<key>` only as its
+/// display prefix (DESIGN §11), so the log never holds a usable key.
+pub fn loggable_path(path: &str) -> String {
+    const INVITE: &str = "/portal/invite/";
+    match path.strip_prefix(INVITE) {
+        Some(rest) => {
+            let key = rest.split('/').next().unwrap_or_default();
+            let shown = glpi_network_shared::PlainKey::parse(key)
+                .map(|k| format!("{}…", k.display_prefix()))
+                .unwrap_or_else(|_| "<redacted>".into());
+            format!("{INVITE}{shown}")
+        }
+        None => path.to_owned(),
+    }
+}
+
 /// Counts and logs every request; answers carry `X-Request-Id`.
 pub async fn middleware<B: MessageBody>(
     req: ServiceRequest,
@@ -165,7 +181,7 @@ pub async fn middleware<B: MessageBody>(
     let method = method_label(req.method());
     // the log shows the method as received (cut short), the metrics only its label
     let raw_method: String = req.method().as_str().chars().take(32).collect();
-    let path = req.path().to_owned();
+    let path = loggable_path(req.path());
     let client = crate::http::client_addr(req.request()).unwrap_or_default();
     let mut res = next.call(req).await?;
     let elapsed = started.elapsed();

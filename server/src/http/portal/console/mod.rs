@@ -225,6 +225,21 @@ async fn login_form(state: web::Data<AppState>, req: HttpRequest) -> Res {
     Ok(login_page(&state, &req, StatusCode::OK, None))
 }
 
+/// The login page again, `429` with `Retry-After`: the address is over the failed look-up limit.
+fn too_many(state: &AppState, req: &HttpRequest, retry_after: u64) -> HttpResponse {
+    let mut resp = login_page(
+        state,
+        req,
+        StatusCode::TOO_MANY_REQUESTS,
+        Some("Too many failed attempts; try again later."),
+    );
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&retry_after.to_string()) {
+        resp.headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, v);
+    }
+    resp
+}
+
 async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form<LoginForm>) -> Res {
     if !session::csrf_ok(&req, Binding::Pre, &form.csrf_token) {
         return Err(forbidden(CSRF_REFUSED));
@@ -234,24 +249,16 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Log
     let now = state.clock.now_naive();
     if let Err(over) = state.limits.failed_lookups.check(&addr, ts) {
         crate::http::lookup::refused(&state, "failed_lookups", over);
-        let mut resp = login_page(
-            &state,
-            &req,
-            StatusCode::TOO_MANY_REQUESTS,
-            Some("Too many failed attempts; try again later."),
-        );
-        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&over.retry_after.to_string())
-        {
-            resp.headers_mut()
-                .insert(actix_web::http::header::RETRY_AFTER, v);
-        }
-        return Ok(resp);
+        return Ok(too_many(&state, &req, over.retry_after));
     }
     let actor = Actor::new("console", Some(addr.clone()));
     if !state.admin.verify(form.token.trim()) {
-        crate::http::lookup::failed_login(&state, &addr).await?;
+        let over = crate::http::lookup::failed_login(&state, &addr).await?;
         let ev = actor.event("console.login", "unauthorized", now);
         run(&state.db, move |c| audit::record(c, &ev)).await?;
+        if let Some(secs) = over {
+            return Ok(too_many(&state, &req, secs));
+        }
         return Ok(login_page(
             &state,
             &req,

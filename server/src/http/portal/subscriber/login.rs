@@ -72,6 +72,8 @@ pub(super) enum Attempt {
     Wrong,
     /// The account is over its limit for now (retry after these seconds).
     Limited(u64),
+    /// The address is over the failed look-up limit (retry after these seconds).
+    AddressLimited(u64),
     /// Signed in with this session token.
     In(String),
 }
@@ -96,10 +98,10 @@ pub(super) async fn attempt(
             web::block(move || session::spend_password_time(&pw))
                 .await
                 .map_err(ApiError::internal)?;
-            crate::http::lookup::failed_login(state, addr).await?;
+            let over = crate::http::lookup::failed_login(state, addr).await?;
             let ev = actor.event("account.login", "unknown_email", now);
             run(&state.db, move |c| crate::db::audit::record(c, &ev)).await?;
-            return Ok(Attempt::Wrong);
+            return Ok(over.map_or(Attempt::Wrong, Attempt::AddressLimited));
         }
     };
     let phc = acc.password_hash.clone();
@@ -107,12 +109,12 @@ pub(super) async fn attempt(
         .await
         .map_err(ApiError::internal)?;
     if !ok {
-        crate::http::lookup::failed_login(state, addr).await?;
+        let over = crate::http::lookup::failed_login(state, addr).await?;
         run(&state.db, move |c| {
             accounts::note_failed_login(c, &acc.id, now, &actor)
         })
         .await?;
-        return Ok(Attempt::Wrong);
+        return Ok(over.map_or(Attempt::Wrong, Attempt::AddressLimited));
     }
     let token = session::random_token();
     let hash = session::sha256_hex(&token);
@@ -122,6 +124,10 @@ pub(super) async fn attempt(
     })
     .await?;
     Ok(Attempt::In(token))
+}
+
+fn address_over(secs: u64) -> String {
+    format!("Too many failed attempts from your address; try again in {secs} seconds.")
 }
 
 pub(super) async fn login(
@@ -149,11 +155,10 @@ pub(super) async fn login(
         .check(&addr, state.clock.now().timestamp())
     {
         crate::http::lookup::refused(&state, "failed_lookups", over);
-        let msg = format!(
-            "Too many failed attempts from your address; try again in {} seconds.",
-            over.retry_after
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            &address_over(over.retry_after),
         );
-        return refuse(StatusCode::TOO_MANY_REQUESTS, &msg);
     }
     let Ok(email) = Email::parse(&form.email) else {
         return refuse(StatusCode::BAD_REQUEST, "Enter a valid email address.");
@@ -163,6 +168,7 @@ pub(super) async fn login(
     }
     match attempt(&state, email, form.password.clone(), &addr).await? {
         Attempt::Wrong => refuse(StatusCode::UNAUTHORIZED, "Wrong email or password."),
+        Attempt::AddressLimited(secs) => refuse(StatusCode::TOO_MANY_REQUESTS, &address_over(secs)),
         Attempt::Limited(secs) => {
             let msg = format!(
                 "Too many failed logins for this account; try again in {} minutes.",

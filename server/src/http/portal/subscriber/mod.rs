@@ -19,6 +19,7 @@ use askama::Template;
 use serde::Deserialize;
 
 mod dashboard;
+mod invite;
 mod login;
 mod signup;
 
@@ -38,6 +39,11 @@ pub fn scope() -> Scope {
                 .route(web::post().to(login::login)),
         )
         .route("/logout", web::post().to(login::logout))
+        .service(
+            web::resource("/invite/{key}")
+                .route(web::get().to(invite::invite_form))
+                .route(web::post().to(invite::invite)),
+        )
         .route(
             "/registrations/{id}/release",
             web::post().to(dashboard::release),

@@ -2,6 +2,7 @@
 //! owner account, signed in.
 
 use super::dashboard::dashboard_page;
+use super::invite::Redeem;
 use super::*;
 
 // ---------------------------------------------------------------- sign-up
@@ -19,11 +20,11 @@ pub(super) struct SignupPage {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct SignupForm {
-    name: String,
-    email: String,
-    password: String,
-    invitation_key: String,
-    csrf_token: String,
+    pub name: String,
+    pub email: String,
+    pub password: String,
+    pub invitation_key: String,
+    pub csrf_token: String,
 }
 
 pub(super) fn signup_page(
@@ -104,9 +105,8 @@ pub(super) async fn create_account(
     Ok((token, signed))
 }
 
-/// Refuses every sign-up under `--portal-signup invite` (invitations come with the invitation
-/// keys, §11.3: until then no sign-up can carry a valid one) and while the address is over the
-/// failed look-up limit.
+/// Refuses a sign-up without an invitation key under `--portal-signup invite`, and any while
+/// the address is over the failed look-up limit.
 pub(super) fn signup_allowed(state: &AppState, addr: &str) -> Result<(), (StatusCode, String)> {
     if state.portal_signup == PortalSignup::Invite {
         let msg = "Sign-up needs a valid invitation key on this server.";
@@ -133,6 +133,9 @@ pub(super) async fn signup(
 ) -> Res {
     signup_off(&state)?;
     let form = form.into_inner();
+    if !form.invitation_key.trim().is_empty() {
+        return signup_by_invitation(&state, &req, &form).await;
+    }
     if !session::csrf_ok(&req, Binding::Pre, &form.csrf_token) {
         return Err(forbidden(CSRF_REFUSED));
     }
@@ -175,6 +178,22 @@ pub(super) async fn signup(
         PORTAL_SESSION_HOURS,
     ));
     Ok(resp)
+}
+
+/// A sign-up that carries an invitation key: a member of the inviting subscriber, with the
+/// invitation's role (§10, §11.3), instead of a new subscriber and key.
+async fn signup_by_invitation(state: &AppState, req: &HttpRequest, form: &SignupForm) -> Res {
+    let key = form.invitation_key.trim();
+    match super::invite::redeem(state, req, key, form).await? {
+        Redeem::In(resp) => Ok(resp),
+        Redeem::Refused(status, msg) => Ok(signup_page(
+            state,
+            req,
+            status,
+            Some(capitalise(&msg)),
+            Some(form),
+        )),
+    }
 }
 
 pub(super) fn capitalise(s: &str) -> String {
