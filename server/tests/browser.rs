@@ -130,15 +130,25 @@ async fn click(c: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("{css}: {e}"));
     button.clone().click().await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // Stale, or any other error while the old document unloads: the browser left the page.
+    while button.is_displayed().await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{css}: the page did not change within 10 s of the click"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Then wait for the new document to be loaded.
     loop {
-        match button.is_displayed().await {
-            Err(e) if is_stale(&e) => return,
-            Err(e) => panic!("{css} after the click: {e}"),
-            Ok(_) if std::time::Instant::now() > deadline => {
-                panic!("{css}: the page did not change within 10 s of the click")
-            }
-            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        let state = c.execute("return document.readyState;", vec![]).await;
+        if matches!(&state, Ok(v) if v == "complete") {
+            return;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{css}: the next page did not load within 10 s of the click"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -323,6 +333,44 @@ async fn a_newcomer_and_a_vendor_do_their_tasks_in_a_real_browser() {
         assert!(trail.contains(action), "the trail shows {action}");
     }
     fits_a_phone(&c, "the audit trail").await;
+
+    // A colleague accepts an invitation to the newcomer's organisation on its page.
+    let http = reqwest::Client::new();
+    let subscribers: serde_json::Value = http
+        .get(format!("{base}/v1/admin/subscribers?limit=500"))
+        .bearer_auth(server.admin_token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let org = subscribers["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["email"] == "newcomer@example.com")
+        .expect("the newcomer's organisation")["id"]
+        .clone();
+    let inv: serde_json::Value = http
+        .post(format!("{base}/v1/admin/invitations"))
+        .bearer_auth(server.admin_token())
+        .json(&json!({"subscriber_id": org, "role": "viewer"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = inv["url"].as_str().expect("the invitation's URL");
+    c.goto(url).await.unwrap();
+    fits_a_phone(&c, "the invitation page").await;
+    fill(&c, "#name", "Colleague").await;
+    fill(&c, "#email", "colleague@example.com").await;
+    fill(&c, "#password", PASSWORD).await;
+    click(&c, "#accept").await;
+    assert!(text(&c, ".notice").await.contains("you joined as viewer"));
+    assert_eq!(text(&c, "#org").await, "Newcomer & Co <IT>");
 
     c.close().await.unwrap();
 }
