@@ -932,3 +932,117 @@ fn an_api_redemption_with_a_password_can_sign_in_to_the_portal() {
     let mut c = Browser::new(&server);
     assert_eq!(c.login("nopw@example.com", PASSWORD).status, 401);
 }
+
+#[test]
+fn the_console_issues_lists_and_revokes_licenses_enrollment_keys_and_invitations() {
+    let server = TestServer::start().unwrap();
+    let (c, base, token) = admin(&server);
+    let post = |path: &str, body: Value| {
+        let r = c
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201, "POST {path}");
+        r.json::<Value>().unwrap()
+    };
+    post(
+        "/v1/admin/plugins",
+        json!({"key": "payroll", "name": "Payroll", "commercial": true, "license_term_days": 30}),
+    );
+    let sub = post("/v1/admin/subscribers", json!({"name": "Kinds Co"}))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut v = Browser::new(&server);
+    let csrf = v.get("/console/login").csrf();
+    v.post(
+        "/console/login",
+        &[("token", server.admin_token()), ("csrf_token", &csrf)],
+    );
+
+    // A license: issued (the key shown once), listed, revoked.
+    let csrf = v.get("/console/licenses").csrf();
+    let issued = v.post(
+        "/console/licenses",
+        &[
+            ("subscriber_id", &sub),
+            ("plugin", "payroll"),
+            ("csrf_token", &csrf),
+        ],
+    );
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    assert!(key_of(&issued).starts_with("LIC-"));
+    let list = v.get(&format!("/console/licenses?q={sub}"));
+    assert!(list.body.contains("payroll") && list.body.contains("active"));
+    let id = admin_get(&server, "/v1/admin/licenses")["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = v.post(
+        &format!("/console/licenses/{id}/revoke"),
+        &[("csrf_token", &list.csrf())],
+    );
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        admin_get(&server, &format!("/v1/admin/licenses/{id}"))["status"],
+        "revoked"
+    );
+    // A plugin that is not in the catalogue is refused, and nothing is issued.
+    let bad = v.post(
+        "/console/licenses",
+        &[("subscriber_id", &sub), ("plugin", "nope"), ("csrf_token", &csrf)],
+    );
+    assert!(bad.status.is_client_error(), "{}", bad.status);
+    assert_eq!(
+        admin_get(&server, "/v1/admin/licenses")["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // An enrollment key with two uses.
+    let csrf = v.get("/console/enrollment-keys").csrf();
+    let issued = v.post(
+        "/console/enrollment-keys",
+        &[
+            ("subscriber_id", &sub),
+            ("entity", "Lyon"),
+            ("max_uses", "2"),
+            ("csrf_token", &csrf),
+        ],
+    );
+    assert!(key_of(&issued).starts_with("ENR-"));
+    assert!(v.get("/console/enrollment-keys").body.contains("0 of 2"));
+    let bad = v.post(
+        "/console/enrollment-keys",
+        &[
+            ("subscriber_id", &sub),
+            ("entity", "Lyon"),
+            ("max_uses", "-1"),
+            ("csrf_token", &csrf),
+        ],
+    );
+    assert_eq!(bad.status, 400);
+
+    // An invitation: its link is shown once and opens the invitation page.
+    let csrf = v.get("/console/invitations").csrf();
+    let issued = v.post(
+        "/console/invitations",
+        &[
+            ("subscriber_id", &sub),
+            ("role", "manager"),
+            ("max_uses", "1"),
+            ("csrf_token", &csrf),
+        ],
+    );
+    let link = key_of(&issued);
+    assert!(link.starts_with(&format!("{base}/portal/invite/INV-")), "{link}");
+    let page = Browser::new(&server).get(link.strip_prefix(&base).unwrap());
+    assert_eq!(page.status, 200);
+    let inv = &admin_get(&server, "/v1/admin/invitations")["items"][0];
+    assert_eq!(inv["role"], "manager");
+    assert_eq!(inv["max_uses"], 1);
+}

@@ -142,6 +142,16 @@ impl Role {
         }
     }
 
+    /// Whether a member with this role may invite `role` (managers invite managers and
+    /// viewers; owners anyone).
+    pub fn may_invite(self, role: Role) -> bool {
+        match self {
+            Role::Owner => true,
+            Role::Manager => role != Role::Owner,
+            Role::Viewer => false,
+        }
+    }
+
     /// Whether this role may do `action`.
     pub fn may(self, action: PortalAction) -> bool {
         use PortalAction::*;

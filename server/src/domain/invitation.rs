@@ -5,45 +5,10 @@ use super::key::KeyStatus;
 use super::kind::{UseRefusal, usable};
 use chrono::NaiveDateTime;
 use glpi_network_shared::KeyKind;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// A role within a subscriber.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Owner,
-    Manager,
-    Viewer,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Manager => "manager",
-            Role::Viewer => "viewer",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "owner" => Some(Role::Owner),
-            "manager" => Some(Role::Manager),
-            "viewer" => Some(Role::Viewer),
-            _ => None,
-        }
-    }
-
-    /// Whether a member with this role may invite `role` (managers invite managers and
-    /// viewers; owners anyone).
-    pub fn may_invite(self, role: Role) -> bool {
-        match self {
-            Role::Owner => true,
-            Role::Manager => role != Role::Owner,
-            Role::Viewer => false,
-        }
-    }
-}
+/// A role within a subscriber: the portal account's (an invitation grants one).
+pub use super::account::Role;
 
 /// The default lifetime of an invitation.
 pub const DEFAULT_VALIDITY_DAYS: i64 = 7;

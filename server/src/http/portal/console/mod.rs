@@ -71,6 +71,33 @@ pub fn scope() -> Scope {
             "/registrations/{id}/release",
             web::post().to(grants::release),
         )
+        .service(
+            web::resource("/licenses")
+                .route(web::get().to(kinds::licenses_page))
+                .route(web::post().to(kinds::issue_license)),
+        )
+        .route(
+            "/licenses/{id}/revoke",
+            web::post().to(kinds::revoke_license),
+        )
+        .service(
+            web::resource("/enrollment-keys")
+                .route(web::get().to(kinds::enrollment_keys_page))
+                .route(web::post().to(kinds::issue_enrollment_key)),
+        )
+        .route(
+            "/enrollment-keys/{id}/revoke",
+            web::post().to(kinds::revoke_enrollment_key),
+        )
+        .service(
+            web::resource("/invitations")
+                .route(web::get().to(kinds::invitations_page))
+                .route(web::post().to(kinds::create_invitation)),
+        )
+        .route(
+            "/invitations/{id}/revoke",
+            web::post().to(kinds::revoke_invitation),
+        )
         .route("/offers", web::get().to(records::offers_page))
         .route("/audit", web::get().to(records::audit_page))
         .route("/signing-keys", web::get().to(records::signing_keys_page))
@@ -83,11 +110,14 @@ pub fn scope() -> Scope {
         )
 }
 
-const NAV: [(&str, &str); 8] = [
+const NAV: [(&str, &str); 11] = [
     ("/console/subscribers", "Subscribers"),
     ("/console/subscriptions", "Subscriptions"),
     ("/console/keys", "Keys"),
     ("/console/registrations", "Registrations"),
+    ("/console/licenses", "Licenses"),
+    ("/console/enrollment-keys", "Enrollment keys"),
+    ("/console/invitations", "Invitations"),
     ("/console/offers", "Offers"),
     ("/console/plugins", "Plugins"),
     ("/console/audit", "Audit"),
@@ -174,6 +204,7 @@ macro_rules! signed_in {
 
 // the pages, after the macro they use
 mod grants;
+mod kinds;
 mod list;
 mod people;
 mod records;
