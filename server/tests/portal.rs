@@ -992,7 +992,11 @@ fn the_console_issues_lists_and_revokes_licenses_enrollment_keys_and_invitations
     // A plugin that is not in the catalogue is refused, and nothing is issued.
     let bad = v.post(
         "/console/licenses",
-        &[("subscriber_id", &sub), ("plugin", "nope"), ("csrf_token", &csrf)],
+        &[
+            ("subscriber_id", &sub),
+            ("plugin", "nope"),
+            ("csrf_token", &csrf),
+        ],
     );
     assert!(bad.status.is_client_error(), "{}", bad.status);
     assert_eq!(
@@ -1039,9 +1043,21 @@ fn the_console_issues_lists_and_revokes_licenses_enrollment_keys_and_invitations
         ],
     );
     let link = key_of(&issued);
-    assert!(link.starts_with(&format!("{base}/portal/invite/INV-")), "{link}");
-    let page = Browser::new(&server).get(link.strip_prefix(&base).unwrap());
-    assert_eq!(page.status, 200);
+    assert!(
+        link.starts_with(&format!("{base}/portal/invite/INV-")),
+        "{link}"
+    );
+    let key = link.rsplit('/').next().unwrap();
+    let mut member = Browser::new(&server);
+    let dashboard = accept(&mut member, key, "Mia", "mia@example.com");
+    assert_eq!(dashboard.status, 200, "{}", dashboard.body);
+    // The dashboard lists the organisation's plugin licenses.
+    assert!(
+        dashboard.body.contains("class=\"licenses\""),
+        "{}",
+        dashboard.body
+    );
+    assert!(dashboard.body.contains("payroll") && dashboard.body.contains("revoked"));
     let inv = &admin_get(&server, "/v1/admin/invitations")["items"][0];
     assert_eq!(inv["role"], "manager");
     assert_eq!(inv["max_uses"], 1);

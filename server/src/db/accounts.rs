@@ -355,6 +355,8 @@ pub struct Overview {
     pub keys: Vec<KeyRow>,
     pub bindings: Vec<RegistrationRow>,
     pub members: Vec<AccountRow>,
+    /// The subscriber's plugin licenses (the first 500).
+    pub licenses: Vec<crate::domain::license::License>,
 }
 
 pub fn overview(c: &mut AnyConnection, subscriber_id: &str) -> Result<Overview> {
@@ -382,12 +384,19 @@ pub fn overview(c: &mut AnyConnection, subscriber_id: &str) -> Result<Overview> 
         .select(RegistrationRow::as_select())
         .load(c)?;
     let members = of_subscriber(c, subscriber_id)?;
+    let of_subscriber = super::page::ListQuery {
+        subscriber_id: Some(subscriber_id.to_owned()),
+        limit: Some(super::page::MAX_LIMIT),
+        ..Default::default()
+    };
+    let licenses = super::licenses::list(c, &of_subscriber)?.items;
     Ok(Overview {
         subscriber,
         subscriptions: subs,
         keys,
         bindings,
         members,
+        licenses,
     })
 }
 

@@ -17,6 +17,7 @@ pub(super) struct DashboardPage {
     new_key: Option<String>,
     subscriptions: Vec<SubscriptionCard>,
     members: Vec<MemberLine>,
+    licenses: Vec<LicenseLine>,
     can_release: bool,
     can_regenerate: bool,
 }
@@ -44,6 +45,14 @@ pub(super) struct BindingLine {
     uid: String,
     bound: String,
     last_seen: String,
+}
+
+pub(super) struct LicenseLine {
+    plugin: String,
+    prefix: String,
+    status: String,
+    instance: String,
+    expires: String,
 }
 
 pub(super) struct MemberLine {
@@ -139,6 +148,17 @@ pub(super) async fn dashboard_page(
                     role: a.role.clone(),
                     name: a.name,
                     email: a.email,
+                })
+                .collect(),
+            licenses: o
+                .licenses
+                .into_iter()
+                .map(|l| LicenseLine {
+                    status: l.status.as_str().to_owned(),
+                    instance: or_dash(l.instance_url.as_deref().or(l.instance_uid.as_deref())),
+                    expires: when(l.expires_at),
+                    prefix: l.key_prefix,
+                    plugin: l.plugin,
                 })
                 .collect(),
             can_release: m.role().may(PortalAction::ReleaseInstance),
