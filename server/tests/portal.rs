@@ -1062,3 +1062,110 @@ fn the_console_issues_lists_and_revokes_licenses_enrollment_keys_and_invitations
     assert_eq!(inv["role"], "manager");
     assert_eq!(inv["max_uses"], 1);
 }
+
+/// A `multipart/form-data` body, as a browser sends the console's upload form.
+fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----glpinetworktestboundary7MA4YWxk";
+    let mut body = Vec::new();
+    for (name, filename, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match filename {
+            Some(f) => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n\
+                     Content-Type: application/gzip\r\n\r\n"
+                )
+                .as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[test]
+fn the_console_uploads_a_plugin_archive_and_refuses_a_bad_one() {
+    let server = TestServer::start().unwrap();
+    let (c, base, token) = admin(&server);
+    let r = c
+        .post(format!("{base}/v1/admin/plugins"))
+        .bearer_auth(&token)
+        .json(&json!({"key": "uploaded", "name": "Uploaded"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let mut v = Browser::new(&server);
+    let csrf = v.get("/console/login").csrf();
+    v.post(
+        "/console/login",
+        &[("token", server.admin_token()), ("csrf_token", &csrf)],
+    );
+    let page = v.get("/console/plugins");
+    assert!(page.body.contains("enctype=\"multipart/form-data\""));
+    assert!(page.body.contains("type=\"file\""));
+    let csrf = page.csrf();
+    let archive = glpi_network_server::domain::archive::generate("uploaded", "Uploaded", "2.0.0");
+    let send = |v: &mut Browser, archive: &[u8], csrf: &str| {
+        let (ctype, body) = multipart(&[
+            ("csrf_token", None, csrf.as_bytes()),
+            ("key", None, b"uploaded"),
+            ("num", None, b"2.0.0"),
+            ("stability", None, b"stable"),
+            ("compatibility", None, b""),
+            ("archive", Some("uploaded-2.0.0.tar.gz"), archive),
+        ]);
+        let resp = v
+            .client
+            .post(format!("{}/console/plugins/versions", v.base))
+            .header("cookie", v.cookie_header())
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .unwrap();
+        v.keep(resp)
+    };
+    // Without the CSRF token: 403, nothing added.
+    assert_eq!(send(&mut v, &archive, "").status, 403);
+    // A file that is not a plugin archive: refused, nothing added.
+    let bad = send(&mut v, b"not a gzip archive at all", &csrf);
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let versions = |server: &TestServer| {
+        admin_get(server, "/v1/admin/plugins/uploaded")["versions"]
+            .as_array()
+            .map(|a| a.len())
+            .unwrap_or(0)
+    };
+    assert_eq!(versions(&server), 0);
+    // The real archive: added, and served byte for byte to a registered instance.
+    assert_eq!(send(&mut v, &archive, &csrf).status, 303);
+    assert_eq!(versions(&server), 1);
+    let mut owner = Browser::new(&server);
+    let key = key_of(&owner.signup("Buyer", "buyer@example.com"));
+    let uid = "0f5b8c52-3c39-4d0f-9c6b-5f0d6c1e2a77";
+    let r = Client::new()
+        .post(format!("{base}/v1/registrations"))
+        .json(
+            &json!({"registration_key": key, "instance_url": "https://glpi.buyer.test",
+                      "instance_uid": uid}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let served = Client::new()
+        .get(format!(
+            "{base}/api/marketplace/archives/uploaded-2.0.0.tar.gz"
+        ))
+        .header("accept", "application/json, */*")
+        .header("user-agent", "GLPI/11.0.1 (installation-mode:TARBALL)")
+        .header("x-registration-key", &key)
+        .header("x-glpi-network-uid", uid)
+        .send()
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.bytes().unwrap().as_ref(), archive.as_slice());
+}

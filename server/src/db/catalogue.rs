@@ -211,13 +211,15 @@ pub fn add_version(
     let num = spec.num;
     let stability = check_version(num, spec.stability)?;
     let compatibility = check_compatibility(spec.compatibility)?.map(str::to_owned);
+    // an uploaded archive is unpacked and checked before the write transaction opens, so a
+    // large or hostile one never holds the writer
+    if let Some(b) = &archive_bytes {
+        archive::check(key, b).map_err(|e| Error::invalid(e.to_string()))?;
+    }
     c.write(Touches::Anything, |c| {
         let (row, _) = plugins::get(c, key)?;
         let bytes = match archive_bytes {
-            Some(b) => {
-                archive::check(key, &b).map_err(|e| Error::invalid(e.to_string()))?;
-                b
-            }
+            Some(b) => b,
             None => archive::generate(key, &row.name, num),
         };
         let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes));

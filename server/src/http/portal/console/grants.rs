@@ -55,6 +55,7 @@ pub(super) async fn keys_page(
         title: "Issue a key",
         action: "/console/keys",
         submit: "Issue key",
+        multipart: false,
         fields: vec![field("subscription_id", "Subscription id", true)],
     });
     p.headers = vec![

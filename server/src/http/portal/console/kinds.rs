@@ -8,6 +8,38 @@ use crate::db::{enrollments, invitations, licenses};
 use crate::domain::account::Role;
 use crate::domain::key::KeyStatus;
 
+/// The pages of the three kinds, added to the console's scope.
+pub(super) fn routes(scope: Scope) -> Scope {
+    scope
+        .service(
+            web::resource("/licenses")
+                .route(web::get().to(kinds::licenses_page))
+                .route(web::post().to(kinds::issue_license)),
+        )
+        .route(
+            "/licenses/{id}/revoke",
+            web::post().to(kinds::revoke_license),
+        )
+        .service(
+            web::resource("/enrollment-keys")
+                .route(web::get().to(kinds::enrollment_keys_page))
+                .route(web::post().to(kinds::issue_enrollment_key)),
+        )
+        .route(
+            "/enrollment-keys/{id}/revoke",
+            web::post().to(kinds::revoke_enrollment_key),
+        )
+        .service(
+            web::resource("/invitations")
+                .route(web::get().to(kinds::invitations_page))
+                .route(web::post().to(kinds::create_invitation)),
+        )
+        .route(
+            "/invitations/{id}/revoke",
+            web::post().to(kinds::revoke_invitation),
+        )
+}
+
 /// The admin list query of a console page: one page after `cursor`, of one subscriber when
 /// `q` names one.
 fn list_query(q: &PageQuery) -> ListQuery {
@@ -71,6 +103,7 @@ pub(super) async fn licenses_page(
         title: "Issue a license",
         action: "/console/licenses",
         submit: "Issue license",
+        multipart: false,
         fields: vec![
             field("subscriber_id", "Subscriber id", true),
             field("plugin", "Commercial plugin (key)", true),
@@ -174,6 +207,7 @@ pub(super) async fn enrollment_keys_page(
         title: "Issue an enrollment key",
         action: "/console/enrollment-keys",
         submit: "Issue enrollment key",
+        multipart: false,
         fields: vec![
             field("subscriber_id", "Subscriber id", true),
             field("entity", "Entity", true),
@@ -293,6 +327,7 @@ pub(super) async fn invitations_page(
         title: "Invite people",
         action: "/console/invitations",
         submit: "Create invitation",
+        multipart: false,
         fields: vec![
             field("subscriber_id", "Subscriber id", true),
             role,

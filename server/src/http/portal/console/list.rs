@@ -36,11 +36,15 @@ pub(super) struct FormSpec {
     pub(super) title: &'static str,
     pub(super) action: &'static str,
     pub(super) submit: &'static str,
+    /// Posted as `multipart/form-data` (the form has a file input).
+    pub(super) multipart: bool,
     pub(super) fields: Vec<Field>,
 }
 
 pub(super) struct Field {
     pub(super) name: &'static str,
+    /// The input's type: `text` or `file`.
+    pub(super) input: &'static str,
     pub(super) label: &'static str,
     pub(super) value: String,
     pub(super) required: bool,
@@ -50,6 +54,7 @@ pub(super) struct Field {
 pub(super) fn field(name: &'static str, label: &'static str, required: bool) -> Field {
     Field {
         name,
+        input: "text",
         label,
         value: String::new(),
         required,

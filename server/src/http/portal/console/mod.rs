@@ -27,7 +27,7 @@ type Res = Result<HttpResponse, PageError>;
 const PAGE: i64 = 25;
 
 pub fn scope() -> Scope {
-    web::scope("/console")
+    kinds::routes(web::scope("/console"))
         .route(
             "/",
             web::get().to(|| async { see_other("/console/subscribers") }),
@@ -70,33 +70,6 @@ pub fn scope() -> Scope {
         .route(
             "/registrations/{id}/release",
             web::post().to(grants::release),
-        )
-        .service(
-            web::resource("/licenses")
-                .route(web::get().to(kinds::licenses_page))
-                .route(web::post().to(kinds::issue_license)),
-        )
-        .route(
-            "/licenses/{id}/revoke",
-            web::post().to(kinds::revoke_license),
-        )
-        .service(
-            web::resource("/enrollment-keys")
-                .route(web::get().to(kinds::enrollment_keys_page))
-                .route(web::post().to(kinds::issue_enrollment_key)),
-        )
-        .route(
-            "/enrollment-keys/{id}/revoke",
-            web::post().to(kinds::revoke_enrollment_key),
-        )
-        .service(
-            web::resource("/invitations")
-                .route(web::get().to(kinds::invitations_page))
-                .route(web::post().to(kinds::create_invitation)),
-        )
-        .route(
-            "/invitations/{id}/revoke",
-            web::post().to(kinds::revoke_invitation),
         )
         .route("/offers", web::get().to(records::offers_page))
         .route("/audit", web::get().to(records::audit_page))

@@ -59,6 +59,7 @@ pub(super) async fn subscribers_page(
         title: "New subscriber",
         action: "/console/subscribers",
         submit: "Create subscriber",
+        multipart: false,
         fields: vec![
             field("name", "Name", true),
             field("email", "Email (optional)", false),
@@ -127,6 +128,7 @@ pub(super) fn subscription_form(state: &AppState) -> FormSpec {
         title: "New subscription",
         action: "/console/subscriptions",
         submit: "Create subscription",
+        multipart: false,
         fields: vec![
             field("subscriber_id", "Subscriber id", true),
             Field {

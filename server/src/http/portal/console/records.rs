@@ -5,6 +5,7 @@ use super::*;
 use crate::db::Transact;
 use crate::db::catalogue;
 use crate::db::plugins::{self, PluginRow, VersionRow};
+use actix_multipart::Multipart;
 
 // ---------------------------------------------------------------- offers, audit, signing keys
 
@@ -100,6 +101,7 @@ pub(super) async fn signing_keys_page(state: web::Data<AppState>, req: HttpReque
         title: "Rotate",
         action: "/console/signing-keys/rotate",
         submit: "Rotate the signing key",
+        multipart: false,
         fields: Vec::new(),
     });
     p.headers = vec!["Key id", "Active", "Created", "Retired"];
@@ -180,9 +182,10 @@ pub(super) async fn plugins_page(
     p.forms.push(FormSpec {
         id: "add-version",
         open: false,
-        title: "Add a version (the server generates its archive)",
+        title: "Add a version (upload its archive, or the server generates one)",
         action: "/console/plugins/versions",
         submit: "Add version",
+        multipart: true,
         fields: vec![
             Field {
                 options: all.iter().map(|(p, _)| p.key.clone()).collect(),
@@ -198,6 +201,10 @@ pub(super) async fn plugins_page(
                 "GLPI versions (optional, e.g. ~10.0)",
                 false,
             ),
+            Field {
+                input: "file",
+                ..field("archive", "Archive (.tar.gz, optional)", false)
+            },
         ],
     });
     p.headers = vec!["Key", "Name", "Versions", "Required offers", "Downloads"];
@@ -213,31 +220,88 @@ pub(super) async fn plugins_page(
     p.done()
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+/// The fields of the add-version form, posted as `multipart/form-data` (it may carry a file).
+#[derive(Debug, Default)]
 pub(super) struct VersionForm {
     key: String,
     num: String,
     stability: String,
     compatibility: String,
     csrf_token: String,
+    /// The uploaded archive; `None` when no file was chosen (the server generates one).
+    archive: Option<Vec<u8>>,
 }
 
+/// At most this many parts, and this many bytes in a text part.
+const MAX_PARTS: usize = 8;
+const MAX_TEXT_PART: usize = 4096;
+
+/// Reads the form: text parts up to [`MAX_TEXT_PART`] bytes, the archive up to the archive
+/// limit (`413` beyond), unknown parts refused.
+async fn read_version_form(mut form: Multipart) -> Result<VersionForm, ApiError> {
+    use futures::StreamExt;
+    let mut f = VersionForm::default();
+    let mut parts = 0;
+    while let Some(part) = form.next().await {
+        let mut part = part.map_err(|e| ApiError::bad_request(format!("invalid form: {e}")))?;
+        parts += 1;
+        if parts > MAX_PARTS {
+            return Err(ApiError::bad_request("too many form fields"));
+        }
+        let name = part.name().unwrap_or_default().to_owned();
+        let cap = if name == "archive" {
+            crate::domain::archive::MAX_ARCHIVE_BYTES
+        } else {
+            MAX_TEXT_PART
+        };
+        let mut buf = Vec::new();
+        while let Some(chunk) = part.next().await {
+            let chunk = chunk.map_err(|e| ApiError::bad_request(format!("invalid form: {e}")))?;
+            if buf.len() + chunk.len() > cap {
+                return Err(ApiError::payload_too_large(format!(
+                    "the field {name} is limited to {cap} bytes"
+                )));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        let text = || {
+            String::from_utf8(buf.clone())
+                .map_err(|_| ApiError::bad_request(format!("the field {name} is not UTF-8")))
+        };
+        match name.as_str() {
+            "archive" => f.archive = Some(buf).filter(|b| !b.is_empty()),
+            "key" => f.key = text()?,
+            "num" => f.num = text()?,
+            "stability" => f.stability = text()?,
+            "compatibility" => f.compatibility = text()?,
+            "csrf_token" => f.csrf_token = text()?,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown form field {other:?}"
+                )));
+            }
+        }
+    }
+    Ok(f)
+}
+
+/// Adds a version from the console: the uploaded archive (checked as the admin API checks it),
+/// or a generated one when no file was chosen.
 pub(super) async fn add_version(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<VersionForm>,
+    form: Multipart,
 ) -> Res {
-    let _v = signed_in!(state, req, &form.csrf_token);
+    let f = read_version_form(form).await?;
+    let _v = signed_in!(state, req, &f.csrf_token);
     let now = state.clock.now_naive();
-    let f = form.into_inner();
     run(&state.db, move |c| {
         let spec = catalogue::VersionSpec {
             num: f.num.trim(),
             stability: Some(f.stability.as_str()),
             compatibility: Some(f.compatibility.trim()).filter(|c| !c.is_empty()),
         };
-        catalogue::add_version(c, &f.key, spec, None, now)
+        catalogue::add_version(c, &f.key, spec, f.archive, now)
     })
     .await?;
     Ok(see_other("/console/plugins"))

@@ -55,6 +55,19 @@ pub(super) struct LicenseLine {
     expires: String,
 }
 
+fn license_lines(licenses: Vec<crate::domain::license::License>) -> Vec<LicenseLine> {
+    licenses
+        .into_iter()
+        .map(|l| LicenseLine {
+            status: l.status.as_str().to_owned(),
+            instance: or_dash(l.instance_url.as_deref().or(l.instance_uid.as_deref())),
+            expires: when(l.expires_at),
+            prefix: l.key_prefix,
+            plugin: l.plugin,
+        })
+        .collect()
+}
+
 pub(super) struct MemberLine {
     name: String,
     email: String,
@@ -150,17 +163,7 @@ pub(super) async fn dashboard_page(
                     email: a.email,
                 })
                 .collect(),
-            licenses: o
-                .licenses
-                .into_iter()
-                .map(|l| LicenseLine {
-                    status: l.status.as_str().to_owned(),
-                    instance: or_dash(l.instance_url.as_deref().or(l.instance_uid.as_deref())),
-                    expires: when(l.expires_at),
-                    prefix: l.key_prefix,
-                    plugin: l.plugin,
-                })
-                .collect(),
+            licenses: license_lines(o.licenses),
             can_release: m.role().may(PortalAction::ReleaseInstance),
             can_regenerate: m.role().may(PortalAction::RegenerateKey),
         },
