@@ -1169,3 +1169,68 @@ fn the_console_uploads_a_plugin_archive_and_refuses_a_bad_one() {
     assert_eq!(served.status(), 200);
     assert_eq!(served.bytes().unwrap().as_ref(), archive.as_slice());
 }
+
+/// The invitation link shown once on a dashboard.
+fn invite_link(page: &Page) -> String {
+    let at = page
+        .body
+        .find("id=\"new-invite\">")
+        .expect("the invitation link is shown")
+        + 16;
+    let end = page.body[at..].find('<').unwrap();
+    page.body[at..at + end].to_owned()
+}
+
+#[test]
+fn members_invite_the_roles_theirs_allows_and_viewers_cannot_invite() {
+    let server = TestServer::start().unwrap();
+    let base = server.url().to_owned();
+    let mut owner = Browser::new(&server);
+    let dash = owner.signup("Team Co", "boss@example.com");
+    assert!(dash.body.contains("id=\"invite-role\""));
+    let made = owner.post(
+        "/portal/invitations",
+        &[("role", "manager"), ("csrf_token", &dash.csrf())],
+    );
+    assert_eq!(made.status, 200, "{}", made.body);
+    let link = invite_link(&made);
+    let key = link
+        .strip_prefix(&format!("{base}/portal/invite/"))
+        .expect("a link to the invitation page");
+    let mut manager = Browser::new(&server);
+    let page = accept(&mut manager, key, "Manny", "manny@example.com");
+    assert!(page.body.contains("you joined as manager"));
+    // A manager may invite a viewer, not an owner.
+    let csrf = page.csrf();
+    let no = manager.post(
+        "/portal/invitations",
+        &[("role", "owner"), ("csrf_token", &csrf)],
+    );
+    assert_eq!(no.status, 403);
+    let ok = manager.post(
+        "/portal/invitations",
+        &[("role", "viewer"), ("csrf_token", &csrf)],
+    );
+    assert_eq!(ok.status, 200);
+    let viewer_key = invite_link(&ok).rsplit('/').next().unwrap().to_owned();
+    let mut viewer = Browser::new(&server);
+    let page = accept(&mut viewer, &viewer_key, "Vic", "vic@example.com");
+    assert!(page.body.contains("you joined as viewer"));
+    assert!(
+        !page.body.contains("id=\"invite-role\""),
+        "no form for a viewer"
+    );
+    let csrf = page.csrf();
+    let no = viewer.post(
+        "/portal/invitations",
+        &[("role", "viewer"), ("csrf_token", &csrf)],
+    );
+    assert_eq!(no.status, 403);
+    // Without the CSRF token: 403.
+    assert_eq!(
+        owner
+            .post("/portal/invitations", &[("role", "viewer")])
+            .status,
+        403
+    );
+}

@@ -18,6 +18,10 @@ pub(super) struct DashboardPage {
     subscriptions: Vec<SubscriptionCard>,
     members: Vec<MemberLine>,
     licenses: Vec<LicenseLine>,
+    /// The roles this member may invite (empty: no invitation form).
+    invite_roles: Vec<&'static str>,
+    /// A new invitation's link, shown once.
+    new_invite: Option<String>,
     can_release: bool,
     can_regenerate: bool,
 }
@@ -53,6 +57,17 @@ pub(super) struct LicenseLine {
     status: String,
     instance: String,
     expires: String,
+}
+
+fn invite_roles(role: Role) -> Vec<&'static str> {
+    if !role.may(PortalAction::Invite) {
+        return Vec::new();
+    }
+    [Role::Viewer, Role::Manager, Role::Owner]
+        .into_iter()
+        .filter(|r| role.may_invite(*r))
+        .map(Role::as_str)
+        .collect()
 }
 
 fn license_lines(licenses: Vec<crate::domain::license::License>) -> Vec<LicenseLine> {
@@ -124,6 +139,30 @@ pub(super) async fn dashboard_page(
     new_key: Option<String>,
     notice: Option<String>,
 ) -> Res {
+    dashboard_showing(
+        state,
+        m,
+        Shown {
+            new_key,
+            new_invite: None,
+        },
+        notice,
+    )
+    .await
+}
+
+/// What a dashboard shows once: a new key, a new invitation's link.
+pub(super) struct Shown {
+    pub new_key: Option<String>,
+    pub new_invite: Option<String>,
+}
+
+pub(super) async fn dashboard_showing(
+    state: &AppState,
+    m: &Member,
+    shown: Shown,
+    notice: Option<String>,
+) -> Res {
     let sid = m.account.subscriber_id.clone();
     let o = run(&state.db, move |c| accounts::overview(c, &sid)).await?;
     let today = state.clock.now_naive().date();
@@ -152,7 +191,9 @@ pub(super) async fn dashboard_page(
             account_name: m.account.name.clone(),
             account_email: m.account.email.clone(),
             account_role: m.role().to_string(),
-            new_key,
+            new_key: shown.new_key,
+            new_invite: shown.new_invite,
+            invite_roles: invite_roles(m.role()),
             subscriptions,
             members: o
                 .members

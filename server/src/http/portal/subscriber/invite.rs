@@ -3,7 +3,7 @@
 //! invitation's role and signs it in; the sign-up form's `invitation_key` does the same. The
 //! key in the path reaches the logs only as its display prefix (see `http::telemetry`).
 
-use super::dashboard::dashboard_page;
+use super::dashboard::{Shown, dashboard_page, dashboard_showing};
 use super::signup::{SignupForm, capitalise, checked_signup};
 use super::*;
 use crate::db::invitations::{self, Invitee};
@@ -214,4 +214,57 @@ async fn sign_in_invitee(
         PORTAL_SESSION_HOURS,
     ));
     Ok(resp)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct InviteForm {
+    role: String,
+    csrf_token: String,
+}
+
+/// `POST /portal/invitations`: a manager or owner invites someone to the organisation with a
+/// role its own allows (§11.3): one use, the default validity; the link is shown once.
+pub(super) async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<InviteForm>,
+) -> Res {
+    let Some(m) = member_for_post(&state, &req, &form.csrf_token).await? else {
+        return Ok(see_other("/portal/login"));
+    };
+    m.require(PortalAction::Invite)?;
+    let role = Role::parse(form.role.trim())
+        .filter(|r| m.role().may_invite(*r))
+        .ok_or_else(|| {
+            forbidden(&format!(
+                "Your role ({}) cannot invite that role.",
+                m.role()
+            ))
+        })?;
+    let now = state.clock.now_naive();
+    let days = crate::domain::invitation::DEFAULT_VALIDITY_DAYS;
+    let actor = m.actor(&req);
+    let sub = m.account.subscriber_id.clone();
+    let (inv, key) = run(&state.db, move |c| {
+        let new = invitations::NewInvitation {
+            subscriber_id: &sub,
+            role,
+            max_uses: crate::domain::invitation::DEFAULT_MAX_USES,
+            expires_at: Some(now + chrono::Duration::days(days)),
+            status: crate::domain::key::KeyStatus::Active,
+        };
+        invitations::issue(c, &new, now, &actor)
+    })
+    .await?;
+    let shown = Shown {
+        new_key: None,
+        new_invite: Some(format!(
+            "{}/portal/invite/{}",
+            state.public_url,
+            key.expose()
+        )),
+    };
+    let notice = format!("Invitation {} ({}) created.", inv.key_prefix, role.as_str());
+    dashboard_showing(&state, &m, shown, Some(notice)).await
 }

@@ -39,6 +39,7 @@ pub fn scope() -> Scope {
                 .route(web::post().to(login::login)),
         )
         .route("/logout", web::post().to(login::logout))
+        .route("/invitations", web::post().to(invite::create))
         .service(
             web::resource("/invite/{key}")
                 .route(web::get().to(invite::invite_form))
