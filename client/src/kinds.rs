@@ -60,7 +60,7 @@ impl LicenseStatus {
 }
 
 /// An agent enrolled with an enrollment key.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Enrollment {
     /// The enrollment's id (what `DELETE /v1/admin/enrollments/{id}` takes).
@@ -77,6 +77,28 @@ pub struct Enrollment {
     /// The verified token's claims (`agent_id`, `entity`, `enrollment_key_id`).
     #[serde(skip)]
     pub claims: Option<KindClaims>,
+    /// [`State::Valid`] from the server; [`State::Grace`] from the cached enrollment while the
+    /// server cannot be used, until its token's `grace_until`.
+    #[serde(skip, default = "valid")]
+    pub state: State,
+    /// Why the server could not be used, when the answer comes from the cache.
+    #[serde(skip)]
+    pub offline_reason: Option<String>,
+}
+
+fn valid() -> State {
+    State::Valid
+}
+
+/// An enrollment's verified token as cached.
+#[derive(Serialize, Deserialize)]
+struct EnrollmentEntry {
+    server_url: String,
+    issuer: String,
+    enrollment: Enrollment,
+    token: String,
+    claims: KindClaims,
+    jwks: JwkSet,
 }
 
 /// A license's verified token as cached.
@@ -201,7 +223,9 @@ impl Client {
 
     /// Enrolls an inventory agent with an enrollment key (`POST /v1/enrollments`): a new
     /// `agent_id` takes one of the key's uses, the same one again takes none. The token is
-    /// verified (signature, issuer, times, nonce, and that it names this agent).
+    /// verified (signature, issuer, times, nonce, and that it names this agent) and cached
+    /// beside the instance's cache; while the server cannot be used, the cached enrollment of
+    /// this key and agent answers ([`State::Grace`]) until its token's `grace_until`.
     pub fn enroll(
         &self,
         key: &PlainKey,
@@ -210,6 +234,27 @@ impl Client {
     ) -> Result<Enrollment, Error> {
         let server = self.server_for_kinds()?;
         let issuer = self.issuer.clone().unwrap_or_else(|| server.clone());
+        let file = CacheFile::new(self.kind_cache_path("enrollment", &[key.expose(), agent_id]));
+        match self.enroll_online(&server, &issuer, key, agent_id, hostname) {
+            Ok((e, entry)) => {
+                if let Err(err) = file.write_as(&entry) {
+                    tracing::warn!("{err}");
+                }
+                Ok(e)
+            }
+            Err(err) if err.is_unavailable() => self.enrollment_offline(&file, &server, err),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn enroll_online(
+        &self,
+        server: &str,
+        issuer: &str,
+        key: &PlainKey,
+        agent_id: &str,
+        hostname: Option<&str>,
+    ) -> Result<(Enrollment, EnrollmentEntry), Error> {
         let sent = nonce();
         let body = EnrollRequest {
             enrollment_key: key.expose(),
@@ -217,11 +262,11 @@ impl Client {
             hostname,
             nonce: &sent,
         };
-        let reply = self.http.post(&server, "/v1/enrollments", &body)?;
+        let reply = self.http.post(server, "/v1/enrollments", &body)?;
         let created = reply.status == 201;
         let answer: EnrollAnswer = reply.json()?;
-        let jwks = self.get_jwks(&server)?;
-        let claims = self.verify_kind_token(&issuer, &jwks, &answer.token, Some(&sent))?;
+        let jwks = self.get_jwks(server)?;
+        let claims = self.verify_kind_token(issuer, &jwks, &answer.token, Some(&sent))?;
         if claims.extra.get("agent_id").and_then(|v| v.as_str()) != Some(agent_id) {
             return Err(Error::InvalidResponse(
                 "the token names another agent".into(),
@@ -229,8 +274,70 @@ impl Client {
         }
         let mut e = answer.enrollment;
         e.created = created;
-        e.claims = Some(claims);
+        e.claims = Some(claims.clone());
+        let entry = EnrollmentEntry {
+            server_url: server.to_owned(),
+            issuer: issuer.to_owned(),
+            enrollment: e.clone(),
+            token: answer.token,
+            claims,
+            jwks,
+        };
+        Ok((e, entry))
+    }
+
+    /// The cached enrollment when the server could not be used: verified again against its
+    /// own key set, [`State::Grace`] before its `grace_until`, refused (`expired`) after.
+    fn enrollment_offline(
+        &self,
+        file: &CacheFile,
+        server: &str,
+        err: Error,
+    ) -> Result<Enrollment, Error> {
+        let entry: EnrollmentEntry = match file.read_as() {
+            Ok(Some(e)) => e,
+            Ok(None) | Err(Discard::Unreadable(_)) => return Err(err),
+            Err(why) => {
+                tracing::warn!(path = %file.path().display(), "discarding the enrollment cache: {why}");
+                file.discard();
+                return Err(err);
+            }
+        };
+        let checked = Verifier::new(&entry.issuer, &self.trusted(&entry.jwks))
+            .and_then(|v| v.verify_kind(&entry.token, entry.claims.iat, None));
+        if entry.server_url != server || checked.ok().as_ref() != Some(&entry.claims) {
+            tracing::warn!(path = %file.path().display(), "discarding the enrollment cache: its token does not verify");
+            file.discard();
+            return Err(err);
+        }
+        let now = self.clock.now();
+        let mut e = entry.enrollment;
+        e.claims = Some(entry.claims.clone());
+        e.created = false;
+        e.state = if now.saturating_add(self.policy.rollback_tolerance) < entry.claims.iat {
+            State::Refused(Reason::ClockRollback)
+        } else if now > entry.claims.grace_until {
+            State::Refused(Reason::Expired)
+        } else {
+            State::Grace
+        };
+        e.offline_reason = Some(err.to_string());
         Ok(e)
+    }
+
+    /// A cache file of another kind beside this instance's cache, named from a digest of
+    /// `parts` (never a key itself).
+    fn kind_cache_path(&self, kind: &str, parts: &[&str]) -> PathBuf {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        for p in parts {
+            ctx.update(p.as_bytes());
+            ctx.update(&[0]);
+        }
+        let digest = ctx.finish();
+        let base = self.cache.path();
+        let mut name = base.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".{kind}-{}", hex::encode(&digest.as_ref()[..8])));
+        base.with_file_name(name)
     }
 
     /// The cache file of the license `key`: beside this instance's cache, named from a digest

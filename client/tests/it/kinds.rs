@@ -198,7 +198,27 @@ fn agents_enroll_once_each_until_the_key_is_exhausted() {
     let k = parse_kind_key(key, KeyKind::Enrollment).unwrap();
     let e = client.enroll(&k, "agent-1", Some("host-1")).unwrap();
     assert!(!e.created);
+    assert_eq!(e.state, State::Valid);
     let claims = e.claims.unwrap();
     assert_eq!(claims.extra["agent_id"], "agent-1");
     assert_eq!(claims.extra["entity"], "Paris");
+
+    // The server goes away: the cached enrollment answers, grace until its grace_until.
+    let mut server = server;
+    server.stop();
+    let e = client.enroll(&k, "agent-1", None).unwrap();
+    assert_eq!(e.state, State::Grace);
+    assert!(e.offline_reason.is_some());
+    assert_eq!(e.entity, "Paris");
+    let grace_until = e.claims.unwrap().grace_until;
+    // Another agent was never enrolled here: the outage is the error.
+    assert!(
+        client
+            .enroll(&k, "agent-9", None)
+            .unwrap_err()
+            .is_unavailable()
+    );
+    clock.advance(grace_until - clock.now() + 1);
+    let e = client.enroll(&k, "agent-1", None).unwrap();
+    assert_eq!(e.state, State::Refused(Reason::Expired));
 }

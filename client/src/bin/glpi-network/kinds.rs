@@ -65,7 +65,11 @@ pub fn enroll(client: &Client, out: &Out, raw: &str, agent_id: &str, hostname: O
     match r {
         Ok(e) => {
             out.enrolled(&e);
-            EXIT_OK
+            if e.state.is_usable() {
+                EXIT_OK
+            } else {
+                EXIT_REFUSED
+            }
         }
         Err(e) => failed(out, &e),
     }

@@ -178,19 +178,26 @@ impl Out {
         if self.json {
             self.emit(json!({
                 "command": self.command,
-                "enrolled": true,
+                "enrolled": e.state.is_usable(),
+                "state": e.state.as_str(),
+                "reason": e.state.reason().map(|r| r.as_str()),
+                "offline_reason": e.offline_reason,
                 "created": e.created,
                 "enrollment": {"id": e.id, "agent_id": e.agent_id, "entity": e.entity,
                                "enrolled_at": e.enrolled_at},
             }));
             return;
         }
-        let how = if e.created {
-            "enrolled"
-        } else {
-            "already enrolled"
+        let how = match e.state {
+            State::Grace => "grace: enrolled (from the cache)",
+            State::Refused(_) => "refused: the cached enrollment is past its offline grace",
+            _ if e.created => "enrolled",
+            _ => "already enrolled",
         };
         println!("{how}: agent {} in entity {}", e.agent_id, e.entity);
+        if let Some(why) = &e.offline_reason {
+            println!("  server:       not used ({why})");
+        }
         println!("  enrollment:   {} since {}", e.id, e.enrolled_at);
     }
 
