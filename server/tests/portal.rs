@@ -1234,3 +1234,42 @@ fn members_invite_the_roles_theirs_allows_and_viewers_cannot_invite() {
         403
     );
 }
+
+#[test]
+fn failed_logins_are_counted_in_the_database_so_another_process_sees_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    let start = || {
+        TestServer::builder()
+            .database_url(&db_url)
+            .settings(|s| {
+                s.failed_lookups_per_minute = 3;
+                // one master key for both, as processes sharing a database have
+                s.master_key = vec!["7".repeat(64)];
+            })
+            .start()
+            .unwrap()
+    };
+    let (a, b) = (start(), start());
+    let mut on_a = Browser::new(&a);
+    for _ in 0..3 {
+        assert_eq!(
+            on_a.login("nobody@example.com", "wrong password guess")
+                .status,
+            401
+        );
+    }
+    // The other server has not seen this address fail, but the shared count is spent.
+    let mut on_b = Browser::new(&b);
+    let r = on_b.login("nobody@example.com", "wrong password guess");
+    assert_eq!(r.status, 429, "{}", r.body);
+    let csrf = on_b.get("/console/login").csrf();
+    let r = on_b.post(
+        "/console/login",
+        &[
+            ("token", "not-the-admin-token-at-all"),
+            ("csrf_token", &csrf),
+        ],
+    );
+    assert_eq!(r.status, 429);
+}
