@@ -337,6 +337,67 @@ pub enum Command {
     /// Change the master key that seals the signing keys (and every other sealed secret).
     #[command(subcommand)]
     MasterKey(MasterKeyCmd),
+    /// Write a consistent copy of the SQLite database (while the server keeps serving), the
+    /// master key and the admin token into DIR (created, mode 0700); on PostgreSQL copy the
+    /// master key and admin token and print the `pg_dump` command.
+    Backup {
+        /// The backup directory (new, or empty).
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
+    /// Restore a backup into `--data-dir` / `--database-url` (stop the servers on it first);
+    /// on PostgreSQL restore the master key and admin token and print the `pg_restore` command.
+    Restore {
+        /// A directory written by `backup`.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// Overwrite an existing database, master key and admin token.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the shell completion script of `glpi-network-server`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of `glpi-network-server`, or write one page per subcommand.
+    Man {
+        /// Write `glpi-network-server.1` and a page per subcommand into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+impl Command {
+    /// Whether the command only reads (DESIGN §14): it runs no migration and creates no data
+    /// directory, database, master key or signing key; a missing one is an error naming it.
+    pub fn is_read_only(&self) -> bool {
+        use crate::cli::kinds::{EnrollmentKeysCmd as E, InvitationsCmd as I, LicensesCmd as L};
+        matches!(
+            self,
+            Command::Keys(KeysCmd::List { .. } | KeysCmd::Show { .. })
+                | Command::Registrations(RegistrationsCmd::List(_))
+                | Command::Subscribers(SubscribersCmd::List(_) | SubscribersCmd::Show { .. })
+                | Command::Subscriptions(SubscriptionsCmd::List(_) | SubscriptionsCmd::Show { .. })
+                | Command::Offers(OffersCmd::List)
+                | Command::Plugins(PluginsCmd::List)
+                | Command::Licenses(L::List { .. } | L::Show { .. })
+                | Command::EnrollmentKeys(E::List { .. } | E::Show { .. })
+                | Command::Invitations(I::List { .. } | I::Show { .. })
+                | Command::Audit(_)
+                | Command::SigningKeys(SigningKeysCmd::List)
+                | Command::MasterKey(MasterKeyCmd::Status)
+        )
+    }
+
+    /// Whether the command may create the database (`serve`, `migrate`, `restore`); every
+    /// other one needs an existing database.
+    pub fn creates_database(&self) -> bool {
+        matches!(
+            self,
+            Command::Serve | Command::Migrate | Command::Restore { .. }
+        )
+    }
 }
 
 #[derive(Subcommand)]
@@ -450,17 +511,30 @@ pub enum KeysCmd {
         #[arg(long, value_enum, default_value = "csv", requires = "count")]
         format: BulkFormat,
     },
-    /// List keys.
+    /// List keys, filtered by subscription, subscriber, status and display prefix.
     List {
         #[command(flatten)]
         page: PageArgs,
-        #[arg(long)]
+        /// Only the keys of this subscription (its id).
+        #[arg(long, value_name = "ID")]
         subscription: Option<String>,
-        #[arg(long)]
+        /// Only the keys of this subscriber (its id).
+        #[arg(long, value_name = "ID")]
+        subscriber: Option<String>,
+        /// Only the keys with this status.
+        #[arg(long, value_parser = ["active", "revoked"])]
         status: Option<String>,
+        /// Only the keys whose display prefix starts with this (case-insensitive).
+        #[arg(long)]
+        prefix: Option<String>,
     },
-    /// Show one key.
-    Show { id: String },
+    /// Show one key with its subscription, subscriber and binding, found by its id or its
+    /// display prefix (what the portal, the logs and the audit trail show); a prefix that
+    /// matches several keys exits 2 and lists them.
+    Show {
+        #[arg(value_name = "ID_OR_PREFIX")]
+        id: String,
+    },
     /// Revoke a key.
     Revoke { id: String },
     /// Replace a key by a new one (revokes it and releases its binding).

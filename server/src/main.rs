@@ -39,7 +39,8 @@ fn main() -> anyhow::Result<()> {
         Some(cmd) => {
             if let Err(e) = cli::run(&args.settings, cmd) {
                 eprintln!("error: {e:#}");
-                std::process::exit(1);
+                let usage = e.downcast_ref::<cli::UsageError>().is_some();
+                std::process::exit(if usage { 2 } else { 1 });
             }
             Ok(())
         }

@@ -6,10 +6,12 @@
 //! `signing_keys.rs`, `master_key.rs`.
 
 mod audit;
+pub mod backup;
 mod catalogue;
 mod keys;
 pub mod kinds;
 mod master_key;
+mod progress;
 mod signing_keys;
 mod subscriptions;
 
@@ -49,14 +51,69 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `completions SHELL`: the completion script, generated from the clap definitions.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let mut cmd = crate::config::Cli::command();
+    clap_complete::generate(
+        shell,
+        &mut cmd,
+        "glpi-network-server",
+        &mut std::io::stdout(),
+    );
+    Ok(())
+}
+
+/// `man [--dir DIR]`: the man page on stdout, or every page (one per subcommand) into `DIR`.
+fn man(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let cmd = crate::config::Cli::command();
+    match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            clap_mangen::generate_to(cmd, dir)?;
+            eprintln!("man pages written to {}", dir.display());
+        }
+        None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?,
+    }
+    Ok(())
+}
+
+/// A usage error (exit code 2), such as a key prefix that matches several keys.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The database of a command: read-only for the commands that only read; an existing one
+/// (migrated to this version) for the others, which never create it (`serve`, `migrate` and
+/// `restore` do).
+fn open_db(settings: &Settings, command: &Command) -> anyhow::Result<db::Db> {
+    let url = settings.database_url();
+    if command.is_read_only() {
+        return db::read_only::open(&url);
+    }
+    if let db::Backend::Sqlite(path) = db::Backend::from_url(&url)?
+        && !command.creates_database()
+    {
+        db::read_only::check_sqlite_exists(&path).map_err(|e| {
+            anyhow::anyhow!("{e}: create it with `glpi-network-server migrate` (or serve once)")
+        })?;
+    }
+    open_pool(settings)
+}
+
 /// Runs one admin subcommand.
 pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Migrate => return migrate(settings),
         Command::MasterKey(cmd) => return master_key::master_key(settings, cmd),
+        Command::Backup { to } => return backup::backup(settings, &to),
+        Command::Restore { from, force } => return backup::restore(settings, &from, force),
+        Command::Completions { shell } => return completions(shell),
+        Command::Man { dir } => return man(dir.as_deref()),
         _ => {}
     }
-    let pool = open_pool(settings)?;
+    let pool = open_db(settings, &command)?;
     let mut conn = pool.get()?;
     let ctx = Ctx {
         c: &mut conn,
@@ -65,7 +122,12 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
     };
     match command {
         Command::Serve => unreachable!("serve is handled by main"),
-        Command::Migrate | Command::MasterKey(_) => unreachable!("handled above"),
+        Command::Migrate
+        | Command::MasterKey(_)
+        | Command::Backup { .. }
+        | Command::Restore { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. } => unreachable!("handled above"),
         Command::Subscribers(cmd) => subscriptions::subscribers(ctx, cmd),
         Command::Subscriptions(cmd) => subscriptions::subscriptions(ctx, cmd),
         Command::Keys(cmd) => keys::keys(ctx, cmd),

@@ -9,7 +9,8 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// `?limit=&cursor=` plus the filters some lists take.
+/// `?limit=&cursor=` plus the filters some lists take (the HTTP layer reads each list's own
+/// parameters, `http::query`, into this).
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct ListQuery {
     /// 1 to 500 (default 50); another value is refused (`400`) when the query is read.
@@ -25,6 +26,9 @@ pub struct ListQuery {
     pub status: Option<String>,
     #[serde(default)]
     pub key_id: Option<String>,
+    /// Keys: the display prefix starts with it (compared case-insensitively).
+    #[serde(default)]
+    pub prefix: Option<String>,
     /// Licenses: the plugin's key.
     #[serde(default)]
     pub plugin: Option<String>,
@@ -72,6 +76,37 @@ pub fn page_in_memory<T>(
 }
 
 impl ListQuery {
+    /// Refuses a filter that cannot match as asked (each named): a `subscriber_id` or
+    /// `subscription_id` that names nothing, a `status` not in `statuses`.
+    pub fn check(
+        &self,
+        conn: &mut crate::db::AnyConnection,
+        statuses: &[&str],
+    ) -> crate::db::Result<()> {
+        use crate::db::Error;
+        if let Some(v) = &self.subscriber_id
+            && crate::db::subscribers::find(conn, v)?.is_none()
+        {
+            return Err(Error::invalid(format!("subscriber_id: no subscriber {v}")));
+        }
+        if let Some(v) = &self.subscription_id
+            && crate::db::subscriptions::find(conn, v)?.is_none()
+        {
+            return Err(Error::invalid(format!(
+                "subscription_id: no subscription {v}"
+            )));
+        }
+        if let Some(v) = &self.status
+            && !statuses.contains(&v.as_str())
+        {
+            return Err(Error::invalid(format!(
+                "status: {v:?} is not one of {}",
+                statuses.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
     /// The page size: default 50, clamped to 1..=500.
     pub fn limit(&self) -> i64 {
         self.limit.unwrap_or(50).clamp(1, 500)

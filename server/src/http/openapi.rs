@@ -187,6 +187,9 @@ fn operation(r: &Route) -> utoipa::openapi::path::Operation {
             );
         }
     }
+    for p in d.query.map(|params| params()).unwrap_or_default() {
+        op = op.parameter(p);
+    }
     if let Some(body) = d.body {
         op = op.request_body(Some(
             RequestBodyBuilder::new()
