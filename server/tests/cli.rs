@@ -17,7 +17,7 @@ fn server(data_dir: &std::path::Path) -> Command {
 /// A fresh data directory with a migrated database (only `serve`, `migrate` and `restore`
 /// create one).
 fn migrated() -> tempfile::TempDir {
-    let dir = migrated();
+    let dir = tempfile::tempdir().unwrap();
     let out = server(dir.path()).arg("migrate").output().unwrap();
     assert!(
         out.status.success(),
