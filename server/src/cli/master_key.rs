@@ -185,8 +185,8 @@ fn warn_if_configured(settings: &Settings) {
 
 /// `master-key status`: read-only (no migration, nothing created).
 fn status(settings: &Settings) -> anyhow::Result<()> {
-    let keys = MasterKey::from_texts(&loaded(settings)?)?;
     let mut c = db::read_only::connect(&settings.database_url())?;
+    let keys = MasterKey::from_texts(&loaded(settings)?)?;
     let secrets = rekey::status(&mut c, &keys)?;
     let unknown = secrets
         .iter()
