@@ -641,3 +641,108 @@ fn on_postgresql_backup_and_restore_carry_the_master_key_and_print_the_dump_comm
         .unwrap();
     assert_eq!(v["valid"], true, "{v}");
 }
+
+#[test]
+fn subcommand_help_shows_only_the_flags_the_subcommand_uses() {
+    let help = |args: &[&str]| {
+        let out = run(cli(Path::new("unused")).args(args).arg("--help"));
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let serve_only = [
+        "--bind",
+        "--token-ttl",
+        "--trusted-proxy",
+        "--workers",
+        "--key-cache-ttl",
+    ];
+    for args in [
+        &["keys", "list"][..],
+        &["backup"],
+        &["audit", "verify"],
+        &["master-key", "status"],
+    ] {
+        let text = help(args);
+        for flag in serve_only {
+            assert!(!text.contains(flag), "{args:?} --help shows {flag}");
+        }
+        assert!(
+            text.contains("--data-dir") && text.contains("--database-url"),
+            "{args:?}"
+        );
+    }
+    let serve = help(&["serve"]);
+    for flag in serve_only {
+        assert!(serve.contains(flag), "serve --help lacks {flag}");
+    }
+    // flags given after `serve` are taken
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let child = cli(dir.path())
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--workers",
+            "1",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut p = common::Proc {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    wait_ready(&reqwest::blocking::Client::new(), &mut p);
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_line_definitions() {
+    let none = Path::new("unused");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(cli(none).args(["completions", shell]));
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.contains("glpi-network-server") && text.contains("signing-keys"),
+            "{shell}"
+        );
+    }
+    let out = run(cli(none).arg("man"));
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains(".TH glpi-network-server 1"), "{page}");
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        run(cli(none).args(["man", "--dir"]).arg(dir.path()))
+            .status
+            .success()
+    );
+    assert!(dir.path().join("glpi-network-server-keys-show.1").is_file());
+    assert!(!none.exists(), "no data directory made");
+}
+
+#[test]
+fn long_work_on_a_pipe_prints_no_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = &dir.path().join("data");
+    assert!(run(cli(d).arg("migrate")).status.success());
+    let out = run(cli(d).args([
+        "keys",
+        "issue",
+        "--subscriber",
+        "P",
+        "--offer",
+        "basic",
+        "--count",
+        "2500",
+    ]));
+    assert!(out.status.success());
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    let out = run(cli(d).args(["backup", "--to"]).arg(d.join("bk")));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(cli(&d.join("restored"))
+        .args(["restore", "--from"])
+        .arg(d.join("bk")));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains('['), "{}", stderr(&out));
+}

@@ -55,13 +55,18 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
 fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
     use clap::CommandFactory;
     let mut cmd = crate::config::Cli::command();
-    clap_complete::generate(
-        shell,
-        &mut cmd,
-        "glpi-network-server",
-        &mut std::io::stdout(),
-    );
-    Ok(())
+    let mut text = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "glpi-network-server", &mut text);
+    to_stdout(&text)
+}
+
+/// Writes `bytes` on stdout; a reader that stopped reading (`| head`) is not an error.
+fn to_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// `man [--dir DIR]`: the man page on stdout, or every page (one per subcommand) into `DIR`.
@@ -74,7 +79,11 @@ fn man(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
             clap_mangen::generate_to(cmd, dir)?;
             eprintln!("man pages written to {}", dir.display());
         }
-        None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?,
+        None => {
+            let mut text = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut text)?;
+            return to_stdout(&text);
+        }
     }
     Ok(())
 }
@@ -121,7 +130,7 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         actor: Actor::new("cli", None),
     };
     match command {
-        Command::Serve => unreachable!("serve is handled by main"),
+        Command::Serve(_) => unreachable!("serve is handled by main"),
         Command::Migrate
         | Command::MasterKey(_)
         | Command::Backup { .. }
