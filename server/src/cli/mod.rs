@@ -11,7 +11,7 @@ mod catalogue;
 mod keys;
 pub mod kinds;
 mod master_key;
-mod progress;
+pub mod progress;
 mod signing_keys;
 mod subscriptions;
 
