@@ -630,6 +630,15 @@ fn on_postgresql_backup_and_restore_carry_the_master_key_and_print_the_dump_comm
     );
     let status = Command::new("sh").args(["-c", restore]).status().unwrap();
     assert!(status.success(), "{restore}");
+    let again = run(cli(&d2)
+        .args(["--database-url", &url2, "restore", "--from"])
+        .arg(&bk));
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "a deployment is not replaced without --force"
+    );
+    assert!(stderr(&again).contains("--force"), "{}", stderr(&again));
     let mut p2 = common::start(&url2, &d2);
     wait_ready(&http, &mut p2);
     let v: Value = http

@@ -261,6 +261,22 @@ fn restore_sqlite(src: &Path, dest: &str) -> anyhow::Result<u64> {
     Ok(len)
 }
 
+/// Whether a PostgreSQL database already has this server's tables (read-only look).
+fn holds_a_deployment(backend: &Backend) -> anyhow::Result<bool> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut c = db::read_only::connect_to(backend)?;
+    let found: Found = diesel::sql_query(
+        "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'registration_keys'",
+    )
+    .get_result(&mut c)?;
+    Ok(found.n > 0)
+}
+
 /// `restore --from DIR [--force]`.
 pub(super) fn restore(settings: &Settings, from: &Path, force: bool) -> anyhow::Result<()> {
     let manifest = read_manifest(from)?;
@@ -285,6 +301,15 @@ pub(super) fn restore(settings: &Settings, from: &Path, force: bool) -> anyhow::
         && !force
     {
         anyhow::bail!("the database {path} exists: pass --force to overwrite it");
+    }
+    if let Backend::Postgres(_) = &backend
+        && !force
+        && holds_a_deployment(&backend)?
+    {
+        anyhow::bail!(
+            "the database of --database-url already holds a deployment: pass --force \
+             (the printed pg_restore --clean then replaces it)"
+        );
     }
     check_secrets(&settings.data_dir, &secrets, force)?;
     private_dir(&settings.data_dir)?;
