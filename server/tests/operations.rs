@@ -555,6 +555,31 @@ fn a_backup_taken_while_registrations_are_written_restores_and_validates() {
             .unwrap();
         assert_eq!(v["valid"], true, "{v}");
     }
+    stop(p2);
+    // --force replaces the database and keeps the old one beside it
+    let forced = run(cli(&restored)
+        .args(["restore", "--force", "--from"])
+        .arg(&backup));
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    assert!(restored.join("glpi-network.db.before-restore").is_file());
+    // a different master key is not replaced without --force, and kept with it
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("master.key"), "ab".repeat(32)).unwrap();
+    let refused = run(cli(&other).args(["restore", "--from"]).arg(&backup));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("master key"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!other.join("glpi-network.db").exists(), "nothing restored");
+    let forced = run(cli(&other)
+        .args(["restore", "--force", "--from"])
+        .arg(&backup));
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    let kept = std::fs::read_to_string(other.join("master.key.before-restore")).unwrap();
+    assert_eq!(kept, "ab".repeat(32));
 }
 
 fn check_modes(dir: &Path) {

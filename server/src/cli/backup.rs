@@ -223,6 +223,24 @@ fn check_secrets(dir: &Path, secrets: &[(&str, String)], force: bool) -> anyhow:
     Ok(())
 }
 
+/// Keeps what `restore --force` replaces: the database `dest` becomes `<dest>.before-restore`
+/// (with its `-wal` as `<dest>.before-restore-wal`, so it can be put back as it was); its
+/// `-shm` and `-journal` are removed.
+fn set_aside(dest: &Path) -> anyhow::Result<()> {
+    let with = |suffix: &str| PathBuf::from(format!("{}{suffix}", dest.display()));
+    for (from, to) in [("", ".before-restore"), ("-wal", ".before-restore-wal")] {
+        if with(from).exists() {
+            rename_durably(&with(from), &with(to))?;
+        } else {
+            remove_durably(&with(to))?;
+        }
+    }
+    for suffix in ["-shm", "-journal"] {
+        remove_durably(&with(suffix))?;
+    }
+    Ok(())
+}
+
 /// Copies `src` over the database `dest` through a temporary file, removing the old
 /// database's `-wal` and `-shm` (which belong to it, not to the copy).
 fn restore_sqlite(src: &Path, dest: &str) -> anyhow::Result<u64> {
@@ -254,9 +272,7 @@ fn restore_sqlite(src: &Path, dest: &str) -> anyhow::Result<u64> {
     }
     output.sync_all()?;
     bar.finish_and_clear();
-    for suffix in ["-wal", "-shm", "-journal"] {
-        remove_durably(&PathBuf::from(format!("{}{suffix}", dest.display())))?;
-    }
+    set_aside(&dest)?;
     rename_durably(&tmp, &dest)?;
     Ok(len)
 }
@@ -342,11 +358,16 @@ pub(super) fn restore(settings: &Settings, from: &Path, force: bool) -> anyhow::
     super::print(&out)
 }
 
-/// Writes the restored secrets (0600); a `master.key.previous` the backup does not hold is
-/// removed (it belonged to the key being replaced).
+/// Writes the restored secrets (0600); one that differs from the file it replaces (with
+/// `--force`) keeps that file as `<name>.before-restore`. A `master.key.previous` the backup
+/// does not hold is removed (it belonged to the key being replaced).
 fn write_secrets(dir: &Path, secrets: &[(&str, String)]) -> anyhow::Result<()> {
     for (name, value) in secrets {
-        write_secret_atomic(&dir.join(name), value)?;
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).is_ok_and(|there| there.trim() != value.trim()) {
+            rename_durably(&path, &dir.join(format!("{name}.before-restore")))?;
+        }
+        write_secret_atomic(&path, value)?;
     }
     if secrets.iter().any(|(n, _)| *n == MASTER_KEY_FILE)
         && !secrets.iter().any(|(n, _)| *n == PREVIOUS_KEY_FILE)
