@@ -12,6 +12,7 @@ mod keys;
 pub mod kinds;
 mod master_key;
 pub mod progress;
+mod restore;
 mod signing_keys;
 mod subscriptions;
 
@@ -117,7 +118,7 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         Command::Migrate => return migrate(settings),
         Command::MasterKey(cmd) => return master_key::master_key(settings, cmd),
         Command::Backup { to } => return backup::backup(settings, &to),
-        Command::Restore { from, force } => return backup::restore(settings, &from, force),
+        Command::Restore { from, force } => return restore::restore(settings, &from, force),
         Command::Completions { shell } => return completions(shell),
         Command::Man { dir } => return man(dir.as_deref()),
         _ => {}

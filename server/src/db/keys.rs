@@ -176,8 +176,10 @@ pub fn list(conn: &mut AnyConnection, q: &ListQuery) -> Result<Page<Key>> {
 /// starts with it, compared case-insensitively.
 pub fn find_by_id_or_prefix(conn: &mut AnyConnection, text: &str, max: i64) -> Result<Vec<Key>> {
     let text = text.trim();
-    if let Ok(key) = get(conn, text) {
-        return Ok(vec![key]);
+    match get(conn, text) {
+        Ok(key) => return Ok(vec![key]),
+        Err(Error::NotFound(_)) => {}
+        Err(e) => return Err(e),
     }
     if text.is_empty() {
         return Ok(Vec::new());
