@@ -119,6 +119,21 @@ fn holds_a_deployment(backend: &Backend) -> anyhow::Result<bool> {
     Ok(found.n > 0)
 }
 
+/// Refuses (without `--force`) a target database that exists (SQLite) or already holds a
+/// deployment (PostgreSQL).
+fn check_no_database(backend: &Backend) -> anyhow::Result<()> {
+    match backend {
+        Backend::Sqlite(path) if Path::new(path).exists() => {
+            anyhow::bail!("the database {path} exists: pass --force to overwrite it")
+        }
+        Backend::Postgres(_) if holds_a_deployment(backend)? => anyhow::bail!(
+            "the database of --database-url already holds a deployment: pass --force \
+             (the printed pg_restore --clean then replaces it)"
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// `restore --from DIR [--force]`.
 pub(super) fn restore(settings: &Settings, from: &Path, force: bool) -> anyhow::Result<()> {
     let manifest = read_manifest(from)?;
@@ -138,20 +153,8 @@ pub(super) fn restore(settings: &Settings, from: &Path, force: bool) -> anyhow::
             secrets.push((name, std::fs::read_to_string(from.join(name))?));
         }
     }
-    if let Backend::Sqlite(path) = &backend
-        && Path::new(path).exists()
-        && !force
-    {
-        anyhow::bail!("the database {path} exists: pass --force to overwrite it");
-    }
-    if let Backend::Postgres(_) = &backend
-        && !force
-        && holds_a_deployment(&backend)?
-    {
-        anyhow::bail!(
-            "the database of --database-url already holds a deployment: pass --force \
-             (the printed pg_restore --clean then replaces it)"
-        );
+    if !force {
+        check_no_database(&backend)?;
     }
     check_secrets(&settings.data_dir, &secrets, force)?;
     private_dir(&settings.data_dir)?;
