@@ -780,3 +780,24 @@ fn long_work_on_a_pipe_prints_no_progress() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains('['), "{}", stderr(&out));
 }
+
+/// On a terminal (a pseudo-terminal made by `script`), long work draws a progress bar.
+#[test]
+fn long_work_on_a_terminal_shows_progress() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipping: `script` (util-linux) is not installed to make a terminal");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("data");
+    assert!(run(cli(&d).arg("migrate")).status.success());
+    let line = format!(
+        "{} --data-dir {} keys issue --subscriber T --offer basic --count 20000 >/dev/null",
+        env!("CARGO_BIN_EXE_glpi-network-server"),
+        d.display()
+    );
+    let out = run(Command::new("script").args(["-qec", &line, "/dev/null"]));
+    assert!(out.status.success());
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(seen.contains("/20000 keys"), "{seen}");
+}

@@ -16,7 +16,7 @@ fn target() -> ProgressDrawTarget {
 pub fn count(len: u64, what: &'static str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), target());
     if let Ok(style) = ProgressStyle::with_template(&format!(
-        "[{{elapsed_precise}}] [{{bar:30}}] {{pos}}/{{len}} {what} ({{per_sec}}, {{eta}} left)"
+        "[{{elapsed_precise}}] [{{bar:30}}] {{pos}}/{{len}} {what} ({{eta}} left)"
     )) {
         bar.set_style(style.progress_chars("#>-"));
     }
