@@ -337,6 +337,14 @@ fn admin_key_lists_filter_exactly_and_refuse_unknown_parameters_and_invalid_valu
         let msg = body["error"]["message"].as_str().unwrap();
         assert!(msg.contains(names), "{query}: {msg}");
     }
+    let (s, body) = get("/v1/admin/registrations?key_id=nothing");
+    assert_eq!(s, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("key_id")
+    );
     let (s, body) = get("/v1/admin/registrations?include_released=maybe");
     assert_eq!(s, 400);
     assert!(
