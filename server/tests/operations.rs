@@ -353,6 +353,33 @@ fn admin_key_lists_filter_exactly_and_refuse_unknown_parameters_and_invalid_valu
             .unwrap()
             .contains("include_released")
     );
+    // the document names each list's parameters
+    let doc: Value = http
+        .get(format!("{}/openapi.json", p.base))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let names = |path: &str| -> HashSet<String> {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path} has no parameters"))
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let keys: HashSet<String> = [
+        "limit",
+        "cursor",
+        "subscription_id",
+        "subscriber_id",
+        "status",
+        "prefix",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(names("/v1/admin/keys"), keys);
+    assert!(names("/v1/admin/registrations").contains("include_released"));
     let (s, body) = get("/v1/admin/subscriptions?status=paused");
     assert_eq!(s, 400);
     assert!(
