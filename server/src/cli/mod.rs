@@ -102,14 +102,21 @@ fn open_db(settings: &Settings, command: &Command) -> anyhow::Result<db::Db> {
     if command.is_read_only() {
         return db::read_only::open(&url);
     }
-    if let db::Backend::Sqlite(path) = db::Backend::from_url(&url)?
-        && !command.creates_database()
-    {
+    if !command.creates_database() {
+        require_database(settings)?;
+    }
+    open_pool(settings)
+}
+
+/// An SQLite database that must exist already (only `serve`, `migrate` and `restore` create
+/// one): the error names it and says how to make it.
+pub(super) fn require_database(settings: &Settings) -> anyhow::Result<()> {
+    if let db::Backend::Sqlite(path) = db::Backend::from_url(&settings.database_url())? {
         db::read_only::check_sqlite_exists(&path).map_err(|e| {
             anyhow::anyhow!("{e}: create it with `glpi-network-server migrate` (or serve once)")
         })?;
     }
-    open_pool(settings)
+    Ok(())
 }
 
 /// Runs one admin subcommand.
