@@ -88,7 +88,7 @@ fn quoted(text: &str) -> String {
 /// A consistent copy of the SQLite database at `path` into `dest` (mode 0600), taken by
 /// `VACUUM INTO` on a read-only connection while other processes may write, then checked.
 fn copy_sqlite(path: &str, dest: &Path) -> anyhow::Result<u64> {
-    let mut conn = db::read_only::connect_to(&Backend::Sqlite(path.to_owned()))?;
+    let mut conn = db::read_only::connect_locked(&Backend::Sqlite(path.to_owned()))?;
     let spinner = progress::spinner(format!("copying the database {path}"));
     let dest_text = dest
         .to_str()

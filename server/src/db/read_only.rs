@@ -15,33 +15,47 @@ pub fn connect(url: &str) -> anyhow::Result<AnyConnection> {
 /// [`connect`] to a parsed backend.
 pub fn connect_to(backend: &Backend) -> anyhow::Result<AnyConnection> {
     match backend {
-        Backend::Postgres(u) => {
-            let mut c = diesel::PgConnection::establish(u)
-                .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;
-            c.batch_execute("SET default_transaction_read_only = on")?;
-            Ok(AnyConnection::Postgresql(c))
-        }
-        Backend::Sqlite(path) => {
-            check_sqlite_exists(path)?;
-            let escaped = path
-                .replace('%', "%25")
-                .replace('?', "%3F")
-                .replace('#', "%23");
-            // A database no process has open (no `-wal`, no `-shm` beside it) is read as
-            // immutable, so that reading it creates not even those two files; otherwise
-            // read-only through the WAL, beside the processes using it.
-            let aux = |suffix: &str| std::path::Path::new(&format!("{path}{suffix}")).exists();
-            let flags = if aux("-wal") || aux("-shm") {
-                "mode=ro"
-            } else {
-                "mode=ro&immutable=1"
-            };
-            let mut c = diesel::SqliteConnection::establish(&format!("file:{escaped}?{flags}"))
-                .map_err(|e| anyhow::anyhow!("cannot open the database {path}: {e}"))?;
-            c.batch_execute("PRAGMA busy_timeout = 10000;")?;
-            Ok(AnyConnection::Sqlite(c))
-        }
+        Backend::Postgres(u) => postgres(u),
+        Backend::Sqlite(path) => sqlite(path, true),
     }
+}
+
+/// [`connect_to`], but an SQLite database is always read through its locks and WAL, never as
+/// immutable: for a copy that must be consistent even if a server starts writing meanwhile
+/// (`backup`). SQLite may then create the `-wal` and `-shm` files beside it.
+pub fn connect_locked(backend: &Backend) -> anyhow::Result<AnyConnection> {
+    match backend {
+        Backend::Postgres(u) => postgres(u),
+        Backend::Sqlite(path) => sqlite(path, false),
+    }
+}
+
+fn postgres(url: &str) -> anyhow::Result<AnyConnection> {
+    let mut c = diesel::PgConnection::establish(url)
+        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;
+    c.batch_execute("SET default_transaction_read_only = on")?;
+    Ok(AnyConnection::Postgresql(c))
+}
+
+/// A database no process has open (no `-wal`, no `-shm` beside it) is read as immutable when
+/// `immutable_when_idle`, so that reading it creates not even those two files; otherwise
+/// read-only through the WAL, beside the processes using it.
+fn sqlite(path: &str, immutable_when_idle: bool) -> anyhow::Result<AnyConnection> {
+    check_sqlite_exists(path)?;
+    let escaped = path
+        .replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('#', "%23");
+    let aux = |suffix: &str| std::path::Path::new(&format!("{path}{suffix}")).exists();
+    let flags = if !immutable_when_idle || aux("-wal") || aux("-shm") {
+        "mode=ro"
+    } else {
+        "mode=ro&immutable=1"
+    };
+    let mut c = diesel::SqliteConnection::establish(&format!("file:{escaped}?{flags}"))
+        .map_err(|e| anyhow::anyhow!("cannot open the database {path}: {e}"))?;
+    c.batch_execute("PRAGMA busy_timeout = 10000;")?;
+    Ok(AnyConnection::Sqlite(c))
 }
 
 /// An SQLite database file that must already exist: the error names the missing directory or
