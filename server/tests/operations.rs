@@ -664,6 +664,28 @@ fn on_postgresql_backup_and_restore_carry_the_master_key_and_print_the_dump_comm
         .unwrap();
     assert_eq!(r.status(), 201);
 
+    // read-only commands on PostgreSQL: a database that does not exist is named, a real one read
+    let mut missing = url::Url::parse(&url).unwrap();
+    missing.set_path("gn_ops_no_such_database");
+    let nothing = tmp.path().join("nothing");
+    for args in read_only_commands("GLPI-ABCD", "s1", "s2") {
+        let out = run(cli(&nothing)
+            .args(["--database-url", missing.as_str()])
+            .args(&args));
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains("gn_ops_no_such_database"), "{args:?}: {err}");
+    }
+    assert!(!nothing.exists());
+    let listed = ok_json(cli(&d).args([
+        "--database-url",
+        &url,
+        "keys",
+        "list",
+        "--status",
+        "revoked",
+    ]));
+    assert_eq!(ids(&listed), id_set(&[&f.keys_a[0], &f.keys_a[1]]));
     let out = ok_json(
         cli(&d)
             .args(["--database-url", &url, "backup", "--to"])
