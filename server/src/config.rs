@@ -453,7 +453,7 @@ impl Command {
         matches!(
             self,
             Command::Keys(KeysCmd::List { .. } | KeysCmd::Show { .. })
-                | Command::Registrations(RegistrationsCmd::List(_))
+                | Command::Registrations(RegistrationsCmd::List { .. })
                 | Command::Subscribers(SubscribersCmd::List(_) | SubscribersCmd::Show { .. })
                 | Command::Subscriptions(SubscriptionsCmd::List(_) | SubscriptionsCmd::Show { .. })
                 | Command::Offers(OffersCmd::List)
@@ -627,8 +627,17 @@ pub enum BulkFormat {
 
 #[derive(Subcommand)]
 pub enum RegistrationsCmd {
-    /// List active registrations.
-    List(PageArgs),
+    /// List active registrations (with `--include-released`, released ones too).
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+        /// Only the registrations of this key (its id).
+        #[arg(long, value_name = "ID")]
+        key: Option<String>,
+        /// Include released registrations.
+        #[arg(long)]
+        include_released: bool,
+    },
     /// Release a registration.
     Release { id: String },
 }
@@ -642,7 +651,13 @@ pub enum OffersCmd {
 #[derive(Subcommand)]
 pub enum AuditCmd {
     /// List audit events, newest first.
-    List(PageArgs),
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+        /// Only the events about this key (its id).
+        #[arg(long, value_name = "ID")]
+        key: Option<String>,
+    },
     /// Check the hash chain; names the first broken event and exits 1 if there is one.
     Verify,
 }

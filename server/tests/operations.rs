@@ -433,8 +433,18 @@ fn cli_key_lists_filter_and_keys_show_finds_a_key_by_id_or_prefix() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("nobody"), "{}", stderr(&out));
 
-    // keys show: by id, by prefix (any case), ambiguous prefix
+    // registrations and audit events of one key
     let id = bound["id"].as_str().unwrap();
+    let regs = ok_json(cli(d).args(["registrations", "list", "--key", id]));
+    assert_eq!(regs["items"].as_array().unwrap().len(), 1, "{regs}");
+    assert_eq!(regs["items"][0]["instance_url"], url);
+    let out = run(cli(d).args(["registrations", "list", "--key", "nothing"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("nothing"), "{}", stderr(&out));
+    let events = ok_json(cli(d).args(["audit", "list", "--key", id]));
+    let events = events["items"].as_array().unwrap();
+    assert!(!events.is_empty() && events.iter().all(|e| e["key_id"] == id));
+    // keys show: by id, by prefix (any case), ambiguous prefix
     let shown = ok_json(cli(d).args(["keys", "show", id]));
     assert_eq!(shown["key"]["id"], id);
     assert_eq!(shown["registration"]["instance_url"], url);

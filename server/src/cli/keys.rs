@@ -116,8 +116,15 @@ fn show(c: &mut db::Conn, text: &str, now: chrono::NaiveDateTime) -> anyhow::Res
 pub(super) fn registrations(ctx: Ctx<'_>, cmd: RegistrationsCmd) -> anyhow::Result<()> {
     let Ctx { c, now, actor } = ctx;
     match cmd {
-        RegistrationsCmd::List(p) => {
-            print(&registrations::list(c, &query(&p))?.map(|(r, p)| registration_view(r, p)))
+        RegistrationsCmd::List {
+            page,
+            key,
+            include_released,
+        } => {
+            let mut q = query(&page);
+            q.key_id = key;
+            q.include_released = Some(include_released);
+            print(&registrations::list(c, &q)?.map(|(r, p)| registration_view(r, p)))
         }
         RegistrationsCmd::Release { id } => {
             let row = registrations::release_by_id(c, &id, now, &actor)?;
