@@ -747,6 +747,51 @@ mod tests {
         assert_eq!(ok.settings.workers, Some(MAX_WORKERS));
     }
 
+    /// The serving flags are taken before `serve` or after it (after wins), and are not
+    /// flags of the other subcommands.
+    #[test]
+    fn serve_flags_belong_to_the_command_and_to_serve_only() {
+        let served = |args: &[&str]| {
+            let mut cli = parse(args).unwrap();
+            match cli.command.take() {
+                Some(Command::Serve(flags)) => flags.apply(&mut cli.settings).unwrap(),
+                None => {}
+                _ => panic!("not serve"),
+            }
+            cli.settings
+        };
+        assert_eq!(served(&["--bind", "127.0.0.1:1"]).bind, "127.0.0.1:1");
+        assert_eq!(
+            served(&["serve", "--bind", "127.0.0.1:2"]).bind,
+            "127.0.0.1:2"
+        );
+        let both = served(&[
+            "--bind",
+            "127.0.0.1:1",
+            "--workers",
+            "3",
+            "serve",
+            "--bind",
+            "127.0.0.1:2",
+        ]);
+        assert_eq!((both.bind.as_str(), both.workers), ("127.0.0.1:2", Some(3)));
+        assert!(served(&["serve", "--test-mode", "--fixtures", "f.json"]).test_mode);
+        assert!(parse(&["serve", "--workers", "0"]).is_err());
+        assert!(parse(&["keys", "list", "--bind", "x"]).is_err());
+        assert!(
+            parse(&["keys", "list", "--data-dir", "d"]).is_ok(),
+            "data flags are global"
+        );
+        let mut cli = parse(&["serve", "--fixtures", "f.json"]).unwrap();
+        let Some(Command::Serve(flags)) = cli.command.take() else {
+            panic!("serve")
+        };
+        assert!(
+            flags.apply(&mut cli.settings).is_err(),
+            "fixtures need test mode"
+        );
+    }
+
     #[test]
     fn trusted_proxies_take_addresses_and_ranges_repeated() {
         let cli = parse(&[
