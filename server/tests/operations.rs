@@ -431,7 +431,14 @@ fn cli_key_lists_filter_and_keys_show_finds_a_key_by_id_or_prefix() {
     assert!(stderr(&out).contains("--status"));
     let out = run(cli(d).args(["keys", "list", "--subscriber", "nobody"]));
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("nobody"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--subscriber") && err.contains("nobody"),
+        "{err}"
+    );
+    let out = run(cli(d).args(["licenses", "list", "--status", "lost"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--status"), "{}", stderr(&out));
 
     // registrations and audit events of one key
     let id = bound["id"].as_str().unwrap();

@@ -7,6 +7,14 @@ use crate::http::dto::{
     CreateSubscriptionRequest, KeyView, SubscriberView, SubscriptionView, registration_view,
 };
 
+/// The query parameters of a key list and the `keys list` flags that set them.
+const LIST_FLAGS: [(&str, &str); 4] = [
+    ("subscription_id", "--subscription"),
+    ("subscriber_id", "--subscriber"),
+    ("status", "--status"),
+    ("prefix", "--prefix"),
+];
+
 /// `keys issue | list | show | revoke | regenerate`.
 pub(super) fn keys(ctx: Ctx<'_>, cmd: KeysCmd) -> anyhow::Result<()> {
     let Ctx { c, now, actor } = ctx;
@@ -52,7 +60,8 @@ pub(super) fn keys(ctx: Ctx<'_>, cmd: KeysCmd) -> anyhow::Result<()> {
             q.subscriber_id = subscriber;
             q.status = status;
             q.prefix = prefix;
-            print(&keys::list(c, &q)?.map(|k| KeyView::new(k, now)))
+            let page = keys::list(c, &q).map_err(|e| super::as_flags(e, &LIST_FLAGS))?;
+            print(&page.map(|k| KeyView::new(k, now)))
         }
         KeysCmd::Show { id } => show(c, &id, now),
         KeysCmd::Revoke { id } => print(&KeyView::new(keys::revoke(c, &id, now, &actor)?, now)),
@@ -124,7 +133,9 @@ pub(super) fn registrations(ctx: Ctx<'_>, cmd: RegistrationsCmd) -> anyhow::Resu
             let mut q = query(&page);
             q.key_id = key;
             q.include_released = Some(include_released);
-            print(&registrations::list(c, &q)?.map(|(r, p)| registration_view(r, p)))
+            let page = registrations::list(c, &q)
+                .map_err(|e| super::as_flags(e, &[("key_id", "--key")]))?;
+            print(&page.map(|(r, p)| registration_view(r, p)))
         }
         RegistrationsCmd::Release { id } => {
             let row = registrations::release_by_id(c, &id, now, &actor)?;

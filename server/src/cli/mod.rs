@@ -28,6 +28,22 @@ fn print<T: Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A refused filter named as the CLI spells it: `subscriber_id: no subscriber x` becomes
+/// `--subscriber: no subscriber x` (`flags` pairs the query parameter with its flag).
+fn as_flags(e: db::Error, flags: &[(&str, &str)]) -> anyhow::Error {
+    match e {
+        db::Error::Invalid(crate::domain::Invalid(message)) => {
+            let renamed = flags.iter().find_map(|(param, flag)| {
+                message
+                    .strip_prefix(&format!("{param}:"))
+                    .map(|rest| format!("{flag}:{rest}"))
+            });
+            anyhow::anyhow!(renamed.unwrap_or(message))
+        }
+        other => other.into(),
+    }
+}
+
 fn query(p: &PageArgs) -> ListQuery {
     ListQuery {
         limit: p.limit,
