@@ -502,23 +502,30 @@ fn bulk_keys(d: &Path, n: usize) -> HashMap<String, String> {
         .collect()
 }
 
-/// Registers every key, one by one, through the server; returns (key id, URL, done at).
-fn register_all(base: String, keys: Vec<(String, String)>) -> Vec<(String, String, Instant)> {
+/// Registers keys one by one through the server until `stop` is set (or the keys run out);
+/// returns (key id, URL, done at) of each.
+fn register_until(
+    base: String,
+    keys: Vec<(String, String)>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<(String, String, Instant)> {
     let http = reqwest::blocking::Client::new();
-    keys.into_iter()
-        .enumerate()
-        .map(|(i, (id, key))| {
-            let url = format!("https://glpi{i}.example.com");
-            let body = json!({"registration_key": key, "instance_url": url});
-            let r = http
-                .post(format!("{base}/v1/registrations"))
-                .json(&body)
-                .send()
-                .unwrap();
-            assert_eq!(r.status(), 201);
-            (id, url, Instant::now())
-        })
-        .collect()
+    let mut done = Vec::new();
+    for (i, (id, key)) in keys.into_iter().enumerate() {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
+        let url = format!("https://glpi{i}.example.com");
+        let body = json!({"registration_key": key, "instance_url": url});
+        let r = http
+            .post(format!("{base}/v1/registrations"))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        done.push((id, url, Instant::now()));
+    }
+    done
 }
 
 fn all_registrations(http: &reqwest::blocking::Client, p: &common::Proc) -> Vec<Value> {
@@ -546,22 +553,35 @@ fn a_backup_taken_while_registrations_are_written_restores_and_validates() {
     );
     std::fs::create_dir(&d).unwrap();
     assert!(run(cli(&d).arg("migrate")).status.success());
-    let keys = bulk_keys(&d, 1000);
+    let keys = bulk_keys(&d, 3000);
     let http = reqwest::blocking::Client::new();
     let mut p = common::start(&sqlite_url(&d), &d);
     wait_ready(&http, &mut p);
     let base = p.base.clone();
     let mut pairs: Vec<(String, String)> = keys.clone().into_iter().collect();
     pairs.sort();
-    let writer = std::thread::spawn(move || register_all(base, pairs));
-    std::thread::sleep(Duration::from_millis(500));
+    let enough = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let enough = enough.clone();
+        std::thread::spawn(move || register_until(base, pairs, enough))
+    };
+    std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
     let out = ok_json(cli(&d).args(["backup", "--to"]).arg(&backup));
-    assert!(
-        !writer.is_finished(),
-        "the writer was still writing during the backup"
-    );
+    let ended = Instant::now();
+    std::thread::sleep(Duration::from_millis(300));
+    enough.store(true, std::sync::atomic::Ordering::SeqCst);
     let done = writer.join().unwrap();
+    eprintln!(
+        "{} registrations, {} before the backup started",
+        done.len(),
+        done.iter().filter(|(_, _, at)| *at < started).count()
+    );
+    assert!(
+        done.iter().any(|(_, _, at)| *at > ended),
+        "the writer kept writing through the backup ({} registrations)",
+        done.len()
+    );
     assert!(out["files"].to_string().contains("master.key"), "{out}");
     check_modes(&backup);
     stop(p);
@@ -580,7 +600,7 @@ fn a_backup_taken_while_registrations_are_written_restores_and_validates() {
     let included = all_registrations(&http, &p2);
     let before: Vec<_> = done.iter().filter(|(_, _, at)| *at < started).collect();
     assert!(
-        !before.is_empty() && included.len() < keys.len(),
+        !before.is_empty() && included.len() < done.len(),
         "{} of {}",
         included.len(),
         keys.len()
