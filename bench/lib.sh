@@ -74,6 +74,8 @@ cli() {
 issue_keys() {
     local db=$1 dir=$2 count=$3 out=$4 csv t0 t1
     csv=$(mktemp "$WORK/issue.XXXXXX")
+    # only serve, migrate and restore create a database; on an existing one this does nothing
+    cli "$db" "$dir" migrate 2>>"$WORK/cli.log" || die "migrate failed (see $WORK/cli.log)"
     t0=$(now_ms)
     cli "$db" "$dir" keys issue --subscriber "Bench Corp" --offer basic --count "$count" --format csv >"$csv" 2>>"$WORK/cli.log" ||
         die "keys issue failed (see $WORK/cli.log)"

@@ -53,16 +53,15 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Server settings (shared by `serve` and the admin subcommands).
+/// Server settings. The flags that say where the data is (`--data-dir`, `--database-url`,
+/// `--master-key`, `--admin-token`, `--log-format`) are global: every subcommand takes them.
+/// The others only change how the server serves: they are flags of the command itself (no
+/// subcommand serves) and of `serve` ([`ServeFlags`]), and subcommands' help leaves them out;
+/// their environment variables are read by every command.
 #[derive(Args, Clone)]
 pub struct Settings {
     /// Address to listen on.
-    #[arg(
-        long,
-        env = "GLPI_NETWORK_BIND",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "GLPI_NETWORK_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
     /// `sqlite://PATH`, `sqlite::memory:` or `postgres://...`.
     #[arg(long, env = "DATABASE_URL", global = true)]
@@ -84,7 +83,7 @@ pub struct Settings {
     )]
     pub admin_token: Option<String>,
     /// The public base URL (token `iss`, archive URLs). Default `http://<bind>`.
-    #[arg(long, env = "GLPI_NETWORK_PUBLIC_URL", global = true)]
+    #[arg(long, env = "GLPI_NETWORK_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// The master key sealing signing keys at rest, 64 hex characters (default: read from, or
     /// created in, `<data-dir>/master.key`, with `<data-dir>/master.key.previous` when a
@@ -100,35 +99,25 @@ pub struct Settings {
     pub master_key: Vec<String>,
     /// Token lifetime in seconds (`exp - iat`).
     #[arg(long, env = "GLPI_NETWORK_TOKEN_TTL", default_value_t = glpi_network_shared::token::DEFAULT_TTL_SECS,
-          value_parser = clap::value_parser!(i64).range(60..=31_536_000), global = true)]
+          value_parser = clap::value_parser!(i64).range(60..=31_536_000))]
     pub token_ttl: i64,
     /// Offline grace in seconds after `exp` (`grace_until - exp`).
     #[arg(long, env = "GLPI_NETWORK_GRACE_PERIOD", default_value_t = glpi_network_shared::token::DEFAULT_GRACE_SECS,
-          value_parser = clap::value_parser!(i64).range(0..=31_536_000), global = true)]
+          value_parser = clap::value_parser!(i64).range(0..=31_536_000))]
     pub grace_period: i64,
     /// A JSON plugin catalogue (`{"plugins": [...]}`) imported at start.
-    #[arg(long, env = "GLPI_NETWORK_CATALOGUE", global = true)]
+    #[arg(long, env = "GLPI_NETWORK_CATALOGUE")]
     pub catalogue: Option<PathBuf>,
     /// Test mode: exposes the `/_test` routes (clock, fixtures, faults, journal). Never in
     /// production.
-    #[arg(long, env = "GLPI_NETWORK_TEST_MODE", global = true)]
+    #[arg(long, env = "GLPI_NETWORK_TEST_MODE")]
     pub test_mode: bool,
     /// Test mode: fixtures (JSON, or TOML by the `.toml` extension) loaded at start.
-    #[arg(
-        long,
-        env = "GLPI_NETWORK_FIXTURES",
-        global = true,
-        requires = "test_mode"
-    )]
+    #[arg(long, env = "GLPI_NETWORK_FIXTURES", requires = "test_mode")]
     pub fixtures: Option<PathBuf>,
     /// Test mode: derive the first signing key from this string, so the JWKS is known in
     /// advance.
-    #[arg(
-        long,
-        env = "GLPI_NETWORK_SIGNING_SEED",
-        global = true,
-        requires = "test_mode"
-    )]
+    #[arg(long, env = "GLPI_NETWORK_SIGNING_SEED", requires = "test_mode")]
     pub signing_seed: Option<String>,
     /// Failed key look-ups (unknown or malformed keys) allowed per client address per minute;
     /// beyond, every key look-up from that address is refused until the minute ends.
@@ -136,8 +125,7 @@ pub struct Settings {
         long,
         env = "GLPI_NETWORK_FAILED_LOOKUPS_PER_MINUTE",
         default_value_t = 30,
-        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PER_MINUTE)),
-        global = true
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PER_MINUTE))
     )]
     pub failed_lookups_per_minute: u32,
     /// Registration attempts allowed per key per minute.
@@ -145,8 +133,7 @@ pub struct Settings {
         long,
         env = "GLPI_NETWORK_REGISTRATIONS_PER_KEY_PER_MINUTE",
         default_value_t = 30,
-        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PER_MINUTE)),
-        global = true
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PER_MINUTE))
     )]
     pub registrations_per_key_per_minute: u32,
     /// Reverse proxies whose `X-Forwarded-For` gives the client address: IP addresses or CIDR
@@ -154,8 +141,7 @@ pub struct Settings {
     #[arg(
         long = "trusted-proxy",
         env = "GLPI_NETWORK_TRUSTED_PROXIES",
-        value_delimiter = ',',
-        global = true
+        value_delimiter = ','
     )]
     pub trusted_proxies: Vec<crate::http::limits::IpNet>,
     /// Key states kept in memory so `/api/registration/info` and `/v1/validations` of known
@@ -164,8 +150,7 @@ pub struct Settings {
         long,
         env = "GLPI_NETWORK_KEY_CACHE_SIZE",
         default_value_t = DEFAULT_KEY_CACHE_SIZE,
-        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_KEY_CACHE_SIZE as u64),
-        global = true
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_KEY_CACHE_SIZE as u64)
     )]
     pub key_cache_size: usize,
     /// Seconds a cached key state is trusted. Changes made through this process are seen at
@@ -175,16 +160,14 @@ pub struct Settings {
         long,
         env = "GLPI_NETWORK_KEY_CACHE_TTL",
         default_value_t = DEFAULT_KEY_CACHE_TTL_SECS,
-        value_parser = clap::value_parser!(u64).range(0..=MAX_KEY_CACHE_TTL_SECS),
-        global = true
+        value_parser = clap::value_parser!(u64).range(0..=MAX_KEY_CACHE_TTL_SECS)
     )]
     pub key_cache_ttl: u64,
     /// HTTP worker threads (default: one per core).
     #[arg(
         long,
         env = "GLPI_NETWORK_WORKERS",
-        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_WORKERS as u64),
-        global = true
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_WORKERS as u64)
     )]
     pub workers: Option<usize>,
     /// Log format.
@@ -202,10 +185,104 @@ pub struct Settings {
         long,
         env = "GLPI_NETWORK_PORTAL_SIGNUP",
         value_enum,
-        default_value = "open",
-        global = true
+        default_value = "open"
     )]
     pub portal_signup: PortalSignup,
+}
+
+/// The flags of `serve` (the same as the command's own, which no subcommand shows): given
+/// after `serve`, each overrides the value given before it, or by its environment variable.
+#[derive(Args, Clone, Default)]
+pub struct ServeFlags {
+    /// Address to listen on [env: GLPI_NETWORK_BIND] [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// The public base URL (token `iss`, archive URLs) [env: GLPI_NETWORK_PUBLIC_URL].
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// Token lifetime in seconds [env: GLPI_NETWORK_TOKEN_TTL] [default: 86400].
+    #[arg(long, value_parser = clap::value_parser!(i64).range(60..=31_536_000))]
+    pub token_ttl: Option<i64>,
+    /// Offline grace in seconds after `exp` [env: GLPI_NETWORK_GRACE_PERIOD] [default: 604800].
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..=31_536_000))]
+    pub grace_period: Option<i64>,
+    /// A JSON plugin catalogue imported at start [env: GLPI_NETWORK_CATALOGUE].
+    #[arg(long)]
+    pub catalogue: Option<PathBuf>,
+    /// Test mode: the `/_test` routes. Never in production [env: GLPI_NETWORK_TEST_MODE].
+    #[arg(long)]
+    pub test_mode: bool,
+    /// Test mode: fixtures loaded at start [env: GLPI_NETWORK_FIXTURES].
+    #[arg(long)]
+    pub fixtures: Option<PathBuf>,
+    /// Test mode: derive the first signing key from this string [env:
+    /// GLPI_NETWORK_SIGNING_SEED].
+    #[arg(long)]
+    pub signing_seed: Option<String>,
+    /// Failed key look-ups allowed per client address per minute [env:
+    /// GLPI_NETWORK_FAILED_LOOKUPS_PER_MINUTE] [default: 30].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PER_MINUTE)))]
+    pub failed_lookups_per_minute: Option<u32>,
+    /// Registration attempts allowed per key per minute [env:
+    /// GLPI_NETWORK_REGISTRATIONS_PER_KEY_PER_MINUTE] [default: 30].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PER_MINUTE)))]
+    pub registrations_per_key_per_minute: Option<u32>,
+    /// Reverse proxies whose `X-Forwarded-For` gives the client address (IP or CIDR,
+    /// repeatable) [env: GLPI_NETWORK_TRUSTED_PROXIES].
+    #[arg(long = "trusted-proxy")]
+    pub trusted_proxies: Vec<crate::http::limits::IpNet>,
+    /// Key states kept in memory (0 turns the cache off) [env: GLPI_NETWORK_KEY_CACHE_SIZE]
+    /// [default: 20000].
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_KEY_CACHE_SIZE as u64))]
+    pub key_cache_size: Option<usize>,
+    /// Seconds a cached key state is trusted (0 turns the cache off) [env:
+    /// GLPI_NETWORK_KEY_CACHE_TTL] [default: 5].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=MAX_KEY_CACHE_TTL_SECS))]
+    pub key_cache_ttl: Option<u64>,
+    /// HTTP worker threads [env: GLPI_NETWORK_WORKERS] [default: one per core].
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_WORKERS as u64))]
+    pub workers: Option<usize>,
+    /// Who may sign up on the portal [env: GLPI_NETWORK_PORTAL_SIGNUP] [default: open].
+    #[arg(long, value_enum)]
+    pub portal_signup: Option<PortalSignup>,
+}
+
+impl ServeFlags {
+    /// `settings` with these flags over them.
+    pub fn apply(self, settings: &mut Settings) -> anyhow::Result<()> {
+        fn set<T>(to: &mut T, v: Option<T>) {
+            if let Some(v) = v {
+                *to = v;
+            }
+        }
+        set(&mut settings.bind, self.bind);
+        settings.public_url = self.public_url.or(settings.public_url.take());
+        set(&mut settings.token_ttl, self.token_ttl);
+        set(&mut settings.grace_period, self.grace_period);
+        settings.catalogue = self.catalogue.or(settings.catalogue.take());
+        settings.test_mode |= self.test_mode;
+        settings.fixtures = self.fixtures.or(settings.fixtures.take());
+        settings.signing_seed = self.signing_seed.or(settings.signing_seed.take());
+        set(
+            &mut settings.failed_lookups_per_minute,
+            self.failed_lookups_per_minute,
+        );
+        set(
+            &mut settings.registrations_per_key_per_minute,
+            self.registrations_per_key_per_minute,
+        );
+        if !self.trusted_proxies.is_empty() {
+            settings.trusted_proxies = self.trusted_proxies;
+        }
+        set(&mut settings.key_cache_size, self.key_cache_size);
+        set(&mut settings.key_cache_ttl, self.key_cache_ttl);
+        settings.workers = self.workers.or(settings.workers);
+        set(&mut settings.portal_signup, self.portal_signup);
+        if !settings.test_mode && (settings.fixtures.is_some() || settings.signing_seed.is_some()) {
+            anyhow::bail!("--fixtures and --signing-seed need --test-mode");
+        }
+        Ok(())
+    }
 }
 
 /// Default of `--key-cache-size` (about 1 KiB of memory each when full).
@@ -298,7 +375,7 @@ pub enum LogFormat {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the HTTP server (the default).
-    Serve,
+    Serve(ServeFlags),
     /// Run pending database migrations and exit.
     Migrate,
     /// Manage subscribers.
@@ -337,6 +414,67 @@ pub enum Command {
     /// Change the master key that seals the signing keys (and every other sealed secret).
     #[command(subcommand)]
     MasterKey(MasterKeyCmd),
+    /// Write a consistent copy of the SQLite database (while the server keeps serving), the
+    /// master key and the admin token into DIR (created, mode 0700); on PostgreSQL copy the
+    /// master key and admin token and print the `pg_dump` command.
+    Backup {
+        /// The backup directory (new, or empty).
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
+    /// Restore a backup into `--data-dir` / `--database-url` (stop the servers on it first);
+    /// on PostgreSQL restore the master key and admin token and print the `pg_restore` command.
+    Restore {
+        /// A directory written by `backup`.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// Overwrite an existing database, master key and admin token.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the shell completion script of `glpi-network-server`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of `glpi-network-server`, or write one page per subcommand.
+    Man {
+        /// Write `glpi-network-server.1` and a page per subcommand into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+impl Command {
+    /// Whether the command only reads (DESIGN §14): it runs no migration and creates no data
+    /// directory, database, master key or signing key; a missing one is an error naming it.
+    pub fn is_read_only(&self) -> bool {
+        use crate::cli::kinds::{EnrollmentKeysCmd as E, InvitationsCmd as I, LicensesCmd as L};
+        matches!(
+            self,
+            Command::Keys(KeysCmd::List { .. } | KeysCmd::Show { .. })
+                | Command::Registrations(RegistrationsCmd::List { .. })
+                | Command::Subscribers(SubscribersCmd::List(_) | SubscribersCmd::Show { .. })
+                | Command::Subscriptions(SubscriptionsCmd::List(_) | SubscriptionsCmd::Show { .. })
+                | Command::Offers(OffersCmd::List)
+                | Command::Plugins(PluginsCmd::List)
+                | Command::Licenses(L::List { .. } | L::Show { .. })
+                | Command::EnrollmentKeys(E::List { .. } | E::Show { .. })
+                | Command::Invitations(I::List { .. } | I::Show { .. })
+                | Command::Audit(_)
+                | Command::SigningKeys(SigningKeysCmd::List)
+                | Command::MasterKey(MasterKeyCmd::Status)
+        )
+    }
+
+    /// Whether the command may create the database (`serve`, `migrate`, `restore`); every
+    /// other one needs an existing database.
+    pub fn creates_database(&self) -> bool {
+        matches!(
+            self,
+            Command::Serve(_) | Command::Migrate | Command::Restore { .. }
+        )
+    }
 }
 
 #[derive(Subcommand)]
@@ -450,17 +588,30 @@ pub enum KeysCmd {
         #[arg(long, value_enum, default_value = "csv", requires = "count")]
         format: BulkFormat,
     },
-    /// List keys.
+    /// List keys, filtered by subscription, subscriber, status and display prefix.
     List {
         #[command(flatten)]
         page: PageArgs,
-        #[arg(long)]
+        /// Only the keys of this subscription (its id).
+        #[arg(long, value_name = "ID")]
         subscription: Option<String>,
-        #[arg(long)]
+        /// Only the keys of this subscriber (its id).
+        #[arg(long, value_name = "ID")]
+        subscriber: Option<String>,
+        /// Only the keys with this status.
+        #[arg(long, value_parser = ["active", "revoked"])]
         status: Option<String>,
+        /// Only the keys whose display prefix starts with this (case-insensitive).
+        #[arg(long)]
+        prefix: Option<String>,
     },
-    /// Show one key.
-    Show { id: String },
+    /// Show one key with its subscription, subscriber and binding, found by its id or its
+    /// display prefix (what the portal, the logs and the audit trail show); a prefix that
+    /// matches several keys exits 2 and lists them.
+    Show {
+        #[arg(value_name = "ID_OR_PREFIX")]
+        id: String,
+    },
     /// Revoke a key.
     Revoke { id: String },
     /// Replace a key by a new one (revokes it and releases its binding).
@@ -476,8 +627,17 @@ pub enum BulkFormat {
 
 #[derive(Subcommand)]
 pub enum RegistrationsCmd {
-    /// List active registrations.
-    List(PageArgs),
+    /// List active registrations (with `--include-released`, released ones too).
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+        /// Only the registrations of this key (its id).
+        #[arg(long, value_name = "ID")]
+        key: Option<String>,
+        /// Include released registrations.
+        #[arg(long)]
+        include_released: bool,
+    },
     /// Release a registration.
     Release { id: String },
 }
@@ -491,7 +651,13 @@ pub enum OffersCmd {
 #[derive(Subcommand)]
 pub enum AuditCmd {
     /// List audit events, newest first.
-    List(PageArgs),
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+        /// Only the events about this key (its id).
+        #[arg(long, value_name = "ID")]
+        key: Option<String>,
+    },
     /// Check the hash chain; names the first broken event and exits 1 if there is one.
     Verify,
 }
@@ -579,6 +745,51 @@ mod tests {
         .unwrap();
         assert_eq!(ok.settings.key_cache_ttl, MAX_KEY_CACHE_TTL_SECS);
         assert_eq!(ok.settings.workers, Some(MAX_WORKERS));
+    }
+
+    /// The serving flags are taken before `serve` or after it (after wins), and are not
+    /// flags of the other subcommands.
+    #[test]
+    fn serve_flags_belong_to_the_command_and_to_serve_only() {
+        let served = |args: &[&str]| {
+            let mut cli = parse(args).unwrap();
+            match cli.command.take() {
+                Some(Command::Serve(flags)) => flags.apply(&mut cli.settings).unwrap(),
+                None => {}
+                _ => panic!("not serve"),
+            }
+            cli.settings
+        };
+        assert_eq!(served(&["--bind", "127.0.0.1:1"]).bind, "127.0.0.1:1");
+        assert_eq!(
+            served(&["serve", "--bind", "127.0.0.1:2"]).bind,
+            "127.0.0.1:2"
+        );
+        let both = served(&[
+            "--bind",
+            "127.0.0.1:1",
+            "--workers",
+            "3",
+            "serve",
+            "--bind",
+            "127.0.0.1:2",
+        ]);
+        assert_eq!((both.bind.as_str(), both.workers), ("127.0.0.1:2", Some(3)));
+        assert!(served(&["serve", "--test-mode", "--fixtures", "f.json"]).test_mode);
+        assert!(parse(&["serve", "--workers", "0"]).is_err());
+        assert!(parse(&["keys", "list", "--bind", "x"]).is_err());
+        assert!(
+            parse(&["keys", "list", "--data-dir", "d"]).is_ok(),
+            "data flags are global"
+        );
+        let mut cli = parse(&["serve", "--fixtures", "f.json"]).unwrap();
+        let Some(Command::Serve(flags)) = cli.command.take() else {
+            panic!("serve")
+        };
+        assert!(
+            flags.apply(&mut cli.settings).is_err(),
+            "fixtures need test mode"
+        );
     }
 
     #[test]

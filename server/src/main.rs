@@ -26,11 +26,20 @@ fn main() -> anyhow::Result<()> {
     // still inside OpenSSL when the process exits cannot crash it (seen about once in 150
     // admin commands on sslmode=require).
     openssl_sys::init();
-    let args = Cli::parse();
+    let mut args = Cli::parse();
     init_logging(args.settings.log_format);
     glpi_network_server::config::warn_if_readable_by_others(&args.settings.data_dir);
-    match args.command {
-        None | Some(Command::Serve) => actix_web::rt::System::new().block_on(async {
+    let serve = match args.command.take() {
+        None => Ok(None),
+        Some(Command::Serve(flags)) => flags.apply(&mut args.settings).map(|()| None),
+        Some(cmd) => Ok(Some(cmd)),
+    };
+    let serve = serve.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    });
+    match serve {
+        None => actix_web::rt::System::new().block_on(async {
             let app = Application::build(&args.settings)?;
             tracing::info!(port = app.port(), public_url = %app.state().public_url, "glpi-network-server listening");
             app.run_until_stopped().await?;
@@ -39,7 +48,8 @@ fn main() -> anyhow::Result<()> {
         Some(cmd) => {
             if let Err(e) = cli::run(&args.settings, cmd) {
                 eprintln!("error: {e:#}");
-                std::process::exit(1);
+                let usage = e.downcast_ref::<cli::UsageError>().is_some();
+                std::process::exit(if usage { 2 } else { 1 });
             }
             Ok(())
         }

@@ -14,6 +14,19 @@ fn server(data_dir: &std::path::Path) -> Command {
     cmd
 }
 
+/// A fresh data directory with a migrated database (only `serve`, `migrate` and `restore`
+/// create one).
+fn migrated() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = server(dir.path()).arg("migrate").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
 fn run_json(cmd: &mut Command) -> Value {
     let out = cmd.output().unwrap();
     assert!(
@@ -43,7 +56,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn keys_issued_by_the_cli_register_through_the_served_api() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = migrated();
     let key = run_json(server(dir.path()).args([
         "keys",
         "issue",
@@ -131,7 +144,7 @@ fn keys_issued_by_the_cli_register_through_the_served_api() {
 
 #[test]
 fn usage_errors_and_bad_references_fail_with_a_message() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = migrated();
     let out = server(dir.path()).args(["keys", "issue"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--subscriber"));
@@ -163,7 +176,7 @@ fn usage_errors_and_bad_references_fail_with_a_message() {
 #[test]
 fn audit_verify_names_the_first_edited_or_removed_event() {
     use diesel::{Connection, RunQueryDsl};
-    let dir = tempfile::tempdir().unwrap();
+    let dir = migrated();
     for offer in ["basic", "standard", "advanced"] {
         run_json(server(dir.path()).args([
             "keys",
@@ -233,7 +246,7 @@ fn audit_verify_names_the_first_edited_or_removed_event() {
 #[test]
 fn audit_verify_finds_an_edit_of_every_hashed_column() {
     use diesel::{Connection, RunQueryDsl};
-    let dir = tempfile::tempdir().unwrap();
+    let dir = migrated();
     for i in 0..8 {
         run_json(server(dir.path()).args([
             "keys",
@@ -294,7 +307,7 @@ fn audit_verify_finds_an_edit_of_every_hashed_column() {
 
 #[test]
 fn a_full_run_logs_one_json_line_per_request_and_never_a_plaintext_key() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = migrated();
     let mut keys = Vec::new();
     for offer in ["basic", "standard"] {
         let k = run_json(server(dir.path()).args([
@@ -402,7 +415,7 @@ fn a_full_run_logs_one_json_line_per_request_and_never_a_plaintext_key() {
 
 #[test]
 fn bulk_issue_writes_every_key_once_in_batches() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = migrated();
     let out = server(dir.path())
         .args([
             "keys",

@@ -115,6 +115,7 @@ fn server(dir: &std::path::Path, args: &[&str]) -> Value {
 fn the_subcommands_issue_list_show_and_revoke_each_kind() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    server(d, &["migrate"]);
     let catalogue = d.join("catalogue.json");
     std::fs::write(
         &catalogue,

@@ -172,6 +172,7 @@ impl Proc {
 
 /// A data directory with one key, registered through a server: the key and its first token.
 fn deployment(dir: &Path) -> (String, String) {
+    assert!(server(dir).arg("migrate").status().unwrap().success());
     let key = run(server(dir).args(["keys", "issue", "--subscriber", "ACME", "--offer", "basic"]));
     let key = key["key"].as_str().unwrap().to_owned();
     let first = start(server(dir));

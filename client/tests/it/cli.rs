@@ -276,3 +276,26 @@ fn usage_errors_exit_2() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_command_line_definitions() {
+    let cache = CacheDir::new();
+    for shell in ["bash", "zsh", "fish"] {
+        cli(&cache)
+            .args(["completions", shell])
+            .assert()
+            .success()
+            .stdout(
+                predicate::str::contains("glpi-network").and(predicate::str::contains("register")),
+            );
+    }
+    cli(&cache)
+        .arg("man")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(".TH glpi-network 1"));
+    cli(&cache)
+        .args(["completions", "cmd.exe"])
+        .assert()
+        .code(2);
+}

@@ -8,7 +8,11 @@ use crate::http::dto::AuditView;
 /// `audit list | verify` (`verify` exits 1 when the chain is broken).
 pub(super) fn audit(ctx: Ctx<'_>, cmd: AuditCmd) -> anyhow::Result<()> {
     match cmd {
-        AuditCmd::List(p) => print(&audit::list(ctx.c, &query(&p))?.map(AuditView::from)),
+        AuditCmd::List { page, key } => {
+            let mut q = query(&page);
+            q.key_id = key;
+            print(&audit::list(ctx.c, &q)?.map(AuditView::from))
+        }
         AuditCmd::Verify => match audit::verify_chain(ctx.c)? {
             audit::ChainCheck::Intact { events } => {
                 println!("audit chain intact: {events} events");

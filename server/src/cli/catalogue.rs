@@ -18,10 +18,10 @@ pub(super) fn offers(ctx: Ctx<'_>, cmd: OffersCmd) -> anyhow::Result<()> {
     }
 }
 
-/// `plugins list | import` (the demo plugins are seeded first, once per database).
+/// `plugins list` (read-only) `| import` (the demo plugins are seeded first, once per
+/// database).
 pub(super) fn plugins(ctx: Ctx<'_>, cmd: PluginsCmd) -> anyhow::Result<()> {
     let Ctx { c, now, .. } = ctx;
-    catalogue::seed_demo_once(c, now)?;
     match cmd {
         PluginsCmd::List => {
             let terms = crate::db::plugin_terms::all(c)?;
@@ -32,6 +32,7 @@ pub(super) fn plugins(ctx: Ctx<'_>, cmd: PluginsCmd) -> anyhow::Result<()> {
             print(&items)
         }
         PluginsCmd::Import { file } => {
+            catalogue::seed_demo_once(c, now)?;
             let n = catalogue::import_file(c, &file, now)?;
             eprintln!("imported {n} plugin(s) from {}", file.display());
             Ok(())

@@ -3,7 +3,17 @@
 use super::{Ctx, print, query};
 use crate::config::{BulkFormat, KeysCmd, RegistrationsCmd};
 use crate::db::{self, Transact, audit::Actor, keys, registrations, subscribers, subscriptions};
-use crate::http::dto::{CreateSubscriptionRequest, KeyView, registration_view};
+use crate::http::dto::{
+    CreateSubscriptionRequest, KeyView, SubscriberView, SubscriptionView, registration_view,
+};
+
+/// The query parameters of a key list and the `keys list` flags that set them.
+const LIST_FLAGS: [(&str, &str); 4] = [
+    ("subscription_id", "--subscription"),
+    ("subscriber_id", "--subscriber"),
+    ("status", "--status"),
+    ("prefix", "--prefix"),
+];
 
 /// `keys issue | list | show | revoke | regenerate`.
 pub(super) fn keys(ctx: Ctx<'_>, cmd: KeysCmd) -> anyhow::Result<()> {
@@ -41,14 +51,19 @@ pub(super) fn keys(ctx: Ctx<'_>, cmd: KeysCmd) -> anyhow::Result<()> {
         KeysCmd::List {
             page,
             subscription,
+            subscriber,
             status,
+            prefix,
         } => {
             let mut q = query(&page);
             q.subscription_id = subscription;
+            q.subscriber_id = subscriber;
             q.status = status;
-            print(&keys::list(c, &q)?.map(|k| KeyView::new(k, now)))
+            q.prefix = prefix;
+            let page = keys::list(c, &q).map_err(|e| super::as_flags(e, &LIST_FLAGS))?;
+            print(&page.map(|k| KeyView::new(k, now)))
         }
-        KeysCmd::Show { id } => print(&KeyView::new(keys::get(c, &id)?, now)),
+        KeysCmd::Show { id } => show(c, &id, now),
         KeysCmd::Revoke { id } => print(&KeyView::new(keys::revoke(c, &id, now, &actor)?, now)),
         KeysCmd::Regenerate { id } => {
             let (row, plaintext) = keys::regenerate(c, &id, now, &actor)?;
@@ -59,12 +74,68 @@ pub(super) fn keys(ctx: Ctx<'_>, cmd: KeysCmd) -> anyhow::Result<()> {
     }
 }
 
+/// How many candidates an ambiguous `keys show` lists at most.
+const MAX_CANDIDATES: i64 = 20;
+
+/// `keys show ID_OR_PREFIX`: `{"key", "subscription", "subscriber", "registration"}`, the last
+/// `null` when the key is not bound. An ambiguous prefix is a usage error listing the keys.
+fn show(c: &mut db::Conn, text: &str, now: chrono::NaiveDateTime) -> anyhow::Result<()> {
+    let mut found = keys::find_by_id_or_prefix(c, text, MAX_CANDIDATES + 1)?;
+    let key = match found.len() {
+        0 => anyhow::bail!("no key has the id or display prefix {text:?}"),
+        1 => found.remove(0),
+        n => {
+            let more = if n as i64 > MAX_CANDIDATES {
+                " (and more)"
+            } else {
+                ""
+            };
+            let list: Vec<String> = found
+                .iter()
+                .take(MAX_CANDIDATES as usize)
+                .map(|k| format!("  {} {} ({})", k.key_prefix, k.id, k.status.as_str()))
+                .collect();
+            return Err(super::UsageError(format!(
+                "{text:?} matches several keys{more}; give one id:\n{}",
+                list.join("\n")
+            ))
+            .into());
+        }
+    };
+    let subscription = subscriptions::get(c, &key.subscription_id)?;
+    let subscriber = subscribers::get(c, &subscription.subscriber_id)?;
+    let bound = db::page::ListQuery {
+        limit: Some(1),
+        key_id: Some(key.id.clone()),
+        ..Default::default()
+    };
+    let registration = registrations::list(c, &bound)?
+        .items
+        .pop()
+        .map(|(r, p)| registration_view(r, p));
+    print(&serde_json::json!({
+        "key": KeyView::new(key, now),
+        "subscription": SubscriptionView::new(subscription, now.date()),
+        "subscriber": SubscriberView::from(subscriber),
+        "registration": registration,
+    }))
+}
+
 /// `registrations list | release`.
 pub(super) fn registrations(ctx: Ctx<'_>, cmd: RegistrationsCmd) -> anyhow::Result<()> {
     let Ctx { c, now, actor } = ctx;
     match cmd {
-        RegistrationsCmd::List(p) => {
-            print(&registrations::list(c, &query(&p))?.map(|(r, p)| registration_view(r, p)))
+        RegistrationsCmd::List {
+            page,
+            key,
+            include_released,
+        } => {
+            let mut q = query(&page);
+            q.key_id = key;
+            q.include_released = Some(include_released);
+            let page = registrations::list(c, &q)
+                .map_err(|e| super::as_flags(e, &[("key_id", "--key")]))?;
+            print(&page.map(|(r, p)| registration_view(r, p)))
         }
         RegistrationsCmd::Release { id } => {
             let row = registrations::release_by_id(c, &id, now, &actor)?;
@@ -125,7 +196,7 @@ impl Target {
 }
 
 /// Issues `n` keys in batches, printing each as a CSV or JSON line as its batch commits, with
-/// a progress line on stderr when it is a terminal.
+/// a progress bar on stderr when it is a terminal.
 fn bulk_issue(
     c: &mut db::Conn,
     subscription_id: &str,
@@ -135,11 +206,11 @@ fn bulk_issue(
     actor: &Actor,
     format: BulkFormat,
 ) -> anyhow::Result<()> {
-    use std::io::{IsTerminal, Write};
+    use std::io::Write;
     if n == 0 {
         anyhow::bail!("--count must be at least 1");
     }
-    let tty = std::io::stderr().is_terminal();
+    let bar = super::progress::count(n as u64, "keys");
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if format == BulkFormat::Csv {
@@ -167,23 +238,8 @@ fn bulk_issue(
         }
         out.flush()?;
         done += batch;
-        if tty {
-            progress(done, n);
-        }
+        bar.inc(batch as u64);
     }
-    if tty {
-        eprintln!();
-    }
+    bar.finish_and_clear();
     Ok(())
-}
-
-/// `[#####     ] done/n keys` on stderr, over the previous one.
-fn progress(done: usize, n: usize) {
-    let width = 30;
-    let filled = done * width / n;
-    eprint!(
-        "\r[{}{}] {done}/{n} keys",
-        "#".repeat(filled),
-        " ".repeat(width - filled)
-    );
 }

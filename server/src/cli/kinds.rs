@@ -135,7 +135,16 @@ pub(super) fn licenses(ctx: Ctx<'_>, cmd: LicensesCmd) -> anyhow::Result<()> {
             q.subscriber_id = subscriber;
             q.plugin = plugin;
             q.status = status;
-            print(&licenses::list(c, &q)?.map(|l| LicenseView::new(l, now)))
+            print(
+                &licenses::list(c, &q)
+                    .map_err(|e| {
+                        super::as_flags(
+                            e,
+                            &[("subscriber_id", "--subscriber"), ("status", "--status")],
+                        )
+                    })?
+                    .map(|l| LicenseView::new(l, now)),
+            )
         }
         LicensesCmd::Show { id } => print(&LicenseView::new(licenses::get(c, &id)?, now)),
         LicensesCmd::Revoke { id } => print(&LicenseView::new(
@@ -176,7 +185,16 @@ pub(super) fn enrollment_keys(ctx: Ctx<'_>, cmd: EnrollmentKeysCmd) -> anyhow::R
             let mut q = query(&page);
             q.subscriber_id = subscriber;
             q.status = status;
-            print(&enrollments::list(c, &q)?.map(|k| EnrollmentKeyView::new(k, now)))
+            print(
+                &enrollments::list(c, &q)
+                    .map_err(|e| {
+                        super::as_flags(
+                            e,
+                            &[("subscriber_id", "--subscriber"), ("status", "--status")],
+                        )
+                    })?
+                    .map(|k| EnrollmentKeyView::new(k, now)),
+            )
         }
         EnrollmentKeysCmd::Show { id } => {
             print(&EnrollmentKeyView::new(enrollments::get(c, &id)?, now))
@@ -224,7 +242,16 @@ pub(super) fn invitations(ctx: Ctx<'_>, cmd: InvitationsCmd) -> anyhow::Result<(
             let mut q = query(&page);
             q.subscriber_id = subscriber;
             q.status = status;
-            print(&invitations::list(c, &q)?.map(|v| InvitationView::new(v, now)))
+            print(
+                &invitations::list(c, &q)
+                    .map_err(|e| {
+                        super::as_flags(
+                            e,
+                            &[("subscriber_id", "--subscriber"), ("status", "--status")],
+                        )
+                    })?
+                    .map(|v| InvitationView::new(v, now)),
+            )
         }
         InvitationsCmd::Show { id } => print(&InvitationView::new(invitations::get(c, &id)?, now)),
         InvitationsCmd::Revoke { id } => print(&InvitationView::new(

@@ -128,6 +128,7 @@ fn rotate(settings: &Settings, file: Option<&Path>) -> anyhow::Result<()> {
     let current = MasterKey::from_texts(&old[..1])?;
     let to = MasterKey::from_texts(std::slice::from_ref(&new))?;
     let dir = &settings.data_dir;
+    super::require_database(settings)?;
     let db = open_pool(settings)?;
     let mut c = db.get()?;
     let now = Clock::default().now_naive();
@@ -160,6 +161,7 @@ fn finish(settings: &Settings) -> anyhow::Result<()> {
     let keys = loaded(settings)?;
     let from = MasterKey::from_texts(&keys)?;
     let to = MasterKey::from_texts(&keys[..1])?;
+    super::require_database(settings)?;
     let db = open_pool(settings)?;
     let mut c = db.get()?;
     check_all_open(&mut c, &from)?;
@@ -185,8 +187,8 @@ fn warn_if_configured(settings: &Settings) {
 
 /// `master-key status`: read-only (no migration, nothing created).
 fn status(settings: &Settings) -> anyhow::Result<()> {
-    let keys = MasterKey::from_texts(&loaded(settings)?)?;
     let mut c = db::read_only::connect(&settings.database_url())?;
+    let keys = MasterKey::from_texts(&loaded(settings)?)?;
     let secrets = rekey::status(&mut c, &keys)?;
     let unknown = secrets
         .iter()

@@ -6,10 +6,13 @@
 //! `signing_keys.rs`, `master_key.rs`.
 
 mod audit;
+pub mod backup;
 mod catalogue;
 mod keys;
 pub mod kinds;
 mod master_key;
+pub mod progress;
+mod restore;
 mod signing_keys;
 mod subscriptions;
 
@@ -23,6 +26,22 @@ use serde::Serialize;
 fn print<T: Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
+}
+
+/// A refused filter named as the CLI spells it: `subscriber_id: no subscriber x` becomes
+/// `--subscriber: no subscriber x` (`flags` pairs the query parameter with its flag).
+fn as_flags(e: db::Error, flags: &[(&str, &str)]) -> anyhow::Error {
+    match e {
+        db::Error::Invalid(crate::domain::Invalid(message)) => {
+            let renamed = flags.iter().find_map(|(param, flag)| {
+                message
+                    .strip_prefix(&format!("{param}:"))
+                    .map(|rest| format!("{flag}:{rest}"))
+            });
+            anyhow::anyhow!(renamed.unwrap_or(message))
+        }
+        other => other.into(),
+    }
 }
 
 fn query(p: &PageArgs) -> ListQuery {
@@ -49,14 +68,85 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `completions SHELL`: the completion script, generated from the clap definitions.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let mut cmd = crate::config::Cli::command();
+    let mut text = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "glpi-network-server", &mut text);
+    to_stdout(&text)
+}
+
+/// Writes `bytes` on stdout; a reader that stopped reading (`| head`) is not an error.
+fn to_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// `man [--dir DIR]`: the man page on stdout, or every page (one per subcommand) into `DIR`.
+fn man(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let cmd = crate::config::Cli::command();
+    match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            clap_mangen::generate_to(cmd, dir)?;
+            eprintln!("man pages written to {}", dir.display());
+        }
+        None => {
+            let mut text = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut text)?;
+            return to_stdout(&text);
+        }
+    }
+    Ok(())
+}
+
+/// A usage error (exit code 2), such as a key prefix that matches several keys.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The database of a command: read-only for the commands that only read; an existing one
+/// (migrated to this version) for the others, which never create it (`serve`, `migrate` and
+/// `restore` do).
+fn open_db(settings: &Settings, command: &Command) -> anyhow::Result<db::Db> {
+    let url = settings.database_url();
+    if command.is_read_only() {
+        return db::read_only::open(&url);
+    }
+    if !command.creates_database() {
+        require_database(settings)?;
+    }
+    open_pool(settings)
+}
+
+/// An SQLite database that must exist already (only `serve`, `migrate` and `restore` create
+/// one): the error names it and says how to make it.
+pub(super) fn require_database(settings: &Settings) -> anyhow::Result<()> {
+    if let db::Backend::Sqlite(path) = db::Backend::from_url(&settings.database_url())? {
+        db::read_only::check_sqlite_exists(&path).map_err(|e| {
+            anyhow::anyhow!("{e}: create it with `glpi-network-server migrate` (or serve once)")
+        })?;
+    }
+    Ok(())
+}
+
 /// Runs one admin subcommand.
 pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Migrate => return migrate(settings),
         Command::MasterKey(cmd) => return master_key::master_key(settings, cmd),
+        Command::Backup { to } => return backup::backup(settings, &to),
+        Command::Restore { from, force } => return restore::restore(settings, &from, force),
+        Command::Completions { shell } => return completions(shell),
+        Command::Man { dir } => return man(dir.as_deref()),
         _ => {}
     }
-    let pool = open_pool(settings)?;
+    let pool = open_db(settings, &command)?;
     let mut conn = pool.get()?;
     let ctx = Ctx {
         c: &mut conn,
@@ -64,8 +154,13 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         actor: Actor::new("cli", None),
     };
     match command {
-        Command::Serve => unreachable!("serve is handled by main"),
-        Command::Migrate | Command::MasterKey(_) => unreachable!("handled above"),
+        Command::Serve(_) => unreachable!("serve is handled by main"),
+        Command::Migrate
+        | Command::MasterKey(_)
+        | Command::Backup { .. }
+        | Command::Restore { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. } => unreachable!("handled above"),
         Command::Subscribers(cmd) => subscriptions::subscribers(ctx, cmd),
         Command::Subscriptions(cmd) => subscriptions::subscriptions(ctx, cmd),
         Command::Keys(cmd) => keys::keys(ctx, cmd),

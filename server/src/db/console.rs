@@ -12,7 +12,9 @@ use super::schema::subscriptions::dsl as s;
 use crate::domain::subscription::Subscription;
 use diesel::prelude::*;
 
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+diesel::define_sql_function!(
+    /// SQL `lower(text)`, on both backends.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
 /// One page of a console list.
 pub struct Found<T> {

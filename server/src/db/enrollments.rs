@@ -166,6 +166,7 @@ pub fn get(c: &mut AnyConnection, id: &str) -> Result<EnrollmentKey> {
 }
 
 pub fn list(c: &mut AnyConnection, q: &ListQuery) -> Result<Page<EnrollmentKey>> {
+    q.check(c, &super::keys::STATUSES)?;
     let limit = q.limit();
     let mut query = k::enrollment_keys.select(KeyRow::as_select()).into_boxed();
     if let Some(cur) = &q.cursor {

@@ -167,6 +167,7 @@ pub fn get(c: &mut AnyConnection, id: &str) -> Result<Invitation> {
 }
 
 pub fn list(c: &mut AnyConnection, q: &ListQuery) -> Result<Page<Invitation>> {
+    q.check(c, &super::keys::STATUSES)?;
     let limit = q.limit();
     let mut query = i::invitations.select(Row::as_select()).into_boxed();
     if let Some(cur) = &q.cursor {

@@ -106,7 +106,45 @@ pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Key> {
         .ok_or_else(|| Error::NotFound(format!("no key {id}")))
 }
 
+/// `prefix` as a `LIKE` pattern: lower-cased, with `%`, `_` and `\` escaped, then `%`.
+fn starts_with_pattern(prefix: &str) -> String {
+    let mut p = String::new();
+    for ch in prefix.to_lowercase().chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    p
+}
+
+/// The longest `prefix` filter (a display prefix is much shorter).
+const MAX_PREFIX_FILTER: usize = 64;
+
+/// The key statuses a list filters by.
+pub const STATUSES: [&str; 2] = ["active", "revoked"];
+
+/// Refuses a filter of a key list that cannot match as asked (see [`ListQuery::check`]), and
+/// an empty or overlong prefix.
+fn check_key_filters(conn: &mut AnyConnection, q: &ListQuery) -> Result<()> {
+    q.check(conn, &STATUSES)?;
+    if let Some(p) = &q.prefix
+        && (p.trim().is_empty() || p.len() > MAX_PREFIX_FILTER)
+    {
+        return Err(Error::invalid(format!(
+            "prefix: must be 1 to {MAX_PREFIX_FILTER} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Keys by id, filtered by `subscription_id`, `subscriber_id`, `status` and `prefix` (each
+/// checked first: see [`check_key_filters`]).
 pub fn list(conn: &mut AnyConnection, q: &ListQuery) -> Result<Page<Key>> {
+    use super::console::lower;
+    use super::schema::subscriptions::dsl as s;
+    check_key_filters(conn, q)?;
     let limit = q.limit();
     let mut query = k::registration_keys
         .select(KeyRow::as_select())
@@ -117,11 +155,41 @@ pub fn list(conn: &mut AnyConnection, q: &ListQuery) -> Result<Page<Key>> {
     if let Some(v) = &q.subscription_id {
         query = query.filter(k::subscription_id.eq(v.clone()));
     }
+    if let Some(v) = &q.subscriber_id {
+        let theirs = s::subscriptions
+            .filter(s::subscriber_id.eq(v.clone()))
+            .select(s::id);
+        query = query.filter(k::subscription_id.eq_any(theirs));
+    }
     if let Some(v) = &q.status {
         query = query.filter(k::status.eq(v.clone()));
     }
+    if let Some(p) = &q.prefix {
+        let pattern = starts_with_pattern(p.trim());
+        query = query.filter(lower(k::key_prefix).like(pattern).escape('\\'));
+    }
     let rows: Vec<KeyRow> = query.order(k::id.asc()).limit(limit + 1).load(conn)?;
     Ok(paginate(rows, limit, |r| r.id.clone(), Key::from))
+}
+
+/// The keys `text` names: the key with that id, else (at most `max`) keys whose display prefix
+/// starts with it, compared case-insensitively.
+pub fn find_by_id_or_prefix(conn: &mut AnyConnection, text: &str, max: i64) -> Result<Vec<Key>> {
+    let text = text.trim();
+    match get(conn, text) {
+        Ok(key) => return Ok(vec![key]),
+        Err(Error::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let q = ListQuery {
+        limit: Some(max),
+        prefix: Some(text.to_owned()),
+        ..Default::default()
+    };
+    Ok(list(conn, &q)?.items)
 }
 
 /// Marks a key revoked (idempotent) and bumps its `ver`. Its binding stays, so the bound

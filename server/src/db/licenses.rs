@@ -162,6 +162,7 @@ pub fn get(c: &mut AnyConnection, id: &str) -> Result<License> {
 
 /// Licenses by id, filtered by `subscriber_id`, `plugin` and `status`.
 pub fn list(c: &mut AnyConnection, q: &ListQuery) -> Result<Page<License>> {
+    q.check(c, &super::keys::STATUSES)?;
     let limit = q.limit();
     let mut query = l::licenses.select(Row::as_select()).into_boxed();
     if let Some(cur) = &q.cursor {

@@ -99,6 +99,8 @@ impl Backend {
 #[derive(Debug)]
 pub struct Manager {
     backend: Backend,
+    /// Connections of [`read_only::open`]: opened read-only, never creating anything.
+    read_only: bool,
 }
 
 impl ManageConnection for Manager {
@@ -106,6 +108,13 @@ impl ManageConnection for Manager {
     type Error = r2d2::Error;
 
     fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+        if self.read_only {
+            return read_only::connect_to(&self.backend).map_err(|e| {
+                r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(format!(
+                    "{e:#}"
+                )))
+            });
+        }
         match &self.backend {
             Backend::Postgres(url) => diesel::PgConnection::establish(url)
                 .map(AnyConnection::Postgresql)
@@ -176,7 +185,10 @@ pub fn open_unmigrated(url: &str, max_size: u32) -> anyhow::Result<Pool> {
         // no `SELECT 1` on every check-out: a broken connection is detected by `has_broken`
         // and dropped after its first failure
         .test_on_check_out(false)
-        .build(Manager { backend })?;
+        .build(Manager {
+            backend,
+            read_only: false,
+        })?;
     Ok(pool)
 }
 

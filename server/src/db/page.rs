@@ -9,42 +9,28 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// `?limit=&cursor=` plus the filters some lists take.
-#[derive(Debug, Default, Clone, Deserialize)]
+/// `?limit=&cursor=` plus the filters some lists take. Not read from a query string directly:
+/// each admin list reads its own parameters (`http::query`, which refuses unknown ones) into
+/// this.
+#[derive(Debug, Default, Clone)]
 pub struct ListQuery {
     /// 1 to 500 (default 50); another value is refused (`400`) when the query is read.
-    #[serde(default, deserialize_with = "limit_in_range")]
     pub limit: Option<i64>,
-    #[serde(default)]
     pub cursor: Option<String>,
-    #[serde(default)]
     pub subscription_id: Option<String>,
-    #[serde(default)]
     pub subscriber_id: Option<String>,
-    #[serde(default)]
     pub status: Option<String>,
-    #[serde(default)]
     pub key_id: Option<String>,
+    /// Keys: the display prefix starts with it (compared case-insensitively).
+    pub prefix: Option<String>,
     /// Licenses: the plugin's key.
-    #[serde(default)]
     pub plugin: Option<String>,
     /// Registrations: include released ones (default false).
-    #[serde(default)]
     pub include_released: Option<bool>,
 }
 
 /// The largest page.
 pub const MAX_LIMIT: i64 = 500;
-
-fn limit_in_range<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    let limit = Option::<i64>::deserialize(d)?;
-    match limit {
-        Some(n) if !(1..=MAX_LIMIT).contains(&n) => Err(serde::de::Error::custom(format!(
-            "limit must be 1 to {MAX_LIMIT}"
-        ))),
-        ok => Ok(ok),
-    }
-}
 
 /// A page of a short list held in memory (offers, signing keys), in its given order; the cursor
 /// is the id of the last item of the previous page.
@@ -72,6 +58,37 @@ pub fn page_in_memory<T>(
 }
 
 impl ListQuery {
+    /// Refuses a filter that cannot match as asked (each named): a `subscriber_id` or
+    /// `subscription_id` that names nothing, a `status` not in `statuses`.
+    pub fn check(
+        &self,
+        conn: &mut crate::db::AnyConnection,
+        statuses: &[&str],
+    ) -> crate::db::Result<()> {
+        use crate::db::Error;
+        if let Some(v) = &self.subscriber_id
+            && crate::db::subscribers::find(conn, v)?.is_none()
+        {
+            return Err(Error::invalid(format!("subscriber_id: no subscriber {v}")));
+        }
+        if let Some(v) = &self.subscription_id
+            && crate::db::subscriptions::find(conn, v)?.is_none()
+        {
+            return Err(Error::invalid(format!(
+                "subscription_id: no subscription {v}"
+            )));
+        }
+        if let Some(v) = &self.status
+            && !statuses.contains(&v.as_str())
+        {
+            return Err(Error::invalid(format!(
+                "status: {v:?} is not one of {}",
+                statuses.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
     /// The page size: default 50, clamped to 1..=500.
     pub fn limit(&self) -> i64 {
         self.limit.unwrap_or(50).clamp(1, 500)

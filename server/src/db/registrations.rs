@@ -434,9 +434,15 @@ pub fn with_prefix(c: &mut AnyConnection, row: Binding) -> Result<(Binding, Stri
     Ok((row, prefix))
 }
 
-/// Registrations with their key's display prefix, by id.
+/// Registrations with their key's display prefix, by id (a `key_id` that names no key is
+/// refused).
 pub fn list(c: &mut AnyConnection, q: &ListQuery) -> Result<Page<(Binding, String)>> {
     use super::schema::registration_keys::dsl as k;
+    if let Some(v) = &q.key_id
+        && let Err(Error::NotFound(_)) = keys::get(c, v)
+    {
+        return Err(Error::invalid(format!("key_id: no key {v}")));
+    }
     let limit = q.limit();
     let mut query = r::registrations
         .inner_join(k::registration_keys)

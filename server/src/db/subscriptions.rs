@@ -67,6 +67,7 @@ pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Subscription> {
 }
 
 pub fn list(conn: &mut AnyConnection, q: &ListQuery) -> Result<Page<Subscription>> {
+    q.check(conn, &["active", "suspended", "cancelled"])?;
     let limit = q.limit();
     let mut query = s::subscriptions
         .select(SubscriptionRow::as_select())

@@ -9,6 +9,7 @@ use crate::domain::subscription::Action;
 use crate::http::auth::AdminAuth;
 use crate::http::dto::*;
 use crate::http::error::ApiError;
+use crate::http::query::*;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 type Res = Result<HttpResponse, ApiError>;
@@ -24,8 +25,9 @@ fn ok<T: serde::Serialize>(body: &T) -> HttpResponse {
 pub async fn list_offers(
     _: AdminAuth,
     state: web::Data<AppState>,
-    q: web::Query<ListQuery>,
+    q: web::Query<PageParams>,
 ) -> Res {
+    let q: ListQuery = q.into_inner().into();
     let rows = run(&state.db, |c| offers::list(c)).await?;
     let page = crate::db::page::page_in_memory(rows, &q, |o| o.reference.clone())?;
     Ok(ok(&page.map(OfferView::from)))
@@ -47,8 +49,9 @@ pub async fn create_subscriber(
 pub async fn list_subscribers(
     _: AdminAuth,
     state: web::Data<AppState>,
-    q: web::Query<ListQuery>,
+    q: web::Query<PageParams>,
 ) -> Res {
+    let q: ListQuery = q.into_inner().into();
     let page = run(&state.db, move |c| subscribers::list(c, &q)).await?;
     Ok(ok(&page.map(SubscriberView::from)))
 }
@@ -81,8 +84,9 @@ pub async fn create_subscription(
 pub async fn list_subscriptions(
     _: AdminAuth,
     state: web::Data<AppState>,
-    q: web::Query<ListQuery>,
+    q: web::Query<SubscriptionParams>,
 ) -> Res {
+    let q: ListQuery = q.into_inner().into();
     let today = state.clock.now_naive().date();
     let page = run(&state.db, move |c| subscriptions::list(c, &q)).await?;
     Ok(ok(&page.map(|s| SubscriptionView::new(s, today))))
@@ -158,7 +162,8 @@ pub async fn create_key(
     Ok(created(&view))
 }
 
-pub async fn list_keys(_: AdminAuth, state: web::Data<AppState>, q: web::Query<ListQuery>) -> Res {
+pub async fn list_keys(_: AdminAuth, state: web::Data<AppState>, q: web::Query<KeyParams>) -> Res {
+    let q: ListQuery = q.into_inner().into();
     let now = state.clock.now_naive();
     let page = run(&state.db, move |c| keys::list(c, &q)).await?;
     Ok(ok(&page.map(|k| KeyView::new(k, now))))
@@ -199,8 +204,9 @@ pub async fn regenerate_key(
 pub async fn list_registrations(
     _: AdminAuth,
     state: web::Data<AppState>,
-    q: web::Query<ListQuery>,
+    q: web::Query<RegistrationParams>,
 ) -> Res {
+    let q: ListQuery = q.into_inner().into();
     let page = run(&state.db, move |c| registrations::list(c, &q)).await?;
     Ok(ok(&page.map(|(r, prefix)| {
         registration_view(with_pending_seen(&state, r), prefix)
@@ -250,7 +256,12 @@ pub async fn release_registration(
     Ok(HttpResponse::NoContent().finish())
 }
 
-pub async fn list_audit(_: AdminAuth, state: web::Data<AppState>, q: web::Query<ListQuery>) -> Res {
+pub async fn list_audit(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    q: web::Query<AuditParams>,
+) -> Res {
+    let q: ListQuery = q.into_inner().into();
     let page = run(&state.db, move |c| audit::list(c, &q)).await?;
     Ok(ok(&page.map(AuditView::from)))
 }
@@ -258,8 +269,9 @@ pub async fn list_audit(_: AdminAuth, state: web::Data<AppState>, q: web::Query<
 pub async fn list_signing_keys(
     _: AdminAuth,
     state: web::Data<AppState>,
-    q: web::Query<ListQuery>,
+    q: web::Query<PageParams>,
 ) -> Res {
+    let q: ListQuery = q.into_inner().into();
     let now = state.clock.now_naive();
     let rows = run(&state.db, |c| db::signing_keys::all(c)).await?;
     let page = crate::db::page::page_in_memory(rows, &q, |k| k.kid.clone())?;

@@ -231,8 +231,14 @@ impl SigningKeyView {
         signer: &crate::signing::Signer,
         now: NaiveDateTime,
     ) -> Self {
+        let published = signer.publishes(&r, now);
+        Self::with(r, published)
+    }
+
+    /// The view of `r`, published or not.
+    pub fn with(r: crate::db::signing_keys::SigningKeyRow, published: bool) -> Self {
         SigningKeyView {
-            published: signer.publishes(&r, now),
+            published,
             kid: r.kid,
             active: r.active,
             created_at: utc(r.created_at),

@@ -154,8 +154,9 @@ pub async fn create_enrollment_key(
 pub async fn list_enrollment_keys(
     _: AdminAuth,
     state: web::Data<AppState>,
-    q: web::Query<ListQuery>,
+    q: web::Query<crate::http::query::KindParams>,
 ) -> Res {
+    let q: ListQuery = q.into_inner().into();
     let now = state.clock.now_naive();
     let page = run(&state.db, move |c| enrollments::list(c, &q)).await?;
     Ok(HttpResponse::Ok().json(page.map(|k| EnrollmentKeyView::new(k, now))))
@@ -187,8 +188,9 @@ pub async fn list_key_enrollments(
     _: AdminAuth,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    q: web::Query<ListQuery>,
+    q: web::Query<crate::http::query::PageParams>,
 ) -> Res {
+    let q: ListQuery = q.into_inner().into();
     let (k, page) = run(&state.db, move |c| {
         Ok((
             enrollments::get(c, &id)?,

@@ -280,12 +280,18 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
     api.into()
 }
 
-/// Turns query-string errors into `400 invalid_request`.
+/// Turns query-string errors into `400 invalid_request`, naming the parameter.
 pub fn query_error(
     err: actix_web::error::QueryPayloadError,
     _req: &HttpRequest,
 ) -> actix_web::Error {
-    ApiError::bad_request(format!("invalid query string: {err}")).into()
+    use actix_web::error::QueryPayloadError;
+    let api = match &err {
+        // the message names the parameter: an unknown one, or the one whose value is refused
+        QueryPayloadError::Deserialize(e) => ApiError::bad_request(format!("invalid query: {e}")),
+        other => ApiError::bad_request(format!("invalid query string: {other}")),
+    };
+    api.into()
 }
 
 /// Turns path errors into `400 invalid_request`.

@@ -174,8 +174,9 @@ pub async fn create_invitation(
 pub async fn list_invitations(
     _: AdminAuth,
     state: web::Data<AppState>,
-    q: web::Query<ListQuery>,
+    q: web::Query<crate::http::query::KindParams>,
 ) -> Res {
+    let q: ListQuery = q.into_inner().into();
     let now = state.clock.now_naive();
     let page = run(&state.db, move |c| invitations::list(c, &q)).await?;
     Ok(HttpResponse::Ok().json(page.map(|v| InvitationView::new(v, now))))

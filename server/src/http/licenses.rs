@@ -150,8 +150,9 @@ pub async fn create_license(
 pub async fn list_licenses(
     _: AdminAuth,
     state: web::Data<AppState>,
-    q: web::Query<ListQuery>,
+    q: web::Query<crate::http::query::LicenseParams>,
 ) -> Res {
+    let q: ListQuery = q.into_inner().into();
     let now = state.clock.now_naive();
     let page = run(&state.db, move |c| licenses::list(c, &q)).await?;
     Ok(HttpResponse::Ok().json(page.map(|l| LicenseView::new(l, now))))

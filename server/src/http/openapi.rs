@@ -168,24 +168,35 @@ fn error_text(status: u16) -> &'static str {
     }
 }
 
-fn operation(r: &Route) -> utoipa::openapi::path::Operation {
-    let d = r.doc;
-    let mut op = OperationBuilder::new()
-        .tag(d.tag)
-        .summary(Some(d.summary))
-        .operation_id(Some(format!("{} {}", r.method, r.path)));
+/// The path parameters (`{name}` segments), then the query parameters of a route.
+fn parameters(r: &Route) -> Vec<utoipa::openapi::path::Parameter> {
+    let mut out = Vec::new();
     for seg in r.path.split('/') {
         if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            op = op.parameter(
+            out.push(
                 ParameterBuilder::new()
                     .name(name)
                     .parameter_in(ParameterIn::Path)
                     .required(Required::True)
                     .schema(Some(utoipa::openapi::schema::Object::with_type(
                         utoipa::openapi::schema::Type::String,
-                    ))),
+                    )))
+                    .build(),
             );
         }
+    }
+    out.extend(r.doc.query.map(|params| params()).unwrap_or_default());
+    out
+}
+
+fn operation(r: &Route) -> utoipa::openapi::path::Operation {
+    let d = r.doc;
+    let mut op = OperationBuilder::new()
+        .tag(d.tag)
+        .summary(Some(d.summary))
+        .operation_id(Some(format!("{} {}", r.method, r.path)));
+    for p in parameters(r) {
+        op = op.parameter(p);
     }
     if let Some(body) = d.body {
         op = op.request_body(Some(

@@ -58,8 +58,9 @@ pub async fn create_plugin(
 pub async fn list_plugins(
     _: AdminAuth,
     state: web::Data<AppState>,
-    q: web::Query<ListQuery>,
+    q: web::Query<crate::http::query::PageParams>,
 ) -> Res {
+    let q: ListQuery = q.into_inner().into();
     let public = state.public_url.clone();
     let (all, terms) = run(&state.db, |c| {
         Ok((plugins::all(c)?, db::plugin_terms::all(c)?))

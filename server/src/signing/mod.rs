@@ -400,7 +400,7 @@ impl Signer {
     /// Whether this key is in the JWKS: not seeded outside test mode, and still able to verify
     /// a live token.
     pub fn publishes(&self, key: &SigningKeyRow, now: NaiveDateTime) -> bool {
-        (self.test_mode || !key.seeded) && self.still_published(key.retired_at, now)
+        published(key, self.test_mode, self.lifetimes, now)
     }
 
     /// Whether a key retired at `retired_at` may still verify a live token.
@@ -409,6 +409,20 @@ impl Signer {
             r + Duration::seconds(self.lifetimes.ttl_secs + self.lifetimes.grace_secs) > now
         })
     }
+}
+
+/// Whether `key` is in the JWKS of a server with these settings (see [`Signer::publishes`]);
+/// read-only commands ask without opening a signer.
+pub fn published(
+    key: &SigningKeyRow,
+    test_mode: bool,
+    lifetimes: Lifetimes,
+    now: NaiveDateTime,
+) -> bool {
+    (test_mode || !key.seeded)
+        && key
+            .retired_at
+            .is_none_or(|r| r + Duration::seconds(lifetimes.ttl_secs + lifetimes.grace_secs) > now)
 }
 
 /// Outside test mode: retires every key derived from `--signing-seed` (its private half comes

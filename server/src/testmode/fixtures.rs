@@ -13,6 +13,7 @@ use crate::domain::subscription::{NewSubscription, SubscriptionStatus};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use glpi_network_shared::{InstanceUrl, RegistrationKey};
+use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -132,7 +133,10 @@ pub fn load(
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<Loaded> {
-    c.write(Touches::Anything, |c| load_inner(c, fx, None, now, actor))
+    let quiet = ProgressBar::hidden();
+    c.write(Touches::Anything, |c| {
+        load_inner(c, fx, None, now, actor, &quiet)
+    })
 }
 
 /// Loads a fixture file's fixtures; `archive` paths are relative to `base` (the file's folder).
@@ -143,9 +147,13 @@ pub fn load_file(
     now: NaiveDateTime,
     actor: &Actor,
 ) -> Result<Loaded> {
-    c.write(Touches::Anything, |c| {
-        load_inner(c, fx, Some(base), now, actor)
-    })
+    let total = fx.keys.len() + fx.registrations.len();
+    let bar = crate::cli::progress::count(total as u64, "fixture keys and registrations");
+    let loaded = c.write(Touches::Anything, |c| {
+        load_inner(c, fx, Some(base), now, actor, &bar)
+    });
+    bar.finish_and_clear();
+    loaded
 }
 
 fn load_inner(
@@ -154,6 +162,7 @@ fn load_inner(
     base: Option<&Path>,
     now: NaiveDateTime,
     actor: &Actor,
+    bar: &ProgressBar,
 ) -> Result<Loaded> {
     if base.is_none() {
         for (i, p) in fx.plugins.iter().enumerate() {
@@ -168,8 +177,8 @@ fn load_inner(
     let mut out = Loaded::default();
     load_subscribers(c, &fx.subscribers, now, &mut out)?;
     load_subscriptions(c, &fx.subscriptions, now, actor, &mut out)?;
-    load_keys(c, &fx.keys, now, actor, &mut out)?;
-    load_registrations(c, &fx.registrations, now, actor, &mut out)?;
+    load_keys(c, &fx.keys, now, actor, &mut out, bar)?;
+    load_registrations(c, &fx.registrations, now, actor, &mut out, bar)?;
     if !fx.plugins.is_empty() {
         catalogue::import(c, &fx.plugins, base, now)?;
         out.plugins = fx.plugins.iter().filter_map(|p| p.key.clone()).collect();
@@ -242,6 +251,7 @@ fn load_keys(
     now: NaiveDateTime,
     actor: &Actor,
     out: &mut Loaded,
+    bar: &ProgressBar,
 ) -> Result<()> {
     for (i, k) in list.iter().enumerate() {
         let what = format!("keys[{i}]");
@@ -263,6 +273,7 @@ fn load_keys(
         let row = keys::insert(c, sub_id, &plaintext, status, expires_at, now, actor)
             .map_err(|e| e.within(what.clone()))?;
         out.keys.insert(k.reference.clone().unwrap_or(what), row.id);
+        bar.inc(1);
     }
     Ok(())
 }
@@ -273,6 +284,7 @@ fn load_registrations(
     now: NaiveDateTime,
     actor: &Actor,
     out: &mut Loaded,
+    bar: &ProgressBar,
 ) -> Result<()> {
     for (i, r) in list.iter().enumerate() {
         let what = format!("registrations[{i}]");
@@ -295,6 +307,7 @@ fn load_registrations(
         let bound = registrations::register(c, &key, url.as_ref(), uid.as_deref(), now, actor)
             .map_err(|e| e.within(what))?;
         out.registrations.push(bound.registration.id);
+        bar.inc(1);
     }
     Ok(())
 }

@@ -199,18 +199,20 @@ async fn a_wrong_master_key_is_a_clear_start_up_error() {
             .arg("--data-dir")
             .arg(dir.path())
             .args(extra)
-            .args(["signing-keys", "list"])
             .output()
             .unwrap()
     };
-    let ok = run(&[]);
+    assert!(run(&["migrate"]).status.success());
+    // `signing-keys list` only reads: `rotate` opens the signer (making the first key)
+    let ok = run(&["signing-keys", "rotate"]);
     assert!(
         ok.status.success(),
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    let listed: Value = serde_json::from_slice(&ok.stdout).unwrap();
-    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let listed: Value = serde_json::from_slice(&run(&["signing-keys", "list"]).stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let run = |extra: &[&str]| run(&[extra, &["signing-keys", "rotate"][..]].concat());
     let wrong = run(&["--master-key", &"ab".repeat(32)]);
     assert_eq!(wrong.status.code(), Some(1));
     assert!(

@@ -108,6 +108,13 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         hostname: Option<String>,
     },
+    /// Print the shell completion script of `glpi-network`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of `glpi-network`.
+    Man,
 }
 
 /// What to do with a license.
@@ -151,15 +158,41 @@ impl Command {
                 action: LicenseAction::Release { .. },
             } => "license release",
             Command::Enroll { .. } => "enroll",
+            Command::Completions { .. } => "completions",
+            Command::Man => "man",
         }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.command {
+        Command::Completions { shell } => {
+            return generated(|out| {
+                clap_complete::generate(shell, &mut Cli::command(), "glpi-network", out);
+                Ok(())
+            });
+        }
+        Command::Man => return generated(|out| clap_mangen::Man::new(Cli::command()).render(out)),
+        _ => {}
+    }
     init_logging();
     let out = Out::new(cli.json, cli.command.name());
     ExitCode::from(run(&cli, &out))
+}
+
+/// Prints what `write` generates (completions, the man page); a closed pipe is not an error.
+fn generated(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> ExitCode {
+    use std::io::Write;
+    let mut text = Vec::new();
+    let written = write(&mut text).and_then(|()| std::io::stdout().lock().write_all(&text));
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_REFUSED)
+        }
+        _ => ExitCode::from(EXIT_OK),
+    }
 }
 
 fn init_logging() {
@@ -243,6 +276,7 @@ fn run(cli: &Cli, out: &Out) -> u8 {
             agent_id,
             hostname,
         } => kinds::enroll(&client, out, enrollment_key, agent_id, hostname.as_deref()),
+        Command::Completions { .. } | Command::Man => unreachable!("answered in main"),
     }
 }
 

@@ -40,6 +40,7 @@ pub async fn list_accounts(
     _: AdminAuth,
     state: web::Data<AppState>,
     id: web::Path<String>,
+    _: web::Query<crate::http::query::NoParams>,
 ) -> Result<HttpResponse, ApiError> {
     let rows = run(&state.db, move |c| {
         subscribers::get(c, &id)?;
