@@ -20,6 +20,7 @@
 //! | `--workers` | `GLPI_NETWORK_WORKERS` | number of cores |
 //! | `--log-format` | `GLPI_NETWORK_LOG_FORMAT` | `text` (or `json`) |
 //! | `--portal-signup` | `GLPI_NETWORK_PORTAL_SIGNUP` | `open` (or `invite`, `off`) |
+//! | `--webhooks-allow-private` | `GLPI_NETWORK_WEBHOOKS_ALLOW_PRIVATE` | off (webhook targets must be public addresses) |
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -206,6 +207,10 @@ pub struct Settings {
         global = true
     )]
     pub portal_signup: PortalSignup,
+    /// Lets webhooks target loopback, private, link-local and other non-public addresses
+    /// (refused by default, at creation and at each delivery).
+    #[arg(long, env = "GLPI_NETWORK_WEBHOOKS_ALLOW_PRIVATE", global = true)]
+    pub webhooks_allow_private: bool,
 }
 
 /// Default of `--key-cache-size` (about 1 KiB of memory each when full).
@@ -237,6 +242,7 @@ impl Settings {
             key_cache_size: DEFAULT_KEY_CACHE_SIZE,
             key_cache_ttl: DEFAULT_KEY_CACHE_TTL_SECS,
             portal_signup: PortalSignup::Open,
+            webhooks_allow_private: false,
         }
     }
 

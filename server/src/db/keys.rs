@@ -10,6 +10,7 @@ use super::{
     unique_violation,
 };
 use crate::domain::key::{Key, KeyStatus};
+use crate::domain::views::KeyView;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use glpi_network_shared::RegistrationKey;
@@ -39,6 +40,7 @@ pub fn insert(
     ev.key_prefix = Some(row.key_prefix.clone());
     ev.detail = Some(format!("subscription {subscription_id}"));
     conn.audit(ev);
+    conn.emit("key.issued", &KeyView::new(row.clone(), now), now);
     Ok(row)
 }
 
@@ -142,7 +144,9 @@ fn revoke_inner(conn: &mut Txn<'_>, id: &str, now: NaiveDateTime, actor: &Actor)
     ev.key_id = Some(row.id.clone());
     ev.key_prefix = Some(row.key_prefix.clone());
     conn.audit(ev);
-    get(conn, id)
+    let row = get(conn, id)?;
+    conn.emit("key.revoked", &KeyView::new(row.clone(), now), now);
+    Ok(row)
 }
 
 pub fn revoke(
@@ -202,6 +206,7 @@ pub fn regenerate(
             new.id
         ));
         c.audit(ev);
+        c.emit("key.regenerated", &KeyView::new(new.clone(), now), now);
         Ok(new)
     })?;
     Ok((row, plaintext))
@@ -265,6 +270,9 @@ pub fn issue_batch(
             issued[count - 1].0.id
         ));
         c.audit(ev);
+        for (row, _) in &issued {
+            c.emit("key.issued", &KeyView::new(row.clone(), now), now);
+        }
         Ok::<_, Error>(())
     })?;
     Ok(issued)
