@@ -1,0 +1,627 @@
+//! Webhooks (DESIGN §12) through the real binary, on SQLite and on PostgreSQL, delivered to a
+//! real receiver on a loopback port: `tests/webhooks/receiver.php` under `php -S`, which checks
+//! every signature with PHP's own `hash_hmac` (an implementation independent of the server's),
+//! answers the status the test sets and logs every request.
+//!
+//! Shown: the admin API's shapes; a delivery retried after the receiver's `500`, in event order;
+//! `failed` at the end of the schedule under test mode's clock; no event for a change that
+//! rolled back; a server killed with `kill -9` after the commit delivers after its restart; two
+//! processes on one PostgreSQL deliver each event exactly once; private targets refused without
+//! `--webhooks-allow-private`, at creation and at delivery.
+
+mod common;
+
+use common::{ADMIN, PgDb, Proc, create_pg_database, free_port, start_with};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The PHP receiver, its directory (secret, status to answer, log) and its URL.
+struct Receiver {
+    child: Child,
+    dir: PathBuf,
+    url: String,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Receiver {
+    /// Starts `php -S` on a free loopback port. Without `php`, the test fails in CI and is
+    /// skipped (with a message) elsewhere.
+    fn start(dir: &Path) -> Option<Receiver> {
+        if Command::new("php").arg("-v").output().is_err() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "php is required in CI: the webhook receiver checks signatures with PHP"
+            );
+            eprintln!("skipping a webhook test: php is not installed");
+            return None;
+        }
+        let dir = dir.join("receiver");
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/webhooks/receiver.php");
+        let port = free_port();
+        let child = Command::new("php")
+            .args(["-S", &format!("127.0.0.1:{port}")])
+            .arg(&script)
+            .env("RECEIVER_DIR", &dir)
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("php -S");
+        let r = Receiver {
+            child,
+            dir,
+            url: format!("http://127.0.0.1:{port}/hook"),
+        };
+        wait_until("the receiver listens", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Some(r)
+    }
+
+    fn answer(&self, status: u16) {
+        std::fs::write(self.dir.join("status.txt"), status.to_string()).unwrap();
+    }
+
+    fn secret(&self, secret: &str) {
+        std::fs::write(self.dir.join("secret.txt"), secret).unwrap();
+    }
+
+    /// Every request it got, in arrival order.
+    fn log(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.join("log.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The events it answered with a 2xx, in order.
+    fn delivered(&self) -> Vec<Value> {
+        self.log()
+            .into_iter()
+            .filter(|r| {
+                r["answered"]
+                    .as_u64()
+                    .is_some_and(|s| (200..300).contains(&s))
+            })
+            .map(|r| r["body"].clone())
+            .collect()
+    }
+
+    /// Every request was a POST of JSON with a valid, fresh signature.
+    fn assert_all_signed(&self) {
+        for r in self.log() {
+            assert_eq!(r["method"], "POST", "{r}");
+            assert_eq!(r["valid"], true, "a bad signature: {r}");
+            assert_eq!(
+                r["fresh"], true,
+                "webhook-timestamp is not the real time: {r}"
+            );
+            assert_eq!(r["content_type"], "application/json", "{r}");
+            assert_eq!(r["id"], r["body"]["id"], "webhook-id is the event id: {r}");
+        }
+    }
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The backends: SQLite always, PostgreSQL when `TEST_DATABASE_URL` is set (required in CI).
+fn backends(prefix: &str, dir: &Path) -> Vec<(String, Option<PgDb>)> {
+    let mut out = vec![(format!("sqlite://{}/db.sqlite", dir.display()), None)];
+    if let Some((base, url, name)) = create_pg_database(prefix) {
+        out.push((url, Some(PgDb { base, name })));
+    }
+    out
+}
+
+fn serve(db_url: &str, data: &Path, extra: &[&str]) -> Proc {
+    let mut args = vec!["--workers", "1"];
+    args.extend_from_slice(extra);
+    let mut p = start_with(db_url, data, &args);
+    let client = reqwest::blocking::Client::new();
+    wait_until("the server is ready", Duration::from_secs(30), || {
+        if let Ok(Some(status)) = p.child.try_wait() {
+            panic!("server exited: {status}");
+        }
+        client
+            .get(format!("{}/readyz", p.base))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+    });
+    p
+}
+
+/// An admin call: (status, body or null).
+fn call(p: &Proc, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let client = reqwest::blocking::Client::new();
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = client
+        .request(m, format!("{}{path}", p.base))
+        .bearer_auth(ADMIN);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn post(p: &Proc, path: &str, body: Value) -> Value {
+    let (s, v) = call(p, "POST", path, Some(body));
+    assert!((200..300).contains(&s), "POST {path}: {s} {v}");
+    v
+}
+
+fn get(p: &Proc, path: &str) -> Value {
+    let (s, v) = call(p, "GET", path, None);
+    assert_eq!(s, 200, "GET {path}: {v}");
+    v
+}
+
+/// Creates a webhook to the receiver for `events` and hands the receiver its secret.
+fn hook(p: &Proc, r: &Receiver, events: Value) -> Value {
+    let (s, v) = call(
+        p,
+        "POST",
+        "/v1/admin/webhooks",
+        Some(json!({"url": r.url, "events": events, "description": "test receiver"})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let secret = v["secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    r.secret(secret);
+    v
+}
+
+fn deliveries(p: &Proc, hook_id: &str) -> Vec<Value> {
+    get(
+        p,
+        &format!("/v1/admin/webhooks/{hook_id}/deliveries?limit=500"),
+    )["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn subscription(p: &Proc, name: &str) -> Value {
+    let s = post(p, "/v1/admin/subscribers", json!({"name": name}));
+    post(
+        p,
+        "/v1/admin/subscriptions",
+        json!({"subscriber_id": s["id"], "offer": "basic"}),
+    )
+}
+
+fn types(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn events_are_signed_retried_after_a_500_and_delivered_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(r) = Receiver::start(tmp.path()) else {
+        return;
+    };
+    for (i, (db, _pg)) in backends("wh_order", tmp.path()).into_iter().enumerate() {
+        let data = tmp.path().join(format!("data{i}"));
+        let p = serve(&db, &data, &["--webhooks-allow-private"]);
+        std::fs::remove_file(r.dir.join("log.jsonl")).ok();
+        r.answer(500);
+        let h = hook(
+            &p,
+            &r,
+            json!([
+                "subscription.created",
+                "key.issued",
+                "key.revoked",
+                "subscription.suspended"
+            ]),
+        );
+        let id = h["id"].as_str().unwrap();
+        api_shapes(&p, id);
+        let sub = subscription(&p, "Order Corp");
+        let key = post(&p, "/v1/admin/keys", json!({"subscription_id": sub["id"]}));
+        post(
+            &p,
+            &format!("/v1/admin/keys/{}/revoke", key["id"].as_str().unwrap()),
+            json!({}),
+        );
+        post(
+            &p,
+            &format!(
+                "/v1/admin/subscriptions/{}/suspend",
+                sub["id"].as_str().unwrap()
+            ),
+            json!({}),
+        );
+        // the first event is attempted within 5 s of its commit, refused, and holds the others
+        wait_until("the first attempt", Duration::from_secs(5), || {
+            !r.log().is_empty()
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        let d = deliveries(&p, id);
+        assert_eq!(d.len(), 4, "{d:?}");
+        let first = d.last().unwrap();
+        assert_eq!(
+            (first["type"].as_str(), first["attempts"].as_i64()),
+            (Some("subscription.created"), Some(1))
+        );
+        assert_eq!(first["last_status"], 500);
+        assert_eq!(first["status"], "pending");
+        assert!(
+            d[..3].iter().all(|x| x["attempts"] == 0),
+            "later events wait their turn: {d:?}"
+        );
+        r.answer(200);
+        wait_until("every event delivered", Duration::from_secs(20), || {
+            r.delivered().len() == 4
+        });
+        let got = r.delivered();
+        assert_eq!(
+            types(&got),
+            [
+                "subscription.created",
+                "key.issued",
+                "key.revoked",
+                "subscription.suspended"
+            ]
+        );
+        assert_eq!(r.log().len(), 5, "one retry, then one attempt each");
+        r.assert_all_signed();
+        // data is the object as the admin API shows it, never the plaintext key
+        assert_eq!(got[0]["data"]["id"], sub["id"]);
+        assert_eq!(got[1]["data"]["id"], key["id"]);
+        assert_eq!(got[1]["data"]["key_prefix"], key["key_prefix"]);
+        assert!(got[1]["data"].get("key").is_none());
+        let plaintext = key["key"].as_str().unwrap();
+        assert!(!r.log().iter().any(|l| l.to_string().contains(plaintext)));
+        assert_eq!(got[2]["data"]["status"], "revoked");
+        assert_eq!(got[3]["data"]["status"], "suspended");
+        assert!(got.iter().all(|e| e["created_at"].is_string()));
+        wait_until("all delivered", Duration::from_secs(5), || {
+            deliveries(&p, id)
+                .iter()
+                .all(|x| x["status"] == "delivered" && x["next_attempt_at"].is_null())
+        });
+        let metrics = reqwest::blocking::get(format!("{}/metrics", p.base))
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(
+            metrics.contains("glpi_network_webhook_deliveries_total{outcome=\"delivered\"} 4"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("glpi_network_webhook_outbox_depth 0"),
+            "{metrics}"
+        );
+    }
+}
+
+/// POST answered the secret; GET, list, PUT, retry and DELETE follow §12.
+fn api_shapes(p: &Proc, id: &str) {
+    let one = get(p, &format!("/v1/admin/webhooks/{id}"));
+    assert!(
+        one.get("secret").is_none(),
+        "the secret is shown once: {one}"
+    );
+    assert_eq!(one["description"], "test receiver");
+    let list = get(p, "/v1/admin/webhooks");
+    assert!(list["next_cursor"].is_null());
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["id"] == id)
+    );
+    let (s, v) = call(
+        p,
+        "POST",
+        "/v1/admin/webhooks",
+        Some(json!({"url": "http://127.0.0.1:9/", "events": ["nope"]})),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{v}"
+    );
+    let (s, _) = call(p, "GET", "/v1/admin/webhooks/none", None);
+    assert_eq!(s, 404);
+    let (s, _) = call(
+        p,
+        "POST",
+        &format!("/v1/admin/webhooks/{id}/deliveries/none/retry"),
+        None,
+    );
+    assert_eq!(s, 404);
+    // a second webhook: replaced by PUT (its secret stays), then deleted
+    let other = post(
+        p,
+        "/v1/admin/webhooks",
+        json!({"url": "http://127.0.0.1:9/a", "events": ["*"]}),
+    );
+    let oid = other["id"].as_str().unwrap();
+    let (s, v) = call(
+        p,
+        "PUT",
+        &format!("/v1/admin/webhooks/{oid}"),
+        Some(json!({"url": "http://127.0.0.1:9/b", "events": ["key.issued"]})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["url"].as_str(), &v["events"], &v["description"]),
+        (
+            Some("http://127.0.0.1:9/b"),
+            &json!(["key.issued"]),
+            &Value::Null
+        )
+    );
+    assert!(v.get("secret").is_none());
+    let (s, _) = call(p, "DELETE", &format!("/v1/admin/webhooks/{oid}"), None);
+    assert_eq!(s, 204);
+    let (s, _) = call(p, "GET", &format!("/v1/admin/webhooks/{oid}"), None);
+    assert_eq!(s, 404);
+}
+
+#[test]
+fn a_delivery_fails_at_the_end_of_the_schedule_under_the_test_clock_and_can_be_retried() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(r) = Receiver::start(tmp.path()) else {
+        return;
+    };
+    for (i, (db, _pg)) in backends("wh_sched", tmp.path()).into_iter().enumerate() {
+        let data = tmp.path().join(format!("data{i}"));
+        let p = serve(&db, &data, &["--webhooks-allow-private", "--test-mode"]);
+        std::fs::remove_file(r.dir.join("log.jsonl")).ok();
+        r.answer(500);
+        let h = hook(&p, &r, json!(["*"]));
+        let id = h["id"].as_str().unwrap();
+        subscription(&p, "Failing Corp");
+        let mut seen = 0;
+        for attempt in 1..=8 {
+            wait_until(
+                &format!("attempt {attempt}"),
+                Duration::from_secs(10),
+                || deliveries(&p, id)[0]["attempts"] == attempt,
+            );
+            let d = deliveries(&p, id)[0].clone();
+            assert_eq!(d["last_status"], 500);
+            if attempt < 8 {
+                assert_eq!(d["status"], "pending", "{d}");
+                // the next attempt is due on the server's clock: move it past the delay
+                post(&p, "/_test/clock", json!({"advance_seconds": 36_001}));
+            } else {
+                assert_eq!(d["status"], "failed", "{d}");
+                assert!(d["next_attempt_at"].is_null());
+            }
+            seen += 1;
+        }
+        assert_eq!(seen, 8);
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(r.log().len(), 8, "no attempt after the schedule");
+        r.assert_all_signed();
+        // retried by hand: 202 with the delivery, due now; delivered once the receiver agrees
+        r.answer(204);
+        let did = deliveries(&p, id)[0]["id"].as_str().unwrap().to_owned();
+        let (s, v) = call(
+            &p,
+            "POST",
+            &format!("/v1/admin/webhooks/{id}/deliveries/{did}/retry"),
+            None,
+        );
+        assert_eq!(s, 202, "{v}");
+        assert_eq!(
+            (v["status"].as_str(), v["id"].as_str()),
+            (Some("pending"), Some(did.as_str()))
+        );
+        wait_until("the retried delivery", Duration::from_secs(10), || {
+            deliveries(&p, id)[0]["status"] == "delivered"
+        });
+        assert_eq!(deliveries(&p, id)[0]["last_status"], 204);
+    }
+}
+
+#[test]
+fn a_change_that_rolled_back_sends_no_event() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(r) = Receiver::start(tmp.path()) else {
+        return;
+    };
+    for (i, (db, _pg)) in backends("wh_rollback", tmp.path()).into_iter().enumerate() {
+        let data = tmp.path().join(format!("data{i}"));
+        let p = serve(&db, &data, &["--webhooks-allow-private", "--test-mode"]);
+        std::fs::remove_file(r.dir.join("log.jsonl")).ok();
+        r.answer(200);
+        hook(&p, &r, json!(["*"]));
+        // one fixture file is one transaction: its last entry fails, so nothing of it stays
+        let fx = |n: &str, reg_key: &str| {
+            json!({
+                "subscribers": [{"ref": "s", "name": n}],
+                "subscriptions": [{"ref": "sub", "subscriber": "s", "offer": "basic"}],
+                "keys": [{"key": format!("FIXTURE-{n}"), "subscription": "sub"}],
+                "registrations": [{"key": reg_key, "instance_url": format!("https://{n}.example/glpi")}],
+            })
+        };
+        let (s, v) = call(
+            &p,
+            "POST",
+            "/_test/fixtures",
+            Some(fx("rolledback", "NO-SUCH-KEY")),
+        );
+        assert!((400..500).contains(&s), "{s} {v}");
+        // the same file without the failing entry commits, and its events arrive
+        let (s, v) = call(
+            &p,
+            "POST",
+            "/_test/fixtures",
+            Some(fx("committed", "FIXTURE-committed")),
+        );
+        assert_eq!(s, 201, "{v}");
+        wait_until("the committed events", Duration::from_secs(10), || {
+            r.delivered().len() == 3
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        let got = r.delivered();
+        assert_eq!(
+            types(&got),
+            ["subscription.created", "key.issued", "registration.created"]
+        );
+        assert_eq!(r.log().len(), 3);
+        assert!(!r.log().iter().any(|l| l.to_string().contains("rolledback")));
+        r.assert_all_signed();
+    }
+}
+
+#[test]
+fn a_server_killed_after_the_commit_delivers_after_its_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(r) = Receiver::start(tmp.path()) else {
+        return;
+    };
+    for (i, (db, _pg)) in backends("wh_kill", tmp.path()).into_iter().enumerate() {
+        let data = tmp.path().join(format!("data{i}"));
+        let mut p = serve(&db, &data, &["--webhooks-allow-private"]);
+        std::fs::remove_file(r.dir.join("log.jsonl")).ok();
+        r.answer(503);
+        hook(&p, &r, json!(["subscription.created"]));
+        let sub = subscription(&p, "Killed Corp");
+        wait_until("the first attempt", Duration::from_secs(5), || {
+            !r.log().is_empty()
+        });
+        p.child.kill().unwrap(); // SIGKILL
+        p.child.wait().unwrap();
+        r.answer(200);
+        std::thread::sleep(Duration::from_secs(6));
+        assert!(
+            r.delivered().is_empty(),
+            "nothing delivers while the server is down"
+        );
+        let _p = serve(&db, &data, &["--webhooks-allow-private"]);
+        wait_until(
+            "the delivery after the restart",
+            Duration::from_secs(45),
+            || r.delivered().len() == 1,
+        );
+        assert_eq!(r.delivered()[0]["data"]["id"], sub["id"]);
+        r.assert_all_signed();
+    }
+}
+
+#[test]
+fn two_processes_on_one_postgresql_deliver_each_event_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((base, url, name)) = create_pg_database("wh_two") else {
+        return;
+    };
+    let _db = PgDb { base, name };
+    let Some(r) = Receiver::start(tmp.path()) else {
+        return;
+    };
+    r.answer(200);
+    // one deployment: the processes share the data directory (its master key)
+    let a = serve(
+        &url,
+        &tmp.path().join("data"),
+        &["--webhooks-allow-private"],
+    );
+    let b = serve(
+        &url,
+        &tmp.path().join("data"),
+        &["--webhooks-allow-private"],
+    );
+    hook(&a, &r, json!(["subscription.created"]));
+    const N: usize = 40;
+    let mut ids = Vec::new();
+    for i in 0..N {
+        let p = if i % 2 == 0 { &a } else { &b };
+        ids.push(subscription(p, &format!("Twice {i}"))["id"].clone());
+    }
+    wait_until("every event", Duration::from_secs(60), || {
+        r.delivered().len() >= N
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let got = r.delivered();
+    assert_eq!(r.log().len(), N, "each event reaches the receiver once");
+    let order: Vec<Value> = got.iter().map(|e| e["data"]["id"].clone()).collect();
+    assert_eq!(order, ids, "in event order");
+    r.assert_all_signed();
+}
+
+#[test]
+fn private_targets_are_refused_without_the_flag_at_creation_and_at_delivery() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(r) = Receiver::start(tmp.path()) else {
+        return;
+    };
+    let db = format!("sqlite://{}/db.sqlite", tmp.path().display());
+    let data = tmp.path().join("data");
+    // a webhook made while private targets were allowed ...
+    let p = serve(&db, &data, &["--webhooks-allow-private"]);
+    let h = hook(&p, &r, json!(["*"]));
+    drop(p);
+    // ... then refused at delivery once they are not: a failed attempt with no status
+    let p = serve(&db, &data, &[]);
+    for target in [
+        "http://127.0.0.1:8080/h",
+        "http://10.0.0.1/h",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]:8080/h",
+        "http://localhost:8080/h",
+        "http://[::ffff:127.0.0.1]/h",
+        "http://100.64.0.1/h",
+        "http://no-such-host.invalid/h",
+    ] {
+        let (s, v) = call(
+            &p,
+            "POST",
+            "/v1/admin/webhooks",
+            Some(json!({"url": target, "events": ["*"]})),
+        );
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{target}: {v}"
+        );
+    }
+    let id = h["id"].as_str().unwrap();
+    let (s, v) = call(
+        &p,
+        "PUT",
+        &format!("/v1/admin/webhooks/{id}"),
+        Some(json!({"url": "http://10.0.0.1/", "events": ["*"]})),
+    );
+    assert_eq!(s, 400, "{v}");
+    subscription(&p, "Refused Corp");
+    wait_until("the refused attempt", Duration::from_secs(10), || {
+        deliveries(&p, id)
+            .first()
+            .is_some_and(|d| d["attempts"] == 1)
+    });
+    let d = &deliveries(&p, id)[0];
+    assert_eq!(
+        (d["status"].as_str(), &d["last_status"]),
+        (Some("pending"), &Value::Null),
+        "{d}"
+    );
+    assert!(r.log().is_empty(), "nothing reached the private address");
+}
