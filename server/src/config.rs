@@ -340,6 +340,9 @@ pub enum Command {
     /// Issue and manage invitation keys.
     #[command(subcommand)]
     Invitations(crate::cli::kinds::InvitationsCmd),
+    /// Manage webhooks and their deliveries.
+    #[command(subcommand)]
+    Webhooks(WebhooksCmd),
     /// Change the master key that seals the signing keys (and every other sealed secret).
     #[command(subcommand)]
     MasterKey(MasterKeyCmd),
@@ -376,6 +379,34 @@ pub enum SigningKeysCmd {
     List,
     /// Retire the active key and make a new one; running servers pick it up within seconds.
     Rotate,
+}
+
+#[derive(Subcommand)]
+pub enum WebhooksCmd {
+    /// List webhooks.
+    List(PageArgs),
+    /// Create a webhook; prints it with its secret (`whsec_...`), shown only here.
+    Create {
+        /// Target URL (http or https); its host must resolve to public addresses unless
+        /// `--webhooks-allow-private`.
+        #[arg(long)]
+        url: String,
+        /// An event type to send (repeat the flag); default: every type (`*`).
+        #[arg(long = "event", default_values_t = vec!["*".to_owned()])]
+        events: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Delete a webhook and its deliveries.
+    Delete { id: String },
+    /// List a webhook's deliveries, newest event first.
+    Deliveries {
+        id: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Make a delivery pending and due now.
+    Retry { id: String, delivery_id: String },
 }
 
 #[derive(Args, Clone, Debug, Default)]

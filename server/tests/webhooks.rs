@@ -625,3 +625,55 @@ fn private_targets_are_refused_without_the_flag_at_creation_and_at_delivery() {
     );
     assert!(r.log().is_empty(), "nothing reached the private address");
 }
+
+#[test]
+fn the_cli_creates_lists_retries_and_deletes_webhooks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_glpi-network-server"))
+            .arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .env_remove("DATABASE_URL")
+            .env_remove("GLPI_NETWORK_MASTER_KEY")
+            .args(args)
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (
+            out.status.success(),
+            v,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, _, err) = cli(&["webhooks", "create", "--url", "http://127.0.0.1:9/h"]);
+    assert!(!ok, "a loopback target needs --webhooks-allow-private");
+    assert!(err.contains("127.0.0.1"), "{err}");
+    let (ok, h, err) = cli(&[
+        "--webhooks-allow-private",
+        "webhooks",
+        "create",
+        "--url",
+        "http://127.0.0.1:9/h",
+        "--event",
+        "key.issued",
+        "--event",
+        "key.revoked",
+    ]);
+    assert!(ok, "{err}");
+    assert!(h["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_eq!(h["events"], json!(["key.issued", "key.revoked"]));
+    let id = h["id"].as_str().unwrap();
+    let (ok, list, _) = cli(&["webhooks", "list"]);
+    assert!(ok);
+    assert_eq!(list["items"][0]["id"], id);
+    assert!(list["items"][0].get("secret").is_none());
+    let (ok, d, _) = cli(&["webhooks", "deliveries", id]);
+    assert!(ok);
+    assert_eq!(d["items"], json!([]));
+    let (ok, _, _) = cli(&["webhooks", "retry", id, "no-such-delivery"]);
+    assert!(!ok);
+    let (ok, _, err) = cli(&["webhooks", "delete", id]);
+    assert!(ok, "{err}");
+    let (_, list, _) = cli(&["webhooks", "list"]);
+    assert_eq!(list["items"], json!([]));
+}

@@ -3,7 +3,7 @@
 //!
 //! One function per subcommand group: `subscriptions.rs` (subscribers and subscriptions),
 //! `keys.rs` (keys and registrations), `catalogue.rs` (offers and plugins), `audit.rs`,
-//! `signing_keys.rs`, `master_key.rs`.
+//! `signing_keys.rs`, `master_key.rs`, `webhooks.rs`.
 
 mod audit;
 mod catalogue;
@@ -12,6 +12,7 @@ pub mod kinds;
 mod master_key;
 mod signing_keys;
 mod subscriptions;
+mod webhooks;
 
 use crate::app::open_pool;
 use crate::config::{Command, PageArgs, Settings};
@@ -77,5 +78,6 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         Command::Invitations(cmd) => kinds::invitations(ctx, cmd),
         Command::Audit(cmd) => audit::audit(ctx, cmd),
         Command::SigningKeys(cmd) => signing_keys::signing_keys(settings, &pool, ctx, cmd),
+        Command::Webhooks(cmd) => webhooks::webhooks(settings, &pool, ctx, cmd),
     }
 }

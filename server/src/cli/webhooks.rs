@@ -1,0 +1,51 @@
+//! `webhooks` subcommands (DESIGN §12).
+
+use super::{Ctx, print, query};
+use crate::app::open_signer;
+use crate::config::{Settings, WebhooksCmd};
+use crate::db::{Db, webhooks};
+use crate::domain::clock::Clock;
+use crate::http::webhooks::{DeliveryView, WebhookRequest, WebhookView, create_webhook};
+
+/// `webhooks list | create | delete | deliveries | retry`.
+pub(super) fn webhooks(
+    settings: &Settings,
+    db: &Db,
+    ctx: Ctx<'_>,
+    cmd: WebhooksCmd,
+) -> anyhow::Result<()> {
+    let Ctx { c, now, .. } = ctx;
+    match cmd {
+        WebhooksCmd::List(p) => print(&webhooks::list(c, &query(&p))?.map(WebhookView::from)),
+        WebhooksCmd::Create {
+            url,
+            events,
+            description,
+        } => {
+            let signer = open_signer(settings, db, &Clock::default())?;
+            let req = WebhookRequest {
+                url,
+                events,
+                description,
+            };
+            let allow = settings.webhooks_allow_private;
+            let (row, secret) = create_webhook(c, signer.master(), &req, allow, now)?;
+            let mut view = WebhookView::from(row);
+            view.secret = Some(secret);
+            print(&view)
+        }
+        WebhooksCmd::Delete { id } => {
+            webhooks::delete(c, &id)?;
+            print(&serde_json::json!({"deleted": id}))
+        }
+        WebhooksCmd::Deliveries { id, page } => {
+            print(&webhooks::deliveries(c, &id, &query(&page))?.map(DeliveryView::from))
+        }
+        WebhooksCmd::Retry { id, delivery_id } => print(&DeliveryView::from(webhooks::retry(
+            c,
+            &id,
+            &delivery_id,
+            now,
+        )?)),
+    }
+}
