@@ -75,6 +75,20 @@ pub fn scope() -> Scope {
         .route("/audit", web::get().to(records::audit_page))
         .route("/signing-keys", web::get().to(records::signing_keys_page))
         .route("/signing-keys/rotate", web::post().to(records::rotate))
+        .service(
+            web::resource("/webhooks")
+                .route(web::get().to(webhooks::webhooks_page))
+                .route(web::post().to(webhooks::create)),
+        )
+        .route("/webhooks/{id}/delete", web::post().to(webhooks::delete))
+        .route(
+            "/webhooks/{id}/deliveries",
+            web::get().to(webhooks::deliveries_page),
+        )
+        .route(
+            "/webhooks/{id}/deliveries/{delivery_id}/retry",
+            web::post().to(webhooks::retry),
+        )
         .route("/plugins", web::get().to(records::plugins_page))
         .route("/plugins/versions", web::post().to(records::add_version))
         .route(
@@ -83,7 +97,7 @@ pub fn scope() -> Scope {
         )
 }
 
-const NAV: [(&str, &str); 8] = [
+const NAV: [(&str, &str); 9] = [
     ("/console/subscribers", "Subscribers"),
     ("/console/subscriptions", "Subscriptions"),
     ("/console/keys", "Keys"),
@@ -92,6 +106,7 @@ const NAV: [(&str, &str); 8] = [
     ("/console/plugins", "Plugins"),
     ("/console/audit", "Audit"),
     ("/console/signing-keys", "Signing keys"),
+    ("/console/webhooks", "Webhooks"),
 ];
 
 /// A vendor's console session: its cookie token.
@@ -177,6 +192,7 @@ mod grants;
 mod list;
 mod people;
 mod records;
+mod webhooks;
 
 use list::ListPage;
 
