@@ -10,7 +10,7 @@ use super::{
     unique_violation,
 };
 use crate::domain::key::{Key, KeyStatus};
-use crate::domain::views::KeyView;
+use crate::domain::views::{KeyView, registration_view};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use glpi_network_shared::RegistrationKey;
@@ -187,13 +187,7 @@ pub fn regenerate(
         diesel::update(k::registration_keys.find(id))
             .set(k::replaced_by.eq(Some(&new.id)))
             .execute(c.conn())?;
-        let released = diesel::update(
-            r::registrations
-                .filter(r::key_id.eq(id))
-                .filter(r::released_at.is_null()),
-        )
-        .set(r::released_at.eq(Some(now)))
-        .execute(c.conn())?;
+        let released = release_bindings(c, &old, now)?;
         if released > 0 {
             // the binding changed even when the key was already revoked
             bump_ver(c, id)?;
@@ -210,6 +204,24 @@ pub fn regenerate(
         Ok(new)
     })?;
     Ok((row, plaintext))
+}
+
+/// Releases a key's live bindings (its regeneration), each with its webhook event.
+fn release_bindings(c: &mut Txn<'_>, key: &Key, now: NaiveDateTime) -> Result<usize> {
+    let live: Vec<String> = r::registrations
+        .filter(r::key_id.eq(&key.id))
+        .filter(r::released_at.is_null())
+        .select(r::id)
+        .load(c.conn())?;
+    diesel::update(r::registrations.filter(r::id.eq_any(&live)))
+        .set(r::released_at.eq(Some(now)))
+        .execute(c.conn())?;
+    for id in &live {
+        let b = super::registrations::get(c, id)?;
+        let view = registration_view(b, key.key_prefix.clone());
+        c.emit("registration.released", &view, now);
+    }
+    Ok(live.len())
 }
 
 /// Bumps a key's `ver` (every change of the key, its subscription or its binding); returns

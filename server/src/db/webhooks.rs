@@ -333,7 +333,7 @@ pub fn depth(c: &mut AnyConnection) -> Result<i64> {
 }
 
 /// A delivery leased to this process for one attempt.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Queryable)]
 pub struct Claimed {
     pub id: String,
     pub webhook_id: String,
@@ -362,34 +362,21 @@ pub fn claim(
         diesel::update(d::webhook_deliveries.filter(d::id.eq_any(&ids)))
             .set(d::lease_until.eq(Some(lease_until)))
             .execute(tx.conn())?;
-        let rows: Vec<(String, String, String, Vec<u8>, String, String, i32)> =
-            d::webhook_deliveries
-                .inner_join(e::webhook_events)
-                .inner_join(w::webhooks)
-                .filter(d::id.eq_any(&ids))
-                .order(d::event_seq.asc())
-                .select((
-                    d::id,
-                    d::webhook_id,
-                    w::url,
-                    w::secret_enc,
-                    e::id,
-                    e::body,
-                    d::attempts,
-                ))
-                .load(tx.conn())?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Claimed {
-                id: r.0,
-                webhook_id: r.1,
-                url: r.2,
-                secret_enc: r.3,
-                event_id: r.4,
-                body: r.5,
-                attempts: r.6,
-            })
-            .collect())
+        Ok(d::webhook_deliveries
+            .inner_join(e::webhook_events)
+            .inner_join(w::webhooks)
+            .filter(d::id.eq_any(&ids))
+            .order(d::event_seq.asc())
+            .select((
+                d::id,
+                d::webhook_id,
+                w::url,
+                w::secret_enc,
+                e::id,
+                e::body,
+                d::attempts,
+            ))
+            .load::<Claimed>(tx.conn())?)
     })
 }
 

@@ -27,7 +27,7 @@ type Res = Result<HttpResponse, PageError>;
 const PAGE: i64 = 25;
 
 pub fn scope() -> Scope {
-    web::scope("/console")
+    webhooks::routes(web::scope("/console"))
         .route(
             "/",
             web::get().to(|| async { see_other("/console/subscribers") }),
@@ -75,20 +75,6 @@ pub fn scope() -> Scope {
         .route("/audit", web::get().to(records::audit_page))
         .route("/signing-keys", web::get().to(records::signing_keys_page))
         .route("/signing-keys/rotate", web::post().to(records::rotate))
-        .service(
-            web::resource("/webhooks")
-                .route(web::get().to(webhooks::webhooks_page))
-                .route(web::post().to(webhooks::create)),
-        )
-        .route("/webhooks/{id}/delete", web::post().to(webhooks::delete))
-        .route(
-            "/webhooks/{id}/deliveries",
-            web::get().to(webhooks::deliveries_page),
-        )
-        .route(
-            "/webhooks/{id}/deliveries/{delivery_id}/retry",
-            web::post().to(webhooks::retry),
-        )
         .route("/plugins", web::get().to(records::plugins_page))
         .route("/plugins/versions", web::post().to(records::add_version))
         .route(

@@ -5,6 +5,22 @@ use super::*;
 use crate::db::webhooks as hooks;
 use crate::http::webhooks::{WebhookRequest, WebhookView, create_webhook};
 
+/// The webhook pages' routes, on the console's scope.
+pub(super) fn routes(scope: Scope) -> Scope {
+    scope
+        .service(
+            web::resource("/webhooks")
+                .route(web::get().to(webhooks_page))
+                .route(web::post().to(create)),
+        )
+        .route("/webhooks/{id}/delete", web::post().to(delete))
+        .route("/webhooks/{id}/deliveries", web::get().to(deliveries_page))
+        .route(
+            "/webhooks/{id}/deliveries/{delivery_id}/retry",
+            web::post().to(retry),
+        )
+}
+
 fn webhook_row(w: WebhookView) -> Row {
     let deliveries = format!("/console/webhooks/{}/deliveries", w.id);
     let mut url = cell("URL", w.url);
