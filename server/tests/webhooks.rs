@@ -677,3 +677,154 @@ fn the_cli_creates_lists_retries_and_deletes_webhooks() {
     let (_, list, _) = cli(&["webhooks", "list"]);
     assert_eq!(list["items"], json!([]));
 }
+
+/// Public (no admin token) `POST` answering 2xx.
+fn public_post(p: &Proc, path: &str, body: Value) -> Value {
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("{}{path}", p.base))
+        .json(&body)
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    let v: Value = resp.json().unwrap_or(Value::Null);
+    assert!((200..300).contains(&status), "POST {path}: {status} {v}");
+    v
+}
+
+#[test]
+fn every_kind_of_change_sends_its_event_and_no_body_holds_a_plaintext_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(r) = Receiver::start(tmp.path()) else {
+        return;
+    };
+    r.answer(200);
+    let db = format!("sqlite://{}/db.sqlite", tmp.path().display());
+    let p = serve(
+        &db,
+        &tmp.path().join("data"),
+        &[
+            "--webhooks-allow-private",
+            "--failed-lookups-per-minute",
+            "3",
+        ],
+    );
+    hook(&p, &r, json!(["*"]));
+    let sub = subscription(&p, "Every Corp");
+    let subscriber = sub["subscriber_id"].as_str().unwrap();
+    let key = post(&p, "/v1/admin/keys", json!({"subscription_id": sub["id"]}));
+    let plain = key["key"].as_str().unwrap();
+    let reg = public_post(
+        &p,
+        "/v1/registrations",
+        json!({"registration_key": plain, "instance_url": "https://every.example/glpi"}),
+    );
+    let reg_id = reg["registration"]["id"].as_str().unwrap();
+    let (s, _) = call(
+        &p,
+        "DELETE",
+        &format!("/v1/admin/registrations/{reg_id}"),
+        None,
+    );
+    assert_eq!(s, 204);
+    let kid = key["id"].as_str().unwrap();
+    let new_key = post(&p, &format!("/v1/admin/keys/{kid}/regenerate"), json!({}));
+    let sid = sub["id"].as_str().unwrap();
+    post(
+        &p,
+        &format!("/v1/admin/subscriptions/{sid}/suspend"),
+        json!({}),
+    );
+    post(
+        &p,
+        &format!("/v1/admin/subscriptions/{sid}/resume"),
+        json!({}),
+    );
+    post(
+        &p,
+        &format!("/v1/admin/subscriptions/{sid}/cancel"),
+        json!({}),
+    );
+    post(
+        &p,
+        "/v1/admin/plugins",
+        json!({"key": "payroll", "name": "Payroll", "commercial": true, "license_term_days": 30}),
+    );
+    let lic = post(
+        &p,
+        "/v1/admin/licenses",
+        json!({"subscriber_id": subscriber, "plugin": "payroll"}),
+    );
+    public_post(
+        &p,
+        "/v1/licenses/activations",
+        json!({"license_key": lic["key"], "instance_url": "https://every.example/glpi"}),
+    );
+    let ek = post(
+        &p,
+        "/v1/admin/enrollment-keys",
+        json!({"subscriber_id": subscriber, "entity": "Root", "max_uses": 0}),
+    );
+    public_post(
+        &p,
+        "/v1/enrollments",
+        json!({"enrollment_key": ek["key"], "agent_id": "agent-1"}),
+    );
+    let inv = post(
+        &p,
+        "/v1/admin/invitations",
+        json!({"subscriber_id": subscriber, "role": "viewer"}),
+    );
+    public_post(
+        &p,
+        "/v1/invitations/redemptions",
+        json!({"invitation_key": inv["key"], "email": "new@every.example", "name": "New"}),
+    );
+    post(&p, "/v1/admin/signing-keys/rotate", json!({}));
+    // failed look-ups past the allowance: one event for the address and its window
+    let client = reqwest::blocking::Client::new();
+    for _ in 0..8 {
+        client
+            .post(format!("{}/v1/validations", p.base))
+            .json(&json!({"registration_key": "NO-SUCH-KEY", "instance_url": "https://x.example/"}))
+            .send()
+            .unwrap();
+    }
+    let expected = [
+        "subscription.created",
+        "key.issued",
+        "registration.created",
+        "registration.released",
+        "key.issued",
+        "key.revoked",
+        "key.regenerated",
+        "subscription.suspended",
+        "subscription.resumed",
+        "subscription.cancelled",
+        "license.issued",
+        "license.activated",
+        "enrollment.created",
+        "invitation.redeemed",
+        "signing_key.rotated",
+        "lookup.rate_limited",
+    ];
+    wait_until("every event", Duration::from_secs(30), || {
+        r.delivered().len() >= expected.len()
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let got = r.delivered();
+    assert_eq!(types(&got), expected);
+    r.assert_all_signed();
+    let log = serde_json::to_string(&r.log()).unwrap();
+    for secret in [
+        plain,
+        new_key["key"].as_str().unwrap(),
+        lic["key"].as_str().unwrap(),
+    ] {
+        assert!(!log.contains(secret), "a plaintext key in a webhook body");
+    }
+    for secret in [ek["key"].as_str().unwrap(), inv["key"].as_str().unwrap()] {
+        assert!(!log.contains(secret), "a plaintext key in a webhook body");
+    }
+    assert_eq!(got[6]["data"]["id"], new_key["id"]);
+    assert_eq!(got[15]["data"]["client_addr"], "127.0.0.1");
+}

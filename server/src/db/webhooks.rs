@@ -34,11 +34,6 @@ impl WebhookRow {
     pub fn event_list(&self) -> Vec<String> {
         serde_json::from_str(&self.events).unwrap_or_default()
     }
-
-    /// Whether it takes events of type `kind` (a stored list that no longer parses takes none).
-    fn takes(&self, kind: &str) -> bool {
-        EventFilter::parse(&self.event_list()).is_ok_and(|f| f.takes(kind))
-    }
 }
 
 /// What a webhook's creation or replacement sets.
@@ -182,12 +177,25 @@ pub(crate) fn write_outbox(
     if events.is_empty() {
         return Ok(());
     }
-    let hooks: Vec<WebhookRow> = w::webhooks.select(WebhookRow::as_select()).load(c)?;
+    // (id, event filter): a handful of short rows, read only by transactions that emit
+    let hooks: Vec<(String, Option<EventFilter>)> = w::webhooks
+        .select((w::id, w::events))
+        .load::<(String, String)>(c)?
+        .into_iter()
+        .map(|(id, events)| {
+            let list: Vec<String> = serde_json::from_str(&events).unwrap_or_default();
+            (id, EventFilter::parse(&list).ok())
+        })
+        .collect();
     if hooks.is_empty() {
         return Ok(());
     }
     for ev in events {
-        let takers: Vec<&WebhookRow> = hooks.iter().filter(|h| h.takes(ev.kind)).collect();
+        let takers: Vec<&String> = hooks
+            .iter()
+            .filter(|(_, f)| f.as_ref().is_some_and(|f| f.takes(ev.kind)))
+            .map(|(id, _)| id)
+            .collect();
         if takers.is_empty() {
             continue;
         }
@@ -208,11 +216,11 @@ pub(crate) fn write_outbox(
             ))
             .returning(e::seq)
             .get_result(c)?;
-        for h in takers {
+        for hook_id in takers {
             diesel::insert_into(d::webhook_deliveries)
                 .values((
                     d::id.eq(new_id()),
-                    d::webhook_id.eq(&h.id),
+                    d::webhook_id.eq(hook_id),
                     d::event_seq.eq(seq),
                     d::status.eq("pending"),
                     d::attempts.eq(0),
@@ -354,6 +362,9 @@ pub fn claim(
     lease_until: NaiveDateTime,
     max: i64,
 ) -> Result<Vec<Claimed>> {
+    if !any_due(c, now, real)? {
+        return Ok(Vec::new()); // the usual case: no write transaction
+    }
     c.write(Touches::Webhooks, |tx| {
         let ids = due(tx.conn(), now, real, max)?;
         if ids.is_empty() {
@@ -378,6 +389,18 @@ pub fn claim(
             ))
             .load::<Claimed>(tx.conn())?)
     })
+}
+
+/// Whether some delivery is due and not leased (a read, before taking the write lock).
+fn any_due(c: &mut AnyConnection, now: NaiveDateTime, real: NaiveDateTime) -> Result<bool> {
+    let one: Option<String> = d::webhook_deliveries
+        .filter(d::status.eq("pending"))
+        .filter(d::next_attempt_at.le(now))
+        .filter(d::lease_until.is_null().or(d::lease_until.lt(real)))
+        .select(d::id)
+        .first(c)
+        .optional()?;
+    Ok(one.is_some())
 }
 
 /// The due heads of line: pending, due, not leased, and no older pending delivery for the same
