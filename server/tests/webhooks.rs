@@ -381,6 +381,18 @@ fn api_shapes(p: &Proc, id: &str) {
     assert_eq!(s, 204);
     let (s, _) = call(p, "GET", &format!("/v1/admin/webhooks/{oid}"), None);
     assert_eq!(s, 404);
+    let audit = get(p, "/v1/admin/audit?limit=500");
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["detail"].as_str().is_some_and(|d| d.contains(oid)))
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["webhook.delete", "webhook.update", "webhook.create"]
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@ pub(super) fn webhooks(
     ctx: Ctx<'_>,
     cmd: WebhooksCmd,
 ) -> anyhow::Result<()> {
-    let Ctx { c, now, .. } = ctx;
+    let Ctx { c, now, actor } = ctx;
     match cmd {
         WebhooksCmd::List(p) => print(&webhooks::list(c, &query(&p))?.map(WebhookView::from)),
         WebhooksCmd::Create {
@@ -29,13 +29,13 @@ pub(super) fn webhooks(
                 description,
             };
             let allow = settings.webhooks_allow_private;
-            let (row, secret) = create_webhook(c, signer.master(), &req, allow, now)?;
+            let (row, secret) = create_webhook(c, signer.master(), &req, allow, now, &actor)?;
             let mut view = WebhookView::from(row);
             view.secret = Some(secret);
             print(&view)
         }
         WebhooksCmd::Delete { id } => {
-            webhooks::delete(c, &id)?;
+            webhooks::delete(c, &id, now, &actor)?;
             print(&serde_json::json!({"deleted": id}))
         }
         WebhooksCmd::Deliveries { id, page } => {
@@ -46,6 +46,7 @@ pub(super) fn webhooks(
             &id,
             &delivery_id,
             now,
+            &actor,
         )?)),
     }
 }

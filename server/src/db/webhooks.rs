@@ -6,7 +6,8 @@
 //! ([`claim`]): per webhook only the oldest pending one (event order), each leased to one process
 //! (on PostgreSQL under `FOR UPDATE SKIP LOCKED`; SQLite has one writer), then [`settle`]s it.
 
-use super::models::new_id;
+use super::audit::Actor;
+use super::models::{NewAuditEvent, new_id};
 use super::page::{ListQuery, Page, paginate};
 use super::schema::webhook_deliveries::dsl as d;
 use super::schema::webhook_events::dsl as e;
@@ -73,6 +74,7 @@ pub fn create(
     input: &WebhookInput,
     secret_enc: Vec<u8>,
     now: NaiveDateTime,
+    actor: &Actor,
 ) -> Result<WebhookRow> {
     let row = WebhookRow {
         id: id.to_owned(),
@@ -87,9 +89,17 @@ pub fn create(
         diesel::insert_into(w::webhooks)
             .values(&row)
             .execute(tx.conn())?;
+        tx.audit(event(actor, "webhook.create", now, id, &row.url));
         Ok::<_, Error>(())
     })?;
     Ok(row)
+}
+
+/// The audit event of a change to webhook `id`.
+fn event(actor: &Actor, action: &str, now: NaiveDateTime, id: &str, url: &str) -> NewAuditEvent {
+    let mut ev = actor.event(action, "ok", now);
+    ev.detail = Some(format!("webhook {id}; url {url}"));
+    ev
 }
 
 /// A fresh webhook id.
@@ -123,6 +133,7 @@ pub fn update(
     id: &str,
     input: &WebhookInput,
     now: NaiveDateTime,
+    actor: &Actor,
 ) -> Result<WebhookRow> {
     let events = serde_json::to_string(input.events.as_slice()).map_err(anyhow::Error::from)?;
     c.write(Touches::Webhooks, |tx| {
@@ -137,18 +148,18 @@ pub fn update(
         if n == 0 {
             return Err(Error::NotFound(format!("no webhook {id}")));
         }
+        tx.audit(event(actor, "webhook.update", now, id, &input.url));
         get(tx.conn(), id)
     })
 }
 
 /// Deletes a webhook and its deliveries.
-pub fn delete(c: &mut impl Transact, id: &str) -> Result<()> {
+pub fn delete(c: &mut impl Transact, id: &str, now: NaiveDateTime, actor: &Actor) -> Result<()> {
     c.write(Touches::Webhooks, |tx| {
+        let url = get(tx.conn(), id)?.url;
         diesel::delete(d::webhook_deliveries.filter(d::webhook_id.eq(id))).execute(tx.conn())?;
-        let n = diesel::delete(w::webhooks.find(id)).execute(tx.conn())?;
-        if n == 0 {
-            return Err(Error::NotFound(format!("no webhook {id}")));
-        }
+        diesel::delete(w::webhooks.find(id)).execute(tx.conn())?;
+        tx.audit(event(actor, "webhook.delete", now, id, &url));
         Ok(())
     })
 }
@@ -168,6 +179,20 @@ pub fn set_sealed(c: &mut AnyConnection, id: &str, sealed: &[u8]) -> Result<usiz
         .execute(c)?)
 }
 
+/// Every webhook's id and event filter (`None`: a stored list that no longer parses, which takes
+/// nothing): a handful of short rows, read only by transactions that emit events.
+fn filters(c: &mut AnyConnection) -> diesel::QueryResult<Vec<(String, Option<EventFilter>)>> {
+    Ok(w::webhooks
+        .select((w::id, w::events))
+        .load::<(String, String)>(c)?
+        .into_iter()
+        .map(|(id, events)| {
+            let list: Vec<String> = serde_json::from_str(&events).unwrap_or_default();
+            (id, EventFilter::parse(&list).ok())
+        })
+        .collect())
+}
+
 /// Writes the queued events, each with a delivery per webhook that takes its type (called by a
 /// write transaction just before it commits). An event no webhook takes is not stored.
 pub(crate) fn write_outbox(
@@ -177,16 +202,7 @@ pub(crate) fn write_outbox(
     if events.is_empty() {
         return Ok(());
     }
-    // (id, event filter): a handful of short rows, read only by transactions that emit
-    let hooks: Vec<(String, Option<EventFilter>)> = w::webhooks
-        .select((w::id, w::events))
-        .load::<(String, String)>(c)?
-        .into_iter()
-        .map(|(id, events)| {
-            let list: Vec<String> = serde_json::from_str(&events).unwrap_or_default();
-            (id, EventFilter::parse(&list).ok())
-        })
-        .collect();
+    let hooks = filters(c)?;
     if hooks.is_empty() {
         return Ok(());
     }
@@ -318,9 +334,16 @@ pub fn retry(
     webhook_id: &str,
     id: &str,
     now: NaiveDateTime,
+    actor: &Actor,
 ) -> Result<Delivery> {
     c.write(Touches::Webhooks, |tx| {
-        get_delivery(tx.conn(), webhook_id, id)?;
+        let d = get_delivery(tx.conn(), webhook_id, id)?;
+        let mut ev = actor.event("webhook.delivery_retry", "ok", now);
+        ev.detail = Some(format!(
+            "webhook {webhook_id}; delivery {id}; event {}",
+            d.event_id
+        ));
+        tx.audit(ev);
         diesel::update(d::webhook_deliveries.find(id))
             .set((
                 d::status.eq("pending"),

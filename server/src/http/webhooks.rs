@@ -2,8 +2,9 @@
 //! creation rules the API, the CLI and the console share (target checked after DNS
 //! resolution, secret generated and sealed with the master key).
 
-use super::{created, run};
+use super::{client_addr, created, run};
 use crate::app::AppState;
+use crate::db::audit::Actor;
 use crate::db::webhooks::{self, Delivery, WebhookInput, WebhookRow};
 use crate::db::{self, Transact};
 use crate::domain::views::utc;
@@ -12,7 +13,7 @@ use crate::http::auth::AdminAuth;
 use crate::http::dto::{ListQuery, Page};
 use crate::http::error::ApiError;
 use crate::signing::MasterKey;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -131,26 +132,33 @@ pub fn create_webhook(
     req: &WebhookRequest,
     allow_private: bool,
     now: NaiveDateTime,
+    actor: &Actor,
 ) -> db::Result<(WebhookRow, String)> {
     let input = check_request(req, allow_private)?;
     let mut secret = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
         .map_err(|_| db::Error::Other(anyhow::anyhow!("system random generator failed")))?;
     let id = webhooks::new_webhook_id();
-    let row = webhooks::create(c, &id, &input, master.seal(&id, &secret), now)?;
+    let row = webhooks::create(c, &id, &input, master.seal(&id, &secret), now, actor)?;
     Ok((row, secret_text(&secret)))
+}
+
+fn admin(req: &HttpRequest) -> Actor {
+    Actor::new("admin", client_addr(req))
 }
 
 pub async fn create(
     _: AdminAuth,
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<WebhookRequest>,
 ) -> Res {
     let now = state.clock.now_naive();
+    let actor = admin(&req);
     let allow = state.webhooks_allow_private;
     let st = state.clone();
     let (row, secret) = run(&state.db, move |c| {
-        create_webhook(c, st.signer.master(), &body, allow, now)
+        create_webhook(c, st.signer.master(), &body, allow, now, &actor)
     })
     .await?;
     let mut view = WebhookView::from(row);
@@ -171,22 +179,30 @@ pub async fn get(_: AdminAuth, state: web::Data<AppState>, id: web::Path<String>
 pub async fn update(
     _: AdminAuth,
     state: web::Data<AppState>,
+    req: HttpRequest,
     id: web::Path<String>,
     body: web::Json<WebhookRequest>,
 ) -> Res {
     let now = state.clock.now_naive();
+    let actor = admin(&req);
     let allow = state.webhooks_allow_private;
     let row = run(&state.db, move |c| {
         webhooks::get(c, &id)?;
         let input = check_request(&body, allow)?;
-        webhooks::update(c, &id, &input, now)
+        webhooks::update(c, &id, &input, now, &actor)
     })
     .await?;
     Ok(HttpResponse::Ok().json(WebhookView::from(row)))
 }
 
-pub async fn delete(_: AdminAuth, state: web::Data<AppState>, id: web::Path<String>) -> Res {
-    run(&state.db, move |c| webhooks::delete(c, &id)).await?;
+pub async fn delete(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Res {
+    let (now, actor) = (state.clock.now_naive(), admin(&req));
+    run(&state.db, move |c| webhooks::delete(c, &id, now, &actor)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -203,12 +219,13 @@ pub async fn list_deliveries(
 pub async fn retry_delivery(
     _: AdminAuth,
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Res {
-    let now = state.clock.now_naive();
+    let (now, actor) = (state.clock.now_naive(), admin(&req));
     let (id, delivery_id) = path.into_inner();
     let d = run(&state.db, move |c| {
-        webhooks::retry(c, &id, &delivery_id, now)
+        webhooks::retry(c, &id, &delivery_id, now, &actor)
     })
     .await?;
     Ok(HttpResponse::Accepted().json(DeliveryView::from(d)))

@@ -106,9 +106,9 @@ pub(super) async fn create(
             .collect(),
         description: Some(form.description.trim().to_owned()),
     };
-    let (st, allow) = (state.clone(), state.webhooks_allow_private);
+    let (st, allow, a) = (state.clone(), state.webhooks_allow_private, actor(&req));
     let (row, secret) = run(&state.db, move |c| {
-        create_webhook(c, st.signer.master(), &body, allow, now)
+        create_webhook(c, st.signer.master(), &body, allow, now, &a)
     })
     .await?;
     let view = WebhookView::from(row);
@@ -129,7 +129,8 @@ pub(super) async fn delete(
     form: web::Form<CsrfForm>,
 ) -> Res {
     let _v = signed_in!(state, req, &form.csrf_token);
-    run(&state.db, move |c| hooks::delete(c, &id)).await?;
+    let (now, a) = (state.clock.now_naive(), actor(&req));
+    run(&state.db, move |c| hooks::delete(c, &id, now, &a)).await?;
     Ok(see_other("/console/webhooks"))
 }
 
@@ -203,6 +204,7 @@ pub(super) async fn retry(
     let now = state.clock.now_naive();
     let (id, did) = path.into_inner();
     let back = format!("/console/webhooks/{id}/deliveries");
-    run(&state.db, move |c| hooks::retry(c, &id, &did, now)).await?;
+    let a = actor(&req);
+    run(&state.db, move |c| hooks::retry(c, &id, &did, now, &a)).await?;
     Ok(see_other(&back))
 }
