@@ -309,6 +309,11 @@ pub fn deliveries(
         query = query.filter(d::event_seq.lt(before));
     }
     if let Some(s) = &q.status {
+        if !matches!(s.as_str(), "pending" | "delivered" | "failed") {
+            return Err(Error::invalid(
+                "status must be pending, delivered or failed",
+            ));
+        }
         query = query.filter(d::status.eq(s.clone()));
     }
     let rows: Vec<DeliveryTuple> = query.order(d::event_seq.desc()).limit(limit + 1).load(c)?;
