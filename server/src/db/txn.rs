@@ -246,8 +246,9 @@ impl Txn<'_> {
     /// deadlock with row locks.
     fn finish(&mut self) -> diesel::QueryResult<()> {
         super::notify::send_touched(self.conn, self.origin, self.scope.all, &self.scope.keys)?;
-        webhooks::write_outbox(self.conn, &self.outbox)?;
-        audit::append_chained(self.conn, &self.audit)
+        audit::append_chained(self.conn, &self.audit)?;
+        // under the audit chain's lock too (see `write_outbox`)
+        webhooks::write_outbox(self.conn, &self.outbox)
     }
 }
 

@@ -137,6 +137,7 @@ pub fn update(
 ) -> Result<WebhookRow> {
     let events = serde_json::to_string(input.events.as_slice()).map_err(anyhow::Error::from)?;
     c.write(Touches::Webhooks, |tx| {
+        super::audit::lock_chain(tx.conn())?; // before the row: see `delete`
         let n = diesel::update(w::webhooks.find(id))
             .set((
                 w::url.eq(&input.url),
@@ -156,6 +157,10 @@ pub fn update(
 /// Deletes a webhook and its deliveries.
 pub fn delete(c: &mut impl Transact, id: &str, now: NaiveDateTime, actor: &Actor) -> Result<()> {
     c.write(Touches::Webhooks, |tx| {
+        // first, as every change to a webhook or its deliveries that audits takes it before
+        // their rows: a transaction writing events for this webhook holds it (see
+        // `write_outbox`), so waiting for it in the other order could deadlock
+        super::audit::lock_chain(tx.conn())?;
         let url = get(tx.conn(), id)?.url;
         diesel::delete(d::webhook_deliveries.filter(d::webhook_id.eq(id))).execute(tx.conn())?;
         diesel::delete(w::webhooks.find(id)).execute(tx.conn())?;
@@ -202,6 +207,10 @@ pub(crate) fn write_outbox(
     if events.is_empty() {
         return Ok(());
     }
+    // Under the audit chain's lock (PostgreSQL): events take their order (`seq`) in commit
+    // order, and the webhooks read here cannot be deleted before this commits (a deletion
+    // takes the lock first).
+    super::audit::lock_chain(c)?;
     let hooks = filters(c)?;
     if hooks.is_empty() {
         return Ok(());
@@ -342,6 +351,7 @@ pub fn retry(
     actor: &Actor,
 ) -> Result<Delivery> {
     c.write(Touches::Webhooks, |tx| {
+        super::audit::lock_chain(tx.conn())?; // before the row: see `delete`
         let d = get_delivery(tx.conn(), webhook_id, id)?;
         let mut ev = actor.event("webhook.delivery_retry", "ok", now);
         ev.detail = Some(format!(
