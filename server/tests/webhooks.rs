@@ -539,6 +539,27 @@ fn a_server_killed_after_the_commit_delivers_after_its_restart() {
     }
 }
 
+/// Prints how long events took from their commit to the receiver (`cargo test -- --nocapture`).
+fn report_latency(log: &[Value], made: Duration, all: Duration) {
+    let mut ms: Vec<f64> = log
+        .iter()
+        .map(|l| {
+            let at = l["body"]["created_at"].as_str().unwrap();
+            let at = chrono::DateTime::parse_from_rfc3339(at).unwrap();
+            l["received"].as_f64().unwrap() * 1000.0 - at.timestamp_micros() as f64 / 1000.0
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    let pick = |q: f64| ms[((ms.len() - 1) as f64 * q) as usize];
+    eprintln!(
+        "{} events made in {made:?}, all delivered after {all:?}; commit to receiver: p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
+        ms.len(),
+        pick(0.5),
+        pick(0.9),
+        pick(1.0)
+    );
+}
+
 #[test]
 fn two_processes_on_one_postgresql_deliver_each_event_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();
@@ -562,18 +583,24 @@ fn two_processes_on_one_postgresql_deliver_each_event_exactly_once() {
         &["--webhooks-allow-private"],
     );
     hook(&a, &r, json!(["subscription.created"]));
-    const N: usize = 40;
+    let n: usize = std::env::var("WEBHOOK_TEST_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    let started = Instant::now();
     let mut ids = Vec::new();
-    for i in 0..N {
+    for i in 0..n {
         let p = if i % 2 == 0 { &a } else { &b };
         ids.push(subscription(p, &format!("Twice {i}"))["id"].clone());
     }
-    wait_until("every event", Duration::from_secs(60), || {
-        r.delivered().len() >= N
+    let made = started.elapsed();
+    wait_until("every event", Duration::from_secs(120), || {
+        r.delivered().len() >= n
     });
+    report_latency(&r.log(), made, started.elapsed());
     std::thread::sleep(Duration::from_secs(3));
     let got = r.delivered();
-    assert_eq!(r.log().len(), N, "each event reaches the receiver once");
+    assert_eq!(r.log().len(), n, "each event reaches the receiver once");
     let order: Vec<Value> = got.iter().map(|e| e["data"]["id"].clone()).collect();
     assert_eq!(order, ids, "in event order");
     r.assert_all_signed();

@@ -41,20 +41,28 @@ pub fn spawn_worker(state: AppState) {
         let mut failing = false;
         loop {
             tick.tick().await;
-            match round(&ctx).await {
-                Ok(()) => failing = false,
-                Err(e) if !failing => {
-                    failing = true;
-                    tracing::warn!(error = %e, "webhooks: cannot claim deliveries; retrying every second");
+            // round after round while there is work: a webhook's next event is claimed as soon
+            // as the one before it is settled, not a tick later
+            loop {
+                match round(&ctx).await {
+                    Ok(0) => break,
+                    Ok(_) => failing = false,
+                    Err(e) => {
+                        if !failing {
+                            tracing::warn!(error = %e, "webhooks: cannot claim deliveries; retrying every second");
+                        }
+                        failing = true;
+                        break;
+                    }
                 }
-                Err(_) => {}
             }
         }
     });
 }
 
-/// One round: claim, attempt them side by side, record each outcome.
-async fn round(ctx: &Ctx) -> anyhow::Result<()> {
+/// One round: claim, attempt them side by side, record each outcome. Returns how many it
+/// claimed.
+async fn round(ctx: &Ctx) -> anyhow::Result<usize> {
     let st = &ctx.state;
     let now = st.clock.now_naive();
     let real = chrono::Utc::now().naive_utc();
@@ -62,6 +70,7 @@ async fn round(ctx: &Ctx) -> anyhow::Result<()> {
     let claimed = super::run(&st.db, move |c| webhooks::claim(c, now, real, lease, BATCH))
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let n = claimed.len();
     let attempts = claimed.into_iter().map(|d| {
         let ctx = ctx.clone();
         async move {
@@ -76,7 +85,7 @@ async fn round(ctx: &Ctx) -> anyhow::Result<()> {
         }
     });
     futures::future::join_all(attempts).await;
-    Ok(())
+    Ok(n)
 }
 
 /// Records an attempt's outcome and counts it.

@@ -33,6 +33,7 @@ $line = json_encode([
     'fresh' => $fresh,
     'content_type' => $_SERVER['CONTENT_TYPE'] ?? '',
     'answered' => $status,
+    'received' => microtime(true),
     'body' => json_decode($body, true),
 ]);
 file_put_contents("$dir/log.jsonl", $line . "\n", FILE_APPEND | LOCK_EX);
