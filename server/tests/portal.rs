@@ -780,7 +780,7 @@ fn the_portal_and_the_console_work_on_postgresql() {
 #[test]
 fn the_console_creates_webhooks_shows_their_deliveries_and_retries_them() {
     let server = TestServer::builder()
-        .settings(|s| s.webhooks_allow_private = true)
+        .webhooks_allow_private(true)
         .start()
         .unwrap();
     let mut v = Browser::new(&server);
