@@ -15,6 +15,10 @@
 //! `allowance` times per window: the row lock (PostgreSQL) or the write lock (SQLite, where the
 //! statement runs in a `BEGIN IMMEDIATE` write transaction) orders them, and each sees the
 //! count its predecessors left. Old windows are removed by [`sweep`].
+//!
+//! The first refusal of a failed look-up in a window runs the same statement once more with the
+//! allowance plus one: exactly one refusal per address and window (across processes) gets a row
+//! back, and that one sends the `lookup.rate_limited` webhook event.
 
 use super::{AnyConnection, Conn, Touches, Transact};
 use diesel::prelude::*;
