@@ -515,3 +515,90 @@ pub fn settle(
     })?;
     Ok(status)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Db;
+
+    fn setup() -> (tempfile::TempDir, Db, NaiveDateTime) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("db.sqlite").display().to_string(), 4).unwrap();
+        let now = chrono::Utc::now().naive_utc();
+        let input = WebhookInput {
+            url: "http://127.0.0.1:9/h".into(),
+            events: EventFilter::parse(&["key.issued".into()]).unwrap(),
+            description: None,
+        };
+        let actor = Actor::new("test", None);
+        create(
+            &mut db.get().unwrap(),
+            "w1",
+            &input,
+            vec![1, 2, 3],
+            now,
+            &actor,
+        )
+        .unwrap();
+        (dir, db, now)
+    }
+
+    fn emit(db: &Db, kind: &'static str, n: i64, now: NaiveDateTime, commit: bool) {
+        let r = db.get().unwrap().write(Touches::Webhooks, |tx| {
+            tx.emit(kind, &serde_json::json!({ "n": n }), now);
+            if commit {
+                Ok(())
+            } else {
+                Err(Error::invalid("rolled back"))
+            }
+        });
+        assert_eq!(r.is_ok(), commit);
+    }
+
+    #[test]
+    fn an_event_exists_only_if_its_transaction_committed_and_a_webhook_takes_it() {
+        let (_dir, db, now) = setup();
+        emit(&db, "key.issued", 1, now, false);
+        emit(&db, "key.revoked", 2, now, true); // not taken by the webhook: not stored
+        emit(&db, "key.issued", 3, now, true);
+        let c = &mut *db.get().unwrap();
+        let bodies: Vec<String> = e::webhook_events.select(e::body).load(c).unwrap();
+        assert_eq!(bodies.len(), 1, "{bodies:?}");
+        assert!(bodies[0].contains(r#""n":3"#));
+        assert_eq!(depth(c).unwrap(), 1);
+    }
+
+    #[test]
+    fn claims_take_the_oldest_pending_delivery_of_a_webhook_once_until_it_is_settled() {
+        let (_dir, db, now) = setup();
+        for n in 1..=2 {
+            emit(&db, "key.issued", n, now, true);
+        }
+        let mut c = db.get().unwrap();
+        let real = chrono::Utc::now().naive_utc();
+        let lease = real + chrono::Duration::seconds(30);
+        let first = claim(&mut c, now, real, lease, 10).unwrap();
+        assert_eq!(first.len(), 1, "one at a time per webhook");
+        assert!(first[0].body.contains(r#""n":1"#));
+        assert!(
+            claim(&mut c, now, real, lease, 10).unwrap().is_empty(),
+            "leased"
+        );
+        // a failed attempt: due again after 5 s, and the next event still waits behind it
+        settle(&mut c, &first[0].id, 0, Outcome::Failed(Some(500)), now).unwrap();
+        assert!(claim(&mut c, now, real, lease, 10).unwrap().is_empty());
+        let later = now + chrono::Duration::seconds(6);
+        let again = claim(&mut c, later, real, lease, 10).unwrap();
+        assert_eq!(again[0].id, first[0].id);
+        assert_eq!(again[0].attempts, 1);
+        settle(&mut c, &first[0].id, 1, Outcome::Delivered(204), later).unwrap();
+        let next = claim(&mut c, later, real, lease, 10).unwrap();
+        assert!(next[0].body.contains(r#""n":2"#));
+        // a lease that ran out (its process died) is claimed again
+        let after = lease + chrono::Duration::seconds(1);
+        assert_eq!(
+            claim(&mut c, later, after, after, 10).unwrap()[0].id,
+            next[0].id
+        );
+    }
+}
