@@ -41,8 +41,9 @@ fn webhook_row(w: WebhookView) -> Row {
     }
 }
 
-fn list_page(v: &Vendor, rows: Vec<WebhookView>, next: Option<String>) -> ListPage {
-    let mut p = ListPage::new(v, "/console/webhooks", "Webhooks");
+fn list_page(v: &Vendor, q: &PageQuery, rows: Vec<WebhookView>, next: Option<String>) -> ListPage {
+    let mut p =
+        ListPage::new(v, "/console/webhooks", "Webhooks").search(q, "URL or description", next);
     p.forms.push(FormSpec {
         id: "create-webhook",
         open: false,
@@ -60,7 +61,6 @@ fn list_page(v: &Vendor, rows: Vec<WebhookView>, next: Option<String>) -> ListPa
     });
     p.headers = vec!["URL (its deliveries)", "Events", "Description", "Created"];
     p.rows = rows.into_iter().map(webhook_row).collect();
-    p.next_href = next.map(|c| format!("/console/webhooks?cursor={}", urlencode(&c)));
     p
 }
 
@@ -70,14 +70,10 @@ pub(super) async fn webhooks_page(
     q: web::Query<PageQuery>,
 ) -> Res {
     let v = signed_in!(state, req);
-    let lq = ListQuery {
-        limit: Some(PAGE),
-        cursor: q.cursor.clone(),
-        ..Default::default()
-    };
-    let page = run(&state.db, move |c| hooks::list(c, &lq)).await?;
-    let rows = page.items.into_iter().map(WebhookView::from).collect();
-    list_page(&v, rows, page.next_cursor).done()
+    let s = q.search();
+    let found = run(&state.db, move |c| search::webhooks(c, &s)).await?;
+    let rows = found.items.into_iter().map(WebhookView::from).collect();
+    list_page(&v, &q, rows, found.next_cursor).done()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,7 +108,7 @@ pub(super) async fn create(
     })
     .await?;
     let view = WebhookView::from(row);
-    let mut p = list_page(&v, Vec::new(), None);
+    let mut p = list_page(&v, &PageQuery::default(), Vec::new(), None);
     p.layout.notice = Some(format!("Webhook to {} created.", view.url));
     p.rows = vec![webhook_row(view)];
     p.new_key = Some(secret);
