@@ -684,6 +684,10 @@ fn the_cli_creates_lists_retries_and_deletes_webhooks() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
+    // listing only reads: on a deployment that does not exist it fails and creates nothing
+    let (ok, _, err) = cli(&["webhooks", "list"]);
+    assert!(!ok && err.contains("does not exist"), "{err}");
+    assert!(!tmp.path().join("data").exists());
     let (ok, _, err) = cli(&["webhooks", "create", "--url", "http://127.0.0.1:9/h"]);
     assert!(!ok, "a loopback target needs --webhooks-allow-private");
     assert!(err.contains("127.0.0.1"), "{err}");

@@ -55,6 +55,9 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Migrate => return migrate(settings),
         Command::MasterKey(cmd) => return master_key::master_key(settings, cmd),
+        Command::Webhooks(cmd) if webhooks::reads_only(&cmd) => {
+            return webhooks::read(settings, cmd);
+        }
         _ => {}
     }
     let pool = open_pool(settings)?;

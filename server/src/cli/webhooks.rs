@@ -7,7 +7,25 @@ use crate::db::{Db, webhooks};
 use crate::domain::clock::Clock;
 use crate::http::webhooks::{DeliveryView, WebhookRequest, WebhookView, create_webhook};
 
-/// `webhooks list | create | delete | deliveries | retry`.
+/// Whether the command only reads (`list`, `deliveries`): it then runs on a read-only
+/// connection (DESIGN §14: no migration, nothing created).
+pub(super) fn reads_only(cmd: &WebhooksCmd) -> bool {
+    matches!(cmd, WebhooksCmd::List(_) | WebhooksCmd::Deliveries { .. })
+}
+
+/// `webhooks list | deliveries`, on a read-only connection.
+pub(super) fn read(settings: &Settings, cmd: WebhooksCmd) -> anyhow::Result<()> {
+    let c = &mut crate::db::read_only::connect(&settings.database_url())?;
+    match cmd {
+        WebhooksCmd::List(p) => print(&webhooks::list(c, &query(&p))?.map(WebhookView::from)),
+        WebhooksCmd::Deliveries { id, page } => {
+            print(&webhooks::deliveries(c, &id, &query(&page))?.map(DeliveryView::from))
+        }
+        _ => unreachable!("only the commands that read"),
+    }
+}
+
+/// `webhooks create | delete | retry` (and the reads, on a read-write connection).
 pub(super) fn webhooks(
     settings: &Settings,
     db: &Db,
