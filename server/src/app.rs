@@ -33,6 +33,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Key states of the hot read paths (see [`crate::db::keycache`]).
     pub keys: Arc<KeyCache>,
+    /// `--webhooks-allow-private`.
+    pub webhooks_allow_private: bool,
     /// `--portal-signup`.
     pub portal_signup: crate::config::PortalSignup,
     /// Present only with `--test-mode`.
@@ -252,6 +254,7 @@ fn build_state(
         signer: Arc::new(signer),
         offers: Arc::new(offers),
         portal_signup: settings.portal_signup,
+        webhooks_allow_private: settings.webhooks_allow_private,
         test_mode: settings
             .test_mode
             .then(|| Arc::new(crate::testmode::TestMode::default())),
@@ -385,6 +388,7 @@ impl Application {
             spawn_change_checks(state.db.clone(), state.keys.clone());
         }
         spawn_last_seen_flush(state.db.clone());
+        http::delivery::spawn_worker(state.clone());
         let server = http_server(settings, &state, listener)?;
         Ok(Application {
             server,

@@ -20,6 +20,7 @@
 //! | `--workers` | `GLPI_NETWORK_WORKERS` | number of cores |
 //! | `--log-format` | `GLPI_NETWORK_LOG_FORMAT` | `text` (or `json`) |
 //! | `--portal-signup` | `GLPI_NETWORK_PORTAL_SIGNUP` | `open` (or `invite`, `off`) |
+//! | `--webhooks-allow-private` | `GLPI_NETWORK_WEBHOOKS_ALLOW_PRIVATE` | off (webhook targets must be public addresses) |
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -188,6 +189,10 @@ pub struct Settings {
         default_value = "open"
     )]
     pub portal_signup: PortalSignup,
+    /// Lets webhooks target loopback, private, link-local and other non-public addresses
+    /// (refused by default, at creation and at each delivery).
+    #[arg(long, env = "GLPI_NETWORK_WEBHOOKS_ALLOW_PRIVATE", global = true)]
+    pub webhooks_allow_private: bool,
 }
 
 /// The flags of `serve` (the same as the command's own, which no subcommand shows): given
@@ -314,6 +319,7 @@ impl Settings {
             key_cache_size: DEFAULT_KEY_CACHE_SIZE,
             key_cache_ttl: DEFAULT_KEY_CACHE_TTL_SECS,
             portal_signup: PortalSignup::Open,
+            webhooks_allow_private: false,
         }
     }
 
@@ -411,6 +417,9 @@ pub enum Command {
     /// Issue and manage invitation keys.
     #[command(subcommand)]
     Invitations(crate::cli::kinds::InvitationsCmd),
+    /// Manage webhooks and their deliveries.
+    #[command(subcommand)]
+    Webhooks(WebhooksCmd),
     /// Change the master key that seals the signing keys (and every other sealed secret).
     #[command(subcommand)]
     MasterKey(MasterKeyCmd),
@@ -508,6 +517,34 @@ pub enum SigningKeysCmd {
     List,
     /// Retire the active key and make a new one; running servers pick it up within seconds.
     Rotate,
+}
+
+#[derive(Subcommand)]
+pub enum WebhooksCmd {
+    /// List webhooks.
+    List(PageArgs),
+    /// Create a webhook; prints it with its secret (`whsec_...`), shown only here.
+    Create {
+        /// Target URL (http or https); its host must resolve to public addresses unless
+        /// `--webhooks-allow-private`.
+        #[arg(long)]
+        url: String,
+        /// An event type to send (repeat the flag); default: every type (`*`).
+        #[arg(long = "event", default_values_t = vec!["*".to_owned()])]
+        events: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Delete a webhook and its deliveries.
+    Delete { id: String },
+    /// List a webhook's deliveries, newest event first.
+    Deliveries {
+        id: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Make a delivery pending and due now.
+    Retry { id: String, delivery_id: String },
 }
 
 #[derive(Args, Clone, Debug, Default)]

@@ -371,3 +371,125 @@ fn status_is_read_only_and_names_what_is_missing() {
         modified
     );
 }
+
+/// One request caught on a loopback port (answered `200`): its header lines and its body.
+fn catch_one(listener: std::net::TcpListener) -> (Vec<String>, String) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    listener.set_nonblocking(false).unwrap();
+    let (stream, _) = listener.accept().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end().to_owned();
+        if line.is_empty() {
+            break;
+        }
+        headers.push(line);
+    }
+    let len: usize = headers
+        .iter()
+        .find_map(|h| {
+            h.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).unwrap();
+    let mut stream = reader.into_inner();
+    stream
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    (headers, String::from_utf8(body).unwrap())
+}
+
+fn header<'a>(headers: &'a [String], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find_map(|h| {
+            let (n, v) = h.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then_some(v.trim())
+        })
+        .unwrap_or_else(|| panic!("no {name} header in {headers:?}"))
+}
+
+#[test]
+fn a_rotation_reseals_webhook_secrets_and_their_signatures_stay_the_same() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = &tmp.path().join("data");
+    deployment(dir);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("http://{}/hook", listener.local_addr().unwrap());
+    let first = start({
+        let mut c = server(dir);
+        c.arg("--webhooks-allow-private");
+        c
+    });
+    let hook = first.post(
+        "/v1/admin/webhooks",
+        json!({"url": target, "events": ["subscription.created"]}),
+        true,
+    );
+    drop(first);
+    let id = hook["id"].as_str().unwrap();
+    let secret = hook["secret"].as_str().unwrap();
+    let kinds = |dir: &Path| -> Vec<(String, String)> {
+        let v = run(server(dir).args(["master-key", "status"]));
+        v["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["id"] == id)
+            .map(|s| {
+                (
+                    s["kind"].as_str().unwrap().into(),
+                    s["sealed_with"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        kinds(dir),
+        [("webhook_secret".to_owned(), "current".to_owned())]
+    );
+    let out = run(server(dir)
+        .args(["master-key", "rotate", "--new-key-file"])
+        .arg(key_file(tmp.path(), &"cd".repeat(32))));
+    assert_eq!(out["resealed"], 2, "the signing key and the webhook secret");
+    assert_eq!(
+        kinds(dir),
+        [("webhook_secret".to_owned(), "current".to_owned())]
+    );
+    run(server(dir).args(["master-key", "rotate", "--finish"]));
+    assert!(!dir.join("master.key.previous").exists());
+    // a server with only the new key signs with the same secret
+    let p = start({
+        let mut c = server(dir);
+        c.arg("--webhooks-allow-private");
+        c
+    });
+    let s = p.post("/v1/admin/subscribers", json!({"name": "Hooked"}), true);
+    p.post(
+        "/v1/admin/subscriptions",
+        json!({"subscriber_id": s["id"], "offer": "basic"}),
+        true,
+    );
+    let (headers, body) = catch_one(listener);
+    let (msg, ts) = (
+        header(&headers, "webhook-id"),
+        header(&headers, "webhook-timestamp"),
+    );
+    let key = ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        &b64.decode(secret.strip_prefix("whsec_").unwrap()).unwrap(),
+    );
+    let tag = ring::hmac::sign(&key, format!("{msg}.{ts}.{body}").as_bytes());
+    assert_eq!(
+        header(&headers, "webhook-signature"),
+        format!("v1,{}", b64.encode(tag.as_ref()))
+    );
+}

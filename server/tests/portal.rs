@@ -1273,3 +1273,69 @@ fn failed_logins_are_counted_in_the_database_so_another_process_sees_them() {
     );
     assert_eq!(r.status, 429);
 }
+
+#[test]
+fn the_console_creates_webhooks_shows_their_deliveries_and_retries_them() {
+    let server = TestServer::builder()
+        .webhooks_allow_private(true)
+        .start()
+        .unwrap();
+    let mut v = Browser::new(&server);
+    let csrf = v.get("/console/login").csrf();
+    let login = [("token", server.admin_token()), ("csrf_token", &csrf)];
+    assert_eq!(v.post("/console/login", &login).status, 303);
+    let csrf = v.get("/console/webhooks").csrf();
+    // nothing listens there: its deliveries fail and stay pending
+    let form = [
+        ("url", "http://127.0.0.1:9/<hook>"),
+        ("events", "subscription.created, key.issued"),
+        ("description", "CRM <sync>"),
+        ("csrf_token", &csrf),
+    ];
+    let created = v.post("/console/webhooks", &form);
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert!(key_of(&created).starts_with("whsec_"));
+    assert!(
+        !created.body.contains("CRM <sync>"),
+        "values are shown escaped"
+    );
+    assert!(
+        created.body.contains("CRM &#60;sync&#62;") || created.body.contains("CRM &lt;sync&gt;")
+    );
+    let hook = &admin_get(&server, "/v1/admin/webhooks")["items"][0];
+    let id = hook["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        hook["events"],
+        json!(["subscription.created", "key.issued"])
+    );
+    let (c, base, token) = admin(&server);
+    let s: Value = c
+        .post(format!("{base}/v1/admin/subscribers"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Hooked"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    c.post(format!("{base}/v1/admin/subscriptions"))
+        .bearer_auth(&token)
+        .json(&json!({"subscriber_id": s["id"], "offer": "basic"}))
+        .send()
+        .unwrap();
+    let link = format!("/console/webhooks/{id}/deliveries");
+    assert!(v.get("/console/webhooks?q=crm").body.contains(&link));
+    assert!(!v.get("/console/webhooks?q=billing").body.contains(&link));
+    let page = v.get(&format!("/console/webhooks/{id}/deliveries"));
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("subscription.created"), "{}", page.body);
+    let did = admin_get(&server, &format!("/v1/admin/webhooks/{id}/deliveries"))["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let retry = format!("/console/webhooks/{id}/deliveries/{did}/retry");
+    assert_eq!(v.post(&retry, &[("csrf_token", &csrf)]).status, 303);
+    assert_eq!(v.post(&retry, &[("csrf_token", "forged")]).status, 403);
+    let delete = format!("/console/webhooks/{id}/delete");
+    assert_eq!(v.post(&delete, &[("csrf_token", &csrf)]).status, 303);
+    assert_eq!(admin_get(&server, "/v1/admin/webhooks")["items"], json!([]));
+}

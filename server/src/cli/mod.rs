@@ -3,7 +3,7 @@
 //!
 //! One function per subcommand group: `subscriptions.rs` (subscribers and subscriptions),
 //! `keys.rs` (keys and registrations), `catalogue.rs` (offers and plugins), `audit.rs`,
-//! `signing_keys.rs`, `master_key.rs`.
+//! `signing_keys.rs`, `master_key.rs`, `webhooks.rs`.
 
 mod audit;
 pub mod backup;
@@ -15,6 +15,7 @@ pub mod progress;
 mod restore;
 mod signing_keys;
 mod subscriptions;
+mod webhooks;
 
 use crate::app::open_pool;
 use crate::config::{Command, PageArgs, Settings};
@@ -144,6 +145,9 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         Command::Restore { from, force } => return restore::restore(settings, &from, force),
         Command::Completions { shell } => return completions(shell),
         Command::Man { dir } => return man(dir.as_deref()),
+        Command::Webhooks(cmd) if webhooks::reads_only(&cmd) => {
+            return webhooks::read(settings, cmd);
+        }
         _ => {}
     }
     let pool = open_db(settings, &command)?;
@@ -172,5 +176,6 @@ pub fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         Command::Invitations(cmd) => kinds::invitations(ctx, cmd),
         Command::Audit(cmd) => audit::audit(ctx, cmd),
         Command::SigningKeys(cmd) => signing_keys::signing_keys(settings, &pool, ctx, cmd),
+        Command::Webhooks(cmd) => webhooks::webhooks(settings, &pool, ctx, cmd),
     }
 }

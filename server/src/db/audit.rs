@@ -127,6 +127,16 @@ pub fn latest_id(conn: &mut AnyConnection) -> Result<Option<i64>> {
         .first::<Option<i64>>(conn)?)
 }
 
+/// Takes the lock that serialises appends to the chain (PostgreSQL; held until the transaction
+/// ends, and taken again at no cost). The webhook outbox is written under it too.
+pub(crate) fn lock_chain(c: &mut AnyConnection) -> diesel::QueryResult<()> {
+    if let AnyConnection::Postgresql(pg) = c {
+        use diesel::connection::SimpleConnection;
+        pg.batch_execute(&format!("SELECT pg_advisory_xact_lock({AUDIT_LOCK})"))?;
+    }
+    Ok(())
+}
+
 /// Appends events to the chain (called by a write transaction just before it commits). On PostgreSQL
 /// an advisory transaction lock serialises appends across processes so the chain never forks;
 /// on SQLite the write transaction already does.
@@ -137,10 +147,7 @@ pub(crate) fn append_chained(
     if events.is_empty() {
         return Ok(());
     }
-    if let AnyConnection::Postgresql(pg) = c {
-        use diesel::connection::SimpleConnection;
-        pg.batch_execute(&format!("SELECT pg_advisory_xact_lock({AUDIT_LOCK})"))?;
-    }
+    lock_chain(c)?;
     let last: Option<(String, chrono::NaiveDateTime)> = a::audit_events
         .select((a::hash, a::at))
         .order(a::id.desc())

@@ -169,3 +169,23 @@ pub fn registrations(
     let rows = query.order(r::id.asc()).limit(q.limit + 1).load(c)?;
     Ok(q.page(rows, |x| x.0.id.clone()))
 }
+
+/// Webhooks whose URL or description matches.
+pub fn webhooks(c: &mut AnyConnection, q: &Search) -> Result<Found<super::webhooks::WebhookRow>> {
+    use super::schema::webhooks::dsl as w;
+    use super::webhooks::WebhookRow;
+    let mut query = w::webhooks.select(WebhookRow::as_select()).into_boxed();
+    if let Some(p) = q.pattern() {
+        query = query.filter(
+            lower(w::url)
+                .like(p.clone())
+                .escape('\\')
+                .or(lower(w::description.assume_not_null()).like(p).escape('\\')),
+        );
+    }
+    if let Some(cur) = &q.cursor {
+        query = query.filter(w::id.gt(cur.clone()));
+    }
+    let rows = query.order(w::id.asc()).limit(q.limit + 1).load(c)?;
+    Ok(q.page(rows, |x| x.id.clone()))
+}

@@ -13,6 +13,7 @@ use super::{AnyConnection, Error, Result, Transact, Txn, UniqueHit, audit, uniqu
 use crate::domain::enrollment::{Enrollment, EnrollmentKey};
 use crate::domain::key::KeyStatus;
 use crate::domain::kind::UseRefusal;
+use crate::domain::views::EnrollmentView;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use glpi_network_shared::{KeyKind, PlainKey};
@@ -374,9 +375,13 @@ fn enroll_once(
     ev.instance_uid = Some(agent.agent_id.clone());
     ev.detail = Some(format!("agent_id {}; entity {}", agent.agent_id, ek.entity));
     audit::record(c, &ev)?;
+    let enrollment: Enrollment = row.into();
+    let view = EnrollmentView::new(enrollment.clone(), &ek.entity, true);
+    c.emit("enrollment.created", &view, now);
+    let key = get(c, &ek.id)?;
     Ok(Enrolled {
-        key: get(c, &ek.id)?,
-        enrollment: row.into(),
+        key,
+        enrollment,
         created: true,
     })
 }

@@ -12,6 +12,7 @@ use super::{AnyConnection, Error, Result, Transact, Txn, UniqueHit, unique_viola
 use crate::domain::invitation::{Account, Invitation, Role};
 use crate::domain::key::KeyStatus;
 use crate::domain::kind::UseRefusal;
+use crate::domain::views::AccountView;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use glpi_network_shared::{KeyKind, PlainKey};
@@ -318,9 +319,16 @@ fn redeem_once(
         row.id, row.email, row.role
     ));
     audit::record(c, &ev)?;
+    redeemed(c, &inv.id, row.into(), now)
+}
+
+/// A new account made by a redemption: its webhook event, and the invitation as it is now.
+fn redeemed(c: &mut Txn<'_>, id: &str, account: Account, now: NaiveDateTime) -> Result<Redeemed> {
+    let view = AccountView::from(account.clone());
+    c.emit("invitation.redeemed", &view, now);
     Ok(Redeemed {
-        invitation: get(c, &inv.id)?,
-        account: row.into(),
+        invitation: get(c, id)?,
+        account,
         created: true,
     })
 }

@@ -10,6 +10,7 @@ use super::{
     unique_violation,
 };
 use crate::domain::key::{Key, KeyStatus};
+use crate::domain::views::{KeyView, registration_view};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use glpi_network_shared::RegistrationKey;
@@ -39,6 +40,7 @@ pub fn insert(
     ev.key_prefix = Some(row.key_prefix.clone());
     ev.detail = Some(format!("subscription {subscription_id}"));
     conn.audit(ev);
+    conn.emit("key.issued", &KeyView::new(row.clone(), now), now);
     Ok(row)
 }
 
@@ -210,7 +212,9 @@ fn revoke_inner(conn: &mut Txn<'_>, id: &str, now: NaiveDateTime, actor: &Actor)
     ev.key_id = Some(row.id.clone());
     ev.key_prefix = Some(row.key_prefix.clone());
     conn.audit(ev);
-    get(conn, id)
+    let row = get(conn, id)?;
+    conn.emit("key.revoked", &KeyView::new(row.clone(), now), now);
+    Ok(row)
 }
 
 pub fn revoke(
@@ -251,13 +255,7 @@ pub fn regenerate(
         diesel::update(k::registration_keys.find(id))
             .set(k::replaced_by.eq(Some(&new.id)))
             .execute(c.conn())?;
-        let released = diesel::update(
-            r::registrations
-                .filter(r::key_id.eq(id))
-                .filter(r::released_at.is_null()),
-        )
-        .set(r::released_at.eq(Some(now)))
-        .execute(c.conn())?;
+        let released = release_bindings(c, &old, now)?;
         if released > 0 {
             // the binding changed even when the key was already revoked
             bump_ver(c, id)?;
@@ -270,9 +268,28 @@ pub fn regenerate(
             new.id
         ));
         c.audit(ev);
+        c.emit("key.regenerated", &KeyView::new(new.clone(), now), now);
         Ok(new)
     })?;
     Ok((row, plaintext))
+}
+
+/// Releases a key's live bindings (its regeneration), each with its webhook event.
+fn release_bindings(c: &mut Txn<'_>, key: &Key, now: NaiveDateTime) -> Result<usize> {
+    let live: Vec<String> = r::registrations
+        .filter(r::key_id.eq(&key.id))
+        .filter(r::released_at.is_null())
+        .select(r::id)
+        .load(c.conn())?;
+    diesel::update(r::registrations.filter(r::id.eq_any(&live)))
+        .set(r::released_at.eq(Some(now)))
+        .execute(c.conn())?;
+    for id in &live {
+        let b = super::registrations::get(c, id)?;
+        let view = registration_view(b, key.key_prefix.clone());
+        c.emit("registration.released", &view, now);
+    }
+    Ok(live.len())
 }
 
 /// Bumps a key's `ver` (every change of the key, its subscription or its binding); returns
@@ -333,6 +350,9 @@ pub fn issue_batch(
             issued[count - 1].0.id
         ));
         c.audit(ev);
+        for (row, _) in &issued {
+            c.emit("key.issued", &KeyView::new(row.clone(), now), now);
+        }
         Ok::<_, Error>(())
     })?;
     Ok(issued)

@@ -13,6 +13,7 @@ use super::{
 use crate::domain::key::KeyStatus;
 use crate::domain::kind::UseRefusal;
 use crate::domain::license::{Activation, License};
+use crate::domain::views::LicenseView;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use glpi_network_shared::{KeyKind, PlainKey, ValidationStatus};
@@ -108,6 +109,11 @@ pub fn insert(
             Some(UniqueHit::KeyHash) => Error::Conflict("this key string already exists".into()),
             _ => err.into(),
         })?;
+    issued(c, row, now, actor)
+}
+
+/// A license just inserted: its audit event and its webhook event.
+fn issued(c: &mut Txn<'_>, row: Row, now: NaiveDateTime, actor: &Actor) -> Result<License> {
     let mut ev = event(
         actor,
         "license.issue",
@@ -121,7 +127,13 @@ pub fn insert(
         row.subscriber_id, row.plugin_key, row.expires_at
     ));
     audit::record(c, &ev)?;
-    Ok(row.into())
+    let license = License::from(row);
+    c.emit(
+        "license.issued",
+        &LicenseView::new(license.clone(), now),
+        now,
+    );
+    Ok(license)
 }
 
 /// Issues a license with a new random key; returns it and the plaintext (shown once).
@@ -296,6 +308,13 @@ fn activate_in(
             ev.instance_uid = license.instance_uid.clone();
             ev.detail = Some(format!("plugin {}", license.plugin));
             audit::record(c, &ev)?;
+        }
+        if created {
+            c.emit(
+                "license.activated",
+                &LicenseView::new(license.clone(), now),
+                now,
+            );
         }
         return Ok(Activated { license, created });
     }

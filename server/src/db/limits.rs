@@ -15,6 +15,10 @@
 //! `allowance` times per window: the row lock (PostgreSQL) or the write lock (SQLite, where the
 //! statement runs in a `BEGIN IMMEDIATE` write transaction) orders them, and each sees the
 //! count its predecessors left. Old windows are removed by [`sweep`].
+//!
+//! The first refusal of a failed look-up in a window runs the same statement once more with the
+//! allowance plus one: exactly one refusal per address and window (across processes) gets a row
+//! back, and that one sends the `lookup.rate_limited` webhook event.
 
 use super::{AnyConnection, Conn, Touches, Transact};
 use diesel::prelude::*;
@@ -78,6 +82,29 @@ const SQLITE_HIT: &str = "INSERT INTO rate_limits (kind, subject, window_start, 
      ON CONFLICT (kind, subject, window_start) \
      DO UPDATE SET n = rate_limits.n + 1 WHERE rate_limits.n < ?4 RETURNING n";
 
+/// The conditional increment on `c` (inside a write transaction on SQLite).
+fn upsert(
+    c: &mut AnyConnection,
+    limit: Limit,
+    subject: &str,
+    start: i64,
+    allowance: i64,
+) -> QueryResult<Option<Counted>> {
+    let sql = match c {
+        AnyConnection::Postgresql(_) => PG_HIT,
+        AnyConnection::Sqlite(_) => SQLITE_HIT,
+    };
+    let q = diesel::sql_query(sql)
+        .bind::<Text, _>(limit.as_str())
+        .bind::<Text, _>(subject)
+        .bind::<BigInt, _>(start)
+        .bind::<BigInt, _>(allowance);
+    match c {
+        AnyConnection::Postgresql(pg) => q.get_result(pg).optional(),
+        AnyConnection::Sqlite(lite) => q.get_result(lite).optional(),
+    }
+}
+
 /// Counts one event of `limit` for `subject` at `now` (Unix seconds, the server's clock)
 /// against `allowance` events per window, with one atomic conditional increment.
 pub fn hit(
@@ -94,34 +121,54 @@ pub fn hit(
     }
     let start = window_start(now);
     let allowance = i64::from(allowance);
-    let counted: Option<Counted> = match &mut **c {
-        AnyConnection::Postgresql(pg) => diesel::sql_query(PG_HIT)
-            .bind::<Text, _>(limit.as_str())
-            .bind::<Text, _>(subject)
-            .bind::<BigInt, _>(start)
-            .bind::<BigInt, _>(allowance)
-            .get_result(pg)
-            .optional()?,
+    let counted = match &mut **c {
+        pg @ AnyConnection::Postgresql(_) => upsert(pg, limit, subject, start, allowance)?,
         AnyConnection::Sqlite(_) => c.write(Touches::AuditOnly, |tx| {
-            let AnyConnection::Sqlite(lite) = tx.conn() else {
-                unreachable!("the backend does not change inside a transaction")
-            };
-            Ok::<_, super::Error>(
-                diesel::sql_query(SQLITE_HIT)
-                    .bind::<Text, _>(limit.as_str())
-                    .bind::<Text, _>(subject)
-                    .bind::<BigInt, _>(start)
-                    .bind::<BigInt, _>(allowance)
-                    .get_result(lite)
-                    .optional()?,
-            )
+            Ok::<_, super::Error>(upsert(tx.conn(), limit, subject, start, allowance)?)
         })?,
     };
-    Ok(match counted {
+    let hit = match counted {
         Some(Counted { n }) => Hit::Allowed { n },
         None => Hit::Over {
             retry_after: retry_after(now),
         },
+    };
+    if limit == Limit::FailedLookup && matches!(hit, Hit::Over { .. }) {
+        note_first_refusal(c, subject, start, allowance, now)?;
+    }
+    Ok(hit)
+}
+
+/// The first refusal of an address in a window moves its count one past the allowance (one
+/// atomic conditional increment, so across every process exactly one refusal does) and sends
+/// the `lookup.rate_limited` webhook event (DESIGN §12: at most once per address per window).
+fn note_first_refusal(
+    c: &mut Conn,
+    subject: &str,
+    start: i64,
+    allowance: i64,
+    now: i64,
+) -> super::Result<()> {
+    c.write(Touches::AuditOnly, |tx| {
+        let first = upsert(
+            tx.conn(),
+            Limit::FailedLookup,
+            subject,
+            start,
+            allowance + 1,
+        )?;
+        if first.is_some_and(|Counted { n }| n == allowance + 1) {
+            let at = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default();
+            let data = serde_json::json!({
+                "client_addr": subject,
+                "limit": Limit::FailedLookup.as_str(),
+                "allowance": allowance,
+                "window_start": chrono::DateTime::from_timestamp(start, 0).unwrap_or_default(),
+                "retry_after": retry_after(now),
+            });
+            tx.emit("lookup.rate_limited", &data, at.naive_utc());
+        }
+        Ok::<_, super::Error>(())
     })
 }
 

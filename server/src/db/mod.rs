@@ -34,6 +34,7 @@ pub mod signing_keys;
 pub mod subscribers;
 pub mod subscriptions;
 pub mod txn;
+pub mod webhooks;
 
 pub use error::{Error, Result};
 pub use txn::{Conn, Db, Touches, Transact, Txn};

@@ -17,6 +17,7 @@ use crate::domain::binding::{
     BindPlan, BindRefusal, Binding, KeyState, Taken, check_holders, plan_bind,
 };
 use crate::domain::key::Key;
+use crate::domain::views::registration_view;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use glpi_network_shared::{InstanceUrl, RegistrationKey, ValidationStatus};
@@ -233,6 +234,8 @@ fn bind(
             diesel::insert_into(r::registrations)
                 .values(&RegistrationRow::from(&binding))
                 .execute(c.conn())?;
+            let view = registration_view(binding.clone(), state.key.key_prefix.clone());
+            c.emit("registration.created", &view, now);
             let state = apply(c, key, state, binding, &ev)?;
             Ok(bound(state, true))
         }
@@ -398,7 +401,10 @@ fn release_row(
     ev.instance_url = reg.instance_url.clone();
     ev.instance_uid = reg.instance_uid.clone();
     c.audit(ev);
-    get(c, &reg.id)
+    let released = get(c, &reg.id)?;
+    let view = registration_view(released.clone(), key.key_prefix.clone());
+    c.emit("registration.released", &view, now);
+    Ok(released)
 }
 
 /// An admin releases a registration by id (idempotent).

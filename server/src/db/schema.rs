@@ -261,3 +261,44 @@ diesel::allow_tables_to_appear_in_same_query!(web_sessions, subscribers);
 
 diesel::joinable!(enrollments -> enrollment_keys (enrollment_key_id));
 diesel::allow_tables_to_appear_in_same_query!(enrollment_keys, enrollments);
+
+diesel::table! {
+    webhooks (id) {
+        id -> Text,
+        url -> Text,
+        events -> Text,
+        description -> Nullable<Text>,
+        secret_enc -> Binary,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_events (seq) {
+        seq -> BigInt,
+        id -> Text,
+        #[sql_name = "type"]
+        kind -> Text,
+        created_at -> Timestamp,
+        body -> Text,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        webhook_id -> Text,
+        event_seq -> BigInt,
+        status -> Text,
+        attempts -> Integer,
+        last_status -> Nullable<Integer>,
+        next_attempt_at -> Nullable<Timestamp>,
+        lease_until -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
+diesel::joinable!(webhook_deliveries -> webhook_events (event_seq));
+diesel::allow_tables_to_appear_in_same_query!(webhook_deliveries, webhook_events, webhooks);

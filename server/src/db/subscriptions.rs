@@ -10,6 +10,7 @@ use super::{AnyConnection, Error, Result, Touches, Transact, offers, subscribers
 use crate::domain::subscription::{
     self, Action, NewSubscription, Subscription, SubscriptionStatus,
 };
+use crate::domain::views::SubscriptionView;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -49,6 +50,8 @@ pub fn create(
         let mut ev = actor.event("subscription.create", "ok", now);
         ev.detail = Some(format!("subscription {} offer {}", row.id, row.offer));
         conn.audit(ev);
+        let view = SubscriptionView::new(row.clone(), now.date());
+        conn.emit("subscription.created", &view, now);
         Ok(row)
     })
 }
@@ -119,6 +122,9 @@ pub fn transition(
         let mut ev = actor.event(action.event(), "ok", now);
         ev.detail = Some(format!("subscription {id}"));
         conn.audit(ev);
-        get(conn, id)
+        let row = get(conn, id)?;
+        let view = SubscriptionView::new(row.clone(), now.date());
+        conn.emit(action.webhook_event(), &view, now);
+        Ok(row)
     })
 }

@@ -5,8 +5,7 @@
 //!   `app.rs` builds one and hands it down; two servers in one process never share one.
 //! - [`Conn`]: a pooled connection of a [`Db`] (it reads as an [`AnyConnection`]).
 //! - [`Txn`]: an open write transaction, passed explicitly to the writes it groups. It carries
-//!   the queues a commit flushes (the audit events today; another queue, such as an outbox, is
-//!   one more field and one more flush in [`Txn::finish`]) and what the transaction touched,
+//!   the queues a commit flushes (the audit events and the webhook outbox) and what the transaction touched,
 //!   for the cache.
 //! - [`Transact`]: what can run a write: a connection opens a transaction, a transaction joins
 //!   itself, so operations compose into one all-or-nothing transaction (a fixture file).
@@ -15,6 +14,7 @@ use super::audit;
 use super::keycache::Generations;
 use super::last_seen::{self, LastSeen};
 use super::models::NewAuditEvent;
+use super::webhooks::{self, PendingEvent};
 use super::{AnyConnection, Error, Pool, PooledConn};
 use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
 use std::ops::{Deref, DerefMut};
@@ -167,6 +167,8 @@ pub enum Touches<'a> {
     AuditOnly,
     /// Only `last_seen_at` (which no cached answer depends on: a due one is refreshed).
     LastSeen,
+    /// Only webhooks and their deliveries (which no cached answer depends on).
+    Webhooks,
 }
 
 /// What a transaction touched.
@@ -181,7 +183,7 @@ impl Scope {
         match t {
             Touches::Anything => self.all = true,
             Touches::Key(h) => self.keys.push(h.to_owned()),
-            Touches::AuditOnly | Touches::LastSeen => {}
+            Touches::AuditOnly | Touches::LastSeen | Touches::Webhooks => {}
         }
     }
 }
@@ -191,6 +193,9 @@ pub struct Txn<'c> {
     conn: &'c mut AnyConnection,
     /// Audit events recorded in this transaction, appended to the chain just before it commits.
     audit: Vec<NewAuditEvent>,
+    /// Webhook events of this transaction's changes, written to the outbox just before it
+    /// commits (so an event exists if and only if its change committed).
+    outbox: Vec<PendingEvent>,
     scope: Scope,
     /// The origin of the notifications it sends.
     origin: &'c str,
@@ -221,12 +226,29 @@ impl Txn<'_> {
         self.audit.push(ev);
     }
 
+    /// Queues a webhook event (DESIGN §12): `data` is the object the change produced, as the
+    /// admin API shows it. Written to the outbox when the transaction commits, never when it
+    /// rolls back.
+    pub fn emit(
+        &mut self,
+        kind: &'static str,
+        data: &impl serde::Serialize,
+        at: chrono::NaiveDateTime,
+    ) {
+        match serde_json::to_value(data) {
+            Ok(data) => self.outbox.push(PendingEvent { kind, data, at }),
+            Err(e) => tracing::error!(error = %e, kind, "could not serialise a webhook event"),
+        }
+    }
+
     /// Flushes the queues into the transaction, last, just before the commit: the lock that
     /// serialises the audit chain is then always the last one a transaction takes, so it cannot
     /// deadlock with row locks.
     fn finish(&mut self) -> diesel::QueryResult<()> {
         super::notify::send_touched(self.conn, self.origin, self.scope.all, &self.scope.keys)?;
-        audit::append_chained(self.conn, &self.audit)
+        audit::append_chained(self.conn, &self.audit)?;
+        // under the audit chain's lock too (see `write_outbox`)
+        webhooks::write_outbox(self.conn, &self.outbox)
     }
 }
 
@@ -326,6 +348,7 @@ impl Transact for Conn {
         let mut txn = Txn {
             conn,
             audit: Vec::new(),
+            outbox: Vec::new(),
             scope: Scope::default(),
             origin: &shared.origin,
         };

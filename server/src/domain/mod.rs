@@ -17,6 +17,8 @@ pub mod license;
 pub mod offer;
 pub mod subscription;
 pub mod token;
+pub mod views;
+pub mod webhook;
 
 /// A value a rule refuses (answered as `400 invalid_request` with this message).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -93,6 +93,15 @@ pub enum Action {
 }
 
 impl Action {
+    /// The webhook event type (DESIGN §12).
+    pub fn webhook_event(self) -> &'static str {
+        match self {
+            Action::Suspend => "subscription.suspended",
+            Action::Resume => "subscription.resumed",
+            Action::Cancel => "subscription.cancelled",
+        }
+    }
+
     /// The audit action name.
     pub fn event(self) -> &'static str {
         match self {

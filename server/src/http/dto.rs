@@ -2,17 +2,12 @@
 
 use crate::db::models::{AuditRow, SubscriberRow};
 pub use crate::db::page::{ListQuery, Page, paginate};
-use crate::domain::binding::Binding;
-use crate::domain::key::Key;
 use crate::domain::offer::Offer;
-use crate::domain::subscription::{NewSubscription, Subscription};
+use crate::domain::subscription::NewSubscription;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use glpi_network_shared::wire::Registration;
 use serde::{Deserialize, Serialize};
 
-pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
-    t.and_utc()
-}
+pub use crate::domain::views::{KeyView, SubscriptionView, registration_view, utc};
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OfferView {
@@ -83,92 +78,11 @@ impl From<CreateSubscriptionRequest> for NewSubscription {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct SubscriptionView {
-    pub id: String,
-    pub subscriber_id: String,
-    pub offer: String,
-    pub begin_date: NaiveDate,
-    pub end_date: Option<NaiveDate>,
-    pub status: String,
-    pub trial: bool,
-    /// Whether it is running today (active and within its dates).
-    pub running: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl SubscriptionView {
-    pub fn new(r: Subscription, today: NaiveDate) -> Self {
-        SubscriptionView {
-            running: r.is_running(today),
-            id: r.id,
-            subscriber_id: r.subscriber_id,
-            offer: r.offer,
-            begin_date: r.begin_date,
-            end_date: r.end_date,
-            status: r.status.as_str().to_owned(),
-            trial: r.trial,
-            created_at: utc(r.created_at),
-            updated_at: utc(r.updated_at),
-        }
-    }
-}
-
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateKeyRequest {
     pub subscription_id: String,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct KeyView {
-    pub id: String,
-    pub subscription_id: String,
-    pub key_prefix: String,
-    pub status: String,
-    /// Whether `expires_at` has passed.
-    pub expired: bool,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub replaced_by: Option<String>,
-    pub ver: i64,
-    /// The plaintext key: present only in the answer that creates the key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-}
-
-impl KeyView {
-    pub fn new(r: Key, now: NaiveDateTime) -> Self {
-        KeyView {
-            expired: r.expired(now),
-            id: r.id,
-            subscription_id: r.subscription_id,
-            key_prefix: r.key_prefix,
-            status: r.status.as_str().to_owned(),
-            expires_at: r.expires_at.map(utc),
-            created_at: utc(r.created_at),
-            revoked_at: r.revoked_at.map(utc),
-            replaced_by: r.replaced_by,
-            ver: r.ver,
-            key: None,
-        }
-    }
-}
-
-pub fn registration_view(r: Binding, key_prefix: String) -> Registration {
-    Registration {
-        id: r.id,
-        key_id: r.key_id,
-        key_prefix,
-        instance_url: r.instance_url,
-        instance_uid: r.instance_uid,
-        bound_at: utc(r.bound_at),
-        last_seen_at: utc(r.last_seen_at),
-        released_at: r.released_at.map(utc),
-    }
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]

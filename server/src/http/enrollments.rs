@@ -6,7 +6,7 @@ use super::{client_addr, created, run};
 use crate::app::AppState;
 use crate::db::audit::Actor;
 use crate::db::enrollments::{self, AgentInput, NewEnrollmentKey};
-use crate::domain::enrollment::{Enrollment, EnrollmentKey, check_text};
+use crate::domain::enrollment::{EnrollmentKey, check_text};
 use crate::domain::key::KeyStatus;
 use crate::domain::kind::check_max_uses;
 use crate::http::auth::AdminAuth;
@@ -71,34 +71,7 @@ impl EnrollmentKeyView {
     }
 }
 
-/// An enrolled agent.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct EnrollmentView {
-    pub id: String,
-    pub agent_id: String,
-    pub entity: String,
-    pub enrolled_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enrollment_key_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hostname: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mac: Option<String>,
-}
-
-impl EnrollmentView {
-    fn new(e: Enrollment, entity: &str, admin: bool) -> Self {
-        EnrollmentView {
-            id: e.id,
-            agent_id: e.agent_id,
-            entity: entity.to_owned(),
-            enrolled_at: utc(e.enrolled_at),
-            enrollment_key_id: admin.then_some(e.enrollment_key_id),
-            hostname: if admin { e.hostname } else { None },
-            mac: if admin { e.mac } else { None },
-        }
-    }
-}
+pub use crate::domain::views::EnrollmentView;
 
 /// `POST /v1/enrollments`
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -8,7 +8,7 @@ use crate::app::AppState;
 use crate::db::audit::Actor;
 use crate::db::invitations::{self, Invitee, NewInvitation};
 use crate::domain::invitation::{
-    Account, DEFAULT_MAX_USES, DEFAULT_VALIDITY_DAYS, Invitation, Role, normalise_email,
+    DEFAULT_MAX_USES, DEFAULT_VALIDITY_DAYS, Invitation, Role, normalise_email,
 };
 use crate::domain::key::KeyStatus;
 use crate::domain::kind::check_max_uses;
@@ -80,29 +80,7 @@ impl InvitationView {
     }
 }
 
-/// A portal account.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AccountView {
-    pub id: String,
-    pub subscriber_id: String,
-    pub name: String,
-    pub email: String,
-    pub role: String,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<Account> for AccountView {
-    fn from(a: Account) -> Self {
-        AccountView {
-            id: a.id,
-            subscriber_id: a.subscriber_id,
-            name: a.name,
-            email: a.email,
-            role: a.role.as_str().to_owned(),
-            created_at: utc(a.created_at),
-        }
-    }
-}
+pub use crate::domain::views::AccountView;
 
 /// `POST /v1/invitations/redemptions`
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -14,7 +14,7 @@ use crate::http::auth::AdminAuth;
 use crate::http::dto::ListQuery;
 use crate::http::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use glpi_network_shared::{InstanceUrl, KeyKind, PlainKey, ValidationStatus};
 use serde::{Deserialize, Serialize};
 
@@ -37,47 +37,7 @@ pub struct RenewLicenseRequest {
     pub expires_at: DateTime<Utc>,
 }
 
-/// A license as the admin API shows it.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct LicenseView {
-    pub id: String,
-    pub subscriber_id: String,
-    pub plugin: String,
-    pub key_prefix: String,
-    pub status: String,
-    pub expired: bool,
-    pub expires_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub instance_url: Option<String>,
-    pub instance_uid: Option<String>,
-    pub activated_at: Option<DateTime<Utc>>,
-    pub ver: i64,
-    /// The plaintext key: present only in the answer that creates the license.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-}
-
-impl LicenseView {
-    pub fn new(l: License, now: NaiveDateTime) -> Self {
-        LicenseView {
-            expired: l.expires_at <= now,
-            id: l.id,
-            subscriber_id: l.subscriber_id,
-            plugin: l.plugin,
-            key_prefix: l.key_prefix,
-            status: l.status.as_str().to_owned(),
-            expires_at: utc(l.expires_at),
-            created_at: utc(l.created_at),
-            revoked_at: l.revoked_at.map(utc),
-            instance_url: l.instance_url,
-            instance_uid: l.instance_uid,
-            activated_at: l.activated_at.map(utc),
-            ver: l.ver,
-            key: None,
-        }
-    }
-}
+pub use crate::domain::views::LicenseView;
 
 /// `POST`/`DELETE /v1/licenses/activations`, `POST /v1/licenses/validations`
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -3,6 +3,7 @@
 
 pub(crate) mod admin;
 pub mod auth;
+pub mod delivery;
 pub mod dto;
 pub(crate) mod enrollments;
 pub mod error;
@@ -20,6 +21,7 @@ pub(crate) mod plugins;
 pub mod portal;
 pub mod query;
 pub mod telemetry;
+pub mod webhooks;
 
 use crate::http::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
@@ -204,6 +206,17 @@ route_table! { configure_main, table;
         post plugins::add_version => doc("admin", "Add a version: the archive as application/gzip with ?num=&stability=&compatibility=, or JSON and a generated archive; compatibility is a requirement on the GLPI version in Cargo's semver syntax (~10.0, >=10.0.10, <12)")
             .body("VersionQuery").ok(201, "VersionView").errors(&[400, 401, 404, 409, 413]),
     }
+    "/v1/admin/webhooks" {
+        post webhooks::create => doc("admin", "Create a webhook (the secret is in this answer only); the URL's host must resolve to public addresses").body("WebhookRequest").ok(201, "WebhookView").errors(ADMIN_ERRS),
+        get webhooks::list => doc("admin", "List webhooks").ok(200, "Page").errors(ADMIN_ERRS).query(query::PageParams::params),
+    }
+    "/v1/admin/webhooks/{id}" {
+        get webhooks::get => doc("admin", "Show a webhook").ok(200, "WebhookView").errors(ADMIN_ONE),
+        put webhooks::update => doc("admin", "Replace a webhook's url, events and description (the secret stays)").body("WebhookRequest").ok(200, "WebhookView").errors(ADMIN_ONE),
+        delete webhooks::delete => doc("admin", "Delete a webhook and its deliveries").raw(204, "").errors(ADMIN_ONE),
+    }
+    "/v1/admin/webhooks/{id}/deliveries" { get webhooks::list_deliveries => doc("admin", "A webhook's deliveries, newest event first (?status)").ok(200, "Page").errors(ADMIN_ONE).query(query::DeliveryParams::params) }
+    "/v1/admin/webhooks/{id}/deliveries/{delivery_id}/retry" { post webhooks::retry_delivery => doc("admin", "Make a delivery pending and due now").ok(202, "DeliveryView").errors(ADMIN_ONE) }
     "/api/ping" { get glpi::ping => doc("glpi", "Availability check (GLPI 11)").ok(200, "Status") }
     "/api/registration" { get glpi::ping => doc("glpi", "Availability check").ok(200, "Status") }
     "/api/registration/" { get glpi::ping => doc("glpi", "Availability check (GLPI 10.0)").ok(200, "Status") }

@@ -32,6 +32,9 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 
 /// `GET /metrics`: Prometheus text exposition.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    if let Ok(depth) = super::run(&state.db, |c| crate::db::webhooks::depth(c)).await {
+        state.metrics.webhook_outbox_depth.set(depth);
+    }
     let pool = state.db.pool().state();
     let m = &state.metrics;
     m.pool

@@ -125,6 +125,14 @@ list_params! {
 }
 
 list_params! {
+    /// `GET /v1/admin/webhooks/{id}/deliveries`.
+    DeliveryParams {
+        /// `pending`, `delivered` or `failed`.
+        status,
+    }
+}
+
+list_params! {
     /// `GET /v1/admin/audit`.
     AuditParams {
         /// Only the events about this key (its id).

@@ -31,12 +31,34 @@ pub struct Metrics {
     pub key_cache_hits: IntCounter,
     /// ... and those that went to the database (absent, stale, or not answerable from memory).
     pub key_cache_misses: IntCounter,
+    /// Webhook delivery attempts by outcome: `delivered`, `retry` (failed, due again),
+    /// `failed` (the schedule is over), `unrecorded`.
+    pub webhook_deliveries: IntCounterVec,
+    /// Pending webhook deliveries (the outbox depth), read when `/metrics` is scraped.
+    pub webhook_outbox_depth: prometheus::IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Metrics")
     }
+}
+
+/// The counters of webhook delivery attempts, by outcome.
+fn delivery_outcomes(r: &Registry) -> IntCounterVec {
+    let help = "Webhook delivery attempts by outcome";
+    counters(r, "webhook_deliveries_total", help, &["outcome"])
+}
+
+/// The gauge of pending webhook deliveries.
+fn outbox_depth(r: &Registry) -> prometheus::IntGauge {
+    register(
+        r,
+        prometheus::IntGauge::new(
+            "webhook_outbox_depth",
+            "Webhook deliveries pending (not yet delivered nor failed)",
+        ),
+    )
 }
 
 /// Request latency buckets, in seconds.
@@ -49,7 +71,6 @@ impl Metrics {
         let registry =
             Registry::new_custom(Some("glpi_network".into()), None).expect("valid prefix");
         let r = &registry;
-        let latency_buckets = LATENCY_BUCKETS.to_vec();
         let signing_buckets = vec![0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005];
         let key_cache = counters(
             r,
@@ -61,7 +82,7 @@ impl Metrics {
             "http_request_duration_seconds",
             "HTTP request latency by route",
         )
-        .buckets(latency_buckets);
+        .buckets(LATENCY_BUCKETS.to_vec());
         let signing_opts = HistogramOpts::new("token_signing_seconds", "Time to sign one token")
             .buckets(signing_buckets);
         Metrics {
@@ -99,6 +120,8 @@ impl Metrics {
                     &["state"],
                 ),
             ),
+            webhook_deliveries: delivery_outcomes(r),
+            webhook_outbox_depth: outbox_depth(r),
             key_cache_hits: key_cache.with_label_values(&["hit"]),
             key_cache_misses: key_cache.with_label_values(&["miss"]),
             registry,

@@ -162,7 +162,8 @@ impl MasterKey {
             .transpose()
     }
 
-    fn seal(&self, kid: &str, plaintext: &[u8]) -> Vec<u8> {
+    /// Seals `plaintext` under the current key, `kid` (the secret's id) as associated data.
+    pub fn seal(&self, kid: &str, plaintext: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()
             .fill(&mut nonce)
@@ -180,7 +181,8 @@ impl MasterKey {
         out
     }
 
-    fn open(&self, kid: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+    /// Opens what [`MasterKey::seal`] sealed for `kid`, with whichever loaded key can.
+    pub fn open(&self, kid: &str, sealed: &[u8]) -> Option<Vec<u8>> {
         self.open_with(kid, sealed).map(|(_, plain)| plain)
     }
 
@@ -302,6 +304,11 @@ impl Signer {
         })
     }
 
+    /// The master key(s) it was given (webhook secrets are sealed with it too).
+    pub fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
     pub fn lifetimes(&self) -> Lifetimes {
         self.lifetimes
     }
@@ -380,6 +387,12 @@ impl Signer {
                 row.kid,
                 retired.map(|r| r.kid).unwrap_or_else(|| "none".into())
             ));
+            // as the admin API shows it (`SigningKeyView`): the new active key is published
+            let view = serde_json::json!({
+                "kid": row.kid, "active": true, "created_at": row.created_at.and_utc(),
+                "retired_at": null, "published": true,
+            });
+            c.emit("signing_key.rotated", &view, now);
             audit::record(c, &ev)
         })?;
         self.reload(c, now)?;

@@ -54,6 +54,9 @@ pub fn reseal(
     before_commit: impl FnOnce(),
 ) -> Result<usize> {
     c.write(Touches::Anything, |tx| {
+        // the audit chain's lock before the rows it re-seals, as every change to a webhook
+        // takes it (see `db::webhooks::delete`)
+        crate::db::audit::lock_chain(tx.conn())?;
         let mut n = 0;
         for s in sealed::all(tx)? {
             if matches!(to.open_with(&s.id, &s.sealed), Some((0, _))) {

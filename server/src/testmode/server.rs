@@ -51,6 +51,7 @@ pub struct TestServerBuilder {
     test_mode: Option<bool>,
     workers: Option<usize>,
     key_cache_ttl: Option<u64>,
+    webhooks_allow_private: bool,
 }
 
 impl TestServerBuilder {
@@ -110,6 +111,13 @@ impl TestServerBuilder {
         self
     }
 
+    /// Lets webhooks target loopback and other private addresses (`--webhooks-allow-private`),
+    /// so a test's receiver on `127.0.0.1` can take deliveries.
+    pub fn webhooks_allow_private(mut self, on: bool) -> Self {
+        self.webhooks_allow_private = on;
+        self
+    }
+
     /// Starts the server and waits until it listens.
     pub fn start(self) -> anyhow::Result<TestServer> {
         let dir = tempfile::tempdir()?;
@@ -119,6 +127,7 @@ impl TestServerBuilder {
         settings.signing_seed = self.signing_seed;
         settings.database_url = self.database_url;
         settings.admin_token = self.admin_token;
+        settings.webhooks_allow_private = self.webhooks_allow_private;
         if let Some(ttl) = self.key_cache_ttl {
             settings.key_cache_ttl = ttl;
         }

@@ -15,6 +15,9 @@ pub(super) struct ListPage {
     pub(super) search_hint: &'static str,
     pub(super) q: String,
     pub(super) new_key: Option<String>,
+    /// What the once-shown secret is, and what to do with it.
+    pub(super) new_key_title: &'static str,
+    pub(super) new_key_note: &'static str,
     pub(super) facts: Vec<Vec<Fact>>,
     pub(super) forms: Vec<FormSpec>,
     pub(super) headers: Vec<&'static str>,
@@ -72,6 +75,8 @@ pub(super) struct Cell {
     pub(super) label: &'static str,
     pub(super) text: String,
     pub(super) class: String,
+    /// A link the text leads to, if any.
+    pub(super) href: Option<String>,
 }
 
 pub(super) fn cell(label: &'static str, text: impl Into<String>) -> Cell {
@@ -79,6 +84,7 @@ pub(super) fn cell(label: &'static str, text: impl Into<String>) -> Cell {
         label,
         text: text.into(),
         class: String::new(),
+        href: None,
     }
 }
 
@@ -87,6 +93,7 @@ pub(super) fn status_cell(label: &'static str, status: &str) -> Cell {
         label,
         text: status.to_owned(),
         class: format!("status status-{status}"),
+        href: None,
     }
 }
 
@@ -116,6 +123,8 @@ impl ListPage {
             search_hint: "",
             q: String::new(),
             new_key: None,
+            new_key_title: "New key",
+            new_key_note: "Give it to the subscriber now: it is shown only once.",
             facts: Vec::new(),
             forms: Vec::new(),
             headers: Vec::new(),

@@ -27,7 +27,7 @@ type Res = Result<HttpResponse, PageError>;
 const PAGE: i64 = 25;
 
 pub fn scope() -> Scope {
-    kinds::routes(web::scope("/console"))
+    webhooks::routes(kinds::routes(web::scope("/console")))
         .route(
             "/",
             web::get().to(|| async { see_other("/console/subscribers") }),
@@ -83,7 +83,7 @@ pub fn scope() -> Scope {
         )
 }
 
-const NAV: [(&str, &str); 11] = [
+const NAV: [(&str, &str); 12] = [
     ("/console/subscribers", "Subscribers"),
     ("/console/subscriptions", "Subscriptions"),
     ("/console/keys", "Keys"),
@@ -95,6 +95,7 @@ const NAV: [(&str, &str); 11] = [
     ("/console/plugins", "Plugins"),
     ("/console/audit", "Audit"),
     ("/console/signing-keys", "Signing keys"),
+    ("/console/webhooks", "Webhooks"),
 ];
 
 /// A vendor's console session: its cookie token.
@@ -181,6 +182,7 @@ mod kinds;
 mod list;
 mod people;
 mod records;
+mod webhooks;
 
 use list::ListPage;
 
