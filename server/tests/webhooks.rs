@@ -688,6 +688,9 @@ fn the_cli_creates_lists_retries_and_deletes_webhooks() {
     let (ok, _, err) = cli(&["webhooks", "list"]);
     assert!(!ok && err.contains("does not exist"), "{err}");
     assert!(!tmp.path().join("data").exists());
+    // writing commands need a database: migrate makes it
+    let (ok, _, err) = cli(&["migrate"]);
+    assert!(ok, "{err}");
     let (ok, _, err) = cli(&["webhooks", "create", "--url", "http://127.0.0.1:9/h"]);
     assert!(!ok, "a loopback target needs --webhooks-allow-private");
     assert!(err.contains("127.0.0.1"), "{err}");
