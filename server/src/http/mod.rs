@@ -88,7 +88,11 @@ pub struct Route {
 macro_rules! route_table {
     ($configure:ident, $list:ident; $( $path:literal { $( $method:ident $handler:path => $doc:expr ),+ $(,)? } )*) => {
         fn $configure(cfg: &mut web::ServiceConfig) {
-            $( cfg.service(res($path) $( .route(web::$method().to($handler)) )+ ); )*
+            $( cfg.service(
+                res($path, &[$(stringify!($method)),+])
+                    $( .route(web::$method().to($handler)) )+
+                    .wrap(actix_web::middleware::from_fn(auth::gate))
+            ); )*
         }
         /// Every routed (path, method) with its documentation.
         pub fn $list() -> Vec<Route> {
@@ -258,8 +262,8 @@ pub fn configure_test_mode(cfg: &mut web::ServiceConfig) {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     configure_main(cfg);
     portal::configure(cfg);
-    cfg.service(res("/openapi.json").get(crate::http::openapi::serve))
-        .service(res("/docs").get(docs_without_slash))
+    cfg.service(res("/openapi.json", &["get"]).get(crate::http::openapi::serve))
+        .service(res("/docs", &["get"]).get(docs_without_slash))
         .service(
             utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
                 .config(utoipa_swagger_ui::Config::from("/openapi.json")),
@@ -274,9 +278,17 @@ async fn docs_without_slash() -> HttpResponse {
         .finish()
 }
 
-/// A resource whose other methods answer `405` in the error envelope.
-fn res(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A resource whose other methods answer `405` in the error envelope, with an `Allow` header
+/// naming the `methods` it routes (RFC 9110 §15.5.6).
+fn res(path: &str, methods: &[&str]) -> Resource {
+    let allow = methods
+        .iter()
+        .map(|m| m.to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(", ");
+    web::resource(path).default_service(web::to(move |req: HttpRequest| {
+        method_not_allowed(req, allow.clone())
+    }))
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -287,12 +299,16 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
-async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::method_not_allowed(format!(
-        "{} is not allowed on {}",
-        req.method(),
-        req.path()
-    )))
+async fn method_not_allowed(req: HttpRequest, allow: String) -> HttpResponse {
+    use actix_web::ResponseError;
+    let mut resp =
+        ApiError::method_not_allowed(format!("{} is not allowed on {}", req.method(), req.path()))
+            .error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        resp.headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    resp
 }
 
 /// The client address: the peer, or `X-Forwarded-For` when the peer is a trusted proxy.
