@@ -166,24 +166,105 @@ fn error_text(status: u16) -> &'static str {
         409 => "key_already_bound, url_already_registered, uid_already_registered or conflict",
         413 => "payload_too_large",
         429 => "rate_limited (with Retry-After and RateLimit-* headers)",
-        503 => "internal: temporarily unavailable",
+        503 => "unavailable: the database cannot be reached for now (with Retry-After)",
         _ => "error",
     }
 }
 
+/// A response header of type `schema` (`Type::String` or `Type::Integer`).
+fn header(description: &str, ty: utoipa::openapi::schema::Type) -> utoipa::openapi::header::Header {
+    utoipa::openapi::header::HeaderBuilder::new()
+        .schema(Some(utoipa::openapi::schema::Object::with_type(ty)))
+        .description(Some(description))
+        .build()
+}
+
+/// The headers an error status carries (`http::error::ApiError::error_response`).
+fn error_headers(
+    status: u16,
+    mut resp: utoipa::openapi::response::ResponseBuilder,
+) -> utoipa::openapi::response::ResponseBuilder {
+    use utoipa::openapi::schema::Type;
+    match status {
+        401 => resp.header("WWW-Authenticate", header("Bearer", Type::String)),
+        429 => {
+            for (name, text) in [
+                (
+                    "Retry-After",
+                    "seconds until the limit lets this client in again",
+                ),
+                ("RateLimit-Limit", "the limit, per minute"),
+                ("RateLimit-Remaining", "0"),
+                ("RateLimit-Reset", "seconds until the window ends"),
+            ] {
+                resp = resp.header(name, header(text, Type::Integer));
+            }
+            resp
+        }
+        503 => resp.header("Retry-After", header("seconds", Type::Integer)),
+        _ => resp,
+    }
+}
+
+/// Routes that never touch the database (so never answer `503`).
+const NO_DATABASE: &[&str] = &[
+    "/healthz",
+    "/metrics",
+    "/api/ping",
+    "/api/registration",
+    "/api/registration/",
+];
+
+/// Path parameters that the server reads as integers.
+const INTEGER_PARAMS: &[(&str, &str)] = &[("/v1/admin/audit/{id}", "id")];
+
+/// The error statuses of a route: those its documentation names, and those every route of its
+/// kind can answer (a path or query parameter or a body refused: 400; a body too large: 413; the
+/// admin token missing or wrong: 401, and 429 once a client failed too often; the database down:
+/// 503).
+fn error_statuses(r: &Route) -> std::collections::BTreeSet<u16> {
+    let d = r.doc;
+    let mut out: std::collections::BTreeSet<u16> = d.errors.iter().copied().collect();
+    if d.body.is_some() {
+        out.extend([400, 413]);
+    }
+    if d.query.is_some() || r.path.contains('{') {
+        out.insert(400);
+    }
+    if d.tag == "admin" {
+        out.extend([401, 429]);
+    }
+    if d.tag != "test-mode" && !NO_DATABASE.contains(&r.path) {
+        out.insert(503);
+    }
+    out
+}
+
 /// The path parameters (`{name}` segments), then the query parameters of a route.
 fn parameters(r: &Route) -> Vec<utoipa::openapi::path::Parameter> {
+    use utoipa::openapi::schema::Type;
     let mut out = Vec::new();
     for seg in r.path.split('/') {
         if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            let schema = if INTEGER_PARAMS.contains(&(r.path, name)) {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                        utoipa::openapi::KnownFormat::Int64,
+                    )))
+                    .build()
+            } else {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .build()
+            };
             out.push(
                 ParameterBuilder::new()
                     .name(name)
                     .parameter_in(ParameterIn::Path)
                     .required(Required::True)
-                    .schema(Some(utoipa::openapi::schema::Object::with_type(
-                        utoipa::openapi::schema::Type::String,
-                    )))
+                    .schema(Some(schema))
                     .build(),
             );
         }
@@ -220,17 +301,12 @@ fn operation(r: &Route) -> utoipa::openapi::path::Operation {
         ok = ok.content(ctype, Content::new(None::<Ref>));
     }
     op = op.response(status.to_string(), ok.build());
-    for e in d.errors {
-        op = op.response(
-            e.to_string(),
-            ResponseBuilder::new()
-                .description(error_text(*e))
-                .content(
-                    "application/json",
-                    Content::new(Some(Ref::from_schema_name("ErrorEnvelope"))),
-                )
-                .build(),
+    for e in error_statuses(r) {
+        let resp = ResponseBuilder::new().description(error_text(e)).content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name("ErrorEnvelope"))),
         );
+        op = op.response(e.to_string(), error_headers(e, resp).build());
     }
     if d.tag == "admin" {
         op = op.security(SecurityRequirement::new(
@@ -241,41 +317,52 @@ fn operation(r: &Route) -> utoipa::openapi::path::Operation {
     op.build()
 }
 
-/// The whole document.
-pub fn document() -> utoipa::openapi::OpenApi {
+/// `GET` of a route outside the table: one `status` answer of `ctype`.
+fn plain_get(summary: &str, status: u16, ctype: &str) -> utoipa::openapi::path::Operation {
+    let mut resp = ResponseBuilder::new().description("success");
+    if status == 308 {
+        resp = resp.header(
+            "Location",
+            header("/docs/", utoipa::openapi::schema::Type::String),
+        );
+    } else {
+        resp = resp.content(ctype, Content::new(None::<Ref>));
+    }
+    OperationBuilder::new()
+        .tag("operations")
+        .summary(Some(summary))
+        .response(status.to_string(), resp.build())
+        .build()
+}
+
+/// The whole document: every route of the table, and the `/_test` routes when the server runs
+/// in test mode (they exist only then).
+pub fn document(test_mode: bool) -> utoipa::openapi::OpenApi {
     let mut doc = Schemas::openapi();
-    for r in http::table().iter().chain(http::test_table().iter()) {
+    let test_routes = if test_mode {
+        http::test_table()
+    } else {
+        Vec::new()
+    };
+    for r in http::table().iter().chain(test_routes.iter()) {
         doc.paths
             .add_path_operation(r.path, vec![method(r.method)], operation(r));
     }
-    let get = |summary: &str, ctype: &str| {
-        OperationBuilder::new()
-            .tag("operations")
-            .summary(Some(summary))
-            .response(
-                "200",
-                ResponseBuilder::new()
-                    .description("success")
-                    .content(ctype, Content::new(None::<Ref>))
-                    .build(),
-            )
-            .build()
-    };
-    doc.paths.add_path_operation(
-        "/openapi.json",
-        vec![HttpMethod::Get],
-        get("This document", "application/json"),
-    );
-    doc.paths.add_path_operation(
-        "/docs",
-        vec![HttpMethod::Get],
-        get("Redirects to /docs/ (308)", "text/plain"),
-    );
-    doc.paths.add_path_operation(
-        "/docs/{_:.*}",
-        vec![HttpMethod::Get],
-        get("Swagger UI, served from the binary", "text/html"),
-    );
+    for (path, summary, status, ctype) in [
+        ("/openapi.json", "This document", 200, "application/json"),
+        (
+            "/docs",
+            "Redirects to /docs/, Swagger UI (served from the binary)",
+            308,
+            "",
+        ),
+    ] {
+        doc.paths.add_path_operation(
+            path,
+            vec![HttpMethod::Get],
+            plain_get(summary, status, ctype),
+        );
+    }
     if let Some(c) = doc.components.as_mut() {
         c.add_security_scheme(
             "admin_token",
@@ -286,6 +373,6 @@ pub fn document() -> utoipa::openapi::OpenApi {
 }
 
 /// `GET /openapi.json`.
-pub async fn serve() -> HttpResponse {
-    HttpResponse::Ok().json(document())
+pub async fn serve(state: actix_web::web::Data<crate::app::AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(document(state.test_mode.is_some()))
 }
