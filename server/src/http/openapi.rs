@@ -372,7 +372,62 @@ pub fn document(test_mode: bool) -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// RFC 3339 dates as the server reads them (chrono): a real month and day (29 February aside).
+const DATE_PATTERN: &str = r"\d{4}-((0[13578]|1[02])-(0[1-9]|[12]\d|3[01])|(0[469]|11)-(0[1-9]|[12]\d|30)|02-(0[1-9]|1\d|2[0-8]))";
+
+/// The `pattern` of a string `format` the server parses (a format alone is only an annotation
+/// in JSON Schema 2020-12, so a client or a generator may not hold to it).
+fn format_pattern(format: &str) -> Option<String> {
+    match format {
+        "date" => Some(format!("^{DATE_PATTERN}$")),
+        "date-time" => Some(format!(
+            "^{DATE_PATTERN}T([01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(\\.\\d{{1,9}})?(Z|[+-]([01]\\d|2[0-3]):[0-5]\\d)$"
+        )),
+        _ => None,
+    }
+}
+
+/// Adds to every schema with a `date` or `date-time` format the pattern of that format.
+fn add_format_patterns(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let pattern = map
+                .get("format")
+                .and_then(|f| f.as_str())
+                .filter(|_| !map.contains_key("pattern"))
+                .and_then(format_pattern);
+            if let Some(p) = pattern {
+                map.insert("pattern".into(), p.into());
+            }
+            map.values_mut().for_each(add_format_patterns);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(add_format_patterns),
+        _ => {}
+    }
+}
+
+/// Request schemas that need one of two properties (a rule a derive cannot state).
+const ONE_OF_REQUIRED: &[(&str, [&str; 2])] =
+    &[("LicenseRequest", ["instance_url", "instance_uid"])];
+
+/// The document as served: [`document`], with the patterns of its formats and the
+/// [`ONE_OF_REQUIRED`] rules.
+pub fn document_json(test_mode: bool) -> serde_json::Value {
+    let mut v = serde_json::to_value(document(test_mode)).unwrap_or_default();
+    add_format_patterns(&mut v);
+    for (schema, fields) in ONE_OF_REQUIRED {
+        let either: Vec<serde_json::Value> = fields
+            .iter()
+            .map(|f| serde_json::json!({"required": [f], "properties": {*f: {"type": "string"}}}))
+            .collect();
+        if let Some(s) = v["components"]["schemas"][*schema].as_object_mut() {
+            s.insert("anyOf".into(), either.into());
+        }
+    }
+    v
+}
+
 /// `GET /openapi.json`.
 pub async fn serve(state: actix_web::web::Data<crate::app::AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(document(state.test_mode.is_some()))
+    HttpResponse::Ok().json(document_json(state.test_mode.is_some()))
 }
