@@ -39,7 +39,67 @@ pub struct Doc {
     pub errors: &'static [u16],
     /// Its query parameters (the admin lists: `http::query`).
     pub query: Option<fn() -> Vec<utoipa::openapi::path::Parameter>>,
+    /// The request headers it reads.
+    pub headers: &'static [HeaderParam],
 }
+
+/// A request header a route reads: its name, whether it is required, the pattern of its value
+/// (empty: any value) and what it is.
+pub type HeaderParam = (&'static str, bool, &'static str, &'static str);
+
+/// A key as the server takes it (`glpi_network_shared::PlainKey::parse`), in printable ASCII.
+pub const KEY_PATTERN: &str = "^[ -~]*[!-~][ -~]*$";
+/// An instance's GLPI Network UID (`domain::binding::parse_uid`).
+pub const UID_PATTERN: &str = "^[A-Za-z0-9_-]{1,128}$";
+
+const MP_KEY: &[HeaderParam] = &[
+    (
+        "X-Registration-Key",
+        true,
+        KEY_PATTERN,
+        "The instance's registration key",
+    ),
+    (
+        "X-Glpi-Network-Uid",
+        false,
+        UID_PATTERN,
+        "The instance's GLPI Network UID (commercial plugins: the UID its license is activated for)",
+    ),
+];
+const MP_PAGED: &[HeaderParam] = &[
+    (
+        "X-Registration-Key",
+        true,
+        KEY_PATTERN,
+        "The instance's registration key",
+    ),
+    (
+        "X-Glpi-Network-Uid",
+        false,
+        UID_PATTERN,
+        "The instance's GLPI Network UID",
+    ),
+    (
+        "X-Range",
+        false,
+        "^[0-9]{1,9}-[0-9]{1,9}$",
+        "`start-end`, 0-based and inclusive, start <= end (else 400); default the first page",
+    ),
+];
+const INFO_HEADERS: &[HeaderParam] = &[
+    (
+        "X-Registration-Key",
+        false,
+        "",
+        "The registration key to describe (any value: a malformed or unknown one is described as invalid)",
+    ),
+    (
+        "X-Glpi-Network-Uid",
+        false,
+        "",
+        "The instance's GLPI Network UID (a malformed one is ignored)",
+    ),
+];
 
 const fn doc(tag: &'static str, summary: &'static str) -> Doc {
     Doc {
@@ -49,6 +109,7 @@ const fn doc(tag: &'static str, summary: &'static str) -> Doc {
         ok: (200, None, "application/json"),
         errors: &[],
         query: None,
+        headers: &[],
     }
 }
 
@@ -71,6 +132,10 @@ impl Doc {
     }
     const fn query(mut self, params: fn() -> Vec<utoipa::openapi::path::Parameter>) -> Self {
         self.query = Some(params);
+        self
+    }
+    const fn headers(mut self, headers: &'static [HeaderParam]) -> Self {
+        self.headers = headers;
         self
     }
 }
@@ -224,18 +289,18 @@ route_table! { configure_main, table;
     "/api/ping" { get glpi::ping => doc("glpi", "Availability check (GLPI 11)").ok(200, "Status") }
     "/api/registration" { get glpi::ping => doc("glpi", "Availability check").ok(200, "Status") }
     "/api/registration/" { get glpi::ping => doc("glpi", "Availability check (GLPI 10.0)").ok(200, "Status") }
-    "/api/registration/info" { get glpi::registration_info => doc("glpi", "Registration information (X-Registration-Key, X-Glpi-Network-Uid, Accept-Language)").ok(200, "Info").errors(&[503]) }
+    "/api/registration/info" { get glpi::registration_info => doc("glpi", "Registration information (X-Registration-Key, X-Glpi-Network-Uid, Accept-Language)").ok(200, "Info").errors(&[503]).headers(INFO_HEADERS) }
     "/api/registration/offers" { get glpi::offers => doc("glpi", "Offers as GLPI reads them").ok(200, "GlpiOffers") }
-    "/api/marketplace/plugins" { get marketplace::list_plugins => doc("marketplace", "Plugins, X-Range paging, [] past the end; each with only the versions compatible with the GLPI version in User-Agent (GLPI/<x.y.z> (...)), all when it names none").ok(200, "PluginList").errors(MP_LIST) }
-    "/api/marketplace/tags/top" { get marketplace::top_tags => doc("marketplace", "The ten most used tags").ok(200, "TagList").errors(&[401, 429]) }
-    "/api/marketplace/tags/{tag}/plugin" { get marketplace::tag_plugins => doc("marketplace", "Plugins with a tag, X-Range paging; versions filtered by the GLPI version in User-Agent as in plugins").ok(200, "PluginList").errors(MP_LIST) }
-    "/api/marketplace/plugin/{key}/download/{version}" { get marketplace::count_download => doc("marketplace", "Count a download").ok(200, "Status").errors(&[401, 404, 429]) }
-    "/api/marketplace/archives/{file}" { get marketplace::archive => doc("marketplace", "A plugin archive <key>-<version>.tar.gz, gated by offer").raw(200, "application/gzip").errors(MP_ARCHIVE) }
-    "/api/glpi-plugins/plugins" { get marketplace::list_plugins => doc("marketplace", "Plugins (GLPI 10.0.0 to 10.0.7 path); versions filtered by the GLPI version in User-Agent").ok(200, "PluginList").errors(MP_LIST) }
-    "/api/glpi-plugins/tags/top" { get marketplace::top_tags => doc("marketplace", "Top tags (GLPI 10.0.0 to 10.0.7 path)").ok(200, "TagList").errors(&[401, 429]) }
-    "/api/glpi-plugins/tags/{tag}/plugin" { get marketplace::tag_plugins => doc("marketplace", "Plugins with a tag (GLPI 10.0.0 to 10.0.7 path); versions filtered by the GLPI version in User-Agent").ok(200, "PluginList").errors(MP_LIST) }
-    "/api/glpi-plugins/plugin/{key}/download/{version}" { get marketplace::count_download => doc("marketplace", "Count a download (GLPI 10.0.0 to 10.0.7 path)").ok(200, "Status").errors(&[401, 404, 429]) }
-    "/api/glpi-plugins/archives/{file}" { get marketplace::archive => doc("marketplace", "A plugin archive (GLPI 10.0.0 to 10.0.7 path)").raw(200, "application/gzip").errors(MP_ARCHIVE) }
+    "/api/marketplace/plugins" { get marketplace::list_plugins => doc("marketplace", "Plugins, X-Range paging, [] past the end; each with only the versions compatible with the GLPI version in User-Agent (GLPI/<x.y.z> (...)), all when it names none").ok(200, "PluginList").errors(MP_LIST).headers(MP_PAGED) }
+    "/api/marketplace/tags/top" { get marketplace::top_tags => doc("marketplace", "The ten most used tags").ok(200, "TagList").errors(&[401, 429]).headers(MP_KEY) }
+    "/api/marketplace/tags/{tag}/plugin" { get marketplace::tag_plugins => doc("marketplace", "Plugins with a tag, X-Range paging; versions filtered by the GLPI version in User-Agent as in plugins").ok(200, "PluginList").errors(MP_LIST).headers(MP_PAGED) }
+    "/api/marketplace/plugin/{key}/download/{version}" { get marketplace::count_download => doc("marketplace", "Count a download").ok(200, "Status").errors(&[401, 404, 429]).headers(MP_KEY) }
+    "/api/marketplace/archives/{file}" { get marketplace::archive => doc("marketplace", "A plugin archive <key>-<version>.tar.gz, gated by offer").raw(200, "application/gzip").errors(MP_ARCHIVE).headers(MP_KEY) }
+    "/api/glpi-plugins/plugins" { get marketplace::list_plugins => doc("marketplace", "Plugins (GLPI 10.0.0 to 10.0.7 path); versions filtered by the GLPI version in User-Agent").ok(200, "PluginList").errors(MP_LIST).headers(MP_PAGED) }
+    "/api/glpi-plugins/tags/top" { get marketplace::top_tags => doc("marketplace", "Top tags (GLPI 10.0.0 to 10.0.7 path)").ok(200, "TagList").errors(&[401, 429]).headers(MP_KEY) }
+    "/api/glpi-plugins/tags/{tag}/plugin" { get marketplace::tag_plugins => doc("marketplace", "Plugins with a tag (GLPI 10.0.0 to 10.0.7 path); versions filtered by the GLPI version in User-Agent").ok(200, "PluginList").errors(MP_LIST).headers(MP_PAGED) }
+    "/api/glpi-plugins/plugin/{key}/download/{version}" { get marketplace::count_download => doc("marketplace", "Count a download (GLPI 10.0.0 to 10.0.7 path)").ok(200, "Status").errors(&[401, 404, 429]).headers(MP_KEY) }
+    "/api/glpi-plugins/archives/{file}" { get marketplace::archive => doc("marketplace", "A plugin archive (GLPI 10.0.0 to 10.0.7 path)").raw(200, "application/gzip").errors(MP_ARCHIVE).headers(MP_KEY) }
 }
 
 route_table! { configure_test_routes, test_table;

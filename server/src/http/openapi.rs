@@ -270,6 +270,26 @@ fn parameters(r: &Route) -> Vec<utoipa::openapi::path::Parameter> {
         }
     }
     out.extend(r.doc.query.map(|params| params()).unwrap_or_default());
+    for (name, required, pattern, description) in r.doc.headers {
+        out.push(
+            ParameterBuilder::new()
+                .name(*name)
+                .parameter_in(ParameterIn::Header)
+                .required(if *required {
+                    Required::True
+                } else {
+                    Required::False
+                })
+                .description(Some(*description))
+                .schema(Some(
+                    utoipa::openapi::schema::ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some(*pattern).filter(|p| !p.is_empty()))
+                        .build(),
+                ))
+                .build(),
+        );
+    }
     out
 }
 
