@@ -129,11 +129,11 @@ pub async fn gate<B: actix_web::body::MessageBody>(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<B>,
 ) -> Result<actix_web::dev::ServiceResponse<actix_web::body::EitherBody<B>>, actix_web::Error> {
-    if req.path().starts_with("/v1/admin/") {
-        if let Err(e) = AdminAuth::from_request(req.request(), &mut Payload::None).await {
-            let resp = actix_web::ResponseError::error_response(&e);
-            return Ok(req.into_response(resp).map_into_right_body());
-        }
+    if req.path().starts_with("/v1/admin/")
+        && let Err(e) = AdminAuth::from_request(req.request(), &mut Payload::None).await
+    {
+        let resp = actix_web::ResponseError::error_response(&e);
+        return Ok(req.into_response(resp).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())
 }
