@@ -280,3 +280,30 @@ fn the_version_compatibility_field_and_filtering_are_documented() {
         .unwrap();
     assert!(add.contains("compatibility"), "{add}");
 }
+
+#[test]
+fn every_page_says_what_its_items_are() {
+    let server = TestServer::start().unwrap();
+    let doc = document(&server);
+    let mut pages = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (status, resp) in op["responses"].as_object().unwrap() {
+                let schema = &resp["content"]["application/json"]["schema"];
+                if schema["properties"]["next_cursor"].is_object() {
+                    pages += 1;
+                    let item_ref = schema["properties"]["items"]["items"]["$ref"].as_str();
+                    assert!(
+                        item_ref.is_some_and(|r| r.starts_with("#/components/schemas/")),
+                        "{method} {path} {status}: {schema}"
+                    );
+                }
+                assert_ne!(
+                    schema["$ref"], "#/components/schemas/Page",
+                    "{method} {path}: an untyped page"
+                );
+            }
+        }
+    }
+    assert!(pages >= 15, "{pages}");
+}

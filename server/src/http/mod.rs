@@ -33,7 +33,8 @@ pub struct Doc {
     pub summary: &'static str,
     /// JSON request body schema, when there is one.
     pub body: Option<&'static str>,
-    /// Success status, its schema (`None`: no JSON body) and content type.
+    /// Success status, its schema (`None`: no JSON body; `Page<Item>`: a page of `Item`s) and
+    /// content type.
     pub ok: (u16, Option<&'static str>, &'static str),
     /// Error statuses this route answers, in the error envelope.
     pub errors: &'static [u16],
@@ -203,7 +204,7 @@ route_table! { configure_main, table;
     }
     "/v1/admin/licenses" {
         post licenses::create_license => doc("admin", "Issue a plugin license (the plaintext is in this answer only)").body("CreateLicenseRequest").ok(201, "LicenseView").errors(ADMIN_ONE),
-        get licenses::list_licenses => doc("admin", "List licenses (?subscriber_id, ?plugin, ?status)").ok(200, "Page").errors(ADMIN_ERRS).query(query::LicenseParams::params),
+        get licenses::list_licenses => doc("admin", "List licenses (?subscriber_id, ?plugin, ?status)").ok(200, "Page<LicenseView>").errors(ADMIN_ERRS).query(query::LicenseParams::params),
     }
     "/v1/admin/licenses/{id}" { get licenses::get_license => doc("admin", "Show a license").ok(200, "LicenseView").errors(ADMIN_ONE) }
     "/v1/admin/licenses/{id}/revoke" { post licenses::revoke_license => doc("admin", "Revoke a license").ok(200, "LicenseView").errors(ADMIN_ONE) }
@@ -214,30 +215,30 @@ route_table! { configure_main, table;
     }
     "/v1/admin/invitations" {
         post invitations::create_invitation => doc("admin", "Create an invitation (the plaintext key and its URL are in this answer only)").body("CreateInvitationRequest").ok(201, "InvitationView").errors(ADMIN_ONE),
-        get invitations::list_invitations => doc("admin", "List invitations (?subscriber_id, ?status)").ok(200, "Page").errors(ADMIN_ERRS).query(query::KindParams::params),
+        get invitations::list_invitations => doc("admin", "List invitations (?subscriber_id, ?status)").ok(200, "Page<InvitationView>").errors(ADMIN_ERRS).query(query::KindParams::params),
     }
     "/v1/admin/invitations/{id}" { get invitations::get_invitation => doc("admin", "Show an invitation with its uses").ok(200, "InvitationView").errors(ADMIN_ONE) }
     "/v1/admin/invitations/{id}/revoke" { post invitations::revoke_invitation => doc("admin", "Revoke an invitation").ok(200, "InvitationView").errors(ADMIN_ONE) }
     "/v1/admin/enrollment-keys" {
         post enrollments::create_enrollment_key => doc("admin", "Issue an enrollment key (the plaintext is in this answer only)").body("CreateEnrollmentKeyRequest").ok(201, "EnrollmentKeyView").errors(ADMIN_ONE),
-        get enrollments::list_enrollment_keys => doc("admin", "List enrollment keys (?subscriber_id, ?status)").ok(200, "Page").errors(ADMIN_ERRS).query(query::KindParams::params),
+        get enrollments::list_enrollment_keys => doc("admin", "List enrollment keys (?subscriber_id, ?status)").ok(200, "Page<EnrollmentKeyView>").errors(ADMIN_ERRS).query(query::KindParams::params),
     }
     "/v1/admin/enrollment-keys/{id}" { get enrollments::get_enrollment_key => doc("admin", "Show an enrollment key with its uses").ok(200, "EnrollmentKeyView").errors(ADMIN_ONE) }
     "/v1/admin/enrollment-keys/{id}/revoke" { post enrollments::revoke_enrollment_key => doc("admin", "Revoke an enrollment key").ok(200, "EnrollmentKeyView").errors(ADMIN_ONE) }
-    "/v1/admin/enrollment-keys/{id}/enrollments" { get enrollments::list_key_enrollments => doc("admin", "The agents a key enrolled").ok(200, "Page").errors(ADMIN_ONE).query(query::PageParams::params) }
+    "/v1/admin/enrollment-keys/{id}/enrollments" { get enrollments::list_key_enrollments => doc("admin", "The agents a key enrolled").ok(200, "Page<EnrollmentView>").errors(ADMIN_ONE).query(query::PageParams::params) }
     "/v1/admin/enrollments/{id}" { delete enrollments::release_enrollment => doc("admin", "Revoke an agent's enrollment and free its use").raw(204, "").errors(ADMIN_ONE) }
-    "/v1/admin/offers" { get admin::list_offers => doc("admin", "List offers").ok(200, "Page").errors(ADMIN_ERRS).query(query::PageParams::params) }
+    "/v1/admin/offers" { get admin::list_offers => doc("admin", "List offers").ok(200, "Page<OfferView>").errors(ADMIN_ERRS).query(query::PageParams::params) }
     "/v1/admin/offers/{reference}" { get admin::get_offer => doc("admin", "Show an offer").ok(200, "OfferView").errors(ADMIN_ONE) }
     "/v1/admin/subscribers" {
         post admin::create_subscriber => doc("admin", "Create a subscriber").body("CreateSubscriberRequest").ok(201, "SubscriberView").errors(ADMIN_ERRS),
-        get admin::list_subscribers => doc("admin", "List subscribers").ok(200, "Page").errors(ADMIN_ERRS).query(query::PageParams::params),
+        get admin::list_subscribers => doc("admin", "List subscribers").ok(200, "Page<SubscriberView>").errors(ADMIN_ERRS).query(query::PageParams::params),
     }
     "/v1/admin/subscribers/{id}" { get admin::get_subscriber => doc("admin", "Show a subscriber").ok(200, "SubscriberView").errors(ADMIN_ONE) }
-    "/v1/admin/subscribers/{id}/accounts" { get portal::admin_api::list_accounts => doc("admin", "A subscriber's portal accounts (no parameters)").ok(200, "Page").errors(ADMIN_ONE) }
+    "/v1/admin/subscribers/{id}/accounts" { get portal::admin_api::list_accounts => doc("admin", "A subscriber's portal accounts (no parameters)").ok(200, "Page<AccountView>").errors(ADMIN_ONE) }
     "/v1/admin/subscribers/{id}/sessions" { delete portal::admin_api::end_sessions => doc("admin", "End every portal session of a subscriber's accounts").raw(204, "").errors(ADMIN_ONE) }
     "/v1/admin/subscriptions" {
         post admin::create_subscription => doc("admin", "Create a subscription").body("CreateSubscriptionRequest").ok(201, "SubscriptionView").errors(ADMIN_ONE),
-        get admin::list_subscriptions => doc("admin", "List subscriptions (?subscriber_id, ?status)").ok(200, "Page").errors(ADMIN_ERRS).query(query::SubscriptionParams::params),
+        get admin::list_subscriptions => doc("admin", "List subscriptions (?subscriber_id, ?status)").ok(200, "Page<SubscriptionView>").errors(ADMIN_ERRS).query(query::SubscriptionParams::params),
     }
     "/v1/admin/subscriptions/{id}" { get admin::get_subscription => doc("admin", "Show a subscription").ok(200, "SubscriptionView").errors(ADMIN_ONE) }
     "/v1/admin/subscriptions/{id}/suspend" { post admin::suspend_subscription => doc("admin", "Suspend a subscription").ok(200, "SubscriptionView").errors(&[401, 404, 409]) }
@@ -245,26 +246,26 @@ route_table! { configure_main, table;
     "/v1/admin/subscriptions/{id}/cancel" { post admin::cancel_subscription => doc("admin", "Cancel a subscription").ok(200, "SubscriptionView").errors(&[401, 404]) }
     "/v1/admin/keys" {
         post admin::create_key => doc("admin", "Issue a key (the plaintext is in this answer only)").body("CreateKeyRequest").ok(201, "KeyView").errors(ADMIN_ONE),
-        get admin::list_keys => doc("admin", "List keys (?subscription_id, ?subscriber_id, ?status, ?prefix)").ok(200, "Page").errors(ADMIN_ERRS).query(query::KeyParams::params),
+        get admin::list_keys => doc("admin", "List keys (?subscription_id, ?subscriber_id, ?status, ?prefix)").ok(200, "Page<KeyView>").errors(ADMIN_ERRS).query(query::KeyParams::params),
     }
-    "/v1/admin/keys/bulk" { post admin::bulk_create_keys => doc("admin", "Issue up to 10,000 keys at once").body("BulkKeysRequest").ok(201, "Page").errors(ADMIN_ONE) }
+    "/v1/admin/keys/bulk" { post admin::bulk_create_keys => doc("admin", "Issue up to 10,000 keys at once").body("BulkKeysRequest").ok(201, "Page<KeyView>").errors(ADMIN_ONE) }
     "/v1/admin/keys/{id}" { get admin::get_key => doc("admin", "Show a key").ok(200, "KeyView").errors(ADMIN_ONE) }
     "/v1/admin/keys/{id}/revoke" { post admin::revoke_key => doc("admin", "Revoke a key").ok(200, "KeyView").errors(ADMIN_ONE) }
     "/v1/admin/keys/{id}/regenerate" { post admin::regenerate_key => doc("admin", "Replace a key: revoke it, release its binding, issue a new one").ok(201, "KeyView").errors(&[401, 404, 409]) }
-    "/v1/admin/registrations" { get admin::list_registrations => doc("admin", "List registrations (?key_id, ?include_released)").ok(200, "Page").errors(ADMIN_ERRS).query(query::RegistrationParams::params) }
+    "/v1/admin/registrations" { get admin::list_registrations => doc("admin", "List registrations (?key_id, ?include_released)").ok(200, "Page<Registration>").errors(ADMIN_ERRS).query(query::RegistrationParams::params) }
     "/v1/admin/registrations/{id}" {
         get admin::get_registration => doc("admin", "Show a registration").ok(200, "Registration").errors(ADMIN_ONE),
         delete admin::release_registration => doc("admin", "Release a registration").raw(204, "").errors(ADMIN_ONE),
     }
-    "/v1/admin/signing-keys" { get admin::list_signing_keys => doc("admin", "List signing keys").ok(200, "Page").errors(ADMIN_ERRS).query(query::PageParams::params) }
+    "/v1/admin/signing-keys" { get admin::list_signing_keys => doc("admin", "List signing keys").ok(200, "Page<SigningKeyView>").errors(ADMIN_ERRS).query(query::PageParams::params) }
     "/v1/admin/signing-keys/rotate" { post admin::rotate_signing_key => doc("admin", "Rotate the signing key").ok(201, "SigningKeyView").errors(&[401]) }
     "/v1/admin/signing-keys/{kid}" { get admin::get_signing_key => doc("admin", "Show a signing key").ok(200, "SigningKeyView").errors(&[401, 404]) }
-    "/v1/admin/audit" { get admin::list_audit => doc("admin", "Audit events, newest first (?key_id)").ok(200, "Page").errors(ADMIN_ERRS).query(query::AuditParams::params) }
+    "/v1/admin/audit" { get admin::list_audit => doc("admin", "Audit events, newest first (?key_id)").ok(200, "Page<AuditView>").errors(ADMIN_ERRS).query(query::AuditParams::params) }
     "/v1/admin/audit/verify" { get admin::verify_audit => doc("admin", "Check the audit hash chain").ok(200, "ChainCheck").errors(&[401]) }
     "/v1/admin/audit/{id}" { get admin::get_audit_event => doc("admin", "Show an audit event").ok(200, "AuditView").errors(ADMIN_ONE) }
     "/v1/admin/plugins" {
         post plugins::create_plugin => doc("admin", "Add a plugin to the catalogue").body("PluginInput").ok(201, "PluginRecord").errors(&[400, 401, 409]),
-        get plugins::list_plugins => doc("admin", "List the catalogue").ok(200, "Page").errors(ADMIN_ERRS).query(query::PageParams::params),
+        get plugins::list_plugins => doc("admin", "List the catalogue").ok(200, "Page<PluginRecord>").errors(ADMIN_ERRS).query(query::PageParams::params),
     }
     "/v1/admin/plugins/{key}" {
         get plugins::get_plugin => doc("admin", "Show a plugin").ok(200, "PluginRecord").errors(ADMIN_ONE),
@@ -277,14 +278,14 @@ route_table! { configure_main, table;
     }
     "/v1/admin/webhooks" {
         post webhooks::create => doc("admin", "Create a webhook (the secret is in this answer only); the URL's host must resolve to public addresses").body("WebhookRequest").ok(201, "WebhookView").errors(ADMIN_ERRS),
-        get webhooks::list => doc("admin", "List webhooks").ok(200, "Page").errors(ADMIN_ERRS).query(query::PageParams::params),
+        get webhooks::list => doc("admin", "List webhooks").ok(200, "Page<WebhookView>").errors(ADMIN_ERRS).query(query::PageParams::params),
     }
     "/v1/admin/webhooks/{id}" {
         get webhooks::get => doc("admin", "Show a webhook").ok(200, "WebhookView").errors(ADMIN_ONE),
         put webhooks::update => doc("admin", "Replace a webhook's url, events and description (the secret stays)").body("WebhookRequest").ok(200, "WebhookView").errors(ADMIN_ONE),
         delete webhooks::delete => doc("admin", "Delete a webhook and its deliveries").raw(204, "").errors(ADMIN_ONE),
     }
-    "/v1/admin/webhooks/{id}/deliveries" { get webhooks::list_deliveries => doc("admin", "A webhook's deliveries, newest event first (?status)").ok(200, "Page").errors(ADMIN_ONE).query(query::DeliveryParams::params) }
+    "/v1/admin/webhooks/{id}/deliveries" { get webhooks::list_deliveries => doc("admin", "A webhook's deliveries, newest event first (?status)").ok(200, "Page<DeliveryView>").errors(ADMIN_ONE).query(query::DeliveryParams::params) }
     "/v1/admin/webhooks/{id}/deliveries/{delivery_id}/retry" { post webhooks::retry_delivery => doc("admin", "Make a delivery pending and due now").ok(202, "DeliveryView").errors(ADMIN_ONE) }
     "/api/ping" { get glpi::ping => doc("glpi", "Availability check (GLPI 11)").ok(200, "Status") }
     "/api/registration" { get glpi::ping => doc("glpi", "Availability check").ok(200, "Status") }

@@ -316,7 +316,7 @@ fn operation(r: &Route) -> utoipa::openapi::path::Operation {
     let (status, schema, ctype) = d.ok;
     let mut ok = ResponseBuilder::new().description("success");
     if let Some(schema) = schema {
-        ok = ok.content(ctype, Content::new(Some(Ref::from_schema_name(schema))));
+        ok = ok.content(ctype, Content::new(Some(response_schema(schema))));
     } else if !ctype.is_empty() {
         ok = ok.content(ctype, Content::new(None::<Ref>));
     }
@@ -335,6 +335,26 @@ fn operation(r: &Route) -> utoipa::openapi::path::Operation {
         ));
     }
     op.build()
+}
+
+/// A component schema by name, or for `Page<Item>` a page of `Item`s (`http::db::page::Page`).
+fn response_schema(name: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    let Some(item) = name.strip_prefix("Page<").and_then(|s| s.strip_suffix('>')) else {
+        return Ref::from_schema_name(name).into();
+    };
+    ObjectBuilder::new()
+        .description(Some(
+            "A page: `items`, and `next_cursor` to pass as `?cursor=` for the next one (null on the last page)",
+        ))
+        .property("items", ArrayBuilder::new().items(Ref::from_schema_name(item)))
+        .required("items")
+        .property(
+            "next_cursor",
+            ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null])),
+        )
+        .required("next_cursor")
+        .into()
 }
 
 /// `GET` of a route outside the table: one `status` answer of `ctype`.
