@@ -23,13 +23,6 @@ pub struct Jwks {
     pub keys: Vec<serde_json::Value>,
 }
 
-/// A page of an admin list: `items` (the resource's view) and an opaque `next_cursor`.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Page {
-    pub items: Vec<serde_json::Value>,
-    pub next_cursor: Option<String>,
-}
-
 /// `{"intact": true, "events"}` or `{"intact": false, "broken_at", "reason"}`.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ChainCheck {
@@ -135,7 +128,6 @@ pub struct Journal {
         crate::testmode::fixtures::Loaded,
         Status,
         Jwks,
-        Page,
         ChainCheck,
         GlpiOffers,
         PluginList,
