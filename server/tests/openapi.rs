@@ -35,10 +35,137 @@ fn the_document_lists_exactly_the_routes_of_the_router() {
         .map(|r| (r.path.to_owned(), r.method.to_owned()))
         .collect();
     routed.insert(("/openapi.json".into(), "get".into()));
-    routed.insert(("/docs/{_:.*}".into(), "get".into()));
     routed.insert(("/docs".into(), "get".into()));
     assert_eq!(documented, routed);
     assert!(routed.len() > 50);
+}
+
+#[test]
+fn without_test_mode_the_test_routes_are_neither_served_nor_described() {
+    let server = TestServer::builder().test_mode(false).start().unwrap();
+    let doc = document(&server);
+    let paths = doc["paths"].as_object().unwrap();
+    let test_paths: Vec<&String> = paths.keys().filter(|p| p.starts_with("/_test")).collect();
+    assert!(test_paths.is_empty(), "{test_paths:?}");
+    for r in http::table() {
+        let methods = paths[r.path].as_object().unwrap();
+        assert!(methods.contains_key(r.method), "{} {}", r.method, r.path);
+    }
+    let r = reqwest::blocking::get(format!("{}/_test/clock", server.url())).unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+/// The document is valid where a generated client would trip: every `{name}` of a path is a
+/// declared path parameter (and nothing else is), every operation documents its success and
+/// the errors every route of its kind answers, and 429 and 401 carry their headers.
+#[test]
+fn every_path_parameter_is_declared_and_the_error_statuses_are_documented() {
+    let server = TestServer::start().unwrap();
+    let doc = document(&server);
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let names: BTreeSet<String> = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(str::to_owned)
+            .collect();
+        assert!(
+            names
+                .iter()
+                .all(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')),
+            "{path}: not an OpenAPI template"
+        );
+        for (method, op) in item.as_object().unwrap() {
+            let declared: BTreeSet<String> = op["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .filter(|p| p["in"] == "path")
+                        .inspect(|p| assert_eq!(p["required"], true, "{method} {path}"))
+                        .map(|p| p["name"].as_str().unwrap().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert_eq!(declared, names, "{method} {path}");
+            let responses = op["responses"].as_object().unwrap();
+            if op["tags"][0] == "admin" {
+                for status in ["401", "429"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path}: no {status}"
+                    );
+                }
+                assert!(
+                    op["responses"]["429"]["headers"]["Retry-After"].is_object(),
+                    "{method} {path}"
+                );
+                assert!(
+                    op["responses"]["401"]["headers"]["WWW-Authenticate"].is_object(),
+                    "{method} {path}"
+                );
+            }
+            if op.get("requestBody").is_some() {
+                for status in ["400", "413"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path}: no {status}"
+                    );
+                }
+            }
+            if !names.is_empty() {
+                assert!(responses.contains_key("400"), "{method} {path}: no 400");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_405_names_the_methods_of_its_path_in_allow() {
+    let server = TestServer::start().unwrap();
+    let client = reqwest::blocking::Client::new();
+    let mut allowed: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for r in http::table().iter().chain(http::test_table().iter()) {
+        allowed
+            .entry(r.path)
+            .or_default()
+            .push(r.method.to_ascii_uppercase());
+    }
+    for (path, methods) in allowed {
+        let concrete = path
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "1" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        let resp = client
+            .request(
+                reqwest::Method::from_bytes(b"TRACE").unwrap(),
+                format!("{}{concrete}", server.url()),
+            )
+            .bearer_auth(server.admin_token())
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 405, "TRACE {path}");
+        let allow = resp.headers()["allow"].to_str().unwrap().to_owned();
+        let got: BTreeSet<&str> = allow.split(", ").collect();
+        let want: BTreeSet<&str> = methods.iter().map(String::as_str).collect();
+        assert_eq!(got, want, "{path}");
+        let body: Value = resp.json().unwrap();
+        assert_eq!(body["error"]["code"], "method_not_allowed", "{path}");
+    }
+}
+
+#[test]
+fn an_admin_request_without_the_token_is_refused_before_its_body_is_read() {
+    let server = TestServer::start().unwrap();
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/admin/keys", server.url()))
+        .header("content-type", "application/json")
+        .body(r#"{"subscription_id": "#)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    let body: Value = resp.json().unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
 }
 
 #[test]
@@ -152,4 +279,31 @@ fn the_version_compatibility_field_and_filtering_are_documented() {
         .as_str()
         .unwrap();
     assert!(add.contains("compatibility"), "{add}");
+}
+
+#[test]
+fn every_page_says_what_its_items_are() {
+    let server = TestServer::start().unwrap();
+    let doc = document(&server);
+    let mut pages = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (status, resp) in op["responses"].as_object().unwrap() {
+                let schema = &resp["content"]["application/json"]["schema"];
+                if schema["properties"]["next_cursor"].is_object() {
+                    pages += 1;
+                    let item_ref = schema["properties"]["items"]["items"]["$ref"].as_str();
+                    assert!(
+                        item_ref.is_some_and(|r| r.starts_with("#/components/schemas/")),
+                        "{method} {path} {status}: {schema}"
+                    );
+                }
+                assert_ne!(
+                    schema["$ref"], "#/components/schemas/Page",
+                    "{method} {path}: an untyped page"
+                );
+            }
+        }
+    }
+    assert!(pages >= 15, "{pages}");
 }

@@ -9,14 +9,27 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Serialize, Deserialize)]
 pub struct RegisterRequest {
     /// The registration key, in plaintext.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[ -~]*[!-~][ -~]*$", max_length = 256)
+    )]
     pub registration_key: String,
     /// The instance URL (canonicalised by the server).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^https?://([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z]([a-z0-9-]*[a-z0-9])?(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]*)*$",
+            max_length = 2048
+        )
+    )]
     pub instance_url: String,
     /// The instance's GLPI Network UID, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-]{1,128}$"))]
     pub instance_uid: Option<String>,
     /// A fresh value the server echoes in the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[ -~]{0,128}$"))]
     pub nonce: Option<String>,
 }
 
@@ -25,11 +38,23 @@ pub struct RegisterRequest {
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ValidateRequest {
     /// The registration key, in plaintext.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[ -~]*[!-~][ -~]*$", max_length = 256)
+    )]
     pub registration_key: String,
     /// The instance URL.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^https?://([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z]([a-z0-9-]*[a-z0-9])?(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]*)*$",
+            max_length = 2048
+        )
+    )]
     pub instance_url: String,
     /// A fresh value the server echoes in the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[ -~]{0,128}$"))]
     pub nonce: Option<String>,
 }
 
@@ -38,8 +63,19 @@ pub struct ValidateRequest {
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ReleaseRequest {
     /// The registration key, in plaintext.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[ -~]*[!-~][ -~]*$", max_length = 256)
+    )]
     pub registration_key: String,
     /// The instance URL the key is bound to.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^https?://([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z]([a-z0-9-]*[a-z0-9])?(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]*)*$",
+            max_length = 2048
+        )
+    )]
     pub instance_url: String,
 }
 

@@ -336,6 +336,8 @@ pub async fn verify_audit(_: AdminAuth, state: web::Data<AppState>) -> Res {
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct BulkKeysRequest {
     pub subscription_id: String,
+    /// 1 to [`MAX_BULK`].
+    #[schema(minimum = 1, maximum = 10000)]
     pub count: usize,
     #[serde(default)]
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,

@@ -121,3 +121,19 @@ impl FromRequest for AdminAuth {
         Box::pin(async move { Err(refuse(state, req).await) })
     }
 }
+
+/// Middleware of every routed resource: under `/v1/admin/`, a request without the admin token
+/// is refused with `401` before its path, query or body is read (DESIGN §4.2: `401` without
+/// it), so a malformed body never tells an unauthenticated client `400` first.
+pub async fn gate<B: actix_web::body::MessageBody>(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::EitherBody<B>>, actix_web::Error> {
+    if req.path().starts_with("/v1/admin/")
+        && let Err(e) = AdminAuth::from_request(req.request(), &mut Payload::None).await
+    {
+        let resp = actix_web::ResponseError::error_response(&e);
+        return Ok(req.into_response(resp).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}

@@ -30,8 +30,12 @@ impl From<Offer> for OfferView {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateSubscriberRequest {
+    /// 1 to 200 characters (trimmed).
+    #[schema(pattern = r"\S", max_length = 200)]
     pub name: String,
+    /// An address with an `@`, at most 254 characters; empty means none.
     #[serde(default)]
+    #[schema(pattern = r"^([!-~]*@[!-~]*)?$", max_length = 254)]
     pub email: Option<String>,
 }
 
@@ -63,6 +67,7 @@ pub struct CreateSubscriptionRequest {
     #[serde(default)]
     pub end_date: Option<NaiveDate>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 36500)]
     pub trial_days: Option<u32>,
 }
 

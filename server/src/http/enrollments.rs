@@ -23,8 +23,13 @@ type Res = Result<HttpResponse, ApiError>;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateEnrollmentKeyRequest {
     pub subscriber_id: String,
+    #[schema(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+        max_length = 255
+    )]
     pub entity: String,
     /// 0 = unlimited.
+    #[schema(minimum = 0, maximum = 2147483647)]
     pub max_uses: i64,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
@@ -76,13 +81,27 @@ pub use crate::domain::views::EnrollmentView;
 /// `POST /v1/enrollments`
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct EnrollRequest {
+    #[schema(pattern = r"^[ -~]*[!-~][ -~]*$", max_length = 256)]
     pub enrollment_key: String,
+    #[schema(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+        max_length = 255
+    )]
     pub agent_id: String,
     #[serde(default)]
+    #[schema(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+        max_length = 255
+    )]
     pub hostname: Option<String>,
     #[serde(default)]
+    #[schema(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+        max_length = 255
+    )]
     pub mac: Option<String>,
     #[serde(default)]
+    #[schema(pattern = r"^[ -~]{0,128}$")]
     pub nonce: Option<String>,
 }
 

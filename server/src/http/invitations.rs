@@ -27,9 +27,11 @@ type Res = Result<HttpResponse, ApiError>;
 pub struct CreateInvitationRequest {
     pub subscriber_id: String,
     /// `owner`, `manager` or `viewer`.
+    #[schema(pattern = r"^(owner|manager|viewer)$")]
     pub role: String,
     /// Default 1; 0 = unlimited.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 2147483647)]
     pub max_uses: Option<i64>,
     /// Default: 7 days from now.
     #[serde(default)]
@@ -85,13 +87,20 @@ pub use crate::domain::views::AccountView;
 /// `POST /v1/invitations/redemptions`
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RedeemRequest {
+    #[schema(pattern = r"^[ -~]*[!-~][ -~]*$", max_length = 256)]
     pub invitation_key: String,
+    /// `local@domain`, at most 254 characters.
+    #[schema(pattern = r"^[!-?A-~]+@[!-?A-~]+$", max_length = 254)]
     pub email: String,
+    /// 1 to 200 characters (trimmed).
+    #[schema(pattern = r"\S", max_length = 200)]
     pub name: String,
-    /// Without one the account cannot sign in to the portal.
+    /// Without one the account cannot sign in to the portal (12 characters or more).
     #[serde(default)]
+    #[schema(min_length = 12, max_length = 256)]
     pub password: Option<String>,
     #[serde(default)]
+    #[schema(pattern = r"^[ -~]{0,128}$")]
     pub nonce: Option<String>,
 }
 

@@ -42,12 +42,19 @@ pub use crate::domain::views::LicenseView;
 /// `POST`/`DELETE /v1/licenses/activations`, `POST /v1/licenses/validations`
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LicenseRequest {
+    #[schema(pattern = r"^[ -~]*[!-~][ -~]*$", max_length = 256)]
     pub license_key: String,
     #[serde(default)]
+    #[schema(
+        pattern = r"^https?://([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z]([a-z0-9-]*[a-z0-9])?(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]*)*$",
+        max_length = 2048
+    )]
     pub instance_url: Option<String>,
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,128}$")]
     pub instance_uid: Option<String>,
     #[serde(default)]
+    #[schema(pattern = r"^[ -~]{0,128}$")]
     pub nonce: Option<String>,
 }
 

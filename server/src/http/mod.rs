@@ -33,13 +33,74 @@ pub struct Doc {
     pub summary: &'static str,
     /// JSON request body schema, when there is one.
     pub body: Option<&'static str>,
-    /// Success status, its schema (`None`: no JSON body) and content type.
+    /// Success status, its schema (`None`: no JSON body; `Page<Item>`: a page of `Item`s) and
+    /// content type.
     pub ok: (u16, Option<&'static str>, &'static str),
     /// Error statuses this route answers, in the error envelope.
     pub errors: &'static [u16],
     /// Its query parameters (the admin lists: `http::query`).
     pub query: Option<fn() -> Vec<utoipa::openapi::path::Parameter>>,
+    /// The request headers it reads.
+    pub headers: &'static [HeaderParam],
 }
+
+/// A request header a route reads: its name, whether it is required, the pattern of its value
+/// (empty: any value) and what it is.
+pub type HeaderParam = (&'static str, bool, &'static str, &'static str);
+
+/// A key as the server takes it (`glpi_network_shared::PlainKey::parse`), in printable ASCII.
+pub const KEY_PATTERN: &str = "^[ -~]*[!-~][ -~]*$";
+/// An instance's GLPI Network UID (`domain::binding::parse_uid`).
+pub const UID_PATTERN: &str = "^[A-Za-z0-9_-]{1,128}$";
+
+const MP_KEY: &[HeaderParam] = &[
+    (
+        "X-Registration-Key",
+        true,
+        KEY_PATTERN,
+        "The instance's registration key",
+    ),
+    (
+        "X-Glpi-Network-Uid",
+        false,
+        UID_PATTERN,
+        "The instance's GLPI Network UID (commercial plugins: the UID its license is activated for)",
+    ),
+];
+const MP_PAGED: &[HeaderParam] = &[
+    (
+        "X-Registration-Key",
+        true,
+        KEY_PATTERN,
+        "The instance's registration key",
+    ),
+    (
+        "X-Glpi-Network-Uid",
+        false,
+        UID_PATTERN,
+        "The instance's GLPI Network UID",
+    ),
+    (
+        "X-Range",
+        false,
+        "^[0-9]{1,9}-[0-9]{1,9}$",
+        "`start-end`, 0-based and inclusive, start <= end (else 400); default the first page",
+    ),
+];
+const INFO_HEADERS: &[HeaderParam] = &[
+    (
+        "X-Registration-Key",
+        false,
+        "",
+        "The registration key to describe (any value: a malformed or unknown one is described as invalid)",
+    ),
+    (
+        "X-Glpi-Network-Uid",
+        false,
+        "",
+        "The instance's GLPI Network UID (a malformed one is ignored)",
+    ),
+];
 
 const fn doc(tag: &'static str, summary: &'static str) -> Doc {
     Doc {
@@ -49,6 +110,7 @@ const fn doc(tag: &'static str, summary: &'static str) -> Doc {
         ok: (200, None, "application/json"),
         errors: &[],
         query: None,
+        headers: &[],
     }
 }
 
@@ -73,6 +135,10 @@ impl Doc {
         self.query = Some(params);
         self
     }
+    const fn headers(mut self, headers: &'static [HeaderParam]) -> Self {
+        self.headers = headers;
+        self
+    }
 }
 
 /// One routed method on one path.
@@ -88,7 +154,11 @@ pub struct Route {
 macro_rules! route_table {
     ($configure:ident, $list:ident; $( $path:literal { $( $method:ident $handler:path => $doc:expr ),+ $(,)? } )*) => {
         fn $configure(cfg: &mut web::ServiceConfig) {
-            $( cfg.service(res($path) $( .route(web::$method().to($handler)) )+ ); )*
+            $( cfg.service(
+                res($path, &[$(stringify!($method)),+])
+                    $( .route(web::$method().to($handler)) )+
+                    .wrap(actix_web::middleware::from_fn(auth::gate))
+            ); )*
         }
         /// Every routed (path, method) with its documentation.
         pub fn $list() -> Vec<Route> {
@@ -134,7 +204,7 @@ route_table! { configure_main, table;
     }
     "/v1/admin/licenses" {
         post licenses::create_license => doc("admin", "Issue a plugin license (the plaintext is in this answer only)").body("CreateLicenseRequest").ok(201, "LicenseView").errors(ADMIN_ONE),
-        get licenses::list_licenses => doc("admin", "List licenses (?subscriber_id, ?plugin, ?status)").ok(200, "Page").errors(ADMIN_ERRS).query(query::LicenseParams::params),
+        get licenses::list_licenses => doc("admin", "List licenses (?subscriber_id, ?plugin, ?status)").ok(200, "Page<LicenseView>").errors(ADMIN_ERRS).query(query::LicenseParams::params),
     }
     "/v1/admin/licenses/{id}" { get licenses::get_license => doc("admin", "Show a license").ok(200, "LicenseView").errors(ADMIN_ONE) }
     "/v1/admin/licenses/{id}/revoke" { post licenses::revoke_license => doc("admin", "Revoke a license").ok(200, "LicenseView").errors(ADMIN_ONE) }
@@ -145,30 +215,30 @@ route_table! { configure_main, table;
     }
     "/v1/admin/invitations" {
         post invitations::create_invitation => doc("admin", "Create an invitation (the plaintext key and its URL are in this answer only)").body("CreateInvitationRequest").ok(201, "InvitationView").errors(ADMIN_ONE),
-        get invitations::list_invitations => doc("admin", "List invitations (?subscriber_id, ?status)").ok(200, "Page").errors(ADMIN_ERRS).query(query::KindParams::params),
+        get invitations::list_invitations => doc("admin", "List invitations (?subscriber_id, ?status)").ok(200, "Page<InvitationView>").errors(ADMIN_ERRS).query(query::KindParams::params),
     }
     "/v1/admin/invitations/{id}" { get invitations::get_invitation => doc("admin", "Show an invitation with its uses").ok(200, "InvitationView").errors(ADMIN_ONE) }
     "/v1/admin/invitations/{id}/revoke" { post invitations::revoke_invitation => doc("admin", "Revoke an invitation").ok(200, "InvitationView").errors(ADMIN_ONE) }
     "/v1/admin/enrollment-keys" {
         post enrollments::create_enrollment_key => doc("admin", "Issue an enrollment key (the plaintext is in this answer only)").body("CreateEnrollmentKeyRequest").ok(201, "EnrollmentKeyView").errors(ADMIN_ONE),
-        get enrollments::list_enrollment_keys => doc("admin", "List enrollment keys (?subscriber_id, ?status)").ok(200, "Page").errors(ADMIN_ERRS).query(query::KindParams::params),
+        get enrollments::list_enrollment_keys => doc("admin", "List enrollment keys (?subscriber_id, ?status)").ok(200, "Page<EnrollmentKeyView>").errors(ADMIN_ERRS).query(query::KindParams::params),
     }
     "/v1/admin/enrollment-keys/{id}" { get enrollments::get_enrollment_key => doc("admin", "Show an enrollment key with its uses").ok(200, "EnrollmentKeyView").errors(ADMIN_ONE) }
     "/v1/admin/enrollment-keys/{id}/revoke" { post enrollments::revoke_enrollment_key => doc("admin", "Revoke an enrollment key").ok(200, "EnrollmentKeyView").errors(ADMIN_ONE) }
-    "/v1/admin/enrollment-keys/{id}/enrollments" { get enrollments::list_key_enrollments => doc("admin", "The agents a key enrolled").ok(200, "Page").errors(ADMIN_ONE).query(query::PageParams::params) }
+    "/v1/admin/enrollment-keys/{id}/enrollments" { get enrollments::list_key_enrollments => doc("admin", "The agents a key enrolled").ok(200, "Page<EnrollmentView>").errors(ADMIN_ONE).query(query::PageParams::params) }
     "/v1/admin/enrollments/{id}" { delete enrollments::release_enrollment => doc("admin", "Revoke an agent's enrollment and free its use").raw(204, "").errors(ADMIN_ONE) }
-    "/v1/admin/offers" { get admin::list_offers => doc("admin", "List offers").ok(200, "Page").errors(ADMIN_ERRS).query(query::PageParams::params) }
+    "/v1/admin/offers" { get admin::list_offers => doc("admin", "List offers").ok(200, "Page<OfferView>").errors(ADMIN_ERRS).query(query::PageParams::params) }
     "/v1/admin/offers/{reference}" { get admin::get_offer => doc("admin", "Show an offer").ok(200, "OfferView").errors(ADMIN_ONE) }
     "/v1/admin/subscribers" {
         post admin::create_subscriber => doc("admin", "Create a subscriber").body("CreateSubscriberRequest").ok(201, "SubscriberView").errors(ADMIN_ERRS),
-        get admin::list_subscribers => doc("admin", "List subscribers").ok(200, "Page").errors(ADMIN_ERRS).query(query::PageParams::params),
+        get admin::list_subscribers => doc("admin", "List subscribers").ok(200, "Page<SubscriberView>").errors(ADMIN_ERRS).query(query::PageParams::params),
     }
     "/v1/admin/subscribers/{id}" { get admin::get_subscriber => doc("admin", "Show a subscriber").ok(200, "SubscriberView").errors(ADMIN_ONE) }
-    "/v1/admin/subscribers/{id}/accounts" { get portal::admin_api::list_accounts => doc("admin", "A subscriber's portal accounts (no parameters)").ok(200, "Page").errors(ADMIN_ONE) }
+    "/v1/admin/subscribers/{id}/accounts" { get portal::admin_api::list_accounts => doc("admin", "A subscriber's portal accounts (no parameters)").ok(200, "Page<AccountView>").errors(ADMIN_ONE) }
     "/v1/admin/subscribers/{id}/sessions" { delete portal::admin_api::end_sessions => doc("admin", "End every portal session of a subscriber's accounts").raw(204, "").errors(ADMIN_ONE) }
     "/v1/admin/subscriptions" {
         post admin::create_subscription => doc("admin", "Create a subscription").body("CreateSubscriptionRequest").ok(201, "SubscriptionView").errors(ADMIN_ONE),
-        get admin::list_subscriptions => doc("admin", "List subscriptions (?subscriber_id, ?status)").ok(200, "Page").errors(ADMIN_ERRS).query(query::SubscriptionParams::params),
+        get admin::list_subscriptions => doc("admin", "List subscriptions (?subscriber_id, ?status)").ok(200, "Page<SubscriptionView>").errors(ADMIN_ERRS).query(query::SubscriptionParams::params),
     }
     "/v1/admin/subscriptions/{id}" { get admin::get_subscription => doc("admin", "Show a subscription").ok(200, "SubscriptionView").errors(ADMIN_ONE) }
     "/v1/admin/subscriptions/{id}/suspend" { post admin::suspend_subscription => doc("admin", "Suspend a subscription").ok(200, "SubscriptionView").errors(&[401, 404, 409]) }
@@ -176,26 +246,26 @@ route_table! { configure_main, table;
     "/v1/admin/subscriptions/{id}/cancel" { post admin::cancel_subscription => doc("admin", "Cancel a subscription").ok(200, "SubscriptionView").errors(&[401, 404]) }
     "/v1/admin/keys" {
         post admin::create_key => doc("admin", "Issue a key (the plaintext is in this answer only)").body("CreateKeyRequest").ok(201, "KeyView").errors(ADMIN_ONE),
-        get admin::list_keys => doc("admin", "List keys (?subscription_id, ?subscriber_id, ?status, ?prefix)").ok(200, "Page").errors(ADMIN_ERRS).query(query::KeyParams::params),
+        get admin::list_keys => doc("admin", "List keys (?subscription_id, ?subscriber_id, ?status, ?prefix)").ok(200, "Page<KeyView>").errors(ADMIN_ERRS).query(query::KeyParams::params),
     }
-    "/v1/admin/keys/bulk" { post admin::bulk_create_keys => doc("admin", "Issue up to 10,000 keys at once").body("BulkKeysRequest").ok(201, "Page").errors(ADMIN_ONE) }
+    "/v1/admin/keys/bulk" { post admin::bulk_create_keys => doc("admin", "Issue up to 10,000 keys at once").body("BulkKeysRequest").ok(201, "Page<KeyView>").errors(ADMIN_ONE) }
     "/v1/admin/keys/{id}" { get admin::get_key => doc("admin", "Show a key").ok(200, "KeyView").errors(ADMIN_ONE) }
     "/v1/admin/keys/{id}/revoke" { post admin::revoke_key => doc("admin", "Revoke a key").ok(200, "KeyView").errors(ADMIN_ONE) }
     "/v1/admin/keys/{id}/regenerate" { post admin::regenerate_key => doc("admin", "Replace a key: revoke it, release its binding, issue a new one").ok(201, "KeyView").errors(&[401, 404, 409]) }
-    "/v1/admin/registrations" { get admin::list_registrations => doc("admin", "List registrations (?key_id, ?include_released)").ok(200, "Page").errors(ADMIN_ERRS).query(query::RegistrationParams::params) }
+    "/v1/admin/registrations" { get admin::list_registrations => doc("admin", "List registrations (?key_id, ?include_released)").ok(200, "Page<Registration>").errors(ADMIN_ERRS).query(query::RegistrationParams::params) }
     "/v1/admin/registrations/{id}" {
         get admin::get_registration => doc("admin", "Show a registration").ok(200, "Registration").errors(ADMIN_ONE),
         delete admin::release_registration => doc("admin", "Release a registration").raw(204, "").errors(ADMIN_ONE),
     }
-    "/v1/admin/signing-keys" { get admin::list_signing_keys => doc("admin", "List signing keys").ok(200, "Page").errors(ADMIN_ERRS).query(query::PageParams::params) }
+    "/v1/admin/signing-keys" { get admin::list_signing_keys => doc("admin", "List signing keys").ok(200, "Page<SigningKeyView>").errors(ADMIN_ERRS).query(query::PageParams::params) }
     "/v1/admin/signing-keys/rotate" { post admin::rotate_signing_key => doc("admin", "Rotate the signing key").ok(201, "SigningKeyView").errors(&[401]) }
     "/v1/admin/signing-keys/{kid}" { get admin::get_signing_key => doc("admin", "Show a signing key").ok(200, "SigningKeyView").errors(&[401, 404]) }
-    "/v1/admin/audit" { get admin::list_audit => doc("admin", "Audit events, newest first (?key_id)").ok(200, "Page").errors(ADMIN_ERRS).query(query::AuditParams::params) }
+    "/v1/admin/audit" { get admin::list_audit => doc("admin", "Audit events, newest first (?key_id)").ok(200, "Page<AuditView>").errors(ADMIN_ERRS).query(query::AuditParams::params) }
     "/v1/admin/audit/verify" { get admin::verify_audit => doc("admin", "Check the audit hash chain").ok(200, "ChainCheck").errors(&[401]) }
     "/v1/admin/audit/{id}" { get admin::get_audit_event => doc("admin", "Show an audit event").ok(200, "AuditView").errors(ADMIN_ONE) }
     "/v1/admin/plugins" {
         post plugins::create_plugin => doc("admin", "Add a plugin to the catalogue").body("PluginInput").ok(201, "PluginRecord").errors(&[400, 401, 409]),
-        get plugins::list_plugins => doc("admin", "List the catalogue").ok(200, "Page").errors(ADMIN_ERRS).query(query::PageParams::params),
+        get plugins::list_plugins => doc("admin", "List the catalogue").ok(200, "Page<PluginRecord>").errors(ADMIN_ERRS).query(query::PageParams::params),
     }
     "/v1/admin/plugins/{key}" {
         get plugins::get_plugin => doc("admin", "Show a plugin").ok(200, "PluginRecord").errors(ADMIN_ONE),
@@ -208,30 +278,30 @@ route_table! { configure_main, table;
     }
     "/v1/admin/webhooks" {
         post webhooks::create => doc("admin", "Create a webhook (the secret is in this answer only); the URL's host must resolve to public addresses").body("WebhookRequest").ok(201, "WebhookView").errors(ADMIN_ERRS),
-        get webhooks::list => doc("admin", "List webhooks").ok(200, "Page").errors(ADMIN_ERRS).query(query::PageParams::params),
+        get webhooks::list => doc("admin", "List webhooks").ok(200, "Page<WebhookView>").errors(ADMIN_ERRS).query(query::PageParams::params),
     }
     "/v1/admin/webhooks/{id}" {
         get webhooks::get => doc("admin", "Show a webhook").ok(200, "WebhookView").errors(ADMIN_ONE),
         put webhooks::update => doc("admin", "Replace a webhook's url, events and description (the secret stays)").body("WebhookRequest").ok(200, "WebhookView").errors(ADMIN_ONE),
         delete webhooks::delete => doc("admin", "Delete a webhook and its deliveries").raw(204, "").errors(ADMIN_ONE),
     }
-    "/v1/admin/webhooks/{id}/deliveries" { get webhooks::list_deliveries => doc("admin", "A webhook's deliveries, newest event first (?status)").ok(200, "Page").errors(ADMIN_ONE).query(query::DeliveryParams::params) }
+    "/v1/admin/webhooks/{id}/deliveries" { get webhooks::list_deliveries => doc("admin", "A webhook's deliveries, newest event first (?status)").ok(200, "Page<DeliveryView>").errors(ADMIN_ONE).query(query::DeliveryParams::params) }
     "/v1/admin/webhooks/{id}/deliveries/{delivery_id}/retry" { post webhooks::retry_delivery => doc("admin", "Make a delivery pending and due now").ok(202, "DeliveryView").errors(ADMIN_ONE) }
     "/api/ping" { get glpi::ping => doc("glpi", "Availability check (GLPI 11)").ok(200, "Status") }
     "/api/registration" { get glpi::ping => doc("glpi", "Availability check").ok(200, "Status") }
     "/api/registration/" { get glpi::ping => doc("glpi", "Availability check (GLPI 10.0)").ok(200, "Status") }
-    "/api/registration/info" { get glpi::registration_info => doc("glpi", "Registration information (X-Registration-Key, X-Glpi-Network-Uid, Accept-Language)").ok(200, "Info").errors(&[503]) }
+    "/api/registration/info" { get glpi::registration_info => doc("glpi", "Registration information (X-Registration-Key, X-Glpi-Network-Uid, Accept-Language)").ok(200, "Info").errors(&[503]).headers(INFO_HEADERS) }
     "/api/registration/offers" { get glpi::offers => doc("glpi", "Offers as GLPI reads them").ok(200, "GlpiOffers") }
-    "/api/marketplace/plugins" { get marketplace::list_plugins => doc("marketplace", "Plugins, X-Range paging, [] past the end; each with only the versions compatible with the GLPI version in User-Agent (GLPI/<x.y.z> (...)), all when it names none").ok(200, "PluginList").errors(MP_LIST) }
-    "/api/marketplace/tags/top" { get marketplace::top_tags => doc("marketplace", "The ten most used tags").ok(200, "TagList").errors(&[401, 429]) }
-    "/api/marketplace/tags/{tag}/plugin" { get marketplace::tag_plugins => doc("marketplace", "Plugins with a tag, X-Range paging; versions filtered by the GLPI version in User-Agent as in plugins").ok(200, "PluginList").errors(MP_LIST) }
-    "/api/marketplace/plugin/{key}/download/{version}" { get marketplace::count_download => doc("marketplace", "Count a download").ok(200, "Status").errors(&[401, 404, 429]) }
-    "/api/marketplace/archives/{file}" { get marketplace::archive => doc("marketplace", "A plugin archive <key>-<version>.tar.gz, gated by offer").raw(200, "application/gzip").errors(MP_ARCHIVE) }
-    "/api/glpi-plugins/plugins" { get marketplace::list_plugins => doc("marketplace", "Plugins (GLPI 10.0.0 to 10.0.7 path); versions filtered by the GLPI version in User-Agent").ok(200, "PluginList").errors(MP_LIST) }
-    "/api/glpi-plugins/tags/top" { get marketplace::top_tags => doc("marketplace", "Top tags (GLPI 10.0.0 to 10.0.7 path)").ok(200, "TagList").errors(&[401, 429]) }
-    "/api/glpi-plugins/tags/{tag}/plugin" { get marketplace::tag_plugins => doc("marketplace", "Plugins with a tag (GLPI 10.0.0 to 10.0.7 path); versions filtered by the GLPI version in User-Agent").ok(200, "PluginList").errors(MP_LIST) }
-    "/api/glpi-plugins/plugin/{key}/download/{version}" { get marketplace::count_download => doc("marketplace", "Count a download (GLPI 10.0.0 to 10.0.7 path)").ok(200, "Status").errors(&[401, 404, 429]) }
-    "/api/glpi-plugins/archives/{file}" { get marketplace::archive => doc("marketplace", "A plugin archive (GLPI 10.0.0 to 10.0.7 path)").raw(200, "application/gzip").errors(MP_ARCHIVE) }
+    "/api/marketplace/plugins" { get marketplace::list_plugins => doc("marketplace", "Plugins, X-Range paging, [] past the end; each with only the versions compatible with the GLPI version in User-Agent (GLPI/<x.y.z> (...)), all when it names none").ok(200, "PluginList").errors(MP_LIST).headers(MP_PAGED) }
+    "/api/marketplace/tags/top" { get marketplace::top_tags => doc("marketplace", "The ten most used tags").ok(200, "TagList").errors(&[401, 429]).headers(MP_KEY) }
+    "/api/marketplace/tags/{tag}/plugin" { get marketplace::tag_plugins => doc("marketplace", "Plugins with a tag, X-Range paging; versions filtered by the GLPI version in User-Agent as in plugins").ok(200, "PluginList").errors(MP_LIST).headers(MP_PAGED) }
+    "/api/marketplace/plugin/{key}/download/{version}" { get marketplace::count_download => doc("marketplace", "Count a download").ok(200, "Status").errors(&[401, 404, 429]).headers(MP_KEY) }
+    "/api/marketplace/archives/{file}" { get marketplace::archive => doc("marketplace", "A plugin archive <key>-<version>.tar.gz, gated by offer").raw(200, "application/gzip").errors(MP_ARCHIVE).headers(MP_KEY) }
+    "/api/glpi-plugins/plugins" { get marketplace::list_plugins => doc("marketplace", "Plugins (GLPI 10.0.0 to 10.0.7 path); versions filtered by the GLPI version in User-Agent").ok(200, "PluginList").errors(MP_LIST).headers(MP_PAGED) }
+    "/api/glpi-plugins/tags/top" { get marketplace::top_tags => doc("marketplace", "Top tags (GLPI 10.0.0 to 10.0.7 path)").ok(200, "TagList").errors(&[401, 429]).headers(MP_KEY) }
+    "/api/glpi-plugins/tags/{tag}/plugin" { get marketplace::tag_plugins => doc("marketplace", "Plugins with a tag (GLPI 10.0.0 to 10.0.7 path); versions filtered by the GLPI version in User-Agent").ok(200, "PluginList").errors(MP_LIST).headers(MP_PAGED) }
+    "/api/glpi-plugins/plugin/{key}/download/{version}" { get marketplace::count_download => doc("marketplace", "Count a download (GLPI 10.0.0 to 10.0.7 path)").ok(200, "Status").errors(&[401, 404, 429]).headers(MP_KEY) }
+    "/api/glpi-plugins/archives/{file}" { get marketplace::archive => doc("marketplace", "A plugin archive (GLPI 10.0.0 to 10.0.7 path)").raw(200, "application/gzip").errors(MP_ARCHIVE).headers(MP_KEY) }
 }
 
 route_table! { configure_test_routes, test_table;
@@ -258,8 +328,8 @@ pub fn configure_test_mode(cfg: &mut web::ServiceConfig) {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     configure_main(cfg);
     portal::configure(cfg);
-    cfg.service(res("/openapi.json").get(crate::http::openapi::serve))
-        .service(res("/docs").get(docs_without_slash))
+    cfg.service(res("/openapi.json", &["get"]).get(crate::http::openapi::serve))
+        .service(res("/docs", &["get"]).get(docs_without_slash))
         .service(
             utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
                 .config(utoipa_swagger_ui::Config::from("/openapi.json")),
@@ -274,9 +344,17 @@ async fn docs_without_slash() -> HttpResponse {
         .finish()
 }
 
-/// A resource whose other methods answer `405` in the error envelope.
-fn res(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A resource whose other methods answer `405` in the error envelope, with an `Allow` header
+/// naming the `methods` it routes (RFC 9110 §15.5.6).
+fn res(path: &str, methods: &[&str]) -> Resource {
+    let allow = methods
+        .iter()
+        .map(|m| m.to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(", ");
+    web::resource(path).default_service(web::to(move |req: HttpRequest| {
+        method_not_allowed(req, allow.clone())
+    }))
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -287,12 +365,16 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
-async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::method_not_allowed(format!(
-        "{} is not allowed on {}",
-        req.method(),
-        req.path()
-    )))
+async fn method_not_allowed(req: HttpRequest, allow: String) -> HttpResponse {
+    use actix_web::ResponseError;
+    let mut resp =
+        ApiError::method_not_allowed(format!("{} is not allowed on {}", req.method(), req.path()))
+            .error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        resp.headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    resp
 }
 
 /// The client address: the peer, or `X-Forwarded-For` when the peer is a trusted proxy.

@@ -23,13 +23,6 @@ pub struct Jwks {
     pub keys: Vec<serde_json::Value>,
 }
 
-/// A page of an admin list: `items` (the resource's view) and an opaque `next_cursor`.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Page {
-    pub items: Vec<serde_json::Value>,
-    pub next_cursor: Option<String>,
-}
-
 /// `{"intact": true, "events"}` or `{"intact": false, "broken_at", "reason"}`.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ChainCheck {
@@ -135,7 +128,6 @@ pub struct Journal {
         crate::testmode::fixtures::Loaded,
         Status,
         Jwks,
-        Page,
         ChainCheck,
         GlpiOffers,
         PluginList,
@@ -166,29 +158,130 @@ fn error_text(status: u16) -> &'static str {
         409 => "key_already_bound, url_already_registered, uid_already_registered or conflict",
         413 => "payload_too_large",
         429 => "rate_limited (with Retry-After and RateLimit-* headers)",
-        503 => "internal: temporarily unavailable",
+        503 => "unavailable: the database cannot be reached for now (with Retry-After)",
         _ => "error",
     }
 }
 
+/// A response header of type `schema` (`Type::String` or `Type::Integer`).
+fn header(description: &str, ty: utoipa::openapi::schema::Type) -> utoipa::openapi::header::Header {
+    utoipa::openapi::header::HeaderBuilder::new()
+        .schema(Some(utoipa::openapi::schema::Object::with_type(ty)))
+        .description(Some(description))
+        .build()
+}
+
+/// The headers an error status carries (`http::error::ApiError::error_response`).
+fn error_headers(
+    status: u16,
+    mut resp: utoipa::openapi::response::ResponseBuilder,
+) -> utoipa::openapi::response::ResponseBuilder {
+    use utoipa::openapi::schema::Type;
+    match status {
+        401 => resp.header("WWW-Authenticate", header("Bearer", Type::String)),
+        429 => {
+            for (name, text) in [
+                (
+                    "Retry-After",
+                    "seconds until the limit lets this client in again",
+                ),
+                ("RateLimit-Limit", "the limit, per minute"),
+                ("RateLimit-Remaining", "0"),
+                ("RateLimit-Reset", "seconds until the window ends"),
+            ] {
+                resp = resp.header(name, header(text, Type::Integer));
+            }
+            resp
+        }
+        503 => resp.header("Retry-After", header("seconds", Type::Integer)),
+        _ => resp,
+    }
+}
+
+/// Routes that never touch the database (so never answer `503`).
+const NO_DATABASE: &[&str] = &[
+    "/healthz",
+    "/metrics",
+    "/api/ping",
+    "/api/registration",
+    "/api/registration/",
+];
+
+/// Path parameters that the server reads as integers.
+const INTEGER_PARAMS: &[(&str, &str)] = &[("/v1/admin/audit/{id}", "id")];
+
+/// The error statuses of a route: those its documentation names, and those every route of its
+/// kind can answer (a path or query parameter or a body refused: 400; a body too large: 413; the
+/// admin token missing or wrong: 401, and 429 once a client failed too often; the database down:
+/// 503).
+fn error_statuses(r: &Route) -> std::collections::BTreeSet<u16> {
+    let d = r.doc;
+    let mut out: std::collections::BTreeSet<u16> = d.errors.iter().copied().collect();
+    if d.body.is_some() {
+        out.extend([400, 413]);
+    }
+    if d.query.is_some() || r.path.contains('{') {
+        out.insert(400);
+    }
+    if d.tag == "admin" {
+        out.extend([401, 429]);
+    }
+    if d.tag != "test-mode" && !NO_DATABASE.contains(&r.path) {
+        out.insert(503);
+    }
+    out
+}
+
 /// The path parameters (`{name}` segments), then the query parameters of a route.
 fn parameters(r: &Route) -> Vec<utoipa::openapi::path::Parameter> {
+    use utoipa::openapi::schema::Type;
     let mut out = Vec::new();
     for seg in r.path.split('/') {
         if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            let schema = if INTEGER_PARAMS.contains(&(r.path, name)) {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                        utoipa::openapi::KnownFormat::Int64,
+                    )))
+                    .build()
+            } else {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .build()
+            };
             out.push(
                 ParameterBuilder::new()
                     .name(name)
                     .parameter_in(ParameterIn::Path)
                     .required(Required::True)
-                    .schema(Some(utoipa::openapi::schema::Object::with_type(
-                        utoipa::openapi::schema::Type::String,
-                    )))
+                    .schema(Some(schema))
                     .build(),
             );
         }
     }
     out.extend(r.doc.query.map(|params| params()).unwrap_or_default());
+    for (name, required, pattern, description) in r.doc.headers {
+        out.push(
+            ParameterBuilder::new()
+                .name(*name)
+                .parameter_in(ParameterIn::Header)
+                .required(if *required {
+                    Required::True
+                } else {
+                    Required::False
+                })
+                .description(Some(*description))
+                .schema(Some(
+                    utoipa::openapi::schema::ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some(*pattern).filter(|p| !p.is_empty()))
+                        .build(),
+                ))
+                .build(),
+        );
+    }
     out
 }
 
@@ -215,22 +308,17 @@ fn operation(r: &Route) -> utoipa::openapi::path::Operation {
     let (status, schema, ctype) = d.ok;
     let mut ok = ResponseBuilder::new().description("success");
     if let Some(schema) = schema {
-        ok = ok.content(ctype, Content::new(Some(Ref::from_schema_name(schema))));
+        ok = ok.content(ctype, Content::new(Some(response_schema(schema))));
     } else if !ctype.is_empty() {
         ok = ok.content(ctype, Content::new(None::<Ref>));
     }
     op = op.response(status.to_string(), ok.build());
-    for e in d.errors {
-        op = op.response(
-            e.to_string(),
-            ResponseBuilder::new()
-                .description(error_text(*e))
-                .content(
-                    "application/json",
-                    Content::new(Some(Ref::from_schema_name("ErrorEnvelope"))),
-                )
-                .build(),
+    for e in error_statuses(r) {
+        let resp = ResponseBuilder::new().description(error_text(e)).content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name("ErrorEnvelope"))),
         );
+        op = op.response(e.to_string(), error_headers(e, resp).build());
     }
     if d.tag == "admin" {
         op = op.security(SecurityRequirement::new(
@@ -241,41 +329,72 @@ fn operation(r: &Route) -> utoipa::openapi::path::Operation {
     op.build()
 }
 
-/// The whole document.
-pub fn document() -> utoipa::openapi::OpenApi {
+/// A component schema by name, or for `Page<Item>` a page of `Item`s (`http::db::page::Page`).
+fn response_schema(name: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    let Some(item) = name.strip_prefix("Page<").and_then(|s| s.strip_suffix('>')) else {
+        return Ref::from_schema_name(name).into();
+    };
+    ObjectBuilder::new()
+        .description(Some(
+            "A page: `items`, and `next_cursor` to pass as `?cursor=` for the next one (null on the last page)",
+        ))
+        .property("items", ArrayBuilder::new().items(Ref::from_schema_name(item)))
+        .required("items")
+        .property(
+            "next_cursor",
+            ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null])),
+        )
+        .required("next_cursor")
+        .into()
+}
+
+/// `GET` of a route outside the table: one `status` answer of `ctype`.
+fn plain_get(summary: &str, status: u16, ctype: &str) -> utoipa::openapi::path::Operation {
+    let mut resp = ResponseBuilder::new().description("success");
+    if status == 308 {
+        resp = resp.header(
+            "Location",
+            header("/docs/", utoipa::openapi::schema::Type::String),
+        );
+    } else {
+        resp = resp.content(ctype, Content::new(None::<Ref>));
+    }
+    OperationBuilder::new()
+        .tag("operations")
+        .summary(Some(summary))
+        .response(status.to_string(), resp.build())
+        .build()
+}
+
+/// The whole document: every route of the table, and the `/_test` routes when the server runs
+/// in test mode (they exist only then).
+pub fn document(test_mode: bool) -> utoipa::openapi::OpenApi {
     let mut doc = Schemas::openapi();
-    for r in http::table().iter().chain(http::test_table().iter()) {
+    let test_routes = if test_mode {
+        http::test_table()
+    } else {
+        Vec::new()
+    };
+    for r in http::table().iter().chain(test_routes.iter()) {
         doc.paths
             .add_path_operation(r.path, vec![method(r.method)], operation(r));
     }
-    let get = |summary: &str, ctype: &str| {
-        OperationBuilder::new()
-            .tag("operations")
-            .summary(Some(summary))
-            .response(
-                "200",
-                ResponseBuilder::new()
-                    .description("success")
-                    .content(ctype, Content::new(None::<Ref>))
-                    .build(),
-            )
-            .build()
-    };
-    doc.paths.add_path_operation(
-        "/openapi.json",
-        vec![HttpMethod::Get],
-        get("This document", "application/json"),
-    );
-    doc.paths.add_path_operation(
-        "/docs",
-        vec![HttpMethod::Get],
-        get("Redirects to /docs/ (308)", "text/plain"),
-    );
-    doc.paths.add_path_operation(
-        "/docs/{_:.*}",
-        vec![HttpMethod::Get],
-        get("Swagger UI, served from the binary", "text/html"),
-    );
+    for (path, summary, status, ctype) in [
+        ("/openapi.json", "This document", 200, "application/json"),
+        (
+            "/docs",
+            "Redirects to /docs/, Swagger UI (served from the binary)",
+            308,
+            "",
+        ),
+    ] {
+        doc.paths.add_path_operation(
+            path,
+            vec![HttpMethod::Get],
+            plain_get(summary, status, ctype),
+        );
+    }
     if let Some(c) = doc.components.as_mut() {
         c.add_security_scheme(
             "admin_token",
@@ -285,7 +404,62 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// RFC 3339 dates as the server reads them (chrono): a real month and day (29 February aside).
+const DATE_PATTERN: &str = r"\d{4}-((0[13578]|1[02])-(0[1-9]|[12]\d|3[01])|(0[469]|11)-(0[1-9]|[12]\d|30)|02-(0[1-9]|1\d|2[0-8]))";
+
+/// The `pattern` of a string `format` the server parses (a format alone is only an annotation
+/// in JSON Schema 2020-12, so a client or a generator may not hold to it).
+fn format_pattern(format: &str) -> Option<String> {
+    match format {
+        "date" => Some(format!("^{DATE_PATTERN}$")),
+        "date-time" => Some(format!(
+            "^{DATE_PATTERN}T([01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(\\.\\d{{1,9}})?(Z|[+-]([01]\\d|2[0-3]):[0-5]\\d)$"
+        )),
+        _ => None,
+    }
+}
+
+/// Adds to every schema with a `date` or `date-time` format the pattern of that format.
+fn add_format_patterns(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let pattern = map
+                .get("format")
+                .and_then(|f| f.as_str())
+                .filter(|_| !map.contains_key("pattern"))
+                .and_then(format_pattern);
+            if let Some(p) = pattern {
+                map.insert("pattern".into(), p.into());
+            }
+            map.values_mut().for_each(add_format_patterns);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(add_format_patterns),
+        _ => {}
+    }
+}
+
+/// Request schemas that need one of two properties (a rule a derive cannot state).
+const ONE_OF_REQUIRED: &[(&str, [&str; 2])] =
+    &[("LicenseRequest", ["instance_url", "instance_uid"])];
+
+/// The document as served: [`document`], with the patterns of its formats and the
+/// [`ONE_OF_REQUIRED`] rules.
+pub fn document_json(test_mode: bool) -> serde_json::Value {
+    let mut v = serde_json::to_value(document(test_mode)).unwrap_or_default();
+    add_format_patterns(&mut v);
+    for (schema, fields) in ONE_OF_REQUIRED {
+        let either: Vec<serde_json::Value> = fields
+            .iter()
+            .map(|f| serde_json::json!({"required": [f], "properties": {*f: {"type": "string"}}}))
+            .collect();
+        if let Some(s) = v["components"]["schemas"][*schema].as_object_mut() {
+            s.insert("anyOf".into(), either.into());
+        }
+    }
+    v
+}
+
 /// `GET /openapi.json`.
-pub async fn serve() -> HttpResponse {
-    HttpResponse::Ok().json(document())
+pub async fn serve(state: actix_web::web::Data<crate::app::AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(document_json(state.test_mode.is_some()))
 }

@@ -124,10 +124,13 @@ pub async fn delete_plugin(
 /// A new version: the JSON body, or the query string beside an archive body.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct VersionQuery {
+    /// Required: 1 to 64 of `A-Z`, `a-z`, `0-9`, `.`, `-` or `_`.
     #[serde(default)]
+    #[schema(value_type = String, required = true, pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub num: Option<String>,
     /// `stable` when absent; GLPI hides other stabilities unless pre-releases are enabled.
     #[serde(default)]
+    #[schema(pattern = r"^[a-z]{1,16}$")]
     pub stability: Option<String>,
     /// A requirement on the GLPI version in Cargo's semver syntax (`~10.0`, `>=10.0.10, <12`):
     /// the marketplace offers this version only to the GLPI versions that meet it. Absent or

@@ -86,8 +86,11 @@ list_params! {
         /// Only the keys of this subscriber's subscriptions (an unknown one answers 400).
         subscriber_id,
         /// `active` or `revoked`.
+        #[param(pattern = r"^(active|revoked)$")]
         status,
-        /// Only the keys whose display prefix starts with this, compared case-insensitively.
+        /// Only the keys whose display prefix starts with this, compared case-insensitively
+        /// (1 to 64 characters).
+        #[param(pattern = r"^[ -~]*[!-~][ -~]*$", max_length = 64)]
         prefix,
     }
 }
@@ -98,6 +101,7 @@ list_params! {
         /// Only this subscriber's subscriptions (an unknown one answers 400).
         subscriber_id,
         /// `active`, `suspended` or `cancelled`.
+        #[param(pattern = r"^(active|suspended|cancelled)$")]
         status,
     }
 }
@@ -110,6 +114,7 @@ list_params! {
         /// Only the licenses of this plugin (its key).
         plugin,
         /// `active` or `revoked`.
+        #[param(pattern = r"^(active|revoked)$")]
         status,
     }
 }
@@ -120,6 +125,7 @@ list_params! {
         /// Only this subscriber's keys (an unknown one answers 400).
         subscriber_id,
         /// `active` or `revoked`.
+        #[param(pattern = r"^(active|revoked)$")]
         status,
     }
 }
@@ -128,6 +134,7 @@ list_params! {
     /// `GET /v1/admin/webhooks/{id}/deliveries`.
     DeliveryParams {
         /// `pending`, `delivered` or `failed`.
+        #[param(pattern = r"^(pending|delivered|failed)$")]
         status,
     }
 }

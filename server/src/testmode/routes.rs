@@ -96,11 +96,21 @@ pub async fn journal(state: web::Data<AppState>, q: web::Query<JournalQuery>) ->
     Ok(HttpResponse::Ok().json(json!({"items": items})))
 }
 
+/// `POST /_test/fixtures`. The body is read as JSON first: a derived `Deserialize` would also
+/// take an array of the fields in order (`[]` would be an empty fixture set), and the document
+/// describes an object.
 pub async fn load_fixtures(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<Fixtures>,
+    body: web::Json<serde_json::Value>,
 ) -> Res {
+    if !body.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid JSON body: the fixtures are an object",
+        ));
+    }
+    let body: Fixtures = serde_json::from_value(body.into_inner())
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     let now = state.clock.now_naive();
     let actor = Actor::new("test", client_addr(&req));
     let loaded =
