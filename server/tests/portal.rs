@@ -980,6 +980,23 @@ fn the_console_issues_lists_and_revokes_licenses_enrollment_keys_and_invitations
         .as_str()
         .unwrap()
         .to_owned();
+    // Renewed for one term (30 days) from its expiry.
+    let before = admin_get(&server, &format!("/v1/admin/licenses/{id}"))["expires_at"]
+        .as_str()
+        .unwrap()
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .unwrap();
+    let r = v.post(
+        &format!("/console/licenses/{id}/renew"),
+        &[("csrf_token", &list.csrf())],
+    );
+    assert_eq!(r.status, 303);
+    let after = admin_get(&server, &format!("/v1/admin/licenses/{id}"))["expires_at"]
+        .as_str()
+        .unwrap()
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .unwrap();
+    assert_eq!(after - before, chrono::Duration::days(30));
     let r = v.post(
         &format!("/console/licenses/{id}/revoke"),
         &[("csrf_token", &list.csrf())],
@@ -1018,8 +1035,45 @@ fn the_console_issues_lists_and_revokes_licenses_enrollment_keys_and_invitations
             ("csrf_token", &csrf),
         ],
     );
-    assert!(key_of(&issued).starts_with("ENR-"));
+    let enr_key = key_of(&issued);
+    assert!(enr_key.starts_with("ENR-"));
     assert!(v.get("/console/enrollment-keys").body.contains("0 of 2"));
+    // An agent enrolls; the console lists it under its key and releases it (its use freed).
+    let r = c
+        .post(format!("{base}/v1/enrollments"))
+        .json(&json!({"enrollment_key": enr_key, "agent_id": "pc-1", "hostname": "pc-1.lan"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let kid = admin_get(&server, "/v1/admin/enrollment-keys")["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let agents_path = format!("/console/enrollment-keys/{kid}/enrollments");
+    assert!(
+        v.get("/console/enrollment-keys")
+            .body
+            .contains(&agents_path)
+    );
+    let agents = v.get(&agents_path);
+    assert_eq!(agents.status, 200);
+    assert!(agents.body.contains("pc-1.lan"), "{}", agents.body);
+    let eid = admin_get(
+        &server,
+        &format!("/v1/admin/enrollment-keys/{kid}/enrollments"),
+    )["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = v.post(
+        &format!("/console/enrollments/{eid}/release"),
+        &[("csrf_token", &agents.csrf())],
+    );
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        admin_get(&server, &format!("/v1/admin/enrollment-keys/{kid}"))["uses"],
+        0
+    );
     let bad = v.post(
         "/console/enrollment-keys",
         &[

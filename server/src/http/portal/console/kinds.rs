@@ -25,6 +25,15 @@ pub(super) fn routes(scope: Scope) -> Scope {
                 .route(web::get().to(kinds::enrollment_keys_page))
                 .route(web::post().to(kinds::issue_enrollment_key)),
         )
+        .route("/licenses/{id}/renew", web::post().to(renew_license))
+        .route(
+            "/enrollment-keys/{id}/enrollments",
+            web::get().to(enrollments_page),
+        )
+        .route(
+            "/enrollments/{id}/release",
+            web::post().to(release_enrollment),
+        )
         .route(
             "/enrollment-keys/{id}/revoke",
             web::post().to(kinds::revoke_enrollment_key),
@@ -84,6 +93,39 @@ fn issued(v: &Vendor, path: &'static str, notice: String, shown: String) -> Res 
 
 // ---------------------------------------------------------------- licenses
 
+fn license_actions(id: &str, status: KeyStatus) -> Vec<RowAction> {
+    let mut actions = revoke_action("/console/licenses", id, status);
+    if status != KeyStatus::Revoked {
+        let renew = format!("/console/licenses/{id}/renew");
+        actions.push(act(renew, "Renew one term", "secondary renew"));
+    }
+    actions
+}
+
+/// Renews a license for one more term of its plugin, from its expiry (or from now when it
+/// has expired).
+pub(super) async fn renew_license(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Res {
+    let _v = signed_in!(state, req, &form.csrf_token);
+    let now = state.clock.now_naive();
+    let a = actor(&req);
+    run(&state.db, move |c| {
+        let l = licenses::get(c, &id)?;
+        let days = crate::db::plugin_terms::find(c, &l.plugin)?
+            .map_or(crate::domain::catalogue::DEFAULT_LICENSE_TERM_DAYS, |t| {
+                t.term_days()
+            });
+        let until = l.expires_at.max(now) + chrono::Duration::days(i64::from(days));
+        licenses::renew(c, &id, until, now, &a)
+    })
+    .await?;
+    Ok(see_other("/console/licenses"))
+}
+
 pub(super) async fn licenses_page(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -132,7 +174,7 @@ pub(super) async fn licenses_page(
                 ),
                 cell("Expires", when(l.expires_at)),
             ],
-            actions: revoke_action("/console/licenses", &l.id, l.status),
+            actions: license_actions(&l.id, l.status),
             id: l.id,
         })
         .collect();
@@ -214,7 +256,15 @@ pub(super) async fn enrollment_keys_page(
             field("max_uses", "Agents it may enroll (0: unlimited)", true),
         ],
     });
-    p.headers = vec!["Key", "Entity", "Status", "Uses", "Subscriber", "Expires"];
+    p.headers = vec![
+        "Key",
+        "Entity",
+        "Status",
+        "Uses",
+        "Agents",
+        "Subscriber",
+        "Expires",
+    ];
     p.rows = found
         .items
         .into_iter()
@@ -224,6 +274,10 @@ pub(super) async fn enrollment_keys_page(
                 cell("Entity", k.entity.clone()),
                 status_cell("Status", k.status.as_str()),
                 cell("Uses", uses(k.uses, k.max_uses)),
+                Cell {
+                    href: Some(format!("/console/enrollment-keys/{}/enrollments", k.id)),
+                    ..cell("Agents", "List")
+                },
                 cell("Subscriber", k.subscriber_id.clone()),
                 cell(
                     "Expires",
@@ -301,6 +355,70 @@ pub(super) async fn revoke_enrollment_key(
     let now = state.clock.now_naive();
     let a = actor(&req);
     run(&state.db, move |c| enrollments::revoke(c, &id, now, &a)).await?;
+    Ok(see_other("/console/enrollment-keys"))
+}
+
+/// `GET /console/enrollment-keys/{id}/enrollments`: the agents a key enrolled, each with
+/// "Release" (frees its use).
+pub(super) async fn enrollments_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> Res {
+    let v = signed_in!(state, req);
+    let lq = ListQuery {
+        limit: Some(PAGE),
+        cursor: q.cursor.clone(),
+        ..ListQuery::default()
+    };
+    let key_id = id.into_inner();
+    let kid = key_id.clone();
+    let found = run(&state.db, move |c| {
+        enrollments::list_enrollments(c, &kid, &lq)
+    })
+    .await?;
+    let mut p = ListPage::new(&v, "/console/enrollment-keys", "Enrolled agents");
+    p.next_href = found
+        .next_cursor
+        .map(|c| format!("/console/enrollment-keys/{key_id}/enrollments?cursor={c}"));
+    p.headers = vec!["Agent", "Host name", "Enrolled", "Released"];
+    p.rows = found
+        .items
+        .into_iter()
+        .map(|e| Row {
+            cells: vec![
+                cell("Agent", e.agent_id.clone()),
+                cell("Host name", or_dash(e.hostname.as_deref())),
+                cell("Enrolled", when(e.enrolled_at)),
+                cell(
+                    "Released",
+                    e.released_at.map(when).unwrap_or_else(|| "—".into()),
+                ),
+            ],
+            actions: if e.released_at.is_none() {
+                let path = format!("/console/enrollments/{}/release", e.id);
+                vec![act(path, "Release", "danger release")]
+            } else {
+                Vec::new()
+            },
+            id: e.id,
+        })
+        .collect();
+    p.done()
+}
+
+/// Releases an enrolled agent: its use is free again.
+pub(super) async fn release_enrollment(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Res {
+    let _v = signed_in!(state, req, &form.csrf_token);
+    let now = state.clock.now_naive();
+    let a = actor(&req);
+    run(&state.db, move |c| enrollments::release(c, &id, now, &a)).await?;
     Ok(see_other("/console/enrollment-keys"))
 }
 
