@@ -214,7 +214,7 @@ impl Client {
         self.clock.now()
     }
 
-    fn server(&self) -> Result<String, Error> {
+    pub(crate) fn server(&self) -> Result<String, Error> {
         self.server_url
             .clone()
             .or_else(|| self.load().map(|e| e.server_url))

@@ -232,7 +232,7 @@ impl Client {
         agent_id: &str,
         hostname: Option<&str>,
     ) -> Result<Enrollment, Error> {
-        let server = self.server_for_kinds()?;
+        let server = self.server()?;
         let issuer = self.issuer.clone().unwrap_or_else(|| server.clone());
         let file = CacheFile::new(self.kind_cache_path("enrollment", &[key.expose(), agent_id]));
         match self.enroll_online(&server, &issuer, key, agent_id, hostname) {
@@ -343,22 +343,11 @@ impl Client {
     /// The cache file of the license `key`: beside this instance's cache, named from a digest
     /// of the key (never the key itself).
     pub fn license_cache_path(&self, key: &PlainKey) -> PathBuf {
-        let digest = ring::digest::digest(&ring::digest::SHA256, key.expose().as_bytes());
-        let base = self.cache.path();
-        let mut name = base.file_name().unwrap_or_default().to_os_string();
-        name.push(format!(".license-{}", hex::encode(&digest.as_ref()[..8])));
-        base.with_file_name(name)
+        self.kind_cache_path("license", &[key.expose()])
     }
 
     fn license_cache(&self, key: &PlainKey) -> CacheFile {
         CacheFile::new(self.license_cache_path(key))
-    }
-
-    fn server_for_kinds(&self) -> Result<String, Error> {
-        self.server_url
-            .clone()
-            .or_else(|| self.load().map(|e| e.server_url))
-            .ok_or_else(|| Error::Config("no server URL configured or cached".into()))
     }
 
     /// The server, issuer and instance in force: the configured ones, else the instance's
