@@ -14,8 +14,11 @@ use diesel::prelude::*;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-/// How often the recorded refreshes are written out.
-pub const FLUSH_EVERY_SECS: u64 = 5;
+/// How often the recorded refreshes are written out. Every second, so that a fleet walking its
+/// keys at tens of thousands of requests a second stays under [`CAPACITY`] between two flushes
+/// (at 5 s, 100,000 keys seen once each filled the map, and every further refresh was written
+/// by its own request).
+pub const FLUSH_EVERY_SECS: u64 = 1;
 /// The most bindings recorded between two flushes (about 100 bytes each).
 pub const CAPACITY: usize = 65_536;
 /// Refreshes written per write transaction, so a flush never holds SQLite's writer long.
@@ -68,11 +71,17 @@ impl LastSeen {
 }
 
 /// Writes one refresh (never moving `last_seen_at` back).
+///
+/// Run on the backend's own connection, where the statement is prepared once and found again
+/// by its type (through [`AnyConnection`] it was prepared and finalized on every call).
 pub fn write_one(c: &mut AnyConnection, id: &str, at: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(r::registrations.find(id))
+    let update = diesel::update(r::registrations.find(id))
         .filter(r::last_seen_at.lt(at))
-        .set(r::last_seen_at.eq(at))
-        .execute(c)
+        .set(r::last_seen_at.eq(at));
+    match c {
+        AnyConnection::Sqlite(c) => update.execute(c),
+        AnyConnection::Postgresql(c) => update.execute(c),
+    }
 }
 
 /// The size of the write transactions a flush uses.
