@@ -322,9 +322,12 @@ fn http_server(
     // its stack and malloc arena, which grew the RSS under mixed load).
     let blocking_threads = state.db.pool().max_size() as usize;
     let data = web::Data::new(state.clone());
+    let url = settings.database_url();
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            // each worker's own read connection (built once per worker, see `db::reader`)
+            .app_data(db::reader::Reader::new(&data.db, &url))
             .app_data(
                 web::JsonConfig::default()
                     .limit(MAX_JSON_BODY)

@@ -20,16 +20,20 @@ type StateRow = (KeyRow, SubscriptionRow, String, Option<RegistrationRow>);
 /// without building its SQL text again (through the multi-backend wrapper the SQL, about 150
 /// quoted identifiers, was built on every call: a third of a cache-off request).
 pub fn load_state(c: &mut AnyConnection, key: &RegistrationKey) -> Result<KeyState> {
+    load_state_by_hash(c, &key.hash())
+}
+
+/// [`load_state`] by the key's hash (`RegistrationKey::hash`), for a caller that has it already.
+pub fn load_state_by_hash(c: &mut AnyConnection, hash: &str) -> Result<KeyState> {
     use super::schema::{
         registration_keys::dsl as k, subscribers::dsl as o, subscriptions::dsl as s,
     };
-    let hash = key.hash();
     macro_rules! state_query {
         () => {
             k::registration_keys
                 .inner_join(s::subscriptions.inner_join(o::subscribers))
                 .left_join(r::registrations.on(r::key_id.eq(k::id).and(r::released_at.is_null())))
-                .filter(k::key_hash.eq(&hash))
+                .filter(k::key_hash.eq(hash))
                 .select((
                     KeyRow::as_select(),
                     SubscriptionRow::as_select(),

@@ -26,6 +26,7 @@ pub mod page;
 pub mod plugin_terms;
 pub mod plugins;
 pub mod read_only;
+pub mod reader;
 pub mod refusals;
 pub mod registrations;
 pub mod schema;

@@ -98,6 +98,12 @@ impl Db {
         self.shared.generations.clone()
     }
 
+    /// Records that binding `id` was used at `at`, to be written in the next batch; `false` when
+    /// the record is full (the caller then writes the refresh itself).
+    pub fn record_last_seen(&self, id: &str, at: chrono::NaiveDateTime) -> bool {
+        self.shared.last_seen.record(id, at)
+    }
+
     /// The use of binding `id` recorded and not yet written, if any (the admin API shows it).
     pub fn pending_last_seen(&self, id: &str) -> Option<chrono::NaiveDateTime> {
         self.shared.last_seen.pending_for(id)

@@ -99,8 +99,8 @@ pub fn claims(
             .map(|o| o.title.clone())
             .unwrap_or_else(|| sub.offer.clone()),
         entitlements: entitlements(offers, &sub.offer, input.status),
-        subscription_begin: Some(sub.begin_date.format("%Y-%m-%d").to_string()),
-        subscription_end: sub.end_date.map(|d| d.format("%Y-%m-%d").to_string()),
+        subscription_begin: Some(super::subscription::iso_date(sub.begin_date)),
+        subscription_end: sub.end_date.map(super::subscription::iso_date),
         owner: input.owner.to_owned(),
         grace_until,
         ver: input.key.ver,

@@ -3,9 +3,11 @@
 
 use super::lookup as guard;
 use crate::app::AppState;
+use crate::db::reader::Reader;
 use crate::db::{self, audit::Actor, key_state, registrations};
 use crate::domain::binding::{KeyState, same_instance};
 use crate::domain::glpi::{Info, Lang, Outcome, Owner, Subscription};
+use crate::domain::subscription::iso_date;
 use crate::http::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
 use glpi_network_shared::RegistrationKey;
@@ -108,8 +110,8 @@ pub(crate) fn valid_info(state: &AppState, ks: &KeyState, lang: Lang) -> Info {
                 .unwrap_or_else(|| sub.offer.clone()),
             offer_reference: sub.offer.clone(),
             is_running: outcome == Outcome::Running,
-            begin_date: sub.begin_date.format("%Y-%m-%d").to_string(),
-            end_date: sub.end_date.map(|d| d.format("%Y-%m-%d").to_string()),
+            begin_date: iso_date(sub.begin_date),
+            end_date: sub.end_date.map(iso_date),
         }),
     }
 }
@@ -158,7 +160,37 @@ pub async fn registration_info(
     if let Some(ks) = cached {
         return Ok(HttpResponse::Ok().json(valid_info(&state, &ks, lang)));
     }
+    let reader = req.app_data::<Reader>();
+    let from_worker = reader.and_then(|r| info_from_worker(&state, r, &hash, uid.as_deref(), now));
+    state.metrics.key_read(from_worker.is_some());
+    if let Some(ks) = from_worker {
+        return Ok(HttpResponse::Ok().json(valid_info(&state, &ks, lang)));
+    }
     info_from_database(&state, &caller, (key, hash), uid, now, lang).await
+}
+
+/// `/info` read on the worker's own connection when the answer needs no write: the instance
+/// already bound (a due `last_seen_at` recorded for the next batch), or a usable key without a
+/// UID. `None` sends the request down the pooled path, which binds, refuses and audits.
+fn info_from_worker(
+    state: &AppState,
+    reader: &Reader,
+    hash: &str,
+    uid: Option<&str>,
+    now: chrono::NaiveDateTime,
+) -> Option<std::sync::Arc<KeyState>> {
+    let stamp = state.keys.stamp(hash);
+    let mut ks = reader.state(hash)?;
+    match uid {
+        Some(uid) => {
+            same_instance(&ks, None, Some(uid), now).then_some(())?;
+            reader.note_use(&mut ks, now).then_some(())?;
+        }
+        None => ks.usable_by(None, now).ok()?,
+    }
+    let ks = std::sync::Arc::new(ks);
+    state.keys.put(hash, ks.clone(), stamp);
+    Some(ks)
 }
 
 /// `/info` from the database (binding the UID on the first valid call); the state read is

@@ -3,6 +3,7 @@
 use super::lookup as guard;
 use super::run;
 use crate::app::AppState;
+use crate::db::reader::Reader;
 use crate::db::{audit::Actor, registrations};
 use crate::domain::binding::{Binding, KeyState};
 use crate::domain::token;
@@ -139,6 +140,28 @@ fn cached_validation(
     (st.is_valid() && fresh).then_some((ks, st))
 }
 
+/// A valid validation read on the worker's own connection (a due `last_seen_at` recorded for
+/// the next batch); `None` sends the request down the pooled path, which refreshes the signing
+/// keys and audits refusals. The state is cached under the stamp taken before the read.
+fn validate_from_worker(
+    state: &AppState,
+    reader: &Reader,
+    hash: &str,
+    canonical: &str,
+    now: chrono::NaiveDateTime,
+) -> Option<(Arc<KeyState>, ValidationStatus)> {
+    if state.signer.is_stale() {
+        return None;
+    }
+    let stamp = state.keys.stamp(hash);
+    let mut ks = reader.state(hash)?;
+    let status = ks.status_for(canonical, now);
+    (status.is_valid() && reader.note_use(&mut ks, now)).then_some(())?;
+    let ks = Arc::new(ks);
+    state.keys.put(hash, ks.clone(), stamp);
+    Some((ks, status))
+}
+
 /// A validation read from the database: a valid state is cached under the stamp taken before
 /// the read; any other forgets the key's cached state (a cached "valid" read before a change
 /// made elsewhere, and not yet notified, is never served after this answer).
@@ -187,9 +210,20 @@ pub async fn validate_instance(
     state
         .metrics
         .key_cache(state.keys.enabled(), cached.is_some());
+    let from_worker = || {
+        let reader = req.app_data::<Reader>()?;
+        validate_from_worker(&state, reader, &hash, &canonical, now)
+    };
     let (ks, status) = match cached {
         Some(hit) => hit,
-        None => validate_from_database(&state, &caller, key, url, now).await?,
+        None => {
+            let read = from_worker();
+            state.metrics.key_read(read.is_some());
+            match read {
+                Some(hit) => hit,
+                None => validate_from_database(&state, &caller, key, url, now).await?,
+            }
+        }
     };
     state
         .metrics

@@ -31,6 +31,10 @@ pub struct Metrics {
     pub key_cache_hits: IntCounter,
     /// ... and those that went to the database (absent, stale, or not answerable from memory).
     pub key_cache_misses: IntCounter,
+    /// Key states read from the database by `/info` and validations on the worker's own
+    /// connection (`db::reader`), and through the pool (the complete path).
+    pub key_reads_worker: IntCounter,
+    pub key_reads_pool: IntCounter,
     /// Webhook delivery attempts by outcome: `delivered`, `retry` (failed, due again),
     /// `failed` (the schedule is over), `unrecorded`.
     pub webhook_deliveries: IntCounterVec,
@@ -61,6 +65,27 @@ fn outbox_depth(r: &Registry) -> prometheus::IntGauge {
     )
 }
 
+/// The counters of key-cache look-ups: `(hit, miss)`.
+fn key_cache_lookups(r: &Registry) -> (IntCounter, IntCounter) {
+    let help = "Key states looked up by /info and validations: hit (answered from memory) or miss";
+    let lookups = counters(r, "key_cache_lookups_total", help, &["result"]);
+    (
+        lookups.with_label_values(&["hit"]),
+        lookups.with_label_values(&["miss"]),
+    )
+}
+
+/// The counters of key-state reads by path: `(worker, pool)`.
+fn key_state_reads(r: &Registry) -> (IntCounter, IntCounter) {
+    let help = "Key states read from the database by /info and validations, by path: worker \
+                (the worker's own SQLite connection) or pool";
+    let reads = counters(r, "key_state_reads_total", help, &["path"]);
+    (
+        reads.with_label_values(&["worker"]),
+        reads.with_label_values(&["pool"]),
+    )
+}
+
 /// Request latency buckets, in seconds.
 const LATENCY_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -72,17 +97,13 @@ impl Metrics {
             Registry::new_custom(Some("glpi_network".into()), None).expect("valid prefix");
         let r = &registry;
         let signing_buckets = vec![0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005];
-        let key_cache = counters(
-            r,
-            "key_cache_lookups_total",
-            "Key states looked up by /info and validations: hit (answered from memory) or miss",
-            &["result"],
-        );
+        let (key_cache_hits, key_cache_misses) = key_cache_lookups(r);
         let latency_opts = HistogramOpts::new(
             "http_request_duration_seconds",
             "HTTP request latency by route",
         )
         .buckets(LATENCY_BUCKETS.to_vec());
+        let (key_reads_worker, key_reads_pool) = key_state_reads(r);
         let signing_opts = HistogramOpts::new("token_signing_seconds", "Time to sign one token")
             .buckets(signing_buckets);
         Metrics {
@@ -122,8 +143,10 @@ impl Metrics {
             ),
             webhook_deliveries: delivery_outcomes(r),
             webhook_outbox_depth: outbox_depth(r),
-            key_cache_hits: key_cache.with_label_values(&["hit"]),
-            key_cache_misses: key_cache.with_label_values(&["miss"]),
+            key_reads_worker,
+            key_reads_pool,
+            key_cache_hits,
+            key_cache_misses,
             registry,
         }
     }
@@ -134,6 +157,15 @@ impl Metrics {
             (false, _) => {}
             (true, true) => self.key_cache_hits.inc(),
             (true, false) => self.key_cache_misses.inc(),
+        }
+    }
+
+    /// Counts one key-state read from the database, on the worker's connection or the pool.
+    pub fn key_read(&self, on_worker: bool) {
+        if on_worker {
+            self.key_reads_worker.inc();
+        } else {
+            self.key_reads_pool.inc();
         }
     }
 

@@ -19,3 +19,4 @@ mod processes;
 mod registrations;
 mod shared_state;
 mod tokens;
+mod worker_reads;
