@@ -55,9 +55,15 @@ impl LastSeen {
         self.pending().get(id).copied()
     }
 
-    /// Takes everything recorded so far (the map is left empty, its memory released).
+    /// Takes everything recorded so far (the map is left empty, its memory released), in the
+    /// order of the bindings' ids. Ids are time-ordered (UUID v7), so this is nearly the rows'
+    /// order on disk: each write transaction then changes a run of neighbouring pages instead
+    /// of as many scattered pages as it has rows (in a map's order, the 1,000,000-key fleet
+    /// wrote ~1.5 pages per refresh to the WAL, 3 `pwrite` per request).
     pub fn take(&self) -> Vec<(String, NaiveDateTime)> {
-        std::mem::take(&mut *self.pending()).into_iter().collect()
+        let mut items: Vec<_> = std::mem::take(&mut *self.pending()).into_iter().collect();
+        items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        items
     }
 
     /// Puts back refreshes a failed flush could not write (never past [`CAPACITY`]).
@@ -105,8 +111,10 @@ mod tests {
         assert!(ls.record("a", t("2026-01-01T00:01:00")));
         assert!(ls.record("a", t("2026-01-01T00:00:00")));
         assert_eq!(ls.pending_for("a"), Some(t("2026-01-01T00:01:00")));
+        assert!(ls.record("0", t("2026-01-01T00:00:00")));
         let taken = ls.take();
-        assert_eq!(taken.len(), 1);
+        assert_eq!(taken.len(), 2);
+        assert_eq!(taken[0].0, "0", "in the order of the ids");
         assert_eq!(ls.pending_for("a"), None);
     }
 
