@@ -362,3 +362,90 @@ fn a_bad_plugin_at_the_end_undoes_everything_before_it() {
     assert!(err.to_string().contains("plugins[1]"), "{err}");
     assert_eq!(counts(&mut conn), baseline);
 }
+
+/// A document of `n` keys, each bound to its own instance, and maybe a bad plugin at the end.
+fn bulk(n: usize, bad_plugin_at_the_end: bool) -> Fixtures {
+    let keys: Vec<Value> = (0..n)
+        .map(|i| json!({"key": format!("BULK-KEY-{i}"), "subscription": "s1"}))
+        .collect();
+    let registrations: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"key": format!("BULK-KEY-{i}"),
+                   "instance_url": format!("https://glpi-{i}.bulk.example/glpi")})
+        })
+        .collect();
+    let plugins = if bad_plugin_at_the_end {
+        json!([{"key": "Bad-Key", "name": "Bad"}])
+    } else {
+        json!([])
+    };
+    serde_json::from_value(json!({
+        "subscribers": [{"ref": "acme", "name": "ACME"}],
+        "subscriptions": [{"ref": "s1", "subscriber": "acme", "offer": "advanced"}],
+        "keys": keys,
+        "registrations": registrations,
+        "plugins": plugins,
+    }))
+    .unwrap()
+}
+
+/// A load that queues more audit events than a transaction keeps in memory writes them out as
+/// it goes ([`db::SPILL_AT`]): the chain is still one intact chain with every event, in order,
+/// and a failure after the spills still undoes every row and every event.
+#[test]
+fn a_bulk_load_spills_its_events_and_stays_all_or_nothing() {
+    let n = db::SPILL_AT; // two events per key: the queue spills about twice
+    let pool = db::Db::open("sqlite::memory:", 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    fixtures::reset(&mut conn, now()).unwrap();
+    let baseline = counts(&mut conn);
+
+    let err =
+        fixtures::load(&mut conn, &bulk(n, true), now(), &Actor::new("test", None)).unwrap_err();
+    assert!(err.to_string().contains("plugins[0]"), "{err}");
+    assert_eq!(
+        counts(&mut conn),
+        baseline,
+        "nothing of a failed bulk load stays"
+    );
+
+    let loaded =
+        fixtures::load(&mut conn, &bulk(n, false), now(), &Actor::new("test", None)).unwrap();
+    assert_eq!(loaded.keys.len(), n);
+    let after = counts(&mut conn);
+    assert_eq!(after.keys - baseline.keys, n as i64);
+    assert_eq!(after.registrations - baseline.registrations, n as i64);
+    assert!(
+        after.audit_events - baseline.audit_events >= 2 * n as i64,
+        "an event per key and per binding: {after:?}"
+    );
+    match db::audit::verify_chain(&mut conn).unwrap() {
+        db::audit::ChainCheck::Intact { events } => {
+            assert_eq!(
+                events as i64, after.audit_events,
+                "one chain, every event in it"
+            )
+        }
+        broken => panic!("the chain broke across the spills: {broken:?}"),
+    }
+    let kinds: Vec<String> = {
+        use schema::audit_events::dsl as a;
+        a::audit_events
+            .order(a::id.asc())
+            .select(a::action)
+            .load(&mut *conn)
+            .unwrap()
+    };
+    let first_bind = kinds
+        .iter()
+        .position(|k| k.starts_with("registration"))
+        .unwrap();
+    assert!(
+        kinds[..first_bind]
+            .iter()
+            .filter(|k| *k == "key.issue")
+            .count()
+            == n,
+        "every key.issue event comes before the first binding's, as the load wrote them"
+    );
+}

@@ -38,7 +38,7 @@ pub mod txn;
 pub mod webhooks;
 
 pub use error::{Error, Result};
-pub use txn::{Conn, Db, Touches, Transact, Txn};
+pub use txn::{Conn, Db, SPILL_AT, Touches, Transact, Txn};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;

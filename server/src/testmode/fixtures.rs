@@ -273,6 +273,7 @@ fn load_keys(
         let row = keys::insert(c, sub_id, &plaintext, status, expires_at, now, actor)
             .map_err(|e| e.within(what.clone()))?;
         out.keys.insert(k.reference.clone().unwrap_or(what), row.id);
+        c.spill_if_large()?;
         bar.inc(1);
     }
     Ok(())
@@ -307,6 +308,7 @@ fn load_registrations(
         let bound = registrations::register(c, &key, url.as_ref(), uid.as_deref(), now, actor)
             .map_err(|e| e.within(what))?;
         out.registrations.push(bound.registration.id);
+        c.spill_if_large()?;
         bar.inc(1);
     }
     Ok(())

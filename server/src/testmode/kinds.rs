@@ -138,6 +138,7 @@ fn load_licenses(
         let row =
             licenses::insert(c, &new, &key, now, actor).map_err(|e| e.within(what.clone()))?;
         ids.insert(l.reference.clone().unwrap_or(what), row.id);
+        c.spill_if_large()?;
     }
     Ok(ids)
 }
@@ -171,6 +172,7 @@ fn load_enrollment_keys(
         let row =
             enrollments::insert(c, &new, &key, now, actor).map_err(|x| x.within(what.clone()))?;
         ids.insert(e.reference.clone().unwrap_or(what), row.id);
+        c.spill_if_large()?;
     }
     Ok(ids)
 }
@@ -209,6 +211,7 @@ fn load_invitations(
         let row =
             invitations::insert(c, &new, &key, now, actor).map_err(|x| x.within(what.clone()))?;
         ids.insert(v.reference.clone().unwrap_or(what), row.id);
+        c.spill_if_large()?;
     }
     Ok(ids)
 }
