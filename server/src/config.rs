@@ -17,7 +17,7 @@
 //! | `--failed-lookups-per-minute` | `GLPI_NETWORK_FAILED_LOOKUPS_PER_MINUTE` | `30` |
 //! | `--registrations-per-key-per-minute` | `GLPI_NETWORK_REGISTRATIONS_PER_KEY_PER_MINUTE` | `30` |
 //! | `--trusted-proxy` | `GLPI_NETWORK_TRUSTED_PROXIES` | none |
-//! | `--workers` | `GLPI_NETWORK_WORKERS` | number of cores + 1 |
+//! | `--workers` | `GLPI_NETWORK_WORKERS` | number of cores (+ 1 on an SQLite file) |
 //! | `--log-format` | `GLPI_NETWORK_LOG_FORMAT` | `text` (or `json`) |
 //! | `--portal-signup` | `GLPI_NETWORK_PORTAL_SIGNUP` | `open` (or `invite`, `off`) |
 //! | `--webhooks-allow-private` | `GLPI_NETWORK_WEBHOOKS_ALLOW_PRIVATE` | off (webhook targets must be public addresses) |
@@ -164,7 +164,7 @@ pub struct Settings {
         value_parser = clap::value_parser!(u64).range(0..=MAX_KEY_CACHE_TTL_SECS)
     )]
     pub key_cache_ttl: u64,
-    /// HTTP worker threads (default: one per core, plus one).
+    /// HTTP worker threads (default: one per core, plus one on an SQLite file).
     #[arg(
         long,
         env = "GLPI_NETWORK_WORKERS",

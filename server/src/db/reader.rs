@@ -19,6 +19,22 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use std::cell::RefCell;
 
+/// The SQLite file the workers read keys from, when `url` names one (not PostgreSQL, not an
+/// in-memory database).
+fn read_path(url: &str) -> Option<String> {
+    match Backend::from_url(url) {
+        Ok(b @ Backend::Sqlite(_)) if b.is_memory() => None,
+        Ok(Backend::Sqlite(path)) => Some(path),
+        _ => None,
+    }
+}
+
+/// Whether the HTTP workers read keys themselves on a database at `url` (an SQLite file); on
+/// PostgreSQL they go through the pool.
+pub fn reads_on_workers(url: &str) -> bool {
+    read_path(url).is_some()
+}
+
 /// One worker's read connection, opened on first use (see the module documentation).
 pub struct Reader {
     db: Db,
@@ -37,14 +53,9 @@ impl Reader {
     /// PostgreSQL and an in-memory database every call answers `None`). `url` is the one `db`
     /// was opened on.
     pub fn new(db: &Db, url: &str) -> Reader {
-        let path = match Backend::from_url(url) {
-            Ok(b @ Backend::Sqlite(_)) if b.is_memory() => None,
-            Ok(Backend::Sqlite(path)) => Some(path),
-            _ => None,
-        };
         Reader {
             db: db.clone(),
-            path,
+            path: read_path(url),
             conn: RefCell::new(None),
         }
     }
@@ -111,6 +122,18 @@ mod tests {
     use std::time::{Duration, Instant};
 
     const KEY: &str = "GN-READER-TEST-KEY";
+
+    #[test]
+    fn only_an_sqlite_file_is_read_on_the_workers() {
+        assert!(reads_on_workers("sqlite:///var/lib/glpi-network/db.sqlite"));
+        assert!(reads_on_workers("sqlite:data.db"));
+        assert!(reads_on_workers("data.db"));
+        assert!(!reads_on_workers("sqlite::memory:"));
+        assert!(!reads_on_workers(":memory:"));
+        assert!(!reads_on_workers("postgres://postgres@127.0.0.1/gn"));
+        assert!(!reads_on_workers("postgresql://postgres@127.0.0.1/gn"));
+        assert!(!reads_on_workers("mysql://root@127.0.0.1/gn"));
+    }
 
     /// A migrated SQLite file with one key bound to an instance, every connection closed.
     fn database(dir: &std::path::Path) -> String {
