@@ -339,6 +339,7 @@ fn http_server(
     let blocking_threads = state.db.pool().max_size() as usize;
     let data = web::Data::new(state.clone());
     let url = settings.database_url();
+    let reads_on_workers = db::reader::reads_on_workers(&url);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
@@ -378,7 +379,6 @@ fn http_server(
     .keep_alive(Duration::from_secs(30))
     .worker_max_blocking_threads(blocking_threads)
     .shutdown_timeout(5);
-    let reads_on_workers = db::reader::reads_on_workers(&settings.database_url());
     Ok(server
         .workers(worker_count(settings.workers, reads_on_workers))
         .run())

@@ -260,6 +260,13 @@ impl Txn<'_> {
         if self.audit.len() + self.outbox.len() < SPILL_AT {
             return Ok(());
         }
+        self.write_queues()
+    }
+
+    /// Appends the queued audit events to the chain and writes the queued webhook events to
+    /// the outbox (under the audit chain's lock too, see `write_outbox`), leaving both queues
+    /// empty.
+    fn write_queues(&mut self) -> diesel::QueryResult<()> {
         audit::append_chained(self.conn, &self.audit)?;
         self.audit.clear();
         webhooks::write_outbox(self.conn, &self.outbox)?;
@@ -272,9 +279,7 @@ impl Txn<'_> {
     /// deadlock with row locks.
     fn finish(&mut self) -> diesel::QueryResult<()> {
         super::notify::send_touched(self.conn, self.origin, self.scope.all, &self.scope.keys)?;
-        audit::append_chained(self.conn, &self.audit)?;
-        // under the audit chain's lock too (see `write_outbox`)
-        webhooks::write_outbox(self.conn, &self.outbox)
+        self.write_queues()
     }
 }
 
