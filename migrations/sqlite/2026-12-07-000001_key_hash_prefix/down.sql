@@ -1,0 +1,1 @@
+DROP INDEX registration_keys_hash_prefix;
