@@ -234,19 +234,6 @@ run_baseline() {
     stop_server
 }
 
-# The fixture: one subscriber, one subscription, KEYS keys, each bound to its own instance.
-write_fixture() {
-    awk -v n="$KEYS" 'BEGIN {
-        printf "{\"subscribers\":[{\"ref\":\"fleet\",\"name\":\"Fleet Corp\"}],"
-        printf "\"subscriptions\":[{\"ref\":\"fleet\",\"subscriber\":\"fleet\",\"offer\":\"basic\"}],\n\"keys\":["
-        for (i = 0; i < n; i++) printf "%s{\"key\":\"KEY-%d\",\"subscription\":\"fleet\"}\n", (i ? "," : ""), i
-        printf "],\n\"registrations\":["
-        for (i = 0; i < n; i++)
-            printf "%s{\"key\":\"KEY-%d\",\"instance_url\":\"https://glpi-%d.fleet.example/glpi\",\"instance_uid\":\"uid-%d\"}\n", (i ? "," : ""), i, i, i
-        print "]}"
-    }' >"$1"
-}
-
 check_project() {
     local label=$1 cache=$2 k body
     for k in 0 "$MID" "$LAST"; do
@@ -303,7 +290,7 @@ run_project() {
 
 FIXTURE=$WORK/fleet.json
 T0=$(now_ms)
-write_fixture "$FIXTURE"
+write_fixture "$KEYS" "$FIXTURE"
 note "fixture file: $KEYS keys and registrations, $(($(stat -c %s "$FIXTURE") / 1024)) KiB, written in $(($(now_ms) - T0)) ms"
 
 REPORT=$WORK/report.md

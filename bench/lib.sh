@@ -213,5 +213,19 @@ wrk_run() {
     }' <<<"$line"
 }
 
+# write_fixture N FILE: the fleet fixture, one subscriber, one subscription, N keys KEY-0 ...
+# KEY-<N-1>, key i bound to https://glpi-<i>.fleet.example/glpi with UID uid-<i> (wrk/fleet.lua).
+write_fixture() {
+    awk -v n="$1" 'BEGIN {
+        printf "{\"subscribers\":[{\"ref\":\"fleet\",\"name\":\"Fleet Corp\"}],"
+        printf "\"subscriptions\":[{\"ref\":\"fleet\",\"subscriber\":\"fleet\",\"offer\":\"basic\"}],\n\"keys\":["
+        for (i = 0; i < n; i++) printf "%s{\"key\":\"KEY-%d\",\"subscription\":\"fleet\"}\n", (i ? "," : ""), i
+        printf "],\n\"registrations\":["
+        for (i = 0; i < n; i++)
+            printf "%s{\"key\":\"KEY-%d\",\"instance_url\":\"https://glpi-%d.fleet.example/glpi\",\"instance_uid\":\"uid-%d\"}\n", (i ? "," : ""), i, i, i
+        print "]}"
+    }' >"$2"
+}
+
 # fmt_us MICROSECONDS: "0.41 ms".
 fmt_us() { awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
