@@ -114,7 +114,7 @@ fi
 for b in "${BINS[@]}"; do [ -x "$b" ] || die "no server binary at $b"; done
 build_baseline
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/gn-compare.XXXXXX")
+work_dir compare
 cleanup() {
     local rc=$?
     stop_server
@@ -126,9 +126,6 @@ cleanup() {
     fi
     rm -rf "$WORK"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-: >"$WORK/server.log"
 
 # route|kind|server|cache|rps|p50|p99|errors|cpu_us|hits|rss_kib
 RESULTS=$WORK/results

@@ -36,14 +36,7 @@ done
 
 need_tools
 build_server
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/gn-pairs.XXXXXX")
-cleanup() {
-    stop_server
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-: >"$WORK/server.log"
+work_dir pairs
 
 # load N: the fleet of N keys into $WORK/fleet-N (loaded once, copied before each run)
 load() {

@@ -213,6 +213,21 @@ wrk_run() {
     }' <<<"$line"
 }
 
+# work_dir NAME: the run's scratch directory in WORK (gn-NAME.XXXXXX, with an empty server.log),
+# removed at exit by cleanup. The default cleanup stops the server and drops the PostgreSQL
+# database; a script that must do more at exit defines its own cleanup() after this call.
+work_dir() {
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/gn-$1.XXXXXX")
+    : >"$WORK/server.log"
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+cleanup() {
+    stop_server
+    pg_drop
+    rm -rf "$WORK"
+}
+
 # write_fixture N FILE: the fleet fixture, one subscriber, one subscription, N keys KEY-0 ...
 # KEY-<N-1>, key i bound to https://glpi-<i>.fleet.example/glpi with UID uid-<i> (wrk/fleet.lua).
 write_fixture() {

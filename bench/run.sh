@@ -51,14 +51,7 @@ REST=$((N_LARGE - N_SMALL - POOL - ISSUE_TIMED))
 
 need_tools "$(grep -qw postgres <<<"$BACKENDS" && echo postgres)"
 build_server
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/gn-bench.XXXXXX")
-cleanup() {
-    stop_server
-    pg_drop
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+work_dir bench
 
 RESULTS=$WORK/results # route|backend|keys|rps|p50|p99|errors|server CPU µs per request
 : >"$RESULTS"

@@ -30,7 +30,7 @@ WINDOWS=$((SECS / WINDOW))
 
 need_tools "$DB_KIND"
 build_server
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/gn-soak.XXXXXX")
+work_dir soak
 cleanup() {
     stop_server
     pg_drop
@@ -49,8 +49,6 @@ cleanup() {
     fi
     rm -rf "$WORK"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 if [ "$DB_KIND" = postgres ]; then pg_create; db=$PG_URL; else db="sqlite://$WORK/soak.db"; fi
 : >"$WORK/server.log"

@@ -28,24 +28,9 @@ perf stat -e syscalls:sys_enter_futex true >/dev/null 2>&1 || die "perf cannot c
 
 need_tools
 build_server
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/gn-syscalls.XXXXXX")
-cleanup() {
-    stop_server
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-: >"$WORK/server.log"
+work_dir syscalls
 
-awk -v n="$KEYS" 'BEGIN {
-    printf "{\"subscribers\":[{\"ref\":\"fleet\",\"name\":\"Fleet Corp\"}],"
-    printf "\"subscriptions\":[{\"ref\":\"fleet\",\"subscriber\":\"fleet\",\"offer\":\"basic\"}],\n\"keys\":["
-    for (i = 0; i < n; i++) printf "%s{\"key\":\"KEY-%d\",\"subscription\":\"fleet\"}\n", (i ? "," : ""), i
-    printf "],\n\"registrations\":["
-    for (i = 0; i < n; i++)
-        printf "%s{\"key\":\"KEY-%d\",\"instance_url\":\"https://glpi-%d.fleet.example/glpi\",\"instance_uid\":\"uid-%d\"}\n", (i ? "," : ""), i, i, i
-    print "]}"
-}' >"$WORK/fleet.json"
+write_fixture "$KEYS" "$WORK/fleet.json"
 DB="sqlite://$WORK/bench.db"
 export BENCH_READY_TIMEOUT=$((120 + KEYS / 100))
 log "loading $KEYS keys"
