@@ -32,6 +32,7 @@ pub mod registrations;
 pub mod schema;
 pub mod sealed;
 pub mod signing_keys;
+pub mod sqltime;
 pub mod subscribers;
 pub mod subscriptions;
 pub mod txn;

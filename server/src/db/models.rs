@@ -2,6 +2,7 @@
 //! (time-ordered, so cursors can page by id); times are UTC `NaiveDateTime`s.
 
 use super::schema::*;
+use super::sqltime::Fast;
 use crate::domain::binding::Binding;
 use crate::domain::key::{Key, KeyStatus};
 use crate::domain::offer::Offer;
@@ -44,11 +45,15 @@ pub struct SubscriptionRow {
     pub id: String,
     pub subscriber_id: String,
     pub offer: String,
+    #[diesel(deserialize_as = Fast<NaiveDate>)]
     pub begin_date: NaiveDate,
+    #[diesel(deserialize_as = Fast<Option<NaiveDate>>)]
     pub end_date: Option<NaiveDate>,
     pub status: String,
     pub trial: bool,
+    #[diesel(deserialize_as = Fast<NaiveDateTime>)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = Fast<NaiveDateTime>)]
     pub updated_at: NaiveDateTime,
 }
 
@@ -60,8 +65,11 @@ pub struct KeyRow {
     pub key_hash: String,
     pub key_prefix: String,
     pub status: String,
+    #[diesel(deserialize_as = Fast<Option<NaiveDateTime>>)]
     pub expires_at: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = Fast<NaiveDateTime>)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = Fast<Option<NaiveDateTime>>)]
     pub revoked_at: Option<NaiveDateTime>,
     pub replaced_by: Option<String>,
     pub ver: i64,
@@ -74,8 +82,11 @@ pub struct RegistrationRow {
     pub key_id: String,
     pub instance_url: Option<String>,
     pub instance_uid: Option<String>,
+    #[diesel(deserialize_as = Fast<NaiveDateTime>)]
     pub bound_at: NaiveDateTime,
+    #[diesel(deserialize_as = Fast<NaiveDateTime>)]
     pub last_seen_at: NaiveDateTime,
+    #[diesel(deserialize_as = Fast<Option<NaiveDateTime>>)]
     pub released_at: Option<NaiveDateTime>,
 }
 
