@@ -250,13 +250,14 @@ mod tests {
         .execute(&mut c)
         .unwrap();
         type Row = (Timestamp, Nullable<Timestamp>, Date, Nullable<Date>);
-        let q = || diesel::dsl::sql::<Row>("SELECT a, b, d, e FROM t ORDER BY n");
-        let fast: Vec<(
+        type FastRow = (
             Fast<NaiveDateTime>,
             Fast<Option<NaiveDateTime>>,
             Fast<NaiveDate>,
             Fast<Option<NaiveDate>>,
-        )> = q().load(&mut c).unwrap();
+        );
+        let q = || diesel::dsl::sql::<Row>("SELECT a, b, d, e FROM t ORDER BY n");
+        let fast: Vec<FastRow> = q().load(&mut c).unwrap();
         let plain: Vec<(
             NaiveDateTime,
             Option<NaiveDateTime>,
