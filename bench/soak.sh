@@ -51,7 +51,6 @@ cleanup() {
 }
 
 if [ "$DB_KIND" = postgres ]; then pg_create; db=$PG_URL; else db="sqlite://$WORK/soak.db"; fi
-: >"$WORK/server.log"
 issue_keys "$db" "$WORK" "$KEYS" "$WORK/hot" >/dev/null
 issue_keys "$db" "$WORK" "$CHURN" "$WORK/churn" >/dev/null
 start_server "$db" "$WORK" "$PORT"

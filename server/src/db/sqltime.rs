@@ -3,7 +3,7 @@
 //! SQLite keeps a `Timestamp` as text (diesel writes `%F %T%.f`) and diesel reads it back with
 //! `NaiveDateTime::parse_from_str`, trying its formats in turn: each value parses the format
 //! string itself again (chrono's `StrftimeItems`). A key's state holds seven such values, and
-//! with the key cache off that parsing was 3% of a `/info`'s CPU. [`Fast`] is what the rows of
+//! with the key cache off that parsing was 9% of a `/info`'s instructions (callgrind). [`Fast`] is what the rows of
 //! that read deserialise through (`#[diesel(deserialize_as = Fast<...>)]`): the text diesel
 //! writes (`YYYY-MM-DD HH:MM:SS[.f]`, or with a `T`) is read at fixed places, and anything else
 //! (other lengths of year, an offset, a leap second, a Julian day number) goes to diesel's own
