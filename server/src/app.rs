@@ -325,6 +325,11 @@ fn worker_count(configured: Option<usize>, reads_on_workers: bool) -> usize {
         .max(1)
 }
 
+/// The threads of the batched key reads on PostgreSQL (`db::batch`): one per core.
+fn key_read_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// The actix server on `listener`: extractor limits and error envelopes, security headers,
 /// test-mode and telemetry middleware, the route table, and the connection timeouts.
 fn http_server(
@@ -340,11 +345,28 @@ fn http_server(
     let data = web::Data::new(state.clone());
     let url = settings.database_url();
     let reads_on_workers = db::reader::reads_on_workers(&url);
+    let batch = match db::Backend::from_url(&url)? {
+        db::Backend::Postgres(u) => {
+            let batches = state.metrics.key_read_batches.clone();
+            let on_batch = move || batches.inc();
+            Some(db::batch::BatchReads::start(
+                &u,
+                key_read_threads(),
+                on_batch,
+            )?)
+        }
+        db::Backend::Sqlite(_) => None,
+    };
     let server = HttpServer::new(move || {
+        // each worker's own read connection (built once per worker, see `db::reader`), or on
+        // PostgreSQL its handle on the batched reads (`db::batch`)
+        let reader = match &batch {
+            Some(b) => db::reader::Reader::batched(&data.db, b.clone()),
+            None => db::reader::Reader::new(&data.db, &url),
+        };
         App::new()
             .app_data(data.clone())
-            // each worker's own read connection (built once per worker, see `db::reader`)
-            .app_data(db::reader::Reader::new(&data.db, &url))
+            .app_data(reader)
             .app_data(
                 web::JsonConfig::default()
                     .limit(MAX_JSON_BODY)

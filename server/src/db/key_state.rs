@@ -23,36 +23,51 @@ pub fn load_state(c: &mut AnyConnection, key: &RegistrationKey) -> Result<KeySta
     load_state_by_hash(c, &key.hash())
 }
 
+/// The key-state statement: `registration_keys` joined to its subscription, its owner's name
+/// and its live binding, filtered by `$by_hash`.
+macro_rules! state_query {
+    ($by_hash:expr) => {{
+        k::registration_keys
+            .inner_join(s::subscriptions.inner_join(o::subscribers))
+            .left_join(r::registrations.on(r::key_id.eq(k::id).and(r::released_at.is_null())))
+            .filter($by_hash)
+            .select((
+                KeyRow::as_select(),
+                SubscriptionRow::as_select(),
+                o::name,
+                Option::<RegistrationRow>::as_select(),
+            ))
+    }};
+}
+
+use super::schema::{registration_keys::dsl as k, subscribers::dsl as o, subscriptions::dsl as s};
+
 /// [`load_state`] by the key's hash (`RegistrationKey::hash`), for a caller that has it already.
 pub fn load_state_by_hash(c: &mut AnyConnection, hash: &str) -> Result<KeyState> {
-    use super::schema::{
-        registration_keys::dsl as k, subscribers::dsl as o, subscriptions::dsl as s,
-    };
-    macro_rules! state_query {
-        ($by_hash:expr) => {
-            k::registration_keys
-                .inner_join(s::subscriptions.inner_join(o::subscribers))
-                .left_join(r::registrations.on(r::key_id.eq(k::id).and(r::released_at.is_null())))
-                .filter($by_hash)
-                .select((
-                    KeyRow::as_select(),
-                    SubscriptionRow::as_select(),
-                    o::name,
-                    Option::<RegistrationRow>::as_select(),
-                ))
-        };
-    }
     let row = match c {
         AnyConnection::Sqlite(c) => state_query!(ByHashPrefix(hash)).first::<StateRow>(c),
         AnyConnection::Postgresql(c) => state_query!(k::key_hash.eq(hash)).first::<StateRow>(c),
     };
-    let (key_row, subscription, owner, registration) = row.optional()?.ok_or(Error::UnknownKey)?;
-    Ok(KeyState {
+    row.optional()?.map(state_of).ok_or(Error::UnknownKey)
+}
+
+/// The states of the keys whose hashes are `hashes`, in one statement on PostgreSQL
+/// (`key_hash = ANY($1)`, prepared once per connection); a hash no key has is left out.
+pub fn load_states_by_hashes(
+    c: &mut diesel::PgConnection,
+    hashes: &[&str],
+) -> QueryResult<Vec<KeyState>> {
+    let rows = state_query!(k::key_hash.eq_any(hashes)).load::<StateRow>(c)?;
+    Ok(rows.into_iter().map(state_of).collect())
+}
+
+fn state_of((key_row, subscription, owner, registration): StateRow) -> KeyState {
+    KeyState {
         key: key_row.into(),
         subscription: subscription.into(),
         owner,
         registration: registration.map(Into::into),
-    })
+    }
 }
 
 /// The first 16 hex digits of a key hash: what SQLite's `registration_keys_hash_prefix` indexes.

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod batch;
 pub mod catalogue;
 pub mod console;
 pub mod enrollments;

@@ -13,6 +13,7 @@
 //! PostgreSQL, whose round trip would block the worker) answers `None`, and the caller takes the
 //! pooled path, which is the complete one.
 
+use super::batch::BatchReads;
 use super::{AnyConnection, Backend, Db, key_state};
 use crate::domain::binding::KeyState;
 use diesel::connection::SimpleConnection;
@@ -35,11 +36,24 @@ pub fn reads_on_workers(url: &str) -> bool {
     read_path(url).is_some()
 }
 
-/// One worker's read connection, opened on first use (see the module documentation).
+/// One worker's read connection, opened on first use (see the module documentation), or on
+/// PostgreSQL its handle on the batched reads ([`super::batch`]).
 pub struct Reader {
     db: Db,
     path: Option<String>,
     conn: RefCell<Option<AnyConnection>>,
+    batch: Option<BatchReads>,
+}
+
+/// Where a key's state was read from the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadPath {
+    /// On the HTTP worker's own SQLite connection.
+    Worker,
+    /// In a batch of reads on PostgreSQL ([`super::batch`]).
+    Batch,
+    /// Through the pool (the complete path: binds, refusals, errors).
+    Pool,
 }
 
 impl std::fmt::Debug for Reader {
@@ -57,12 +71,41 @@ impl Reader {
             db: db.clone(),
             path: read_path(url),
             conn: RefCell::new(None),
+            batch: None,
+        }
+    }
+
+    /// A reader that reads through `batch` (PostgreSQL).
+    pub fn batched(db: &Db, batch: BatchReads) -> Reader {
+        Reader {
+            db: db.clone(),
+            path: None,
+            conn: RefCell::new(None),
+            batch: Some(batch),
+        }
+    }
+
+    /// Where the reads of [`Reader::state`] happen.
+    pub fn path(&self) -> ReadPath {
+        if self.batch.is_some() {
+            ReadPath::Batch
+        } else {
+            ReadPath::Worker
         }
     }
 
     /// The key's state as the database holds it now, or `None` when it cannot be read here
-    /// (not SQLite, unknown key, locked, any error): the caller then reads it through the pool.
-    pub fn state(&self, key_hash: &str) -> Option<KeyState> {
+    /// (an in-memory database, unknown key, locked, any error): the caller then reads it
+    /// through the pool.
+    pub async fn state(&self, key_hash: &str) -> Option<KeyState> {
+        match &self.batch {
+            Some(batch) => batch.state(key_hash).await,
+            None => self.state_here(key_hash),
+        }
+    }
+
+    /// [`Reader::state`] on the worker's own SQLite connection.
+    fn state_here(&self, key_hash: &str) -> Option<KeyState> {
         let mut slot = self.conn.try_borrow_mut().ok()?;
         if slot.is_none() {
             *slot = Some(self.connect()?);
@@ -161,10 +204,10 @@ mod tests {
         // the reader's own database handle only records uses: an in-memory one will do
         let reader = Reader::new(&Db::open("sqlite::memory:", 1).unwrap(), &url);
 
-        let state = reader.state(&hash).expect("a known key is read");
+        let state = reader.state_here(&hash).expect("a known key is read");
         assert_eq!(state.owner, "Reader Corp");
         assert!(
-            reader.state("0".repeat(64).as_str()).is_none(),
+            reader.state_here("0".repeat(64).as_str()).is_none(),
             "unknown key"
         );
 
@@ -178,7 +221,7 @@ mod tests {
         let reader = Reader::new(&Db::open("sqlite::memory:", 1).unwrap(), &url);
         let started = Instant::now();
         assert!(
-            reader.state(&hash).is_none(),
+            reader.state_here(&hash).is_none(),
             "a locked database is not read"
         );
         assert!(
@@ -188,16 +231,23 @@ mod tests {
         );
         locker.batch_execute("COMMIT").unwrap();
         drop(locker);
-        assert!(reader.state(&hash).is_some(), "read again after the lock");
+        assert!(
+            reader.state_here(&hash).is_some(),
+            "read again after the lock"
+        );
     }
 
     #[test]
     fn reads_nothing_from_postgres_or_memory() {
         let db = Db::open("sqlite::memory:", 1).unwrap();
-        assert!(Reader::new(&db, "sqlite::memory:").state("00").is_none());
+        assert!(
+            Reader::new(&db, "sqlite::memory:")
+                .state_here("00")
+                .is_none()
+        );
         assert!(
             Reader::new(&db, "postgres://nobody@127.0.0.1:1/x")
-                .state("00")
+                .state_here("00")
                 .is_none()
         );
     }

@@ -3,7 +3,7 @@
 
 use super::lookup as guard;
 use crate::app::AppState;
-use crate::db::reader::Reader;
+use crate::db::reader::{ReadPath, Reader};
 use crate::db::{self, audit::Actor, key_state, registrations};
 use crate::domain::binding::{KeyState, same_instance};
 use crate::domain::glpi::{Info, Lang, Outcome, Owner, Subscription};
@@ -160,19 +160,20 @@ pub async fn registration_info(
     if let Some(ks) = cached {
         return Ok(HttpResponse::Ok().json(valid_info(&state, &ks, lang)));
     }
-    let reader = req.app_data::<Reader>();
-    let from_worker = reader.and_then(|r| info_from_worker(&state, r, &hash, uid.as_deref(), now));
-    state.metrics.key_read(from_worker.is_some());
-    if let Some(ks) = from_worker {
+    if let Some(reader) = req.app_data::<Reader>()
+        && let Some(ks) = info_from_worker(&state, reader, &hash, uid.as_deref(), now).await
+    {
+        state.metrics.key_read(reader.path());
         return Ok(HttpResponse::Ok().json(valid_info(&state, &ks, lang)));
     }
+    state.metrics.key_read(ReadPath::Pool);
     info_from_database(&state, &caller, (key, hash), uid, now, lang).await
 }
 
 /// `/info` read on the worker's own connection when the answer needs no write: the instance
 /// already bound (a due `last_seen_at` recorded for the next batch), or a usable key without a
 /// UID. `None` sends the request down the pooled path, which binds, refuses and audits.
-fn info_from_worker(
+async fn info_from_worker(
     state: &AppState,
     reader: &Reader,
     hash: &str,
@@ -180,7 +181,7 @@ fn info_from_worker(
     now: chrono::NaiveDateTime,
 ) -> Option<std::sync::Arc<KeyState>> {
     let stamp = state.keys.stamp(hash);
-    let mut ks = reader.state(hash)?;
+    let mut ks = reader.state(hash).await?;
     match uid {
         Some(uid) => {
             same_instance(&ks, None, Some(uid), now).then_some(())?;

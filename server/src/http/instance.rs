@@ -3,7 +3,7 @@
 use super::lookup as guard;
 use super::run;
 use crate::app::AppState;
-use crate::db::reader::Reader;
+use crate::db::reader::{ReadPath, Reader};
 use crate::db::{audit::Actor, registrations};
 use crate::domain::binding::{Binding, KeyState};
 use crate::domain::token;
@@ -143,7 +143,7 @@ fn cached_validation(
 /// A valid validation read on the worker's own connection (a due `last_seen_at` recorded for
 /// the next batch); `None` sends the request down the pooled path, which refreshes the signing
 /// keys and audits refusals. The state is cached under the stamp taken before the read.
-fn validate_from_worker(
+async fn validate_from_worker(
     state: &AppState,
     reader: &Reader,
     hash: &str,
@@ -154,7 +154,7 @@ fn validate_from_worker(
         return None;
     }
     let stamp = state.keys.stamp(hash);
-    let mut ks = reader.state(hash)?;
+    let mut ks = reader.state(hash).await?;
     let status = ks.status_for(canonical, now);
     (status.is_valid() && reader.note_use(&mut ks, now)).then_some(())?;
     let ks = Arc::new(ks);
@@ -210,18 +210,23 @@ pub async fn validate_instance(
     state
         .metrics
         .key_cache(state.keys.enabled(), cached.is_some());
-    let from_worker = || {
-        let reader = req.app_data::<Reader>()?;
-        validate_from_worker(&state, reader, &hash, &canonical, now)
-    };
     let (ks, status) = match cached {
         Some(hit) => hit,
         None => {
-            let read = from_worker();
-            state.metrics.key_read(read.is_some());
-            match read {
-                Some(hit) => hit,
-                None => validate_from_database(&state, &caller, key, url, now).await?,
+            let reader = req.app_data::<Reader>();
+            let read = match reader {
+                Some(r) => validate_from_worker(&state, r, &hash, &canonical, now).await,
+                None => None,
+            };
+            match (read, reader) {
+                (Some(hit), Some(r)) => {
+                    state.metrics.key_read(r.path());
+                    hit
+                }
+                _ => {
+                    state.metrics.key_read(ReadPath::Pool);
+                    validate_from_database(&state, &caller, key, url, now).await?
+                }
             }
         }
     };

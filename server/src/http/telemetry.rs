@@ -2,6 +2,7 @@
 //! log line per request (request id, route, status, latency, key prefix, client).
 
 use crate::app::AppState;
+use crate::db::reader::ReadPath;
 use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -32,9 +33,13 @@ pub struct Metrics {
     /// ... and those that went to the database (absent, stale, or not answerable from memory).
     pub key_cache_misses: IntCounter,
     /// Key states read from the database by `/info` and validations on the worker's own
-    /// connection (`db::reader`), and through the pool (the complete path).
+    /// connection (`db::reader`), in a batch on PostgreSQL (`db::batch`), and through the pool
+    /// (the complete path).
     pub key_reads_worker: IntCounter,
+    pub key_reads_batch: IntCounter,
     pub key_reads_pool: IntCounter,
+    /// The statements of the batched reads (`key_reads_batch` over it is the mean batch).
+    pub key_read_batches: IntCounter,
     /// Webhook delivery attempts by outcome: `delivered`, `retry` (failed, due again),
     /// `failed` (the schedule is over), `unrecorded`.
     pub webhook_deliveries: IntCounterVec,
@@ -75,13 +80,15 @@ fn key_cache_lookups(r: &Registry) -> (IntCounter, IntCounter) {
     )
 }
 
-/// The counters of key-state reads by path: `(worker, pool)`.
-fn key_state_reads(r: &Registry) -> (IntCounter, IntCounter) {
+/// The counters of key-state reads by path: `(worker, batch, pool)`.
+fn key_state_reads(r: &Registry) -> (IntCounter, IntCounter, IntCounter) {
     let help = "Key states read from the database by /info and validations, by path: worker \
-                (the worker's own SQLite connection) or pool";
+                (the worker's own SQLite connection), batch (PostgreSQL reads gathered into one \
+                statement) or pool";
     let reads = counters(r, "key_state_reads_total", help, &["path"]);
     (
         reads.with_label_values(&["worker"]),
+        reads.with_label_values(&["batch"]),
         reads.with_label_values(&["pool"]),
     )
 }
@@ -103,7 +110,7 @@ impl Metrics {
             "HTTP request latency by route",
         )
         .buckets(LATENCY_BUCKETS.to_vec());
-        let (key_reads_worker, key_reads_pool) = key_state_reads(r);
+        let (key_reads_worker, key_reads_batch, key_reads_pool) = key_state_reads(r);
         let signing_opts = HistogramOpts::new("token_signing_seconds", "Time to sign one token")
             .buckets(signing_buckets);
         Metrics {
@@ -144,7 +151,15 @@ impl Metrics {
             webhook_deliveries: delivery_outcomes(r),
             webhook_outbox_depth: outbox_depth(r),
             key_reads_worker,
+            key_reads_batch,
             key_reads_pool,
+            key_read_batches: register(
+                r,
+                IntCounter::new(
+                    "key_state_batches_total",
+                    "Statements that read a batch of key states on PostgreSQL",
+                ),
+            ),
             key_cache_hits,
             key_cache_misses,
             registry,
@@ -160,12 +175,12 @@ impl Metrics {
         }
     }
 
-    /// Counts one key-state read from the database, on the worker's connection or the pool.
-    pub fn key_read(&self, on_worker: bool) {
-        if on_worker {
-            self.key_reads_worker.inc();
-        } else {
-            self.key_reads_pool.inc();
+    /// Counts one key-state read from the database by the path that answered it.
+    pub fn key_read(&self, path: ReadPath) {
+        match path {
+            ReadPath::Worker => self.key_reads_worker.inc(),
+            ReadPath::Batch => self.key_reads_batch.inc(),
+            ReadPath::Pool => self.key_reads_pool.inc(),
         }
     }
 

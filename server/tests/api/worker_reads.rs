@@ -1,8 +1,9 @@
-//! The database path of `/info` and validations with the key cache off: on SQLite a worker
-//! reads a key's state on its own connection (`db::reader`) when the answer needs no write, and
-//! everything else (a bind, a refusal and its audit row, PostgreSQL) goes through the pool.
-//! `/metrics` counts both: `glpi_network_key_state_reads_total{path}`. (A locked database is
-//! tested on the reader itself, in `db::reader`.)
+//! The database path of `/info` and validations with the key cache off: when the answer needs
+//! no write, a worker reads a key's state on its own SQLite connection (`db::reader`), or on
+//! PostgreSQL in a batch of reads (`db::batch`); everything else (a bind, a refusal and its
+//! audit row) goes through the pool. `/metrics` counts each path:
+//! `glpi_network_key_state_reads_total{path}`. (A locked database is tested on the reader
+//! itself, in `db::reader`.)
 
 use crate::glpi::info;
 use crate::helpers::{Db, TestApp, spawn_app};
@@ -11,22 +12,30 @@ use serde_json::json;
 const URL: &str = "https://worker.example.com/glpi";
 const UID: &str = "work0000000000000000000000000000000000001";
 
-/// `(worker, pool)` key-state reads counted by `/metrics`.
-async fn reads(app: &TestApp) -> (u64, u64) {
+/// A counter of `/metrics` (0 when absent).
+fn counter(text: &str, name: &str) -> u64 {
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// `(worker, batch, pool)` key-state reads counted by `/metrics`.
+async fn reads(app: &TestApp) -> (u64, u64, u64) {
     let text = app.metrics().await;
     let count = |path: &str| {
-        let prefix = format!("glpi_network_key_state_reads_total{{path=\"{path}\"}} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(prefix.as_str()))
-            .map_or(0, |n| n.trim().parse().unwrap())
+        counter(
+            &text,
+            &format!("glpi_network_key_state_reads_total{{path=\"{path}\"}}"),
+        )
     };
-    (count("worker"), count("pool"))
+    (count("worker"), count("batch"), count("pool"))
 }
 
 /// The reads since `before`.
-async fn since(app: &TestApp, before: (u64, u64)) -> (u64, u64) {
+async fn since(app: &TestApp, before: (u64, u64, u64)) -> (u64, u64, u64) {
     let now = reads(app).await;
-    (now.0 - before.0, now.1 - before.1)
+    (now.0 - before.0, now.1 - before.1, now.2 - before.2)
 }
 
 async fn status_of(app: &TestApp, key: &str) -> String {
@@ -60,14 +69,14 @@ async fn cache_off(db: Db) -> Option<TestApp> {
     .await
 }
 
-/// Every answer and every rule of the pooled path, with the cache off: `(worker, pool)` as
-/// counted on SQLite; on PostgreSQL every read is a pool read.
+/// Every answer and every rule of the pooled path, with the cache off: `split(read, pool)`
+/// is `read` reads on the worker (SQLite) or in a batch (PostgreSQL) and `pool` through the pool.
 async fn scenario(app: &TestApp, sqlite: bool) {
-    let split = |worker: u64, pool: u64| {
+    let split = |read: u64, pool: u64| {
         if sqlite {
-            (worker, pool)
+            (read, 0, pool)
         } else {
-            (0, worker + pool)
+            (0, read, pool)
         }
     };
     let sub = app.subscription("standard", json!({})).await;
@@ -139,9 +148,67 @@ async fn sqlite_reads_on_the_worker_and_keeps_every_rule() {
 }
 
 #[tokio::test]
-async fn postgres_reads_through_the_pool_and_keeps_every_rule() {
+async fn postgres_reads_in_batches_and_keeps_every_rule() {
     let Some(app) = cache_off(Db::Postgres).await else {
         return;
     };
     scenario(&app, false).await;
+}
+
+/// Concurrent validations of many keys on PostgreSQL: each gets its own key's answer, every
+/// read is a batched one, and the batches gather several reads into one statement.
+#[tokio::test]
+async fn postgres_gathers_concurrent_reads_into_batches() {
+    const KEYS: usize = 48;
+    const ROUNDS: usize = 4;
+    let Some(app) = cache_off(Db::Postgres).await else {
+        return;
+    };
+    let sub = app.subscription("standard", json!({})).await;
+    let mut keys = Vec::new();
+    for i in 0..KEYS {
+        let (_, key) = app.issue_key(&sub).await;
+        let url = format!("https://batch{i}.example.com/glpi");
+        app.register(&key, &url).await.expect(201);
+        keys.push((key, url));
+    }
+    // one key of the lot is revoked: its answer must stay its own
+    let (revoked_id, revoked) = app.issue_key(&sub).await;
+    app.register(&revoked, URL).await.expect(201);
+    app.admin_post(&format!("/v1/admin/keys/{revoked_id}/revoke"), json!({}))
+        .await
+        .expect(200);
+
+    let before = reads(&app).await;
+    let batches_before = counter(&app.metrics().await, "glpi_network_key_state_batches_total");
+    let app = &app;
+    for _ in 0..ROUNDS {
+        let asks = keys.iter().map(|(key, url)| async move {
+            let v = app.validate(key, url).await.expect(200);
+            let token = v["token"].as_str().unwrap();
+            let instance_url = crate::licenses::claims(token)["instance_url"].clone();
+            (v["status"].as_str().unwrap().to_owned(), instance_url, url)
+        });
+        let (answers, refused) = futures::join!(futures::future::join_all(asks), async {
+            status_of(app, &revoked).await
+        });
+        for (status, instance_url, url) in answers {
+            assert_eq!(status, "valid", "{url}");
+            assert_eq!(instance_url, url.as_str(), "each answer is its own key's");
+        }
+        assert_eq!(refused, "key_revoked");
+    }
+    let (worker, batch, pool) = since(app, before).await;
+    let batches =
+        counter(&app.metrics().await, "glpi_network_key_state_batches_total") - batches_before;
+    let n = (KEYS * ROUNDS) as u64;
+    assert_eq!(worker, 0);
+    assert_eq!(batch, n, "every valid read was batched");
+    assert_eq!(pool, ROUNDS as u64, "the refusals went through the pool");
+    // the refused key is read in a batch too, before the pool refuses it
+    assert!(
+        batches > 0 && batches < n + ROUNDS as u64,
+        "{batches} statements for {} reads: concurrent reads share statements",
+        n + ROUNDS as u64
+    );
 }
