@@ -325,9 +325,28 @@ fn worker_count(configured: Option<usize>, reads_on_workers: bool) -> usize {
         .max(1)
 }
 
-/// The threads of the batched key reads on PostgreSQL (`db::batch`): one per core.
-fn key_read_threads() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+/// The batched key reads of a PostgreSQL database at `url` (`db::batch`), one thread per core;
+/// `None` on SQLite, whose workers read on connections of their own.
+fn batched_reads(state: &AppState, url: &str) -> anyhow::Result<Option<db::batch::BatchReads>> {
+    let db::Backend::Postgres(url) = db::Backend::from_url(url)? else {
+        return Ok(None);
+    };
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let batches = state.metrics.key_read_batches.clone();
+    let reads = db::batch::BatchReads::start(&url, threads, move || batches.inc())?;
+    Ok(Some(reads))
+}
+
+/// A worker's key reader: its own SQLite connection, or on PostgreSQL a handle on `batch`.
+fn worker_reader(
+    db: &db::Db,
+    url: &str,
+    batch: Option<&db::batch::BatchReads>,
+) -> db::reader::Reader {
+    match batch {
+        Some(b) => db::reader::Reader::batched(db, b.clone()),
+        None => db::reader::Reader::new(db, url),
+    }
 }
 
 /// The actix server on `listener`: extractor limits and error envelopes, security headers,
@@ -345,28 +364,13 @@ fn http_server(
     let data = web::Data::new(state.clone());
     let url = settings.database_url();
     let reads_on_workers = db::reader::reads_on_workers(&url);
-    let batch = match db::Backend::from_url(&url)? {
-        db::Backend::Postgres(u) => {
-            let batches = state.metrics.key_read_batches.clone();
-            let on_batch = move || batches.inc();
-            Some(db::batch::BatchReads::start(
-                &u,
-                key_read_threads(),
-                on_batch,
-            )?)
-        }
-        db::Backend::Sqlite(_) => None,
-    };
+    let batch = batched_reads(state, &url)?;
     let server = HttpServer::new(move || {
-        // each worker's own read connection (built once per worker, see `db::reader`), or on
-        // PostgreSQL its handle on the batched reads (`db::batch`)
-        let reader = match &batch {
-            Some(b) => db::reader::Reader::batched(&data.db, b.clone()),
-            None => db::reader::Reader::new(&data.db, &url),
-        };
         App::new()
             .app_data(data.clone())
-            .app_data(reader)
+            // each worker's own read connection (built once per worker, see `db::reader`), or
+            // on PostgreSQL its handle on the batched reads (`db::batch`)
+            .app_data(worker_reader(&data.db, &url, batch.as_ref()))
             .app_data(
                 web::JsonConfig::default()
                     .limit(MAX_JSON_BODY)

@@ -140,19 +140,37 @@ fn cached_validation(
     (st.is_valid() && fresh).then_some((ks, st))
 }
 
-/// A valid validation read on the worker's own connection (a due `last_seen_at` recorded for
-/// the next batch); `None` sends the request down the pooled path, which refreshes the signing
-/// keys and audits refusals. The state is cached under the stamp taken before the read.
+/// A valid validation read by the worker's `reader` (its own SQLite connection, or a batch on
+/// PostgreSQL; a due `last_seen_at` recorded for the next batch), counted by the path that
+/// read it; `None` sends the request down the pooled path, which refreshes the signing keys and
+/// audits refusals. The state is cached under the stamp taken before the read.
 async fn validate_from_worker(
+    state: &AppState,
+    reader: Option<&Reader>,
+    hash: &str,
+    canonical: &str,
+    now: chrono::NaiveDateTime,
+) -> Option<(Arc<KeyState>, ValidationStatus)> {
+    let read = match reader {
+        Some(r) if !state.signer.is_stale() => read_valid(state, r, hash, canonical, now).await,
+        _ => None,
+    };
+    let path = match (&read, reader) {
+        (Some(_), Some(r)) => r.path(),
+        _ => ReadPath::Pool,
+    };
+    state.metrics.key_read(path);
+    read
+}
+
+/// The key's state read by `reader` when it is valid for `canonical` and its use is recorded.
+async fn read_valid(
     state: &AppState,
     reader: &Reader,
     hash: &str,
     canonical: &str,
     now: chrono::NaiveDateTime,
 ) -> Option<(Arc<KeyState>, ValidationStatus)> {
-    if state.signer.is_stale() {
-        return None;
-    }
     let stamp = state.keys.stamp(hash);
     let mut ks = reader.state(hash).await?;
     let status = ks.status_for(canonical, now);
@@ -212,23 +230,10 @@ pub async fn validate_instance(
         .key_cache(state.keys.enabled(), cached.is_some());
     let (ks, status) = match cached {
         Some(hit) => hit,
-        None => {
-            let reader = req.app_data::<Reader>();
-            let read = match reader {
-                Some(r) => validate_from_worker(&state, r, &hash, &canonical, now).await,
-                None => None,
-            };
-            match (read, reader) {
-                (Some(hit), Some(r)) => {
-                    state.metrics.key_read(r.path());
-                    hit
-                }
-                _ => {
-                    state.metrics.key_read(ReadPath::Pool);
-                    validate_from_database(&state, &caller, key, url, now).await?
-                }
-            }
-        }
+        None => match validate_from_worker(&state, req.app_data(), &hash, &canonical, now).await {
+            Some(hit) => hit,
+            None => validate_from_database(&state, &caller, key, url, now).await?,
+        },
     };
     state
         .metrics

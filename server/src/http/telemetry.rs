@@ -93,6 +93,12 @@ fn key_state_reads(r: &Registry) -> (IntCounter, IntCounter, IntCounter) {
     )
 }
 
+/// The counter of the statements that read a batch of key states (`db::batch`).
+fn key_state_batches(r: &Registry) -> IntCounter {
+    let help = "Statements that read a batch of key states on PostgreSQL";
+    register(r, IntCounter::new("key_state_batches_total", help))
+}
+
 /// Request latency buckets, in seconds.
 const LATENCY_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -153,13 +159,7 @@ impl Metrics {
             key_reads_worker,
             key_reads_batch,
             key_reads_pool,
-            key_read_batches: register(
-                r,
-                IntCounter::new(
-                    "key_state_batches_total",
-                    "Statements that read a batch of key states on PostgreSQL",
-                ),
-            ),
+            key_read_batches: key_state_batches(r),
             key_cache_hits,
             key_cache_misses,
             registry,
