@@ -73,7 +73,9 @@ impl BatchReads {
     }
 
     /// The key's state as the database holds it now, or `None` when it cannot be read here
-    /// (unknown key, queue full, any error): the caller then reads it through the pool.
+    /// (unknown key, queue full, any error): the caller then reads it through the pool. A
+    /// database that stops answering holds the reader threads, so the caller bounds the wait
+    /// (`http::read_state`).
     pub async fn state(&self, key_hash: &str) -> Option<KeyState> {
         let (reply, answer) = oneshot::channel();
         let ask = Ask {

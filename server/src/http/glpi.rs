@@ -181,7 +181,7 @@ async fn info_from_worker(
     now: chrono::NaiveDateTime,
 ) -> Option<std::sync::Arc<KeyState>> {
     let stamp = state.keys.stamp(hash);
-    let mut ks = reader.state(hash).await?;
+    let mut ks = super::read_state(reader, hash).await?;
     match uid {
         Some(uid) => {
             same_instance(&ks, None, Some(uid), now).then_some(())?;

@@ -172,7 +172,7 @@ async fn read_valid(
     now: chrono::NaiveDateTime,
 ) -> Option<(Arc<KeyState>, ValidationStatus)> {
     let stamp = state.keys.stamp(hash);
-    let mut ks = reader.state(hash).await?;
+    let mut ks = super::read_state(reader, hash).await?;
     let status = ks.status_for(canonical, now);
     (status.is_valid() && reader.note_use(&mut ks, now)).then_some(())?;
     let ks = Arc::new(ks);

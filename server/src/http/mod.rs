@@ -409,7 +409,52 @@ where
     .map_err(ApiError::from)
 }
 
+/// How long a worker waits for its key read (`db::reader`) before taking the pooled path: a
+/// batched read on PostgreSQL (`db::batch`) waits on the reader threads, which a database that
+/// stopped answering holds; the pool has its own time-outs and errors.
+const READ_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The key's state read by the worker's `reader`, or `None` (the caller takes the pooled path)
+/// when it cannot be read there or no answer comes within [`READ_WITHIN`].
+pub(crate) async fn read_state(
+    reader: &crate::db::reader::Reader,
+    hash: &str,
+) -> Option<crate::domain::binding::KeyState> {
+    actix_web::rt::time::timeout(READ_WITHIN, reader.state(hash))
+        .await
+        .ok()
+        .flatten()
+}
+
 /// `201 Created` with a JSON body.
 pub(crate) fn created<T: serde::Serialize>(body: &T) -> HttpResponse {
     HttpResponse::Created().json(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{Db, batch::BatchReads, reader::Reader};
+    use std::time::Instant;
+
+    /// A server that takes the connection and never answers: the read gives up after
+    /// [`READ_WITHIN`] and the caller takes the pooled path, instead of waiting on the reader
+    /// threads.
+    #[actix_web::test]
+    async fn a_database_that_never_answers_sends_the_read_to_the_pool() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "postgres://nobody@127.0.0.1:{}/none",
+            silent.local_addr().unwrap().port()
+        );
+        let reads = BatchReads::start(&url, 1, || ()).unwrap();
+        let reader = Reader::batched(&Db::open("sqlite::memory:", 1).unwrap(), reads);
+        let started = Instant::now();
+        assert!(read_state(&reader, &"0".repeat(64)).await.is_none());
+        let waited = started.elapsed();
+        assert!(
+            waited >= READ_WITHIN && waited < READ_WITHIN * 3,
+            "{waited:?}"
+        );
+    }
 }
