@@ -5,9 +5,9 @@
 //! its key's state. Through the pool that is a hop to a blocking thread, a check-out, one round
 //! trip to a PostgreSQL backend for one row, and the hop back, per request; on two cores those
 //! threads and backends compete with the HTTP workers and the tail of the latency grows with
-//! them. Here a few reader threads (one per core), each with a connection of its own, take the
-//! reads queued by the HTTP workers: the thread whose turn it is waits for the first, takes
-//! every read queued behind it (at most [`MAX_BATCH`]), and answers them all from one
+//! them. Here one reader thread per two cores (one on two cores), each with a connection of its
+//! own, takes the reads queued by the HTTP workers: the thread whose turn it is waits for the
+//! first, takes every read queued behind it (at most [`MAX_BATCH`]), and answers them all from one
 //! `key_hash = ANY($1)` statement (`key_state::load_states_by_hashes`). Under load the batches
 //! grow by themselves (the reads that arrive during a round trip form the next batch); a lone
 //! request is a batch of one.
