@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// The most reads one statement answers.
-pub const MAX_BATCH: usize = 64;
+const MAX_BATCH: usize = 64;
 /// The most reads queued; past it a read takes the pooled path.
 const QUEUE: usize = 1024;
 /// A reader thread's connection is closed after this long without a read.

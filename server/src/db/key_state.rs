@@ -2,7 +2,10 @@
 //! and the refresh of a due `last_seen_at` a read of it records.
 
 use super::models::{KeyRow, RegistrationRow, SubscriptionRow};
-use super::schema::registrations::dsl as r;
+use super::schema::{
+    registration_keys::dsl as k, registrations::dsl as r, subscribers::dsl as o,
+    subscriptions::dsl as s,
+};
 use super::{AnyConnection, Error, Result, Transact};
 use crate::domain::binding::KeyState;
 use chrono::NaiveDateTime;
@@ -39,8 +42,6 @@ macro_rules! state_query {
             ))
     }};
 }
-
-use super::schema::{registration_keys::dsl as k, subscribers::dsl as o, subscriptions::dsl as s};
 
 /// [`load_state`] by the key's hash (`RegistrationKey::hash`), for a caller that has it already.
 pub fn load_state_by_hash(c: &mut AnyConnection, hash: &str) -> Result<KeyState> {
