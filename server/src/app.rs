@@ -93,6 +93,36 @@ fn spawn_last_seen_flush(db: Db) {
     });
 }
 
+/// How often the heap's free pages go back to the system ([`release_freed_memory`]).
+const RELEASE_MEMORY_EVERY: Duration = Duration::from_secs(10);
+
+/// Hands the heap's free pages back to the system every [`RELEASE_MEMORY_EVERY`]. A fleet
+/// walking its keys replaces the key cache's entries all the time; glibc reuses the freed
+/// chunks but keeps the pages between them, and the RSS crept to the bench's high-water mark
+/// (~6 MiB more than what is in use at 100,000 keys). One trim takes a few milliseconds and
+/// runs on a blocking thread.
+fn spawn_memory_release() {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(RELEASE_MEMORY_EVERY);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let took = actix_web::rt::task::spawn_blocking(|| {
+                let t0 = std::time::Instant::now();
+                release_freed_memory();
+                t0.elapsed()
+            })
+            .await;
+            if let Ok(took) = took {
+                tracing::debug!(
+                    micros = took.as_micros() as u64,
+                    "freed heap pages released"
+                );
+            }
+        }
+    });
+}
+
 /// On PostgreSQL, listens for the changes other processes make (see [`crate::db::notify`]) and
 /// drops what they make stale: the changed key's cached state (or every state), and the signing
 /// ring on a change that may be a rotation. Ends when the server's state is dropped.
@@ -436,6 +466,7 @@ impl Application {
             spawn_change_checks(state.db.clone(), state.keys.clone());
         }
         spawn_last_seen_flush(state.db.clone());
+        spawn_memory_release();
         http::delivery::spawn_worker(state.clone());
         let server = http_server(settings, &state, listener)?;
         Ok(Application {
