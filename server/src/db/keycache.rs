@@ -105,6 +105,26 @@ impl Stamp {
     }
 }
 
+/// Where a key hash's entry sits in the cache: the first 128 bits of the hex SHA-256 (any other
+/// text: its SipHash). 16 bytes and no allocation where the hash's own text took 88; two hashes
+/// that share a slot never serve each other's state, since a hit must name the same hash
+/// ([`KeyCache::get`]).
+fn slot(key_hash: &str) -> u128 {
+    let hex = key_hash
+        .as_bytes()
+        .get(..32)
+        .filter(|h| h.iter().all(u8::is_ascii_hexdigit));
+    match hex.and_then(|h| std::str::from_utf8(h).ok()) {
+        Some(h) => u128::from_str_radix(h, 16).unwrap_or_default(),
+        None => {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::hash::DefaultHasher::new();
+            key_hash.hash(&mut hasher);
+            u128::from(hasher.finish())
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Entry {
     state: Arc<KeyState>,
@@ -114,7 +134,7 @@ struct Entry {
 
 /// The cache of one server (keyed by key hash; plaintext keys never enter it).
 pub struct KeyCache {
-    entries: Option<quick_cache::sync::Cache<String, Entry>>,
+    entries: Option<quick_cache::sync::Cache<u128, Entry>>,
     ttl: Duration,
     gens: Arc<Generations>,
     /// Bumped when the database changed (a new largest audit event id).
@@ -128,7 +148,7 @@ pub struct KeyCache {
     seq: AtomicU64,
     /// Per key hash, the sequence of its last [`Self::forget`]: a state read under an older
     /// stamp is never stored nor served.
-    fences: Option<quick_cache::sync::Cache<String, u64>>,
+    fences: Option<quick_cache::sync::Cache<u128, u64>>,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -172,7 +192,7 @@ impl KeyCache {
     fn fenced(&self, key_hash: &str, stamp: &Stamp) -> bool {
         self.fences
             .as_ref()
-            .and_then(|f| f.get(key_hash))
+            .and_then(|f| f.get(&slot(key_hash)))
             .is_some_and(|fence| fence > stamp.seq)
     }
 
@@ -183,8 +203,9 @@ impl KeyCache {
     pub fn forget(&self, key_hash: &str) {
         if let (Some(entries), Some(fences)) = (&self.entries, &self.fences) {
             let fence = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
-            fences.insert(key_hash.to_owned(), fence);
-            entries.remove(key_hash);
+            // a fence on a shared slot also fences the other key: it is only re-read
+            fences.insert(slot(key_hash), fence);
+            entries.remove(&slot(key_hash));
         }
     }
 
@@ -252,7 +273,10 @@ impl KeyCache {
     /// [`Self::get`] at `now`.
     fn get_at(&self, key_hash: &str, now: Instant) -> Option<Arc<KeyState>> {
         let entries = self.entries.as_ref()?;
-        let e = entries.get(key_hash)?;
+        let e = entries.get(&slot(key_hash))?;
+        if e.state.key.key_hash != key_hash {
+            return None; // another key's state in the same slot
+        }
         if e.stamp.same_generations(&self.stamp(key_hash))
             && !self.fenced(key_hash, &e.stamp)
             && self.recently_checked(now)
@@ -260,7 +284,7 @@ impl KeyCache {
         {
             Some(e.state)
         } else {
-            entries.remove(key_hash);
+            entries.remove(&slot(key_hash));
             None
         }
     }
@@ -276,16 +300,17 @@ impl KeyCache {
             && read_under.same_generations(&self.stamp(key_hash))
             && !self.fenced(key_hash, &read_under)
             // a state older than the one cached (a slower concurrent read) never replaces it
+            && state.key.key_hash == key_hash
             && entries
-                .get(key_hash)
-                .is_none_or(|e| e.state.key.ver <= state.key.ver)
+                .get(&slot(key_hash))
+                .is_none_or(|e| e.state.key.key_hash != key_hash || e.state.key.ver <= state.key.ver)
         {
             let entry = Entry {
                 state,
                 stamp: read_under,
                 loaded: now,
             };
-            entries.insert(key_hash.to_owned(), entry);
+            entries.insert(slot(key_hash), entry);
         }
     }
 
@@ -373,6 +398,31 @@ mod tests {
         assert!(serves(&cache, &h, &current));
         gens.invalidate_key(&h);
         assert!(cache.get(&h).is_none());
+    }
+
+    #[test]
+    fn hashes_that_share_a_slot_never_serve_each_others_state() {
+        let (cache, _, a) = setup(Duration::from_secs(60));
+        // the same first 128 bits, another hash
+        let b = format!("{}{}", &a[..32], "f".repeat(32));
+        assert_eq!(slot(&a), slot(&b));
+        let (sa, sb) = (Arc::new(state(&a)), Arc::new(state(&b)));
+        cache.put(&a, sa.clone(), cache.stamp(&a));
+        assert!(serves(&cache, &a, &sa));
+        assert!(cache.get(&b).is_none(), "b must not get a's state");
+        cache.put(&b, sb.clone(), cache.stamp(&b));
+        assert!(serves(&cache, &b, &sb));
+        assert!(cache.get(&a).is_none(), "a must not get b's state");
+        // a state is stored only under its own hash
+        cache.put(&a, sb.clone(), cache.stamp(&a));
+        assert!(cache.get(&a).is_none());
+        // texts that are not hex hashes get slots too, and still only their own state
+        for odd in ["", "short", "zz-not-hex-zz-not-hex-zz-not-hex-zz"] {
+            let s = Arc::new(state(odd));
+            cache.put(odd, s.clone(), cache.stamp(odd));
+            assert!(serves(&cache, odd, &s), "{odd:?}");
+        }
+        assert_ne!(slot("short"), slot("shorter"));
     }
 
     #[test]
