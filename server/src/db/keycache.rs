@@ -111,10 +111,9 @@ impl Stamp {
 /// ([`KeyCache::get`]).
 fn slot(key_hash: &str) -> u128 {
     let hex = key_hash
-        .as_bytes()
         .get(..32)
-        .filter(|h| h.iter().all(u8::is_ascii_hexdigit));
-    match hex.and_then(|h| std::str::from_utf8(h).ok()) {
+        .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+    match hex {
         Some(h) => u128::from_str_radix(h, 16).unwrap_or_default(),
         None => {
             use std::hash::{Hash, Hasher};
@@ -188,11 +187,11 @@ impl KeyCache {
         }
     }
 
-    /// Whether the key was forgotten after `stamp` was taken.
-    fn fenced(&self, key_hash: &str, stamp: &Stamp) -> bool {
+    /// Whether the key in slot `at` was forgotten after `stamp` was taken.
+    fn fenced(&self, at: u128, stamp: &Stamp) -> bool {
         self.fences
             .as_ref()
-            .and_then(|f| f.get(&slot(key_hash)))
+            .and_then(|f| f.get(&at))
             .is_some_and(|fence| fence > stamp.seq)
     }
 
@@ -204,8 +203,9 @@ impl KeyCache {
         if let (Some(entries), Some(fences)) = (&self.entries, &self.fences) {
             let fence = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
             // a fence on a shared slot also fences the other key: it is only re-read
-            fences.insert(slot(key_hash), fence);
-            entries.remove(&slot(key_hash));
+            let at = slot(key_hash);
+            fences.insert(at, fence);
+            entries.remove(&at);
         }
     }
 
@@ -273,18 +273,19 @@ impl KeyCache {
     /// [`Self::get`] at `now`.
     fn get_at(&self, key_hash: &str, now: Instant) -> Option<Arc<KeyState>> {
         let entries = self.entries.as_ref()?;
-        let e = entries.get(&slot(key_hash))?;
+        let at = slot(key_hash);
+        let e = entries.get(&at)?;
         if e.state.key.key_hash != key_hash {
             return None; // another key's state in the same slot
         }
         if e.stamp.same_generations(&self.stamp(key_hash))
-            && !self.fenced(key_hash, &e.stamp)
+            && !self.fenced(at, &e.stamp)
             && self.recently_checked(now)
             && now.saturating_duration_since(e.loaded) < self.ttl * MAX_AGE_TTLS
         {
             Some(e.state)
         } else {
-            entries.remove(&slot(key_hash));
+            entries.remove(&at);
             None
         }
     }
@@ -296,13 +297,16 @@ impl KeyCache {
 
     /// [`Self::put`] at `now`.
     fn put_at(&self, key_hash: &str, state: Arc<KeyState>, read_under: Stamp, now: Instant) {
-        if let Some(entries) = &self.entries
+        let Some(entries) = &self.entries else {
+            return; // the cache is off
+        };
+        let at = slot(key_hash);
+        if state.key.key_hash == key_hash
             && read_under.same_generations(&self.stamp(key_hash))
-            && !self.fenced(key_hash, &read_under)
+            && !self.fenced(at, &read_under)
             // a state older than the one cached (a slower concurrent read) never replaces it
-            && state.key.key_hash == key_hash
             && entries
-                .get(&slot(key_hash))
+                .get(&at)
                 .is_none_or(|e| e.state.key.key_hash != key_hash || e.state.key.ver <= state.key.ver)
         {
             let entry = Entry {
@@ -310,7 +314,7 @@ impl KeyCache {
                 stamp: read_under,
                 loaded: now,
             };
-            entries.insert(slot(key_hash), entry);
+            entries.insert(at, entry);
         }
     }
 
