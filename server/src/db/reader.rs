@@ -237,6 +237,29 @@ mod tests {
         );
     }
 
+    /// The flags of `.cargo/config.toml` reached the SQLite compiled in.
+    #[test]
+    fn the_bundled_sqlite_is_built_as_configured() {
+        #[derive(diesel::QueryableByName)]
+        struct CompileOption {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            compile_options: String,
+        }
+        let mut c = diesel::SqliteConnection::establish(":memory:").unwrap();
+        let options: Vec<String> = diesel::sql_query("PRAGMA compile_options")
+            .load::<CompileOption>(&mut c)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.compile_options)
+            .collect();
+        assert!(options.iter().any(|o| o == "ENABLE_QPSG"), "{options:?}");
+        assert!(options.iter().any(|o| o == "THREADSAFE=1"), "{options:?}");
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "one page cache lock for every connection: {options:?}"
+        );
+    }
+
     #[test]
     fn reads_nothing_from_postgres_or_memory() {
         let db = Db::open("sqlite::memory:", 1).unwrap();
