@@ -25,10 +25,16 @@
 //! TTL, as long as nothing changes; as a last resort against changes made outside the server
 //! (SQL by hand), no entry lives longer than [`MAX_AGE_TTLS`] TTLs. `--key-cache-size 0` turns
 //! the cache off.
+//!
+//! What is stored is decided by how much the cache answers ([`Admission`]): while fewer than
+//! one look-up in [`SPARSE`] hits over the last [`ADMISSION_WINDOW`] look-ups (a fleet larger
+//! than the cache, each instance calling once in a while), only about one state read in
+//! [`SPARSE`] is stored, since storing each one would only evict another that will not be asked
+//! for either; as soon as a window hits more, every state read is stored again.
 
 use crate::domain::binding::KeyState;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// No entry outlives this many TTLs, even when no change is seen.
@@ -36,6 +42,49 @@ pub const MAX_AGE_TTLS: u32 = 12;
 
 /// How many per-key generation counters there are (keys share a counter by hash).
 pub const STRIPES: usize = 16_384;
+
+/// Look-ups per admission window ([`Admission`]).
+pub const ADMISSION_WINDOW: u64 = 8_192;
+/// While fewer than one look-up in this many hit, about one miss in this many is stored.
+pub const SPARSE: u64 = 64;
+
+/// Whether a state read on a miss is stored: always while the cache answers, about one in
+/// [`SPARSE`] while a window of [`ADMISSION_WINDOW`] look-ups hit less than one in [`SPARSE`].
+/// On the 1,000,000-key fleet every look-up misses, and storing each state read cost a miss
+/// three more look-ups in the cache and an eviction (the cache-on fleet ran slower than the
+/// cache-off one); the sampled stores still let keys that come back often in, whose hits then
+/// turn full admission back on. Aligned apart from the counters every stamp reads, which it
+/// would otherwise pull from core to core.
+#[repr(align(128))]
+#[derive(Default)]
+struct Admission {
+    lookups: AtomicU64,
+    hits: AtomicU64,
+    /// `hits` when the last window closed.
+    hits_then: AtomicU64,
+    sparse: AtomicBool,
+}
+
+impl Admission {
+    fn looked_up(&self, hit: bool) {
+        if hit {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        let n = self.lookups.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_multiple_of(ADMISSION_WINDOW) {
+            let hits = self.hits.load(Ordering::Relaxed);
+            let then = self.hits_then.swap(hits, Ordering::Relaxed);
+            let sparse = hits.saturating_sub(then) * SPARSE < ADMISSION_WINDOW;
+            self.sparse.store(sparse, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a state read now is stored.
+    fn admits(&self) -> bool {
+        !self.sparse.load(Ordering::Relaxed)
+            || self.lookups.load(Ordering::Relaxed).is_multiple_of(SPARSE)
+    }
+}
 
 /// The generation counters: one global, [`STRIPES`] per key hash.
 pub struct Generations {
@@ -148,6 +197,7 @@ pub struct KeyCache {
     /// Per key hash, the sequence of its last [`Self::forget`]: a state read under an older
     /// stamp is never stored nor served.
     fences: Option<quick_cache::sync::Cache<u128, u64>>,
+    admission: Admission,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -175,6 +225,7 @@ impl KeyCache {
             started: Instant::now(),
             seq: AtomicU64::new(0),
             fences: on.then(|| quick_cache::sync::Cache::new(capacity.max(1024))),
+            admission: Admission::default(),
         }
     }
 
@@ -267,7 +318,11 @@ impl KeyCache {
     /// or, as of a check younger than the TTL, in the database) and younger than
     /// [`MAX_AGE_TTLS`] TTLs.
     pub fn get(&self, key_hash: &str) -> Option<Arc<KeyState>> {
-        self.get_at(key_hash, Instant::now())
+        let got = self.get_at(key_hash, Instant::now());
+        if self.enabled() {
+            self.admission.looked_up(got.is_some());
+        }
+        got
     }
 
     /// [`Self::get`] at `now`.
@@ -300,6 +355,9 @@ impl KeyCache {
         let Some(entries) = &self.entries else {
             return; // the cache is off
         };
+        if !self.admission.admits() {
+            return; // the cache hardly answers: see `Admission`
+        }
         let at = slot(key_hash);
         if state.key.key_hash == key_hash
             && read_under.same_generations(&self.stamp(key_hash))
@@ -385,6 +443,52 @@ mod tests {
     /// Whether the cache serves exactly `expected` (the very value stored) for `h`.
     fn serves(cache: &KeyCache, h: &str, expected: &Arc<KeyState>) -> bool {
         cache.get(h).is_some_and(|got| Arc::ptr_eq(&got, expected))
+    }
+
+    /// A miss, then the state read stored as the servers do; whether it is served afterwards.
+    fn miss_and_store(cache: &KeyCache, h: &str) -> bool {
+        assert!(cache.get(h).is_none(), "{h} was not cached yet");
+        let stamp = cache.stamp(h);
+        cache.put(h, Arc::new(state(h)), stamp);
+        cache.get_at(h, Instant::now()).is_some()
+    }
+
+    #[test]
+    fn a_cache_that_answers_nothing_stores_few_states_until_it_answers_again() {
+        let gens: Arc<Generations> = Arc::default();
+        let cache = KeyCache::new(100_000, Duration::from_secs(60), gens);
+        cache.note_latest_event(Some(1));
+        // distinct 128-bit slots, as real hashes have
+        let key = |i: u64| format!("{i:016x}{}", "5".repeat(48));
+        // a first window of misses: every state read is stored
+        for i in 0..ADMISSION_WINDOW {
+            assert!(
+                miss_and_store(&cache, &key(i)),
+                "stored while admitting all"
+            );
+        }
+        // no hit in that window: about one state read in SPARSE is stored
+        let walk = 100 * SPARSE;
+        let stored = (ADMISSION_WINDOW..ADMISSION_WINDOW + walk)
+            .filter(|&i| miss_and_store(&cache, &key(i)))
+            .count() as u64;
+        assert!(
+            (walk / SPARSE / 2..=walk / SPARSE * 2).contains(&stored),
+            "{stored} of {walk} stored"
+        );
+        // a key asked for again and again gets in, and its hits turn full admission back on
+        let hot = key(u64::MAX);
+        let tries = (0..4 * SPARSE)
+            .position(|_| miss_and_store(&cache, &hot))
+            .expect("a key that keeps coming back is stored");
+        assert!(tries < 2 * SPARSE as usize, "stored after {tries} misses");
+        for _ in 0..2 * ADMISSION_WINDOW {
+            assert!(cache.get(&hot).is_some());
+        }
+        assert!(
+            miss_and_store(&cache, &key(u64::MAX - 1)),
+            "admitting all again"
+        );
     }
 
     #[test]
