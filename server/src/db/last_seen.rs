@@ -50,7 +50,10 @@ impl Id {
 
     fn into_string(self) -> String {
         match self {
-            Id::Uuid(u) => uuid::Uuid::from_u128(u).hyphenated().to_string(),
+            Id::Uuid(u) => {
+                let mut buf = uuid::Uuid::encode_buffer();
+                (*uuid::Uuid::from_u128(u).hyphenated().encode_lower(&mut buf)).to_owned()
+            }
             Id::Text(t) => t.into_string(),
         }
     }
@@ -188,6 +191,95 @@ where
 
 impl<C, T, ST> RunQueryDsl<C> for Refresh<'_, T, ST> {}
 
+/// Writes a batch of refreshes (never moving a `last_seen_at` back) in one statement, prepared
+/// once per connection: on SQLite the batch is bound as one JSON object (id: timestamp) that
+/// `json_each` walks, on PostgreSQL as two arrays that `unnest` zips. One statement a row cost
+/// the flusher a bind, a step and a reset each (a fifth of its time on the 1,000,000-key fleet)
+/// and on PostgreSQL a round trip each. Returns how many rows changed.
+pub fn write_batch(c: &mut AnyConnection, batch: &[(String, NaiveDateTime)]) -> QueryResult<usize> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    match c {
+        AnyConnection::Sqlite(c) => {
+            // sized for a batch of UUIDs and full timestamps, so it is written without a copy
+            let mut json = Vec::with_capacity(batch.len() * 72 + 2);
+            serde_json::to_writer(&mut json, &AsObject(batch))
+                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+            let json = String::from_utf8(json)
+                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+            SqliteBatch(&json).execute(c)
+        }
+        AnyConnection::Postgresql(c) => {
+            let ids: Vec<&str> = batch.iter().map(|(id, _)| id.as_str()).collect();
+            let ats: Vec<NaiveDateTime> = batch.iter().map(|(_, at)| *at).collect();
+            PgBatch {
+                ids: &ids,
+                ats: &ats,
+            }
+            .execute(c)
+        }
+    }
+}
+
+/// A batch as the JSON object `{"<id>": "<timestamp as diesel writes it to SQLite>", ...}`.
+struct AsObject<'a>(&'a [(String, NaiveDateTime)]);
+
+impl serde::Serialize for AsObject<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(id, at)| (id, sqlite_timestamp(*at))))
+    }
+}
+
+/// `UPDATE registrations ... FROM json_each($batch)` (SQLite). `+last_seen_at` has no
+/// affinity, so the stored text is compared with the batch's text as text, as diesel's own
+/// comparison does, without SQLite first trying each value as a number (the column is
+/// `TIMESTAMP`: numeric affinity).
+struct SqliteBatch<'a>(&'a str);
+
+impl QueryId for SqliteBatch<'_> {
+    type QueryId = SqliteBatch<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<diesel::sqlite::Sqlite> for SqliteBatch<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, diesel::sqlite::Sqlite>) -> QueryResult<()> {
+        out.push_sql("UPDATE registrations SET last_seen_at = j.value FROM json_each(");
+        out.push_bind_param::<Text, _>(self.0)?;
+        out.push_sql(
+            ") AS j WHERE registrations.id = j.key AND +registrations.last_seen_at < j.value",
+        );
+        Ok(())
+    }
+}
+
+impl<C> RunQueryDsl<C> for SqliteBatch<'_> {}
+
+/// `UPDATE registrations ... FROM unnest($ids, $ats)` (PostgreSQL).
+struct PgBatch<'a> {
+    ids: &'a [&'a str],
+    ats: &'a [NaiveDateTime],
+}
+
+impl QueryId for PgBatch<'_> {
+    type QueryId = PgBatch<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<diesel::pg::Pg> for PgBatch<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, diesel::pg::Pg>) -> QueryResult<()> {
+        use diesel::sql_types::Array;
+        out.push_sql("UPDATE registrations AS r SET last_seen_at = v.at FROM unnest(");
+        out.push_bind_param::<Array<Text>, _>(self.ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Timestamp>, _>(self.ats)?;
+        out.push_sql(") AS v(id, at) WHERE r.id = v.id AND r.last_seen_at < v.at");
+        Ok(())
+    }
+}
+
+impl<C> RunQueryDsl<C> for PgBatch<'_> {}
+
 /// The size of the write transactions a flush uses.
 pub fn batches(
     items: &[(String, NaiveDateTime)],
@@ -271,6 +363,40 @@ mod tests {
         }
         let taken_uuids: Vec<&String> = taken.iter().take(3).collect();
         assert_eq!(taken_uuids, uuids, "UUIDs first, in their text's order");
+    }
+
+    /// SQLite walks the batch and finds each row through the primary key's index: never a scan
+    /// of `registrations` (1,000,000 rows on the large fleet).
+    #[test]
+    fn sqlite_finds_each_row_of_a_batch_by_its_id() {
+        use diesel::sql_types::Text;
+        #[derive(QueryableByName)]
+        struct PlanRow {
+            #[diesel(sql_type = Text)]
+            detail: String,
+        }
+        let db = crate::db::Db::open("sqlite::memory:", 1).unwrap();
+        let mut conn = db.get().unwrap();
+        let AnyConnection::Sqlite(c) = &mut *conn else {
+            panic!("an SQLite connection")
+        };
+        let json = r#"{"a": "2026-01-01 00:00:00"}"#;
+        let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&SqliteBatch(json)).to_string();
+        let sql = sql.split(" -- binds:").next().unwrap();
+        let plan: Vec<PlanRow> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .bind::<Text, _>(json)
+            .load(c)
+            .unwrap();
+        let plan: Vec<_> = plan.into_iter().map(|r| r.detail).collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.starts_with("SEARCH registrations USING INDEX") && d.contains("(id=?)")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|d| d.starts_with("SCAN registrations")),
+            "{plan:?}"
+        );
     }
 
     #[test]

@@ -126,9 +126,7 @@ impl Db {
         let mut written = 0;
         for batch in last_seen::batches(&items) {
             let result = conn.write(Touches::LastSeen, |tx| {
-                for (id, at) in batch {
-                    last_seen::write_one(tx.conn(), id, *at)?;
-                }
+                last_seen::write_batch(tx.conn(), batch)?;
                 Ok::<_, Error>(())
             });
             if let Err(e) = result {

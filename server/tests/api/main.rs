@@ -13,6 +13,7 @@ mod glpi;
 mod hardening;
 mod helpers;
 mod invitations;
+mod last_seen;
 mod licenses;
 mod limits;
 mod processes;
