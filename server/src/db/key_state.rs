@@ -138,13 +138,6 @@ mod tests {
     use super::*;
     use crate::db::Db;
     use crate::db::schema::registration_keys::dsl as k;
-    use diesel::sql_types::Text;
-
-    #[derive(QueryableByName)]
-    struct PlanRow {
-        #[diesel(sql_type = Text)]
-        detail: String,
-    }
 
     /// SQLite finds a key through the hash-prefix index, not through the UNIQUE index on the
     /// whole hash: the fragment is written as the index's expression, and the `+` holds.
@@ -159,18 +152,11 @@ mod tests {
         let query = k::registration_keys
             .filter(ByHashPrefix(&hash))
             .select(k::id);
-        let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&query).to_string();
-        let sql = sql.split(" -- binds:").next().unwrap();
+        let (sql, plan) = crate::db::sqlite_plan(c, &query, &[&hash[..PREFIX_LEN], &hash]);
         assert!(
             sql.contains("substr(\"registration_keys\".\"key_hash\", 1, 16) = ?"),
             "{sql}"
         );
-        let plan: Vec<PlanRow> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
-            .bind::<Text, _>(&hash[..PREFIX_LEN])
-            .bind::<Text, _>(&hash)
-            .load(c)
-            .unwrap();
-        let plan: Vec<_> = plan.into_iter().map(|r| r.detail).collect();
         assert!(
             plan.iter()
                 .any(|d| d.contains("USING INDEX registration_keys_hash_prefix")),

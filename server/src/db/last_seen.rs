@@ -369,25 +369,13 @@ mod tests {
     /// of `registrations` (1,000,000 rows on the large fleet).
     #[test]
     fn sqlite_finds_each_row_of_a_batch_by_its_id() {
-        use diesel::sql_types::Text;
-        #[derive(QueryableByName)]
-        struct PlanRow {
-            #[diesel(sql_type = Text)]
-            detail: String,
-        }
         let db = crate::db::Db::open("sqlite::memory:", 1).unwrap();
         let mut conn = db.get().unwrap();
         let AnyConnection::Sqlite(c) = &mut *conn else {
             panic!("an SQLite connection")
         };
         let json = r#"{"a": "2026-01-01 00:00:00"}"#;
-        let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&SqliteBatch(json)).to_string();
-        let sql = sql.split(" -- binds:").next().unwrap();
-        let plan: Vec<PlanRow> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
-            .bind::<Text, _>(json)
-            .load(c)
-            .unwrap();
-        let plan: Vec<_> = plan.into_iter().map(|r| r.detail).collect();
+        let (_, plan) = crate::db::sqlite_plan(c, &SqliteBatch(json), &[json]);
         assert!(
             plan.iter()
                 .any(|d| d.starts_with("SEARCH registrations USING INDEX") && d.contains("(id=?)")),

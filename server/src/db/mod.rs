@@ -276,3 +276,35 @@ pub fn unique_violation(e: &DieselError) -> Option<UniqueHit> {
 pub fn ping(conn: &mut AnyConnection) -> Result<()> {
     Ok(conn.batch_execute("SELECT 1")?)
 }
+
+/// The SQL SQLite runs for `query` (its bind values left out) and SQLite's `EXPLAIN QUERY PLAN`
+/// of it with `binds`, one `detail` line each: what the tests of a statement's plan read.
+#[cfg(test)]
+pub(crate) fn sqlite_plan<Q>(
+    c: &mut diesel::SqliteConnection,
+    query: &Q,
+    binds: &[&str],
+) -> (String, Vec<String>)
+where
+    Q: diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite>,
+{
+    use diesel::RunQueryDsl;
+    use diesel::sql_types::Text;
+    #[derive(diesel::QueryableByName)]
+    struct PlanRow {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+    let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(query).to_string();
+    let sql = sql
+        .split(" -- binds:")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let mut explain = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}")).into_boxed();
+    for b in binds {
+        explain = explain.bind::<Text, _>(*b);
+    }
+    let plan: Vec<PlanRow> = explain.load(c).unwrap();
+    (sql, plan.into_iter().map(|r| r.detail).collect())
+}
