@@ -295,6 +295,46 @@ fn a_token_signer_signs_exactly_like_sign_and_its_tokens_verify() {
 }
 
 #[test]
+fn token_signers_sign_alike_on_many_threads_and_a_dropped_key_leaves_no_parsed_signer() {
+    let docs: Vec<Vec<u8>> = (1u8..=3)
+        .map(|i| super::ed25519_pkcs8_from_seed(&[i; 32]))
+        .collect();
+    let signers: Vec<std::sync::Arc<TokenSigner>> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| std::sync::Arc::new(TokenSigner::new(&format!("k{i}"), d).unwrap()))
+        .collect();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let signers = signers.clone();
+            let docs = docs.clone();
+            std::thread::spawn(move || {
+                for round in 0..6 {
+                    let i = (t + round) % signers.len();
+                    let mut c = claims();
+                    c.ver = (t * 100 + round) as i64;
+                    let want = sign(&c, &format!("k{i}"), &EncodingKey::from_ed_der(&docs[i]));
+                    assert_eq!(
+                        signers[i].sign(&c).unwrap(),
+                        want.unwrap(),
+                        "thread {t} key {i}"
+                    );
+                }
+                super::thread_signer_count()
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 3, "each thread parsed each key once");
+    }
+    // dropping a key drops its parsed signer on this thread at the next signature
+    let mut signers = signers;
+    signers.pop();
+    signers[0].sign(&claims()).unwrap();
+    assert_eq!(super::thread_signer_count(), 2);
+}
+
+#[test]
 fn a_token_signer_takes_a_pkcs8_v1_document_from_a_seed() {
     let seed = [42u8; 32];
     let v1 = super::ed25519_pkcs8_from_seed(&seed);
