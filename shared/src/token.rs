@@ -234,12 +234,14 @@ thread_local! {
 }
 
 /// The raw 64-byte Ed25519 signature of `msg` by `key`, with this thread's parsed signer for
-/// it (parsed now if this thread has none). Signers of dropped keys are dropped on the way.
+/// it (parsed now if this thread has none). Signers of dropped keys are dropped on the way. A
+/// thread whose list is already destroyed (a signature made while the thread exits) parses a
+/// signer for this one signature.
 fn with_thread_signer(
     key: &std::sync::Arc<EncodingKey>,
     msg: &[u8],
 ) -> Result<Vec<u8>, TokenError> {
-    THREAD_SIGNERS.with(|cell| {
+    let signed = THREAD_SIGNERS.try_with(|cell| {
         let mut signers = cell.borrow_mut();
         signers.retain(|(k, _)| k.strong_count() > 0);
         let at = match signers
@@ -252,11 +254,21 @@ fn with_thread_signer(
                 signers.len() - 1
             }
         };
-        signers[at]
-            .1
-            .try_sign(msg)
-            .map_err(|e| TokenError::InvalidKey(format!("cannot sign: {e}")))
-    })
+        sign_with(signers[at].1.as_ref(), msg)
+    });
+    match signed {
+        Ok(signed) => signed,
+        Err(_) => sign_with(parse_signer(key)?.as_ref(), msg),
+    }
+}
+
+fn sign_with(
+    signer: &dyn jsonwebtoken::crypto::JwtSigner,
+    msg: &[u8],
+) -> Result<Vec<u8>, TokenError> {
+    signer
+        .try_sign(msg)
+        .map_err(|e| TokenError::InvalidKey(format!("cannot sign: {e}")))
 }
 
 /// How many parsed signers this thread holds (tests).

@@ -335,6 +335,36 @@ fn token_signers_sign_alike_on_many_threads_and_a_dropped_key_leaves_no_parsed_s
 }
 
 #[test]
+fn a_token_signed_while_its_thread_exits_is_still_right() {
+    /// Signs when dropped: as the thread's locals are destroyed, perhaps after the signers'.
+    struct SignOnDrop(
+        std::sync::Arc<TokenSigner>,
+        std::sync::mpsc::Sender<Result<String, TokenError>>,
+    );
+    impl Drop for SignOnDrop {
+        fn drop(&mut self) {
+            let _ = self.1.send(self.0.sign(&claims()));
+        }
+    }
+    thread_local! {
+        static LATE: std::cell::RefCell<Option<SignOnDrop>> = const { std::cell::RefCell::new(None) };
+    }
+    let doc = super::ed25519_pkcs8_from_seed(&[9; 32]);
+    let signer = std::sync::Arc::new(TokenSigner::new("late", &doc).unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s = signer.clone();
+    std::thread::spawn(move || {
+        LATE.with(|late| *late.borrow_mut() = Some(SignOnDrop(s.clone(), tx)));
+        // the signers' list is made after LATE, so destroyed before it: LATE signs without it
+        s.sign(&claims()).unwrap();
+    })
+    .join()
+    .unwrap();
+    let want = sign(&claims(), "late", &EncodingKey::from_ed_der(&doc)).unwrap();
+    assert_eq!(rx.recv().unwrap().unwrap(), want);
+}
+
+#[test]
 fn a_token_signer_takes_a_pkcs8_v1_document_from_a_seed() {
     let seed = [42u8; 32];
     let v1 = super::ed25519_pkcs8_from_seed(&seed);
