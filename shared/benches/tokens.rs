@@ -1,5 +1,5 @@
 //! Signing one validation token (jsonwebtoken `rust_crypto`, parsing the key every time, and
-//! `TokenSigner`, the same backend's signer parsed once per thread) and verifying one (EdDSA).
+//! `TokenSigner`, a ring key pair parsed once) and verifying one (EdDSA).
 //! Run: `cargo bench -p glpi-network-shared --bench tokens`.
 
 use criterion::{Criterion, criterion_group, criterion_main};

@@ -195,20 +195,12 @@ pub fn sign<C: Serialize>(claims: &C, kid: &str, key: &EncodingKey) -> Result<St
         .map_err(|e| TokenError::InvalidKey(e.to_string()))
 }
 
-/// Signs tokens with one Ed25519 key parsed once: the key and the encoded header are kept, so
-/// signing costs a JSON serialisation and one Ed25519 signature. Tokens are byte for byte those
-/// of [`sign`] with the same key and `kid` (Ed25519 signatures are deterministic).
-///
-/// The signature is made by jsonwebtoken's own `rust_crypto` backend (ed25519-dalek), whose
-/// signer is parsed once per thread that signs ([`with_thread_signer`]): it is neither `Send`
-/// nor `Sync`, so it cannot be shared. On a CPU with AVX2 it signs in about 19 µs against ring's
-/// 27-31 (docs/PERFORMANCE.md, thirteenth session). ring checks the document when the signer is
-/// made, and a first signature is checked against ring's public key.
+/// Signs tokens with one Ed25519 key parsed once: the key pair and the encoded header are kept,
+/// so signing costs a JSON serialisation and one Ed25519 signature. Tokens are byte for byte
+/// those of [`sign`] with the same key and `kid` (Ed25519 signatures are deterministic).
 pub struct TokenSigner {
     kid: String,
-    /// The PKCS#8 document (zeroed on drop). Threads' parsed signers hold a `Weak` to it: they
-    /// are told apart by it and dropped once it is gone.
-    key: std::sync::Arc<EncodingKey>,
+    pair: ring::signature::Ed25519KeyPair,
     /// `base64url(JSON header)`, as jsonwebtoken encodes it.
     header_b64: String,
 }
@@ -221,88 +213,17 @@ impl std::fmt::Debug for TokenSigner {
     }
 }
 
-/// One thread's parsed signers, each beside a `Weak` to the [`TokenSigner`] key it was parsed
-/// from. Rarely more than one: a key rotation adds the next.
-type ThreadSigners = Vec<(
-    std::sync::Weak<EncodingKey>,
-    Box<dyn jsonwebtoken::crypto::JwtSigner>,
-)>;
-
-thread_local! {
-    static THREAD_SIGNERS: std::cell::RefCell<ThreadSigners> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// The raw 64-byte Ed25519 signature of `msg` by `key`, with this thread's parsed signer for
-/// it (parsed now if this thread has none). Signers of dropped keys are dropped on the way. A
-/// thread whose list is already destroyed (a signature made while the thread exits) parses a
-/// signer for this one signature.
-fn with_thread_signer(
-    key: &std::sync::Arc<EncodingKey>,
-    msg: &[u8],
-) -> Result<Vec<u8>, TokenError> {
-    let signed = THREAD_SIGNERS.try_with(|cell| {
-        let mut signers = cell.borrow_mut();
-        signers.retain(|(k, _)| k.strong_count() > 0);
-        let at = match signers
-            .iter()
-            .position(|(k, _)| std::ptr::eq(k.as_ptr(), std::sync::Arc::as_ptr(key)))
-        {
-            Some(at) => at,
-            None => {
-                signers.push((std::sync::Arc::downgrade(key), parse_signer(key)?));
-                signers.len() - 1
-            }
-        };
-        sign_with(signers[at].1.as_ref(), msg)
-    });
-    match signed {
-        Ok(signed) => signed,
-        Err(_) => sign_with(parse_signer(key)?.as_ref(), msg),
-    }
-}
-
-fn sign_with(
-    signer: &dyn jsonwebtoken::crypto::JwtSigner,
-    msg: &[u8],
-) -> Result<Vec<u8>, TokenError> {
-    signer
-        .try_sign(msg)
-        .map_err(|e| TokenError::InvalidKey(format!("cannot sign: {e}")))
-}
-
-/// How many parsed signers this thread holds (tests).
-#[cfg(test)]
-fn thread_signer_count() -> usize {
-    THREAD_SIGNERS.with(|cell| cell.borrow().len())
-}
-
-/// jsonwebtoken's `rust_crypto` EdDSA signer for `key`.
-fn parse_signer(key: &EncodingKey) -> Result<Box<dyn jsonwebtoken::crypto::JwtSigner>, TokenError> {
-    (jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.signer_factory)(&Algorithm::EdDSA, key)
-        .map_err(|e| TokenError::InvalidKey(format!("not an Ed25519 PKCS#8 document: {e}")))
-}
-
 impl TokenSigner {
     /// A signer for the Ed25519 private key in `pkcs8` (a PKCS#8 v1 or v2 document), tokens
     /// carrying `kid`.
     pub fn new(kid: &str, pkcs8: &[u8]) -> Result<Self, TokenError> {
-        use ring::signature::KeyPair;
         let pair = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
             .map_err(|e| TokenError::InvalidKey(format!("not an Ed25519 PKCS#8 document: {e}")))?;
-        let key = std::sync::Arc::new(EncodingKey::from_ed_der(pkcs8));
-        let probe = b"glpi-network: the PKCS#8 document's keys agree";
-        let signature = with_thread_signer(&key, probe)?;
-        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, pair.public_key())
-            .verify(probe, &signature)
-            .map_err(|_| {
-                TokenError::InvalidKey("the PKCS#8 document's keys do not agree".to_owned())
-            })?;
         let header = serde_json::to_vec(&header(kid))
             .map_err(|e| TokenError::InvalidKey(format!("cannot encode the header: {e}")))?;
         Ok(TokenSigner {
             kid: kid.to_owned(),
-            key,
+            pair,
             header_b64: URL_SAFE_NO_PAD.encode(header),
         })
     }
@@ -322,9 +243,9 @@ impl TokenSigner {
         token.push_str(&self.header_b64);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-        let signature = with_thread_signer(&self.key, token.as_bytes())?;
+        let signature = self.pair.sign(token.as_bytes());
         token.push('.');
-        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
         Ok(token)
     }
 }
