@@ -404,6 +404,8 @@ fn http_server(
             // each worker's own read connection (built once per worker, see `db::reader`), or
             // on PostgreSQL its handle on the batched reads (`db::batch`)
             .app_data(worker_reader(&data.db, &url, batch.as_ref()))
+            // each worker's own parsed signers (neither `Send` nor `Sync`: see `LocalSigners`)
+            .app_data(glpi_network_shared::token::LocalSigners::default())
             .app_data(
                 web::JsonConfig::default()
                     .limit(MAX_JSON_BODY)

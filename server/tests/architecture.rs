@@ -1,5 +1,6 @@
-//! The layer rules of `docs/ARCHITECTURE.md`, checked by reading the sources under `server/src`.
-//! Each broken rule is reported as `file:line: rule`.
+//! The layer rules of `docs/ARCHITECTURE.md`, checked by reading the sources under `server/src`
+//! (and, for statics and `thread_local!`s, under `shared/src` and `client/src` too). Each broken
+//! rule is reported as `file:line: rule`.
 //!
 //! - `domain/` imports no actix, no diesel and no other layer of the server;
 //! - `db/` never names `ApiError`, `StatusCode` or actix;
@@ -587,6 +588,28 @@ fn the_server_sources_follow_the_layer_rules() {
         violations.len(),
         report.join("\n")
     );
+}
+
+#[test]
+fn the_other_crates_hold_no_mutable_static_and_no_thread_local() {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut report = Vec::new();
+    for krate in ["shared", "client"] {
+        let root = workspace.join(krate).join("src");
+        let mut sources = Vec::new();
+        read_tree(&root, &root, &mut sources);
+        assert!(!sources.is_empty(), "no sources under {}", root.display());
+        let bodies = type_bodies(&sources);
+        let mut out = Vec::new();
+        for src in &sources {
+            check_statics(src, &bodies, &mut out);
+        }
+        report.extend(
+            out.iter()
+                .map(|v| format!("{krate}/src/{}:{}: {}", v.file, v.line, v.rule)),
+        );
+    }
+    assert!(report.is_empty(), "{}", report.join("\n"));
 }
 
 // The checker itself: each rule catches a violating snippet and passes a clean one.

@@ -1,10 +1,13 @@
 //! Signing one validation token (jsonwebtoken `rust_crypto`, parsing the key every time, and
-//! `TokenSigner`, a ring key pair parsed once) and verifying one (EdDSA).
+//! `TokenSigner`, with ring's key pair parsed once and with jsonwebtoken's signer parsed once into
+//! a `LocalSigners`, as a server worker signs) and verifying one (EdDSA).
 //! Run: `cargo bench -p glpi-network-shared --bench tokens`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use glpi_network_shared::ValidationStatus;
-use glpi_network_shared::token::{self, AUDIENCE, Claims, Expect, TokenSigner, Verifier};
+use glpi_network_shared::token::{
+    self, AUDIENCE, Claims, Expect, LocalSigners, TokenSigner, Verifier,
+};
 use jsonwebtoken::EncodingKey;
 use jsonwebtoken::jwk::JwkSet;
 use ring::rand::SystemRandom;
@@ -53,6 +56,8 @@ fn bench(c: &mut Criterion) {
     let cl = claims(now);
     let signed = token::sign(&cl, "k1", &enc).unwrap();
     assert_eq!(signer.sign(&cl).unwrap(), signed);
+    let local = LocalSigners::default();
+    assert_eq!(signer.sign_in(&local, &cl).unwrap(), signed);
     let expect = Expect {
         instance_url: Some("https://glpi.example.com/glpi"),
         nonce: Some("3f9d2c"),
@@ -62,6 +67,9 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("sign one token (parsed key)", |b| {
         b.iter(|| signer.sign(black_box(&cl)).unwrap())
+    });
+    c.bench_function("sign one token (parsed key, LocalSigners)", |b| {
+        b.iter(|| signer.sign_in(&local, black_box(&cl)).unwrap())
     });
     c.bench_function("verify one token", |b| {
         b.iter(|| verifier.verify(black_box(&signed), now, &expect).unwrap())

@@ -198,9 +198,18 @@ pub fn sign<C: Serialize>(claims: &C, kid: &str, key: &EncodingKey) -> Result<St
 /// Signs tokens with one Ed25519 key parsed once: the key pair and the encoded header are kept,
 /// so signing costs a JSON serialisation and one Ed25519 signature. Tokens are byte for byte
 /// those of [`sign`] with the same key and `kid` (Ed25519 signatures are deterministic).
+///
+/// [`TokenSigner::sign`] signs with ring's key pair and may be called from any thread.
+/// [`TokenSigner::sign_in`] signs with jsonwebtoken's own `rust_crypto` signer (ed25519-dalek),
+/// which is faster on CPUs with AVX2 (docs/PERFORMANCE.md) but is neither `Send` nor `Sync`: it
+/// is parsed once into a [`LocalSigners`] that the caller owns on one thread (the server keeps
+/// one per actix worker, built with the worker's `App`).
 pub struct TokenSigner {
     kid: String,
     pair: ring::signature::Ed25519KeyPair,
+    /// The PKCS#8 document, which jsonwebtoken zeroes on drop. A [`LocalSigners`] holds a `Weak`
+    /// to it: its parsed signers are told apart by it and dropped once it is gone.
+    key: std::sync::Arc<EncodingKey>,
     /// `base64url(JSON header)`, as jsonwebtoken encodes it.
     header_b64: String,
 }
@@ -217,13 +226,27 @@ impl TokenSigner {
     /// A signer for the Ed25519 private key in `pkcs8` (a PKCS#8 v1 or v2 document), tokens
     /// carrying `kid`.
     pub fn new(kid: &str, pkcs8: &[u8]) -> Result<Self, TokenError> {
+        use ring::signature::KeyPair;
         let pair = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
             .map_err(|e| TokenError::InvalidKey(format!("not an Ed25519 PKCS#8 document: {e}")))?;
+        let key = std::sync::Arc::new(EncodingKey::from_ed_der(pkcs8));
+        // the two parsers must read the same key: a probe signed by jsonwebtoken's verifies
+        // under ring's public key
+        let probe = b"glpi-network: the PKCS#8 document's keys agree";
+        let signature = parse_signer(&key)?
+            .try_sign(probe)
+            .map_err(|e| TokenError::InvalidKey(format!("cannot sign: {e}")))?;
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, pair.public_key())
+            .verify(probe, &signature)
+            .map_err(|_| {
+                TokenError::InvalidKey("the PKCS#8 document's keys do not agree".to_owned())
+            })?;
         let header = serde_json::to_vec(&header(kid))
             .map_err(|e| TokenError::InvalidKey(format!("cannot encode the header: {e}")))?;
         Ok(TokenSigner {
             kid: kid.to_owned(),
             pair,
+            key,
             header_b64: URL_SAFE_NO_PAD.encode(header),
         })
     }
@@ -234,8 +257,31 @@ impl TokenSigner {
     }
 
     /// The compact JWS of `claims` (a registration token's [`Claims`], or another kind's
-    /// [`KindClaims`]).
+    /// [`KindClaims`]), signed by ring's key pair.
     pub fn sign<C: Serialize>(&self, claims: &C) -> Result<String, TokenError> {
+        let mut token = self.signing_input(claims)?;
+        let signature = self.pair.sign(token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
+        Ok(token)
+    }
+
+    /// The same token as [`TokenSigner::sign`], signed by this thread's parsed signer in
+    /// `local` (parsed now if `local` has none for this key).
+    pub fn sign_in<C: Serialize>(
+        &self,
+        local: &LocalSigners,
+        claims: &C,
+    ) -> Result<String, TokenError> {
+        let mut token = self.signing_input(claims)?;
+        let signature = local.sign(&self.key, token.as_bytes())?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        Ok(token)
+    }
+
+    /// `header.payload`, with room for the signature.
+    fn signing_input<C: Serialize>(&self, claims: &C) -> Result<String, TokenError> {
         let payload = serde_json::to_vec(claims)
             .map_err(|e| TokenError::Malformed(format!("cannot encode the claims: {e}")))?;
         let mut token =
@@ -243,11 +289,66 @@ impl TokenSigner {
         token.push_str(&self.header_b64);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-        let signature = self.pair.sign(token.as_bytes());
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
         Ok(token)
     }
+}
+
+/// jsonwebtoken's `rust_crypto` EdDSA signers, each parsed once from a [`TokenSigner`]'s key and
+/// kept beside a `Weak` to that key. It is neither `Send` nor `Sync` (the parsed signers are
+/// not): one thread owns it, and passes it to [`TokenSigner::sign_in`]. Rarely more than one
+/// entry: a key rotation adds the next, and an entry whose key is gone is dropped at the next
+/// signature.
+#[derive(Default)]
+pub struct LocalSigners {
+    parsed: std::cell::RefCell<Vec<(std::sync::Weak<EncodingKey>, ParsedSigner)>>,
+}
+
+type ParsedSigner = Box<dyn jsonwebtoken::crypto::JwtSigner>;
+
+impl std::fmt::Debug for LocalSigners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalSigners")
+            .field("parsed", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalSigners {
+    /// How many parsed signers it holds.
+    pub fn len(&self) -> usize {
+        self.parsed.borrow().len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The raw 64-byte Ed25519 signature of `msg` by `key`, with the signer parsed for it.
+    fn sign(&self, key: &std::sync::Arc<EncodingKey>, msg: &[u8]) -> Result<Vec<u8>, TokenError> {
+        let mut parsed = self.parsed.borrow_mut();
+        parsed.retain(|(k, _)| k.strong_count() > 0);
+        let at = match parsed
+            .iter()
+            .position(|(k, _)| std::ptr::eq(k.as_ptr(), std::sync::Arc::as_ptr(key)))
+        {
+            Some(at) => at,
+            None => {
+                parsed.push((std::sync::Arc::downgrade(key), parse_signer(key)?));
+                parsed.len() - 1
+            }
+        };
+        parsed[at]
+            .1
+            .try_sign(msg)
+            .map_err(|e| TokenError::InvalidKey(format!("cannot sign: {e}")))
+    }
+}
+
+/// jsonwebtoken's `rust_crypto` EdDSA signer for `key`.
+fn parse_signer(key: &EncodingKey) -> Result<ParsedSigner, TokenError> {
+    (jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.signer_factory)(&Algorithm::EdDSA, key)
+        .map_err(|e| TokenError::InvalidKey(format!("not an Ed25519 PKCS#8 document: {e}")))
 }
 
 /// The header of every token: `alg: EdDSA`, `typ: JWT`, `kid`.

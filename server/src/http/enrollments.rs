@@ -241,6 +241,7 @@ pub async fn enroll_agent(
     let done = caller.note(&state, result).await?;
     let token = kinds::sign(
         &state,
+        req.app_data(),
         &done.key.id,
         done.key.ver,
         body.nonce.as_deref(),

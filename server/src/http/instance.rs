@@ -10,6 +10,7 @@ use crate::domain::token;
 use crate::http::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
 use glpi_network_shared::ValidationStatus;
+use glpi_network_shared::token::LocalSigners;
 use glpi_network_shared::wire::{
     RegisterRequest, RegisterResponse, ReleaseRequest, ValidateRequest, ValidationResponse,
 };
@@ -33,6 +34,7 @@ fn check_nonce(nonce: Option<&str>) -> Result<(), ApiError> {
 /// Signs a token for `ks` as seen by the instance at `instance_url`.
 pub(crate) fn issue_token(
     state: &AppState,
+    local: Option<&LocalSigners>,
     ks: &KeyState,
     registration: Option<&Binding>,
     instance_url: Option<&str>,
@@ -56,7 +58,7 @@ pub(crate) fn issue_token(
         state.clock.now(),
     );
     let started = std::time::Instant::now();
-    let token = state.signer.sign(&claims);
+    let token = state.signer.sign(local, &claims);
     state
         .metrics
         .signing
@@ -103,6 +105,7 @@ pub async fn register_instance(
         .status_for(view.instance_url.as_deref().unwrap_or_default(), now);
     let token = issue_token(
         &state,
+        req.app_data(),
         &bound.state,
         Some(&bound.registration),
         bound.registration.instance_url.as_deref(),
@@ -246,6 +249,7 @@ pub async fn validate_instance(
         .filter(|r| r.instance_url.as_deref() == Some(canonical.as_str()));
     let token = issue_token(
         &state,
+        req.app_data(),
         &ks,
         mine,
         Some(&canonical),

@@ -230,6 +230,7 @@ pub async fn redeem_invitation(
     let done = caller.note(&state, result).await?;
     let token = kinds::sign(
         &state,
+        req.app_data(),
         &done.invitation.id,
         done.invitation.ver,
         body.nonce.as_deref(),

@@ -3,14 +3,16 @@
 
 use crate::app::AppState;
 use crate::http::error::ApiError;
-use glpi_network_shared::token::{AUDIENCE, KindClaims};
+use glpi_network_shared::token::{AUDIENCE, KindClaims, LocalSigners};
 use serde_json::{Map, Value};
 
 pub(crate) use crate::http::dto::utc;
 
-/// Signs a token for a use of the key `sub` (its id) at version `ver`, with the kind's claims.
+/// Signs a token for a use of the key `sub` (its id) at version `ver`, with the kind's claims
+/// (with the worker's parsed signers in `local`, see `Signer::sign`).
 pub(crate) fn sign(
     state: &AppState,
+    local: Option<&LocalSigners>,
     sub: &str,
     ver: i64,
     nonce: Option<&str>,
@@ -36,7 +38,7 @@ pub(crate) fn sign(
         },
     };
     let started = std::time::Instant::now();
-    let token = state.signer.sign(&claims);
+    let token = state.signer.sign(local, &claims);
     state
         .metrics
         .signing

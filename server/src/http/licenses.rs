@@ -15,6 +15,7 @@ use crate::http::dto::ListQuery;
 use crate::http::error::ApiError;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
+use glpi_network_shared::token::LocalSigners;
 use glpi_network_shared::{InstanceUrl, KeyKind, PlainKey, ValidationStatus};
 use serde::{Deserialize, Serialize};
 
@@ -193,6 +194,7 @@ async fn instance(
 
 fn token(
     state: &AppState,
+    local: Option<&LocalSigners>,
     l: &License,
     inst: &Instance,
     status: ValidationStatus,
@@ -200,6 +202,7 @@ fn token(
 ) -> Result<String, ApiError> {
     kinds::sign(
         state,
+        local,
         &l.id,
         l.ver,
         nonce,
@@ -233,6 +236,7 @@ pub async fn activate_license(
     let l = done.license;
     let token = token(
         &state,
+        req.app_data(),
         &l,
         &inst,
         ValidationStatus::Valid,
@@ -300,7 +304,14 @@ pub async fn validate_license(
     })
     .await;
     let (l, status) = caller.note(&state, result).await?;
-    let token = token(&state, &l, &inst, status, body.nonce.as_deref())?;
+    let token = token(
+        &state,
+        req.app_data(),
+        &l,
+        &inst,
+        status,
+        body.nonce.as_deref(),
+    )?;
     Ok(HttpResponse::Ok().json(LicenseValidationResponse {
         valid: status == ValidationStatus::Valid,
         status,

@@ -14,7 +14,7 @@ use crate::db::audit::{self, Actor};
 use crate::db::signing_keys::{self, SigningKeyRow};
 use crate::db::{AnyConnection, Error, Result, Touches, Transact};
 use chrono::{Duration, NaiveDateTime};
-use glpi_network_shared::token::{self, TokenSigner};
+use glpi_network_shared::token::{self, LocalSigners, TokenSigner};
 use jsonwebtoken::jwk::JwkSet;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -399,10 +399,20 @@ impl Signer {
         Ok(row)
     }
 
-    /// Signs claims with the active key.
-    pub fn sign<C: serde::Serialize>(&self, claims: &C) -> Result<String> {
-        let ring = self.ring.read().expect("signing ring lock");
-        ring.signer.sign(claims).map_err(|e| Error::Other(e.into()))
+    /// Signs claims with the active key: with the calling worker's parsed signers when it has
+    /// them (`app.rs` gives each actix worker a [`LocalSigners`]), else with ring's key pair.
+    /// Both make the same bytes.
+    pub fn sign<C: serde::Serialize>(
+        &self,
+        local: Option<&LocalSigners>,
+        claims: &C,
+    ) -> Result<String> {
+        let signer = self.ring.read().expect("signing ring lock").signer.clone();
+        match local {
+            Some(local) => signer.sign_in(local, claims),
+            None => signer.sign(claims),
+        }
+        .map_err(|e| Error::Other(e.into()))
     }
 
     /// The published keys.

@@ -295,6 +295,64 @@ fn a_token_signer_signs_exactly_like_sign_and_its_tokens_verify() {
 }
 
 #[test]
+fn local_signers_sign_exactly_like_ring_and_drop_the_signers_of_dropped_keys() {
+    let docs: Vec<Vec<u8>> = (1u8..=3)
+        .map(|i| super::ed25519_pkcs8_from_seed(&[i; 32]))
+        .collect();
+    let mut signers: Vec<TokenSigner> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| TokenSigner::new(&format!("k{i}"), d).unwrap())
+        .collect();
+    let local = LocalSigners::default();
+    assert!(local.is_empty());
+    for round in 0..6 {
+        let i = round % signers.len();
+        let mut c = claims();
+        c.ver = round as i64;
+        c.nonce = Some(format!("n{round}"));
+        let want = sign(&c, &format!("k{i}"), &EncodingKey::from_ed_der(&docs[i])).unwrap();
+        assert_eq!(signers[i].sign(&c).unwrap(), want, "ring, key {i}");
+        assert_eq!(
+            signers[i].sign_in(&local, &c).unwrap(),
+            want,
+            "local, key {i}"
+        );
+    }
+    assert_eq!(local.len(), 3, "each key parsed once");
+    // a second LocalSigners (another worker) parses its own
+    let other = LocalSigners::default();
+    signers[0].sign_in(&other, &claims()).unwrap();
+    assert_eq!((local.len(), other.len()), (3, 1));
+    // a dropped key's parsed signer goes at the next signature
+    signers.pop();
+    signers[0].sign_in(&local, &claims()).unwrap();
+    assert_eq!(local.len(), 2);
+    let debug = format!("{local:?}");
+    assert_eq!(debug, "LocalSigners { parsed: 2, .. }");
+}
+
+#[test]
+fn a_token_signer_refuses_a_v2_document_whose_public_key_is_not_the_seeds() {
+    // a PKCS#8 v2 document carries the public key too: one that is not the seed's is refused
+    // (by ring; the signer's probe signature would refuse it next)
+    let mut doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+        .unwrap()
+        .as_ref()
+        .to_vec();
+    let other = Ed25519KeyPair::from_pkcs8(
+        Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+            .unwrap()
+            .as_ref(),
+    )
+    .unwrap();
+    let at = doc.len() - 32;
+    doc[at..].copy_from_slice(other.public_key().as_ref());
+    let err = TokenSigner::new("k", &doc).unwrap_err();
+    assert!(matches!(err, TokenError::InvalidKey(_)));
+}
+
+#[test]
 fn a_token_signer_takes_a_pkcs8_v1_document_from_a_seed() {
     let seed = [42u8; 32];
     let v1 = super::ed25519_pkcs8_from_seed(&seed);
