@@ -142,7 +142,7 @@ advance() { POS=$(((POS + $(cut -d' ' -f5 <<<"$1")) % KEYS)); }
 
 # measure ROUTE KIND SERVER CACHE WRK_ROUTE: warm-up, then the measured wrk run.
 measure() {
-    local route=$1 kind=$2 server=$3 cache=$4 wroute=$5 res c0 c1 hits=- v0 v1 rps p50 p99 errors requests cpu
+    local route=$1 kind=$2 server=$3 cache=$4 wroute=$5 res c0 c1 hits=- v0 v1 s0 rps p50 p99 errors requests cpu
     if [ "$wroute" = hello ]; then
         wrk_run /hello "$WARMUP" "$PORT" >/dev/null
         res=$(wrk_run /hello "$DURATION" "$PORT")
@@ -154,6 +154,7 @@ measure() {
         if [ "$server" != baseline ]; then
             c0=$(cache_counts)
             v0=$(metric 'glpi_network_validations_total{status="valid"}' "$PORT")
+            s0=$(signing_totals)
         fi
         res=$(wrk_run fleet.lua "$DURATION" "$PORT" "$wroute" "$KEYS" "$THREADS" 0 "$POS")
         advance "$res"
@@ -165,6 +166,7 @@ measure() {
                 requests=$(cut -d' ' -f5 <<<"$res")
                 [ $((v1 - v0)) -ge "$requests" ] ||
                     note "warning: $server (cache $cache): only $((v1 - v0)) of $requests validations answered valid"
+                note "$server, key cache $cache: $(signing_mean "$s0" "$(signing_totals)") (token_signing_seconds over the measured run)"
             fi
         fi
     fi

@@ -150,6 +150,20 @@ cache_counts() {
         END { print h + 0, m + 0 }'
 }
 
+# signing_totals: "sum count" of the server's token_signing_seconds histogram (one scrape).
+signing_totals() {
+    curl -s "http://127.0.0.1:$PORT/metrics" | awk '
+        $1 == "glpi_network_token_signing_seconds_sum" { s = $2 }
+        $1 == "glpi_network_token_signing_seconds_count" { c = $2 }
+        END { print s + 0, c + 0 }'
+}
+
+# signing_mean "S0 C0" "S1 C1": the mean time to sign one token between the two scrapes.
+signing_mean() {
+    awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); n = y[2] - x[2];
+        if (n <= 0) print "no token signed"; else printf "%.1f µs a token signed (%d tokens)\n", 1e6 * (y[1] - x[1]) / n, n }'
+}
+
 # cache_share "H0 M0" "H1 M1": the share of look-ups between the two answered from memory.
 cache_share() {
     local h0 m0 h1 m1
