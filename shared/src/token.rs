@@ -259,11 +259,9 @@ impl TokenSigner {
     /// The compact JWS of `claims` (a registration token's [`Claims`], or another kind's
     /// [`KindClaims`]), signed by ring's key pair.
     pub fn sign<C: Serialize>(&self, claims: &C) -> Result<String, TokenError> {
-        let mut token = self.signing_input(claims)?;
+        let token = self.signing_input(claims)?;
         let signature = self.pair.sign(token.as_bytes());
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
-        Ok(token)
+        Ok(with_signature(token, signature.as_ref()))
     }
 
     /// The same token as [`TokenSigner::sign`], signed by this thread's parsed signer in
@@ -273,11 +271,9 @@ impl TokenSigner {
         local: &LocalSigners,
         claims: &C,
     ) -> Result<String, TokenError> {
-        let mut token = self.signing_input(claims)?;
+        let token = self.signing_input(claims)?;
         let signature = local.sign(&self.key, token.as_bytes())?;
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
-        Ok(token)
+        Ok(with_signature(token, &signature))
     }
 
     /// `header.payload`, with room for the signature.
@@ -291,6 +287,14 @@ impl TokenSigner {
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
         Ok(token)
     }
+}
+
+/// The compact JWS: `header.payload` (from [`TokenSigner::signing_input`]), `.`, and the
+/// base64url signature.
+fn with_signature(mut token: String, signature: &[u8]) -> String {
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+    token
 }
 
 /// jsonwebtoken's `rust_crypto` EdDSA signers, each parsed once from a [`TokenSigner`]'s key and
