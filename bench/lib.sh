@@ -142,20 +142,24 @@ metric() {
     curl -s "http://127.0.0.1:$2/metrics" | awk -v m="$1" '$1 == m { v = $2 } END { print (v == "" ? 0 : v) + 0 }'
 }
 
+# metric_pair NAME1 NAME2: "V1 V2", two values from one scrape of the server's /metrics (0 when
+# absent).
+metric_pair() {
+    curl -s "http://127.0.0.1:$PORT/metrics" | awk -v a="$1" -v b="$2" '
+        $1 == a { x = $2 }
+        $1 == b { y = $2 }
+        END { print x + 0, y + 0 }'
+}
+
 # cache_counts: "hits misses" of the server's key-state cache so far (one scrape).
 cache_counts() {
-    curl -s "http://127.0.0.1:$PORT/metrics" | awk '
-        $1 == "glpi_network_key_cache_lookups_total{result=\"hit\"}" { h = $2 }
-        $1 == "glpi_network_key_cache_lookups_total{result=\"miss\"}" { m = $2 }
-        END { print h + 0, m + 0 }'
+    metric_pair 'glpi_network_key_cache_lookups_total{result="hit"}' \
+        'glpi_network_key_cache_lookups_total{result="miss"}'
 }
 
 # signing_totals: "sum count" of the server's token_signing_seconds histogram (one scrape).
 signing_totals() {
-    curl -s "http://127.0.0.1:$PORT/metrics" | awk '
-        $1 == "glpi_network_token_signing_seconds_sum" { s = $2 }
-        $1 == "glpi_network_token_signing_seconds_count" { c = $2 }
-        END { print s + 0, c + 0 }'
+    metric_pair glpi_network_token_signing_seconds_sum glpi_network_token_signing_seconds_count
 }
 
 # signing_mean "S0 C0" "S1 C1": the mean time to sign one token between the two scrapes.
